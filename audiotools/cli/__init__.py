@@ -1,0 +1,64 @@
+"""The ``audiotools`` command line. Each sub-command lives in its own module here and
+exposes ``register(subparsers)``; the parser stores the handler as ``args.func``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+
+from .. import __version__
+from ..errors import AudiotoolsError
+from .common import console, set_verbosity
+
+# Order here is the order in --help.
+COMMANDS = ["transcribe", "diarize", "identify", "verify", "voiceprint", "mask", "provenance",
+            "batch", "models", "eval"]
+
+DESCRIPTION = """\
+audiotools turns recordings into evidence: who spoke, when, what they said,
+and hashes that tie the transcript to the audio. Runs fully offline.
+
+examples:
+  audiotools transcribe interview.mp3 --output-dir out/
+  audiotools transcribe call.wav --language ru --output-format json,srt
+  audiotools models list
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="audiotools", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"audiotools {__version__}")
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    verbosity.add_argument("-v", "--verbose", action="store_true", help="print progress details")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        modname = f"{__name__}.{name}_cmd"
+        if importlib.util.find_spec(modname) is None:
+            continue
+        importlib.import_module(modname).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    set_verbosity(quiet=args.quiet, verbose=args.verbose)
+    try:
+        return int(args.func(args) or 0)
+    except AudiotoolsError as e:
+        console.print(f"[bold red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
+        return e.exit_code
+    except KeyboardInterrupt:
+        console.print("[red]interrupted[/]")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""Shared CLI helpers: the rich console, verbosity, common option parsing."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from rich.console import Console
+from rich.logging import RichHandler
+
+from ..errors import UsageError
+
+console = Console(stderr=True, highlight=False)
+stdout = Console(highlight=False, soft_wrap=True)
+_state = {"quiet": False, "verbose": False}
+
+
+def set_verbosity(quiet: bool = False, verbose: bool = False) -> None:
+    _state.update(quiet=quiet, verbose=verbose)
+    level = logging.ERROR if quiet else logging.DEBUG if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(message)s",
+                        handlers=[RichHandler(console=console, show_path=False, show_time=False)], force=True)
+    logging.getLogger("audiotools").setLevel(logging.DEBUG if verbose else logging.INFO if not quiet else logging.ERROR)
+
+
+def quiet() -> bool:
+    return _state["quiet"]
+
+
+def verbose() -> bool:
+    return _state["verbose"]
+
+
+def info(msg: str) -> None:
+    if not _state["quiet"]:
+        console.print(msg)
+
+
+def parse_range(text: str) -> tuple[float, float]:
+    """Parse ``START-END`` in seconds (``12.5-30``) or ``MM:SS-MM:SS``."""
+    def secs(t: str) -> float:
+        parts = [float(p) for p in t.split(":")]
+        v = 0.0
+        for p in parts:
+            v = v * 60 + p
+        return v
+    try:
+        a, b = text.split("-", 1)
+        start, end = secs(a), secs(b)
+    except ValueError:
+        raise UsageError(f"bad range {text!r}: expected START-END in seconds, e.g. 12.5-30") from None
+    if end <= start:
+        raise UsageError(f"bad range {text!r}: end must be after start")
+    return start, end
+
+
+class CommaList(argparse.Action):
+    """``--output-format json,srt`` -> ["json", "srt"] (repeatable)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        items = getattr(namespace, self.dest, None) or []
+        items = list(items) + [v.strip() for v in values.split(",") if v.strip()]
+        setattr(namespace, self.dest, items)

@@ -1,0 +1,30 @@
+"""Error types. Every user-facing failure is one line: ``<file>: <problem>``."""
+
+from __future__ import annotations
+
+import os
+
+
+class AudiotoolsError(Exception):
+    """Base class for errors that the CLI reports as a single line."""
+
+    exit_code = 1
+
+
+class InputError(AudiotoolsError):
+    """A bad input file: missing, unreadable, not audio, empty, corrupt."""
+
+    def __init__(self, path: str | os.PathLike | None, reason: str):
+        self.path = None if path is None else os.fspath(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}" if self.path else reason)
+
+
+class UsageError(AudiotoolsError):
+    """Bad options or arguments (exit code 2, like argparse)."""
+
+    exit_code = 2
+
+
+class ModelError(AudiotoolsError):
+    """A model could not be found, converted or loaded."""
