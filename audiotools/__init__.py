@@ -7,8 +7,8 @@ from .transcript import Segment, Transcript, Word  # noqa: E402
 
 
 def transcribe(path, **options) -> Transcript:
-    """Transcribe one file; see :func:`audiotools.transcribe.transcribe_file` for the options."""
-    from .transcribe import transcribe_file
+    """Transcribe one file; see :func:`audiotools.transcriber.transcribe_file` for the options."""
+    from .transcriber import transcribe_file
     return transcribe_file(path, **options)
 
 

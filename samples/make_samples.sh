@@ -150,6 +150,7 @@ declare -A VOICE=([Anna]=en-gb+f4 [Boris]=en-us+m3 [Clara]=en-gb-x-rp+f2)
 declare -A PITCH=([Anna]=55 [Boris]=30 [Clara]=75)
 declare -A SPEED=([Anna]=160 [Boris]=145 [Clara]=175)
 declare -A LEVEL=([Anna]=$NORMAL_RMS [Boris]=$NORMAL_RMS [Clara]=$QUIET_RMS)
+declare -A LEVEL_DB=([Anna]=0 [Boris]=0 [Clara]=-20)
 declare -A ROLE=([Anna]="interviewer, radio host"
                  [Boris]="town council treasurer"
                  [Clara]="chair of the residents' association; quiet (far from the microphone)")
@@ -157,9 +158,9 @@ declare -A ROLE=([Anna]="interviewer, radio host"
 # ------------------------------------------------------- conversation.wav --
 # pause before the turn (ms) | speaker | text
 CONVERSATION=(
-    "500|Anna|Good evening, I'm Anna. Tonight, the town budget, with Boris, the council treasurer, and Clara from the residents' association."
+    "500|Anna|Good evening, I'm Anna. Tonight we discuss the town budget with Boris, our council treasurer, and Clara from the residents' association."
     "700|Boris|Thanks for having me, Anna."
-    "900|Anna|Boris, spending goes up four percent next year. Where does the money go?"
+    "900|Anna|Boris, spending rises four percent next year. Where does it go?"
     "600|Boris|Mostly roads and the library. Repairing the old bridge on Mill Street alone costs about two hundred thousand pounds."
     "1200|Clara|But nobody asked residents before cutting the library's weekend hours."
     "800|Boris|That's fair. We will hold a public meeting in March."
@@ -190,9 +191,9 @@ tl_rttm "$OUT/conversation.rttm" conversation
     last=$((${#SPEAKERS[@]} - 1))
     for i in "${!SPEAKERS[@]}"; do
         s=${SPEAKERS[i]}
-        printf '    %s: {"id": %s, "role": %s, "espeak_voice": %s, "pitch": %s, "speed": %s, "target_rms": %s, "enrolment": %s}' \
+        printf '    %s: {"id": %s, "role": %s, "espeak_voice": %s, "pitch": %s, "speed": %s, "target_rms": %s, "relative_level_db": %s, "enrolment": %s}' \
             "$(json_str "$s")" "$(json_str "${ID[$s]}")" "$(json_str "${ROLE[$s]}")" \
-            "$(json_str "${VOICE[$s]}")" "${PITCH[$s]}" "${SPEED[$s]}" "${LEVEL[$s]}" \
+            "$(json_str "${VOICE[$s]}")" "${PITCH[$s]}" "${SPEED[$s]}" "${LEVEL[$s]}" "${LEVEL_DB[$s]}" \
             "$(json_str "voices/${ID[$s]}.wav")"
         [[ $i -lt $last ]] && printf ','
         printf '\n'

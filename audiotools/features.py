@@ -1,0 +1,46 @@
+"""Batched log-mel spectrograms on the model's device (Whisper's front end, per-window normalisation)."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+
+SAMPLE_RATE = 16000
+N_FFT = 400
+HOP_LENGTH = 160
+N_SAMPLES = 30 * SAMPLE_RATE
+N_FRAMES = N_SAMPLES // HOP_LENGTH
+
+
+@functools.lru_cache(maxsize=8)
+def _filters(n_mels: int, device: str) -> torch.Tensor:
+    from whisper.audio import mel_filters
+    return mel_filters(torch.device(device), n_mels)
+
+
+@functools.lru_cache(maxsize=8)
+def _window(device: str) -> torch.Tensor:
+    return torch.hann_window(N_FFT, device=device)
+
+
+def log_mel_batch(chunks: list[np.ndarray], n_mels: int, device: str | torch.device = "cpu") -> torch.Tensor:
+    """(B, n_mels, 3000) float32 log-mel for up to 30 s chunks, each zero-padded to 30 s.
+
+    Same maths as ``whisper.audio.log_mel_spectrogram``, but the dynamic-range clamp
+    (max - 8) is taken per chunk, so batching does not change any chunk's features.
+    """
+    dev = str(torch.device(device))
+    audio = torch.zeros(len(chunks), N_SAMPLES, dtype=torch.float32)
+    for i, c in enumerate(chunks):
+        c = c[:N_SAMPLES]
+        audio[i, : len(c)] = torch.from_numpy(np.ascontiguousarray(c, dtype=np.float32))
+    audio = audio.to(dev, non_blocking=True)
+    stft = torch.stft(audio, N_FFT, HOP_LENGTH, window=_window(dev), return_complex=True)
+    mags = stft[..., :-1].abs() ** 2
+    mel = _filters(n_mels, dev) @ mags
+    log_spec = torch.clamp(mel, min=1e-10).log10()
+    peak = log_spec.amax(dim=(1, 2), keepdim=True)
+    log_spec = torch.maximum(log_spec, peak - 8.0)
+    return (log_spec + 4.0) / 4.0

@@ -1,0 +1,159 @@
+"""Declarative pipelines: a recipe (YAML) names steps and their parameters; ``run`` executes them.
+
+Steps, in order: decode -> transcribe -> diarize -> identify -> mask -> provenance -> export.
+Each step declares its parameters (a dataclass or a dict of defaults in ``STEP_DEFAULTS``);
+a recipe may set only declared parameters, and command-line flags override the recipe.
+Recipes ship inside the package (``audiotools/pipelines``, the repo's ``pipelines/``).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import UsageError
+
+log = logging.getLogger(__name__)
+RECIPE_DIR = Path(__file__).resolve().parent / "pipelines"
+
+
+def _transcribe_defaults() -> dict:
+    from .transcriber import TranscribeOptions
+    d = {f.name: f.default for f in dataclasses.fields(TranscribeOptions)
+         if f.default is not dataclasses.MISSING}
+    d["temperatures"] = list(d["temperatures"])
+    return d
+
+
+# Declared parameters of every step (name -> default). Steps added by later stages register here.
+STEP_DEFAULTS: dict[str, Any] = {
+    "transcribe": _transcribe_defaults,
+    "export": lambda: {"formats": ["json", "srt", "vtt", "txt", "tsv"]},
+}
+STEP_ORDER = ["transcribe", "diarize", "identify", "mask", "provenance", "export"]
+
+
+def available_recipes() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(RECIPE_DIR.glob("*.yaml"))}
+
+
+def load_recipe(name_or_path: str | os.PathLike | None = None) -> dict:
+    """Load a recipe by name (``default``, ``gpu-batch`` ...) or path; fill in declared defaults."""
+    name_or_path = str(name_or_path or "default")
+    p = Path(name_or_path)
+    if not p.is_file():
+        recipes = available_recipes()
+        if name_or_path not in recipes:
+            raise UsageError(f"unknown pipeline {name_or_path!r}: not a file, and not one of "
+                             f"{', '.join(recipes) or '(none installed)'}")
+        p = recipes[name_or_path]
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise UsageError(f"{p}: cannot read pipeline recipe: {str(e).splitlines()[0]}") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("steps", {}), dict):
+        raise UsageError(f"{p}: a recipe is a mapping with a 'steps' mapping")
+    recipe = {"name": raw.get("name", p.stem), "description": raw.get("description", ""), "path": str(p),
+              "steps": {}}
+    for step, params in (raw.get("steps") or {}).items():
+        if step not in STEP_DEFAULTS:
+            raise UsageError(f"{p}: unknown step {step!r} (known: {', '.join(STEP_DEFAULTS)})")
+        defaults = STEP_DEFAULTS[step]()
+        params = params or {}
+        if not isinstance(params, dict):
+            raise UsageError(f"{p}: step {step!r} needs a mapping of parameters")
+        unknown = set(params) - set(defaults)
+        if unknown:
+            raise UsageError(f"{p}: step {step!r} has no parameter(s) {', '.join(sorted(unknown))} "
+                             f"(declared: {', '.join(sorted(defaults))})")
+        recipe["steps"][step] = {**defaults, **params}
+    return recipe
+
+
+def override(recipe: dict, step: str, **values) -> dict:
+    """Return a copy of ``recipe`` with ``values`` (those not None) set on ``step``."""
+    r = copy.deepcopy(recipe)
+    if step not in STEP_DEFAULTS:
+        raise UsageError(f"unknown step {step!r}")
+    params = r["steps"].setdefault(step, STEP_DEFAULTS[step]())
+    for k, v in values.items():
+        if v is None:
+            continue
+        if k not in params:
+            raise UsageError(f"step {step!r} has no parameter {k!r}")
+        params[k] = v
+    return r
+
+
+def enabled(recipe: dict, step: str) -> bool:
+    params = recipe["steps"].get(step)
+    return params is not None and params.get("enabled", True)
+
+
+def transcribe_options(recipe: dict):
+    from .transcriber import TranscribeOptions
+    from .vad import VADOptions
+    params = dict(recipe["steps"].get("transcribe") or _transcribe_defaults())
+    vad = params.pop("vad_options", None)
+    params["temperatures"] = tuple(params.get("temperatures") or (0.0,))
+    opts = TranscribeOptions(**params)
+    if isinstance(vad, dict):
+        opts.vad_options = VADOptions(**vad)
+    elif isinstance(vad, VADOptions):
+        opts.vad_options = vad
+    return opts
+
+
+@dataclass
+class Job:
+    """One file going through the pipeline."""
+    path: Path
+    recipe: dict
+    audio: Any = None
+    transcript: Any = None
+    outputs: dict = field(default_factory=dict)
+
+
+def resolved_parameters(recipe: dict) -> dict:
+    """The parameters as run (recorded in provenance)."""
+    def clean(v):
+        if dataclasses.is_dataclass(v):
+            return dataclasses.asdict(v)
+        if isinstance(v, tuple):
+            return list(v)
+        return v
+    return {"pipeline": recipe["name"],
+            "steps": {s: {k: clean(v) for k, v in p.items()} for s, p in recipe["steps"].items()}}
+
+
+def run_file(path: str | os.PathLike, recipe: dict, output_dir: str | os.PathLike | None = None,
+             transcriber=None, stem: str | None = None) -> Job:
+    """Run every step of ``recipe`` on one file; writes the outputs when ``output_dir`` is given."""
+    from .audio import load_audio
+    from .transcriber import Transcriber
+
+    job = Job(path=Path(path), recipe=recipe)
+    need_channels = bool((recipe["steps"].get("diarize") or {}).get("channels") == "split")
+    job.audio = load_audio(path, keep_channels=need_channels)
+    transcriber = transcriber or Transcriber(transcribe_options(recipe))
+    job.transcript = transcriber.transcribe(job.audio)
+    job.transcript.extra["parameters"] = resolved_parameters(recipe)
+    for step in STEP_ORDER[1:-1]:
+        if enabled(recipe, step) and step in STEP_RUNNERS:
+            STEP_RUNNERS[step](job, recipe["steps"][step])
+    if output_dir is not None:
+        from .writers import write_outputs
+        formats = (recipe["steps"].get("export") or {}).get("formats")
+        job.outputs = write_outputs(job.transcript, output_dir, formats, stem=stem)
+    return job
+
+
+# step name -> callable(job, params); filled in by the modules that implement later steps
+STEP_RUNNERS: dict[str, Any] = {}
