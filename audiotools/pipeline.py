@@ -32,12 +32,44 @@ def _transcribe_defaults() -> dict:
     return d
 
 
-# Declared parameters of every step (name -> default). Steps added by later stages register here.
-STEP_DEFAULTS: dict[str, Any] = {
-    "transcribe": _transcribe_defaults,
-    "export": lambda: {"formats": ["json", "srt", "vtt", "txt", "tsv"]},
+# Steps between transcription and export live in their own modules. Each such module defines
+#   STEP_PARAMS: dict            declared parameters with defaults (an "enabled" flag among them)
+#   run_step(job, params)        does the work on ``job`` (a Job, below)
+# and optionally, for the CLI:
+#   add_cli_options(parser)      adds its flags to ``transcribe``/``batch``
+#   cli_overrides(args) -> dict  the step parameters those flags set (None = leave the recipe's value)
+STEP_MODULES = {
+    "diarize": "audiotools.diarization",
+    "identify": "audiotools.identification",
+    "mask": "audiotools.masking",
+    "provenance": "audiotools.provenance",
 }
 STEP_ORDER = ["transcribe", "diarize", "identify", "mask", "provenance", "export"]
+
+
+def step_module(step: str):
+    """The module implementing ``step``, or None when it is not installed."""
+    import importlib
+    import importlib.util
+    name = STEP_MODULES.get(step)
+    if not name or importlib.util.find_spec(name) is None:
+        return None
+    mod = importlib.import_module(name)
+    return mod if hasattr(mod, "STEP_PARAMS") and hasattr(mod, "run_step") else None
+
+
+def _defaults_for(step: str) -> dict:
+    if step == "transcribe":
+        return _transcribe_defaults()
+    if step == "export":
+        return {"formats": ["json", "srt", "vtt", "txt", "tsv"]}
+    mod = step_module(step)
+    if mod is None:
+        raise UsageError(f"pipeline step {step!r} is not available in this installation")
+    return copy.deepcopy(dict(mod.STEP_PARAMS))
+
+
+STEP_DEFAULTS: dict[str, Any] = {s: (lambda s=s: _defaults_for(s)) for s in STEP_ORDER}
 
 
 def available_recipes() -> dict[str, Path]:
@@ -146,14 +178,21 @@ def run_file(path: str | os.PathLike, recipe: dict, output_dir: str | os.PathLik
     job.transcript = transcriber.transcribe(job.audio)
     job.transcript.extra["parameters"] = resolved_parameters(recipe)
     for step in STEP_ORDER[1:-1]:
-        if enabled(recipe, step) and step in STEP_RUNNERS:
-            STEP_RUNNERS[step](job, recipe["steps"][step])
+        params = recipe["steps"].get(step)
+        if params is None:  # not in the recipe: run with its defaults when the step is installed and on by default
+            mod = step_module(step)
+            if mod is None:
+                continue
+            params = recipe["steps"][step] = _defaults_for(step)
+        if not params.get("enabled", True):
+            continue
+        mod = step_module(step)
+        if mod is None:
+            raise UsageError(f"pipeline step {step!r} is not available in this installation")
+        mod.run_step(job, params)
     if output_dir is not None:
         from .writers import write_outputs
         formats = (recipe["steps"].get("export") or {}).get("formats")
         job.outputs = write_outputs(job.transcript, output_dir, formats, stem=stem)
     return job
 
-
-# step name -> callable(job, params); filled in by the modules that implement later steps
-STEP_RUNNERS: dict[str, Any] = {}

@@ -49,14 +49,23 @@ def recipe_from_args(args) -> dict:
         raise UsageError("--beam-size must be at least 1")
     if args.batch_size is not None and args.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
-    for hook in RECIPE_HOOKS:
-        recipe = hook(recipe, args)
+    from ..pipeline import STEP_ORDER, step_module
+    for step in STEP_ORDER[1:-1]:
+        mod = step_module(step)
+        if mod is not None and hasattr(mod, "cli_overrides"):
+            values = {k: v for k, v in (mod.cli_overrides(args) or {}).items() if v is not None}
+            if values:
+                recipe = override(recipe, step, **values)
     return recipe
 
 
-# Later stages (diarisation, voiceprints, masking, provenance) add their flags and recipe overrides here.
-OPTION_HOOKS: list = []
-RECIPE_HOOKS: list = []
+def add_step_options(p: argparse.ArgumentParser) -> None:
+    """Flags of the installed pipeline steps (diarisation, voiceprints, masking, provenance)."""
+    from ..pipeline import STEP_ORDER, step_module
+    for step in STEP_ORDER[1:-1]:
+        mod = step_module(step)
+        if mod is not None and hasattr(mod, "add_cli_options"):
+            mod.add_cli_options(p)
 
 
 def register(sub) -> None:
@@ -65,8 +74,7 @@ def register(sub) -> None:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("files", nargs="+", metavar="FILE", help="audio or video files")
     add_transcribe_options(p)
-    for hook in OPTION_HOOKS:
-        hook(p)
+    add_step_options(p)
     p.set_defaults(func=run)
 
 
