@@ -71,7 +71,7 @@ def add_step_options(p: argparse.ArgumentParser) -> None:
 def register(sub) -> None:
     p = sub.add_parser("transcribe", help="transcribe audio/video files (one output set per file)",
                        description="Transcribe files with Whisper: segments, word timestamps, exports.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       )
     p.add_argument("files", nargs="+", metavar="FILE", help="audio or video files")
     add_transcribe_options(p)
     add_step_options(p)
