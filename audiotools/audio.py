@@ -56,8 +56,12 @@ def _libavcodec_version() -> str:
 
 
 def pcm_sha256(samples: np.ndarray) -> str:
-    """sha256 of the mono PCM as float32 little-endian bytes."""
-    return hashlib.sha256(np.ascontiguousarray(samples, dtype="<f4").tobytes()).hexdigest()
+    """sha256 of the mono PCM as float32 little-endian bytes (hashed in place, in blocks)."""
+    h = hashlib.sha256()
+    block = 1 << 22
+    for i in range(0, len(samples), block):
+        h.update(memoryview(np.ascontiguousarray(samples[i:i + block], dtype="<f4")).cast("B"))
+    return h.hexdigest()
 
 
 def check_input_file(path: str | os.PathLike) -> Path:
@@ -91,7 +95,8 @@ def load_audio(path: str | os.PathLike, *, keep_channels: bool = False, hash_sou
         chans[bad] = 0.0
         warnings.append(f"{count} non-finite (NaN/Inf) samples replaced by silence")
         log.warning("%s: %d non-finite (NaN/Inf) samples replaced by silence", p, count)
-    mono = chans[0].copy() if n_ch == 1 else chans.mean(axis=0, dtype=np.float32)
+    # mono shares memory with a single channel (no copy of a multi-hour signal)
+    mono = chans[0] if n_ch == 1 else chans.mean(axis=0, dtype=np.float32)
     np.clip(mono, -1.0, 1.0, out=mono)
     info = AudioInfo(path=str(p), sha256=sha256_file(p) if hash_source else "", pcm_sha256=pcm_sha256(mono),
                      duration=round(len(mono) / SAMPLE_RATE, 3), sample_rate=SAMPLE_RATE, channels=n_ch,
@@ -109,11 +114,11 @@ def _load_soundfile(p: Path, keep_channels: bool):
     if info.samplerate != SAMPLE_RATE:
         return None
     try:
-        data = sf.read(str(p), dtype="float32", always_2d=True)[0]
+        data = sf.read(str(p), dtype="float32", always_2d=False)[0]
     except Exception as e:  # truncated / corrupt: FFmpeg decodes what is readable
         log.debug("soundfile failed on %s (%s); falling back to FFmpeg", p, e)
         return None
-    chans = np.ascontiguousarray(data.T)
+    chans = data[None, :] if data.ndim == 1 else np.ascontiguousarray(data.T)
     decoder = f"soundfile {sf.__version__} (libsndfile {sf.__libsndfile_version__})"
     return chans, info.samplerate, info.subtype.lower(), info.format.lower(), decoder, []
 

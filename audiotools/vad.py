@@ -69,7 +69,7 @@ def active_spans(samples: np.ndarray, floor_db: float = -75.0, frame: int = 1600
     if n == 0:
         return [(0, len(samples))] if len(samples) else []
     frames = samples[: n * frame].reshape(n, frame)
-    peak = np.abs(frames).max(axis=1)
+    peak = np.maximum(frames.max(axis=1), -frames.min(axis=1))  # no full-size temporary
     loud = peak > 10 ** (floor_db / 20)
     if len(samples) > n * frame and np.abs(samples[n * frame:]).max() > 10 ** (floor_db / 20):
         loud = np.append(loud, True)
