@@ -31,10 +31,107 @@ class VADOptions:
 def load_vad_model(device: str = "cpu"):
     with _model_lock:
         if device not in _models:
-            from silero_vad import load_silero_vad
+            import torch
+            threads = torch.get_num_threads()
+            from silero_vad import load_silero_vad  # its import calls torch.set_num_threads(1): undo that
             model = load_silero_vad(onnx=False)
+            torch.set_num_threads(threads)
             _models[device] = model.to(device) if device != "cpu" else model
         return _models[device]
+
+
+FRAME_SAMPLES = 512   # one Silero probability per 32 ms
+_CONTEXT = 64         # samples of the previous frame the model sees
+_seq_cache: dict[str, object] = {}
+
+
+def _sequence_model(model, device: str):
+    """Silero's 16 kHz network as a plain (eager) torch module that takes a whole sequence of frames.
+
+    Per frame the network is STFT -> 4 conv layers (no state across frames except 64 samples of
+    context) -> an LSTMCell carrying state -> a 1x1 conv + sigmoid. Here the convolutional part runs
+    batched over all frames and the LSTMCell becomes an nn.LSTM (same weights and gate order), so a
+    block of frames costs a few tensor ops instead of one scripted call per 32 ms frame.
+    """
+    import torch
+    from torch import nn
+
+    with _model_lock:
+        if device in _seq_cache:
+            return _seq_cache[device]
+        net = model._model
+
+        class _Seq(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.register_buffer("basis", net.stft.forward_basis_buffer.detach().clone())
+                self.hop = int(net.stft.hop_length)
+                self.cutoff = int(net.stft.filter_length) // 2 + 1
+                convs = []
+                for layer in net.encoder.children():
+                    c = layer.reparam_conv
+                    conv = nn.Conv1d(c.weight.shape[1], c.weight.shape[0], c.weight.shape[2],
+                                     stride=tuple(c.stride)[0], padding=tuple(c.padding)[0])
+                    conv.weight.data.copy_(c.weight)
+                    conv.bias.data.copy_(c.bias)
+                    convs += [conv, nn.ReLU()]
+                self.encoder = nn.Sequential(*convs)
+                cell = net.decoder.rnn
+                self.lstm = nn.LSTM(cell.weight_ih.shape[1], cell.weight_hh.shape[1], batch_first=True)
+                self.lstm.weight_ih_l0.data.copy_(cell.weight_ih)
+                self.lstm.weight_hh_l0.data.copy_(cell.weight_hh)
+                self.lstm.bias_ih_l0.data.copy_(cell.bias_ih)
+                self.lstm.bias_hh_l0.data.copy_(cell.bias_hh)
+                head = dict(net.decoder.decoder.named_children())["2"]
+                self.head = nn.Conv1d(head.weight.shape[1], head.weight.shape[0], 1)
+                self.head.weight.data.copy_(head.weight)
+                self.head.bias.data.copy_(head.bias)
+
+            def forward(self, chunks, state=None):
+                """chunks: (frames, 64 + 512) -> (probabilities (frames,), LSTM state)."""
+                x = torch.nn.functional.pad(chunks, (0, 64), mode="reflect").unsqueeze(1)
+                spec = torch.nn.functional.conv1d(x, self.basis, stride=self.hop)
+                re, im = spec[:, :self.cutoff], spec[:, self.cutoff:]
+                feats = self.encoder(torch.sqrt(re * re + im * im)).squeeze(-1)   # (frames, 128)
+                h, state = self.lstm(feats.unsqueeze(0), state)
+                p = torch.sigmoid(self.head(torch.relu(h[0]).unsqueeze(-1))).squeeze(1).mean(-1)
+                return p, state
+
+        seq = _Seq().to(device).eval()
+        _seq_cache[device] = seq
+        return seq
+
+
+def speech_probabilities(samples: np.ndarray, options: VADOptions | None = None, block_seconds: float = 64.0,
+                         device: str = "cpu") -> np.ndarray:
+    """Silero speech probability per 512-sample frame (32 ms), the same values as feeding the model
+    frame by frame (``get_speech_timestamps``), computed in blocks: the per-frame convolutional
+    encoder runs batched and only the decoder's LSTM runs as a sequence (carrying its state across
+    blocks), so there is no Python loop per frame. Frame ``i`` covers samples ``[512 i, 512 (i+1))``."""
+    import torch
+
+    options = options or VADOptions()
+    n = (len(samples) + FRAME_SAMPLES - 1) // FRAME_SAMPLES
+    if n == 0:
+        return np.zeros(0, dtype=np.float32)
+    audio = normalize_level(samples, options.target_level, options.max_gain_db) if options.normalize else samples
+    seq = _sequence_model(load_vad_model(device), device)
+    block = max(1, int(block_seconds * SAMPLE_RATE) // FRAME_SAMPLES)
+    out = np.empty(n, dtype=np.float32)
+    state = None
+    prev = torch.zeros(_CONTEXT, device=device)
+    with torch.inference_mode():
+        for b0 in range(0, n, block):
+            b1 = min(n, b0 + block)
+            x = torch.from_numpy(np.ascontiguousarray(audio[b0 * FRAME_SAMPLES: b1 * FRAME_SAMPLES],
+                                                      dtype=np.float32)).to(device)
+            if len(x) < (b1 - b0) * FRAME_SAMPLES:
+                x = torch.nn.functional.pad(x, (0, (b1 - b0) * FRAME_SAMPLES - len(x)))
+            chunks = torch.cat([prev, x]).unfold(0, FRAME_SAMPLES + _CONTEXT, FRAME_SAMPLES)
+            prev = x[-_CONTEXT:]
+            probs, state = seq(chunks, state)
+            out[b0:b1] = probs.float().cpu().numpy()
+    return out
 
 
 def speech_level(samples: np.ndarray, frame: int = 320) -> float:

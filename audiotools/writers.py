@@ -1,8 +1,10 @@
 """Exports: JSON, SRT, VTT, TXT, TSV, RTTM. Every file is written atomically (temp file + rename).
 
 When the transcript carries a provenance block, each text export names its ``transcript_sha256``:
-VTT in a NOTE block, TXT/TSV/RTTM in a leading ``#`` comment line, SRT (which has no comments)
-in a ``.sha256`` sidecar that also holds the sha256 of the SRT file itself.
+VTT in a NOTE block, TXT in a leading ``#`` comment line. SRT, TSV and RTTM have no comment syntax
+their readers skip (a ``#`` line breaks pandas/dscore/pyannote parsers), so they get a
+``<file>.sha256`` sidecar: ``<sha256 of the file>  <name>`` (``sha256sum -c`` format) followed by
+``# transcript_sha256 <hash>``. ``audiotools provenance verify T.json --exports`` checks them all.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from .fileio import atomic_write_text
 from .transcript import Transcript
 
 FORMATS = ("json", "srt", "vtt", "txt", "tsv", "rttm")
+SIDECAR_FORMATS = ("srt", "tsv", "rttm")  # carry the transcript hash in a .sha256 sidecar
 DEFAULT_FORMATS = ("json", "srt", "vtt", "txt", "tsv")
 
 
@@ -41,6 +44,16 @@ def parse_formats(items: list[str] | tuple[str, ...] | str | None) -> list[str]:
 
 def transcript_hash(t: Transcript) -> str | None:
     return (t.extra.get("provenance") or {}).get("transcript_sha256")
+
+
+def sidecar_path(path: Path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + ".sha256")
+
+
+def sidecar_text(path: Path, text: str, h: str) -> str:
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return f"{digest}  {Path(path).name}\n# transcript_sha256 {h}\n"
 
 
 def _ts(seconds: float, sep: str) -> str:
@@ -95,11 +108,7 @@ def to_txt(t: Transcript) -> str:
 
 
 def to_tsv(t: Transcript) -> str:
-    out = []
-    h = transcript_hash(t)
-    if h:
-        out.append(f"# transcript_sha256 {h}")
-    out.append("start\tend\tspeaker\ttext")
+    out = ["start\tend\tspeaker\ttext"]  # the transcript hash goes in the .sha256 sidecar
     for s in t.segments:
         text = s.text.strip().replace("\t", " ").replace("\n", " ")
         out.append(f"{int(round(s.start * 1000))}\t{int(round(s.end * 1000))}\t{s.speaker or ''}\t{text}")
@@ -117,12 +126,8 @@ def to_rttm(t: Transcript) -> str:
     turns = [(d["start"], d["end"], d["speaker"]) for d in (t.extra.get("diarization") or {}).get("turns", [])]
     if not turns:
         turns = [(s.start, s.end, s.speaker or "SPEAKER_00") for s in t.segments]
-    out = []
-    h = transcript_hash(t)
-    if h:
-        out.append(f"# transcript_sha256 {h}")
-    out += rttm_lines(Path(t.audio.path).stem, turns)
-    return "\n".join(out) + "\n"
+    # the transcript hash goes in the .sha256 sidecar: RTTM readers reject comment lines
+    return "\n".join(rttm_lines(Path(t.audio.path).stem, turns)) + "\n"
 
 
 WRITERS = {"json": lambda t: t.to_json(), "srt": to_srt, "vtt": to_vtt, "txt": to_txt, "tsv": to_tsv,
@@ -148,8 +153,10 @@ def write_outputs(t: Transcript, output_dir: str | Path, formats: list[str] | No
     for f in order:
         text = WRITERS[f](t)
         atomic_write_text(paths[f], text)
-        if f == "srt" and h:
-            digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-            atomic_write_text(paths[f].with_name(paths[f].name + ".sha256"),
-                              f"{digest}  {paths[f].name}\n# transcript_sha256 {h}\n")
+        if f in SIDECAR_FORMATS:
+            side = sidecar_path(paths[f])
+            if h:
+                atomic_write_text(side, sidecar_text(paths[f], text, h))
+            else:  # a sidecar left by an earlier run would name the wrong transcript
+                side.unlink(missing_ok=True)
     return paths
