@@ -81,7 +81,7 @@ def _roc_hull(tar: np.ndarray, non: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     """(P_miss, P_fa) at the vertices of the ROC convex hull (via PAV of the sorted labels)."""
     scores = np.concatenate([tar, non])
     labels = np.concatenate([np.ones(len(tar)), np.zeros(len(non))])
-    order = np.lexsort((-labels, scores))  # ties: non-targets first (pessimistic)
+    order = np.lexsort((-labels, scores))  # ties: targets sorted below non-targets (pessimistic)
     p = pav(labels[order])
     # each distinct PAV block is a hull segment; thresholds between blocks are the vertices
     nt, nn = len(tar), len(non)
@@ -206,6 +206,17 @@ def fit_logistic(tar: Sequence[float] | np.ndarray, non: Sequence[float] | np.nd
     return res.x[:d], float(res.x[d])
 
 
+def bounds_for(n_target: int, n_nontarget: int) -> tuple[float, float]:
+    """Limits on the log10 LR a calibration fitted on these trial counts can support.
+
+    A likelihood ratio of 10^k for the same-speaker proposition claims that such a score is 10^k
+    times rarer for different speakers; with N non-target trials no rate below about 1/N was ever
+    observed, so we cap log10 LR at log10(N_nontarget), and symmetrically at -log10(N_target)
+    (a conservative simplification of the ELUB method of Vergeer et al., 2016).
+    """
+    return (-math.log10(max(n_target, 10)), math.log10(max(n_nontarget, 10)))
+
+
 # ---------------------------------------------------------------------------------- condition model
 def _l2n(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
@@ -224,6 +235,7 @@ class ConditionModel:
     features: tuple[str, ...] = ("snorm",)
     source: str = "shipped"            # "shipped" or the store calibration file
     info: dict = field(default_factory=dict)
+    bounds: tuple[float, float] = (-6.0, 6.0)   # log10 LR limits (see bounds_for)
 
     def __post_init__(self):
         self.mean = self.cohort.mean(axis=0)
@@ -255,8 +267,25 @@ class ConditionModel:
         mt, st = self.cohort_stats(tc, test_exclude)
         sn = 0.5 * ((cen - me[:, None]) / se[:, None] + (cen - mt[None, :]) / st[None, :])
         feats = {"raw": raw, "centered": cen, "snorm": sn}
+        return {**feats, "llr": self.llr10(feats)}
+
+    def score_pairs(self, enrol: np.ndarray, test: np.ndarray) -> dict[str, np.ndarray]:
+        """Row-wise scores of enrolment i against test i (both (n, d))."""
+        enrol = _l2n(np.atleast_2d(enrol)); test = _l2n(np.atleast_2d(test))
+        raw = np.sum(enrol * test, axis=1)
+        ec, tc = self.center(enrol), self.center(test)
+        cen = np.sum(ec * tc, axis=1)
+        me, se = self.cohort_stats(ec)
+        mt, st = self.cohort_stats(tc)
+        sn = 0.5 * ((cen - me) / se + (cen - mt) / st)
+        feats = {"raw": raw, "centered": cen, "snorm": sn}
+        return {**feats, "llr": self.llr10(feats)}
+
+    def llr10(self, feats: dict[str, np.ndarray]) -> np.ndarray:
+        """Calibrated log10 likelihood ratio of the scores, clipped to the empirical bounds."""
         ln_lr = sum(w * feats[f] for w, f in zip(self.weights, self.features)) + self.bias
-        return {"raw": raw, "centered": cen, "snorm": sn, "llr": ln_lr / LN10}
+        lo, hi = self.bounds
+        return np.clip(ln_lr / LN10, lo, hi)
 
     def features_of(self, scores: dict[str, np.ndarray]) -> np.ndarray:
         return np.stack([np.ravel(scores[f]) for f in self.features], axis=1)

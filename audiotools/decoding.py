@@ -29,6 +29,7 @@ class DecodeOptions:
     suppress_blank: bool = True
     without_timestamps: bool = False
     max_initial_timestamp: float = 1.0
+    seed: int = 0                       # for the sampling fallback (reproducible re-runs)
 
 
 @dataclass
@@ -84,7 +85,11 @@ def decode_windows(model, features: torch.Tensor, languages: list[str], options:
             if not pending:
                 break
             task = DecodingTask(model, _decoding_options(options, lang, temperature, fp16))
-            results = task.run(features[pending])
+            # sampling at temperature > 0 is seeded, so the same audio gives the same transcript on a re-run
+            devices = [features.device] if features.is_cuda else []
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(options.seed + t_i)
+                results = task.run(features[pending])
             last = t_i == len(options.temperatures) - 1
             still = []
             for i, r in zip(pending, results):

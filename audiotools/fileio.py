@@ -36,8 +36,11 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", *, perms: int | None =
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        if perms is not None:
-            os.fchmod(fd, perms)
+        if perms is None:  # mkstemp makes 0600 files; give ordinary outputs the usual umask-based mode
+            umask = os.umask(0)
+            os.umask(umask)
+            perms = 0o666 & ~umask
+        os.fchmod(fd, perms)
         binary = "b" in mode
         with os.fdopen(fd, mode, encoding=None if binary else encoding,
                        newline=None if binary else "") as f:

@@ -17,7 +17,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile as sf
 
@@ -30,7 +29,7 @@ from audiotools.writers import write_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 WAV = ROOT / "samples" / "conversation.wav"
-JFK = ROOT.parent / "shared" / "data" / "speech" / "jfk.flac"
+JFK = Path(os.environ.get("AUDIOTOOLS_SHARED_DATA", ROOT.parent / "shared" / "data")) / "speech" / "jfk.flac"
 FAKE_MODEL = {"name": "tiny.en", "sha256": "ab" * 32, "source": "test", "kind": "ct2"}
 
 # (start, end, text): the first turns of samples/conversation.wav
