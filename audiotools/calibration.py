@@ -290,6 +290,35 @@ class ConditionModel:
     def features_of(self, scores: dict[str, np.ndarray]) -> np.ndarray:
         return np.stack([np.ravel(scores[f]) for f in self.features], axis=1)
 
+    def index_pairs(self, enrol: np.ndarray, test: np.ndarray, pairs: np.ndarray,
+                    enrol_exclude: np.ndarray | None = None, test_exclude: np.ndarray | None = None
+                    ) -> dict[str, np.ndarray]:
+        """Scores of ``pairs`` (k, 2) of row indices into ``enrol`` (m, d) and ``test`` (n, d).
+
+        Cohort statistics are computed once per row; ``*_exclude`` (rows, cohort) masks cohort
+        members that must not normalise that row (the same recording or speaker).
+        """
+        ec, tc = self.center(_l2n(enrol)), self.center(_l2n(test))
+        me, se = self.cohort_stats(ec, enrol_exclude)
+        mt, st = self.cohort_stats(tc, test_exclude)
+        i, j = pairs[:, 0], pairs[:, 1]
+        raw = np.sum(_l2n(enrol)[i] * _l2n(test)[j], axis=1)
+        cen = np.sum(ec[i] * tc[j], axis=1)
+        sn = 0.5 * ((cen - me[i]) / se[i] + (cen - mt[j]) / st[j])
+        feats = {"raw": raw, "centered": cen, "snorm": sn}
+        return {**feats, "llr": self.llr10(feats)}
+
+    def fit(self, tar_feats: dict[str, np.ndarray], non_feats: dict[str, np.ndarray], prior: float = 0.5,
+            l2: float = 1e-3) -> "ConditionModel":
+        """Fit the logistic calibration on target / non-target scores (as from ``index_pairs``)."""
+        xt = self.features_of(tar_feats)
+        xn = self.features_of(non_feats)
+        w, b = fit_logistic(xt, xn, prior=prior, l2=l2)
+        self.weights, self.bias = np.asarray(w, dtype=np.float64), float(b)
+        self.bounds = bounds_for(len(xt), len(xn))
+        self.info["trials"] = {"target": int(len(xt)), "nontarget": int(len(xn))}
+        return self
+
     def to_dict(self, cohort_file: str) -> dict:
         return {"cohort": cohort_file, "cohort_size": int(len(self.cohort)), "top_n": int(self.top_n),
                 "features": list(self.features), "weights": [float(w) for w in self.weights],

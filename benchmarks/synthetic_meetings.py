@@ -4,9 +4,9 @@ Used by ``benchmarks/diarize.py`` (robustness figures) and by the tests (one sho
 meeting has 2-4 speakers taking short turns (0.6-6 s pieces cut from their utterances), pauses
 of 0.1-1.2 s, some overlaps at turn changes (when asked), talkers at different levels with at
 least one quiet talker (speech RMS 0.005), optional far-field simulation (a synthetic room impulse
-response: exponentially decaying noise with the given RT60) and a noise floor. The reference turn
-of a piece runs from its first to its last frame above -30 dB of the piece's speech level, as an
-annotator would mark first and last word.
+response: exponentially decaying noise with the given RT60) and a noise floor. The reference turns
+of a piece are its stretches above -35 dB of the piece's speech level with pauses under 0.3 s
+bridged (as a forced alignment would mark them: word gaps stay inside, real pauses do not).
 """
 
 from __future__ import annotations
@@ -62,6 +62,27 @@ def _speech_bounds(x: np.ndarray, frame: int = 160, rel_db: float = -30.0) -> tu
     if len(on) == 0:
         return None
     return int(on[0] * frame), int((on[-1] + 1) * frame)
+
+
+def _speech_islands(x: np.ndarray, frame: int = 320, rel_db: float = -35.0, bridge: float = 0.3,
+                    min_len: float = 0.1) -> list[tuple[int, int]]:
+    """Sample ranges of speech inside a piece: 20 ms frames above ``rel_db`` of its loud-frame level,
+    pauses shorter than ``bridge`` s bridged (a forced-alignment-like reference: word gaps stay
+    inside a turn, real pauses do not)."""
+    n = len(x) // frame
+    if n == 0:
+        return []
+    rms = np.sqrt(np.mean(np.square(x[: n * frame].reshape(n, frame)), axis=1))
+    on = rms > np.percentile(rms, 90) * 10 ** (rel_db / 20)
+    d = np.diff(np.concatenate([[0], on.astype(np.int8), [0]]))
+    runs = list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)))
+    out: list[list[int]] = []
+    for a, b in runs:
+        if out and (a - out[-1][1]) * frame / SR < bridge:
+            out[-1][1] = b
+        else:
+            out.append([a, b])
+    return [(a * frame, b * frame) for a, b in out if (b - a) * frame / SR >= min_len]
 
 
 def _rms(x: np.ndarray) -> float:
@@ -130,7 +151,8 @@ def make_meeting(seed: int, n_speakers: int, duration: float = 60.0, *, overlap_
         if end > len(out):
             break
         out[pos:end] += piece
-        turns.append((pos / SR, end / SR, f"spk{spk}"))
+        for a, b2 in _speech_islands(piece):
+            turns.append(((pos + a) / SR, (pos + b2) / SR, f"spk{spk}"))
         prev = spk
         if rng.random() < overlap_prob:
             gap = -rng.uniform(0.1, 0.6)

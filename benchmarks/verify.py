@@ -1,0 +1,302 @@
+"""Speaker-verification benchmark on ../shared/data/speakers, with held-out calibration.
+
+    python benchmarks/verify.py                       # figures -> benchmarks/results/verify.json
+    python benchmarks/verify.py --write-calibration   # also refit the shipped calibration
+
+Data: 5 LibriSpeech test-other speakers x 10 utterances (speakers/<id>/) and 126 single utterances
+of other speakers (speakers/cohort/): 131 speakers, 176 recordings.
+
+Conditions (the questioned/test side; enrolment is always the clean file):
+  wideband          clean vs clean, unordered pairs of different recordings
+  telephone         test converted with ``sox in.flac -r 8000 -e u-law out.wav sinc 300-3400``,
+                    all ordered pairs (clean enrolment i, telephone test j), i != j
+  telephone-codec   test converted with ``sox in.flac -r 8000 -c 1 out.gsm sinc 300-3400`` (GSM 06.10),
+                    ordered pairs as above
+Conversions are made at run time into a temporary directory.
+
+Held-out protocol (what the figures report): the 131 speakers are split into 5 folds, each holding
+one of the 5 multi-utterance speakers and a fifth of the cohort speakers. Every trial is scored by
+a system (score-normalisation cohort + logistic calibration) fitted *only* on the folds that contain
+neither of its two speakers: trials inside fold k use a system fitted on the other 4 folds, trials
+between folds k and l one fitted on the remaining 3. So no trial is scored with a cohort or a
+calibration that saw either of its speakers. The shipped calibration (fitted on all 131 speakers)
+is then also applied to all trials, for reference only (that figure is optimistic, not held out).
+
+Timing: enrolment + scoring of 1,000 trials through ``verification.score_trials`` (the code behind
+``audiotools verify --trials``) with an empty embedding cache, then again with the cache warm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from audiotools import channel  # noqa: E402
+from audiotools.calibration import ConditionModel, summary  # noqa: E402
+
+DATA = Path(os.environ.get("AUDIOTOOLS_SHARED_DATA", ROOT.parent / "shared" / "data")) / "speakers"
+MAIN = ["1688", "1998", "2033", "2414", "2609"]
+N_FOLDS = 5
+TOP_N = 50
+FEATURES = ("snorm",)
+P_TARGET = 0.01
+SOX = {
+    channel.TELEPHONE: lambda src, dst: ["sox", str(src), "-r", "8000", "-e", "u-law", str(dst) + ".wav",
+                                         "sinc", "300-3400"],
+    channel.TELEPHONE_CODEC: lambda src, dst: ["sox", str(src), "-r", "8000", "-c", "1", str(dst) + ".gsm",
+                                               "sinc", "300-3400"],
+}
+EXT = {channel.TELEPHONE: ".wav", channel.TELEPHONE_CODEC: ".gsm"}
+
+
+def speaker_of(path: Path) -> str:
+    return path.name.split("-")[0]
+
+
+def list_files() -> list[Path]:
+    files = sorted(DATA.glob("*/*.flac"))
+    if not files:
+        sys.exit(f"no data in {DATA}")
+    return files
+
+
+def convert(files: list[Path], tmp: Path, condition: str) -> list[Path]:
+    out = []
+    def one(f):
+        dst = tmp / condition / f.stem
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(SOX[condition](f, dst), check=True, capture_output=True)
+        return Path(str(dst) + EXT[condition])
+    with ThreadPoolExecutor(2) as ex:
+        out = list(ex.map(one, files))
+    return out
+
+
+def embed_all(extractor, paths: list[Path], condition: str, native_condition: str | None = None) -> np.ndarray:
+    from audiotools.embedding_cache import Audio
+    res = []
+    block = 48
+    for k in range(0, len(paths), block):
+        audios = [Audio.load(p) for p in paths[k:k + block]]
+        for a in audios:
+            if native_condition and a.channel.condition != native_condition:
+                raise SystemExit(f"{a.path}: detected {a.channel.condition}, expected {native_condition}")
+        res += [r.embedding for r in extractor.embed([(a, None, condition) for a in audios])]
+    return np.stack(res).astype(np.float64)
+
+
+def trial_pairs(n: int, ordered: bool) -> np.ndarray:
+    it = itertools.permutations(range(n), 2) if ordered else itertools.combinations(range(n), 2)
+    return np.array(list(it), dtype=np.int64)
+
+
+def folds_of(files: list[Path]) -> np.ndarray:
+    """Fold index per file: multi-utterance speaker k -> fold k; cohort speakers round-robin."""
+    spk = [speaker_of(f) for f in files]
+    cohort_spk = sorted({s for s in spk if s not in MAIN})
+    fold_of_spk = {s: i for i, s in enumerate(MAIN)}
+    fold_of_spk.update({s: i % N_FOLDS for i, s in enumerate(cohort_spk)})
+    return np.array([fold_of_spk[s] for s in spk])
+
+
+def fit_system(condition, enrol, test, spk, is_cohort, train_mask, ordered, top_n=TOP_N, features=FEATURES):
+    """Cohort = cohort recordings in ``train_mask``; calibration on trials among ``train_mask``."""
+    idx = np.flatnonzero(train_mask)
+    cidx = np.flatnonzero(train_mask & is_cohort)
+    m = ConditionModel(condition=condition, cohort=enrol[cidx], top_n=top_n, weights=np.ones(len(features)),
+                       bias=0.0, features=tuple(features))
+    pairs = idx[trial_pairs(len(idx), ordered)]
+    excl = cidx[None, :] == np.arange(len(enrol))[:, None]   # a recording never normalises itself
+    s = m.index_pairs(enrol, test, pairs, excl, excl)
+    tgt = spk[pairs[:, 0]] == spk[pairs[:, 1]]
+    m.fit({k: v[tgt] for k, v in s.items()}, {k: v[~tgt] for k, v in s.items()})
+    return m
+
+
+def held_out_scores(condition, enrol, test, spk, is_cohort, folds, ordered, **kw):
+    pairs = trial_pairs(len(spk), ordered)
+    fa, fb = folds[pairs[:, 0]], folds[pairs[:, 1]]
+    out = {k: np.zeros(len(pairs)) for k in ("raw", "centered", "snorm", "llr")}
+    for a in range(N_FOLDS):
+        for b in range(a, N_FOLDS):
+            sel = ((fa == a) & (fb == b)) | ((fa == b) & (fb == a))
+            if not sel.any():
+                continue
+            train = (folds != a) & (folds != b)
+            m = fit_system(condition, enrol, test, spk, is_cohort, train, ordered, **kw)
+            s = m.index_pairs(enrol, test, pairs[sel])
+            for k in out:
+                out[k][sel] = s[k]
+    tgt = spk[pairs[:, 0]] == spk[pairs[:, 1]]
+    return pairs, tgt, out
+
+
+def report(tgt, s) -> dict:
+    d = summary(s["snorm"][tgt], s["snorm"][~tgt], s["llr"][tgt], s["llr"][~tgt], P_TARGET)
+    d["eer_raw_cosine"] = summary(s["raw"][tgt], s["raw"][~tgt], p_target=P_TARGET)["eer"]
+    d["min_dcf_raw_cosine"] = summary(s["raw"][tgt], s["raw"][~tgt], p_target=P_TARGET)["min_dcf"]
+    return {k: (round(v, 5) if isinstance(v, float) else v) for k, v in d.items()}
+
+
+def timing(files: list[Path], tel_files: list[Path], n_trials: int = 1000) -> dict:
+    """1,000 trials (a mix of clean and telephone tests) through score_trials, cold and warm cache."""
+    from audiotools.embedding_cache import Extractor
+    from audiotools.verification import Scorer, score_trials
+    rng = np.random.default_rng(0)
+    spk = np.array([speaker_of(f) for f in files])
+    main_idx = np.flatnonzero(np.isin(spk, MAIN))
+    rows = []
+    while len(rows) < n_trials:
+        i = int(rng.choice(main_idx))
+        target = rng.random() < 0.3
+        cands = np.flatnonzero((spk == spk[i]) if target else (spk != spk[i]))
+        j = int(rng.choice(cands[cands != i]))
+        test = tel_files[j] if rng.random() < 0.5 else files[j]
+        rows.append((str(files[i]), str(test), [str(files[i])]))
+    with tempfile.TemporaryDirectory() as cache:
+        old = os.environ.get("AUDIOTOOLS_CACHE")
+        os.environ["AUDIOTOOLS_CACHE"] = cache
+        try:
+            scorer = Scorer(extractor=Extractor())
+            t0 = time.perf_counter()
+            score_trials(rows, scorer)
+            cold = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            score_trials(rows, scorer)
+            warm = time.perf_counter() - t0
+        finally:
+            if old is None:
+                os.environ.pop("AUDIOTOOLS_CACHE", None)
+            else:
+                os.environ["AUDIOTOOLS_CACHE"] = old
+    n_files = len({r[1] for r in rows} | {r[0] for r in rows})
+    return {"trials": len(rows), "distinct_files": n_files, "cold_cache_s": round(cold, 1),
+            "warm_cache_s": round(warm, 1), "threads": int(__import__("torch").get_num_threads())}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "verify.json"))
+    ap.add_argument("--write-calibration", action="store_true",
+                    help="refit the shipped calibration on all data (audiotools/data/calibration)")
+    ap.add_argument("--no-timing", action="store_true")
+    ap.add_argument("--conditions", default=",".join(channel.CONDITIONS))
+    ap.add_argument("--top-n", type=int, default=TOP_N)
+    ap.add_argument("--features", default=",".join(FEATURES))
+    args = ap.parse_args()
+    if not shutil.which("sox"):
+        sys.exit("sox is needed for the telephone conversions")
+    from audiotools.embedding_cache import Extractor
+    extractor = Extractor()
+    files = list_files()
+    spk = np.array([speaker_of(f) for f in files])
+    is_cohort = ~np.isin(spk, MAIN)
+    folds = folds_of(files)
+    features = tuple(args.features.split(","))
+    conditions = args.conditions.split(",")
+    t_start = time.perf_counter()
+    results: dict = {"data": {"dir": str(DATA), "recordings": len(files), "speakers": int(len(set(spk))),
+                              "multi_utterance_speakers": MAIN, "cohort_recordings": int(is_cohort.sum())},
+                     "protocol": {"folds": N_FOLDS, "held_out": "every trial scored by a cohort+calibration "
+                                  "fitted on folds containing neither of its speakers",
+                                  "top_n": args.top_n, "features": list(features), "p_target": P_TARGET,
+                                  "dcf": "normalised, C_miss = C_fa = 1",
+                                  "cllr": "bits; log10 LRs clipped to the calibration's empirical bounds"},
+                     "conditions": {}}
+    shipped = {}
+    with tempfile.TemporaryDirectory() as tmpd:
+        tmp = Path(tmpd)
+        tel_files_for_timing = None
+        for cond in conditions:
+            t0 = time.perf_counter()
+            enrol = embed_all(extractor, files, cond)       # clean audio brought to `cond` (simulated)
+            if cond == channel.WIDEBAND:
+                test = enrol
+                ordered = False
+                conv = "none (clean vs clean)"
+            else:
+                tfiles = convert(files, tmp, cond)
+                if cond == channel.TELEPHONE:
+                    tel_files_for_timing = tfiles
+                test = embed_all(extractor, tfiles, cond, native_condition=cond)
+                ordered = True
+                conv = " ".join(SOX[cond]("in.flac", "out"))
+            pairs, tgt, s = held_out_scores(cond, enrol, test, spk, is_cohort, folds, ordered,
+                                            top_n=args.top_n, features=features)
+            r = {"test_side": conv, "enrolment_side": "clean file" + (
+                 "" if cond == channel.WIDEBAND else f" passed through the {cond} simulation (channel.simulate)"),
+                 "held_out": report(tgt, s)}
+            # the shipped system: cohort = all cohort recordings, calibration on all trials
+            m = fit_system(cond, enrol, test, spk, is_cohort, np.ones(len(files), bool), ordered,
+                           top_n=args.top_n, features=features)
+            excl = np.flatnonzero(is_cohort)[None, :] == np.arange(len(files))[:, None]
+            s_all = m.index_pairs(enrol, test, pairs, excl, excl)
+            r["all_data_fit_not_held_out"] = report(tgt, s_all)
+            r["seconds"] = round(time.perf_counter() - t0, 1)
+            shipped[cond] = (m, enrol[is_cohort])
+            results["conditions"][cond] = r
+            h = r["held_out"]
+            print(f"{cond:16s} held-out: EER {100 * h['eer']:.2f} % (raw cosine {100 * h['eer_raw_cosine']:.2f} %), "
+                  f"Cllr {h['cllr']:.3f} (min {h['min_cllr']:.3f}), minDCF(P={P_TARGET}) {h['min_dcf']:.3f}, "
+                  f"actDCF {h['act_dcf']:.3f}  [{h['n_target']} target / {h['n_nontarget']} non-target trials]",
+                  flush=True)
+        if args.write_calibration:
+            write_shipped(shipped, extractor, results, args.top_n)
+        if not args.no_timing and tel_files_for_timing is not None:
+            results["timing_1000_trials"] = timing(files, tel_files_for_timing)
+            t = results["timing_1000_trials"]
+            print(f"1,000 trials: {t['cold_cache_s']} s with an empty cache, {t['warm_cache_s']} s warm "
+                  f"({t['distinct_files']} files)")
+    results["total_seconds"] = round(time.perf_counter() - t_start, 1)
+    results["machine"] = {"python": platform.python_version(), "cpu_count": os.cpu_count(),
+                          "platform": platform.platform()}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {out}")
+    return 0
+
+
+def write_shipped(shipped: dict, extractor, results: dict, top_n: int) -> None:
+    from audiotools.calibration import DATA_DIR, SCHEMA
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    conds = {}
+    for cond, (m, cohort) in shipped.items():
+        name = f"cohort-{cond}.npy"
+        np.save(DATA_DIR / name, cohort.astype(np.float32), allow_pickle=False)
+        conds[cond] = {
+            "cohort": name, "cohort_size": int(len(cohort)), "top_n": int(m.top_n), "features": list(m.features),
+            "weights": [round(float(w), 6) for w in m.weights], "bias": round(float(m.bias), 6),
+            "llr_bounds": [round(b, 3) for b in m.bounds], "trials": m.info.get("trials"),
+            "fitted_on": results["conditions"][cond]["test_side"],
+            "held_out": {k: results["conditions"][cond]["held_out"][k]
+                         for k in ("eer", "cllr", "min_cllr", "min_dcf", "act_dcf")},
+        }
+    doc = {"schema": SCHEMA,
+           "model": {"id": extractor.model_id, "weights_sha256": extractor.weights_sha256},
+           "data": "LibriSpeech test-other: 5 speakers x 10 utterances + 126 single utterances of other speakers "
+                   "(../shared/data/speakers); cohort = the 126; calibration = all trials (benchmarks/verify.py)",
+           "recipe": "embedding of VAD speech; centring on the cohort mean; AS-norm (top_n); "
+                     "ln LR = weights . features + bias; log10 LR clipped to llr_bounds",
+           "conditions": conds}
+    (DATA_DIR / "calibration.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {DATA_DIR / 'calibration.json'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""The command line: outputs, recipes, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from audiotools.cli import main
+
+from conftest import JFK, JFK_TEXT, SAMPLES, run_cli, wer
+
+FAST = ["--model", "tiny.en", "--language", "en"]
+
+
+def test_transcribe_writes_every_format(tmp_path):
+    r = run_cli("transcribe", str(JFK), "-o", str(tmp_path), "-f", "all", *FAST)
+    assert r.returncode == 0, r.stderr
+    names = sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".sha256"))
+    assert names == [f"jfk.{e}" for e in sorted(["json", "srt", "vtt", "txt", "tsv", "rttm"])]
+    doc = json.loads((tmp_path / "jfk.json").read_text())
+    assert doc["schema"] == "audiotools.transcript/1"
+    for key in ("audio", "model", "language", "segments", "speakers", "created", "tool"):
+        assert key in doc
+    assert set(doc["audio"]) >= {"path", "sha256", "pcm_sha256", "duration", "sample_rate", "channels"}
+    assert doc["model"]["name"] == "tiny.en" and len(doc["model"]["sha256"]) == 64
+    assert doc["tool"]["name"] == "audiotools"
+    assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", doc["created"])
+    seg = doc["segments"][0]
+    assert set(seg) >= {"id", "start", "end", "text", "speaker", "words"}
+    assert set(seg["words"][0]) >= {"word", "start", "end", "probability"}
+    assert wer(JFK_TEXT, " ".join(s["text"] for s in doc["segments"])) <= 0.1
+    srt = (tmp_path / "jfk.srt").read_text()
+    assert re.search(r"^1\n\d\d:\d\d:\d\d,\d{3} --> \d\d:\d\d:\d\d,\d{3}\n", srt)
+    vtt = (tmp_path / "jfk.vtt").read_text()
+    assert vtt.startswith("WEBVTT\n") and re.search(r"\d\d:\d\d:\d\d\.\d{3} --> ", vtt)
+    tsv = (tmp_path / "jfk.tsv").read_text().splitlines()
+    assert "start\tend\tspeaker\ttext" in tsv
+    rttm = [l for l in (tmp_path / "jfk.rttm").read_text().splitlines() if l.startswith("SPEAKER")]
+    assert rttm and all(len(l.split()) == 10 for l in rttm)
+
+
+def test_missing_file_is_one_line_exit_1_and_no_output(tmp_path):
+    r = run_cli("transcribe", str(tmp_path / "missing.wav"), "-o", str(tmp_path / "out"), *FAST)
+    assert r.returncode == 1
+    lines = [l for l in r.stderr.strip().splitlines() if l.strip()]
+    assert len(lines) == 1 and "missing.wav" in lines[0] and "no such file" in lines[0]
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_usage_errors_exit_2(tmp_path):
+    assert run_cli("transcribe", str(JFK), "--no-such-flag").returncode == 2
+    r = run_cli("transcribe", str(JFK), "--pipeline", "no-such-recipe", "-o", str(tmp_path))
+    assert r.returncode == 2 and "unknown pipeline" in r.stderr
+    r = run_cli("transcribe", str(JFK), "-f", "docx", "-o", str(tmp_path))
+    assert r.returncode == 2 and "unknown output format" in r.stderr
+    r = run_cli("transcribe", str(JFK), "--model", "tiny.en", "--language", "ru", "-o", str(tmp_path))
+    assert r.returncode == 2 and "English-only" in r.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_bad_recipe_parameter(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: r\nsteps:\n  transcribe:\n    modle: base\n")
+    r = run_cli("transcribe", str(JFK), "--pipeline", str(recipe), "-o", str(tmp_path))
+    assert r.returncode == 2 and "modle" in r.stderr
+
+
+def test_one_bad_file_among_many(tmp_path):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF....garbage that is not a wave file" * 20)
+    out = tmp_path / "out"
+    r = run_cli("transcribe", str(bad), str(JFK), "-o", str(out), "-f", "json,txt", *FAST)
+    assert r.returncode == 1
+    assert "bad.wav" in r.stderr
+    assert (out / "jfk.json").is_file() and (out / "jfk.txt").is_file()
+    assert not list(out.glob("bad.*"))
+
+
+def test_recipe_sets_defaults_and_flags_override(tmp_path):
+    r = run_cli("transcribe", str(JFK), "--pipeline", "fast-cpu", "-o", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.suffix for p in tmp_path.iterdir() if p.suffix != ".sha256") == [".json", ".srt", ".txt"]
+    doc = json.loads((tmp_path / "jfk.json").read_text())
+    assert doc["model"]["name"] == "tiny.en"
+    assert all(not s["words"] for s in doc["segments"])  # fast-cpu: no word timestamps
+    out2 = tmp_path / "b"
+    r = run_cli("transcribe", str(JFK), "--pipeline", "fast-cpu", "-f", "vtt", "-o", str(out2))
+    assert r.returncode == 0 and [p.name for p in out2.iterdir() if p.suffix == ".vtt"] == ["jfk.vtt"]
+
+
+def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    """A crash while writing leaves neither a half-written file nor a temp file behind."""
+    from audiotools import writers
+
+    def boom(t):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setitem(writers.WRITERS, "json", boom)
+    with pytest.raises(RuntimeError):
+        main(["-q", "transcribe", str(JFK), "-o", str(tmp_path), "-f", "txt,json", *FAST])
+    assert not (tmp_path / "jfk.json").exists()
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_help_reads_well():
+    r = run_cli("--help")
+    assert r.returncode == 0 and "transcribe" in r.stdout and "models" in r.stdout
+    r = run_cli("transcribe", "--help")
+    assert "--output-format" in r.stdout and "(default: None)" not in r.stdout
+
+
+def test_python_api():
+    import audiotools
+    t = audiotools.transcribe(str(JFK), model="tiny.en", language="en")
+    assert wer(JFK_TEXT, t.text) <= 0.1
+    assert t.to_srt().startswith("1\n") and t.to_vtt().startswith("WEBVTT")
+    assert json.loads(t.to_json())["segments"]
