@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .clustering import DEFAULT_THRESHOLD, cluster
+from .clustering import RATIO_THRESHOLD, cluster
 from .resegmentation import resegment
 from .window_embeddings import WindowEmbeddings, embed_regions
 
@@ -46,12 +46,13 @@ class BuiltinOptions:
     pad: float = 0.03                 # Silero default, 30 ms
     # embeddings, clustering, resegmentation
     step: float = 0.2
-    threshold: float = DEFAULT_THRESHOLD
+    ratio_threshold: float = RATIO_THRESHOLD
     min_cluster_seconds: float = 1.0
     kappa: float = 12.0
     switch_prob: float = 0.05
     iterations: int = 2
-    bridge_gap: float = 0.5           # join same-speaker turns across pauses shorter than this
+    embed_gap: float = 0.5            # speech regions closer than this are embedded/decoded as one
+    bridge_gap: float = 0.3           # join same-speaker turns across pauses shorter than this
     max_speakers_auto: int = 32       # upper bound when nothing is asked for
     timings: dict = field(default_factory=dict)
 
@@ -84,6 +85,31 @@ def hysteresis_regions(probs: np.ndarray, onset: float, offset: float, min_silen
         else:
             out.append([a, b])
     return [(a, b) for a, b in out if b > a]
+
+
+def merge_close(regions: list[tuple[float, float]], max_gap: float) -> list[tuple[float, float]]:
+    out: list[list[float]] = []
+    for a, b in regions:
+        if out and a - out[-1][1] < max_gap:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
+
+
+def intersect(turns: list[tuple[float, float, int]], regions: list[tuple[float, float]]
+              ) -> list[tuple[float, float, int]]:
+    """The parts of ``turns`` inside ``regions`` (both sorted, regions non-overlapping)."""
+    out = []
+    starts = np.array([a for a, _ in regions])
+    for s, e, k in turns:
+        i = max(0, int(np.searchsorted(starts, s, side="right")) - 1)
+        while i < len(regions) and regions[i][0] < e:
+            a, b = max(s, regions[i][0]), min(e, regions[i][1])
+            if b > a:
+                out.append((a, b, k))
+            i += 1
+    return out
 
 
 def window_weights(we: WindowEmbeddings, regions: list[tuple[float, float]]) -> np.ndarray:
@@ -150,6 +176,8 @@ def diarize_samples(samples: np.ndarray, options: BuiltinOptions | None = None,
     t0 = time.perf_counter()
     if regions is None:
         regions = speech_activity(samples, options)
+    speech = regions
+    regions = merge_close(speech, options.embed_gap)
     t1 = time.perf_counter()
     options.timings["vad"] = round(t1 - t0, 3)
     if not regions:
@@ -162,8 +190,8 @@ def diarize_samples(samples: np.ndarray, options: BuiltinOptions | None = None,
         return []
     weights = window_weights(we, regions)
     max_k = options.max_speakers or options.max_speakers_auto
-    cl = cluster(we.vectors, weights, we.region, num_speakers=options.num_speakers,
-                 min_speakers=options.min_speakers, max_speakers=max_k, threshold=options.threshold,
+    cl = cluster(we.vectors, we.start, we.end, weights, we.region, num_speakers=options.num_speakers,
+                 min_speakers=options.min_speakers, max_speakers=max_k, ratio_threshold=options.ratio_threshold,
                  min_cluster_seconds=options.min_cluster_seconds)
     fixed = bool(options.num_speakers or options.min_speakers)
     labels, centroids = resegment(we.vectors, we.region, weights, cl.centroids, kappa=options.kappa,
@@ -171,7 +199,7 @@ def diarize_samples(samples: np.ndarray, options: BuiltinOptions | None = None,
                                   min_speaker_seconds=0.0 if fixed else options.min_cluster_seconds)
     t3 = time.perf_counter()
     options.timings["clustering"] = round(t3 - t2, 3)
-    turns = bridge(turns_from_labels(we, labels, regions), options.bridge_gap)
+    turns = bridge(intersect(turns_from_labels(we, labels, regions), speech), options.bridge_gap)
     # speaker indices in order of first appearance
     order: dict[int, int] = {}
     for _, _, k in turns:

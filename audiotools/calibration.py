@@ -374,6 +374,23 @@ def _check_model(path: Path, d: dict, model_id: str | None, weights_sha256: str 
                                f"(sha256 {m['weights_sha256'][:12]}…, current {weights_sha256[:12]}…); refit it")
 
 
+def _model_from(path: Path, c: str, p: dict, cohort: np.ndarray, source: str,
+                base: "ConditionModel | None" = None) -> ConditionModel:
+    try:
+        m = ConditionModel(condition=c, cohort=cohort,
+                           top_n=int(p.get("top_n", base.top_n if base else 0) or p["top_n"]),
+                           weights=np.asarray(p["weights"], dtype=np.float64), bias=float(p["bias"]),
+                           features=tuple(p.get("features") or (base.features if base else ("snorm",))),
+                           source=source, info={k: p[k] for k in ("fitted_on", "trials", "held_out") if k in p})
+        lo, hi = p.get("llr_bounds", base.bounds if base else (-6.0, 6.0))
+        m.bounds = (float(lo), float(hi))
+    except (KeyError, TypeError, ValueError) as e:
+        raise CalibrationError(f"{path}: malformed entry for condition {c!r} ({e})") from None
+    if len(m.weights) != len(m.features) or any(f not in ("raw", "centered", "snorm") for f in m.features):
+        raise CalibrationError(f"{path}: malformed entry for condition {c!r} (features/weights)")
+    return m
+
+
 def load(store_dir: str | Path | None = None, model_id: str | None = None,
          weights_sha256: str | None = None) -> CalibrationSet:
     """The shipped calibration, with a store's refit (``<store>/_calibration.json``) laid over it."""
@@ -383,13 +400,9 @@ def load(store_dir: str | Path | None = None, model_id: str | None = None,
     _check_model(SHIPPED, base, model_id, weights_sha256)
     conds: dict[str, ConditionModel] = {}
     for c, p in base["conditions"].items():
-        try:
-            conds[c] = ConditionModel(condition=c, cohort=_load_cohort(DATA_DIR / p["cohort"]),
-                                      top_n=int(p["top_n"]), weights=np.asarray(p["weights"], dtype=np.float64),
-                                      bias=float(p["bias"]), features=tuple(p.get("features", ["snorm"])),
-                                      source="shipped", info={k: v for k, v in p.items() if k in ("fitted_on",)})
-        except (KeyError, TypeError, ValueError) as e:
-            raise CalibrationError(f"{SHIPPED}: malformed entry for {c!r} ({e})") from None
+        if not isinstance(p, dict) or "cohort" not in p:
+            raise CalibrationError(f"{SHIPPED}: malformed entry for condition {c!r}")
+        conds[c] = _model_from(SHIPPED, c, p, _load_cohort(DATA_DIR / Path(p["cohort"]).name), "shipped")
     meta = {"shipped": str(SHIPPED), "store": None}
     if store_dir is not None:
         sp = Path(store_dir) / STORE_FILE
@@ -397,16 +410,8 @@ def load(store_dir: str | Path | None = None, model_id: str | None = None,
             d = _load_json(sp)
             _check_model(sp, d, model_id, weights_sha256)
             for c, p in d["conditions"].items():
-                if c not in conds:
-                    continue
-                try:
-                    m = conds[c]
-                    conds[c] = ConditionModel(condition=c, cohort=m.cohort, top_n=int(p.get("top_n", m.top_n)),
-                                              weights=np.asarray(p["weights"], dtype=np.float64),
-                                              bias=float(p["bias"]), features=tuple(p.get("features", m.features)),
-                                              source=str(sp), info={"fitted_on": p.get("fitted_on")})
-                except (KeyError, TypeError, ValueError) as e:
-                    raise CalibrationError(f"{sp}: malformed entry for {c!r} ({e})") from None
+                if c in conds and isinstance(p, dict):
+                    conds[c] = _model_from(sp, c, p, conds[c].cohort, str(sp), base=conds[c])
             meta["store"] = str(sp)
     return CalibrationSet(model_id=base["model"]["id"], weights_sha256=base["model"].get("weights_sha256", ""),
                           conditions=conds, meta=meta)

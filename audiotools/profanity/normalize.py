@@ -44,7 +44,7 @@ ALPHA_CYR = "абвгдеёжзийклмнопрстуфхцчшщъыьэюя�
 LIKELY_LAT = "aeiouyckstlh"
 LIKELY_CYR = "аеиоуяюйбдхзклнпст"
 
-MAX_VARIANTS = 400
+MAX_VARIANTS = 1500
 
 
 def fold(text: str) -> str:
@@ -99,13 +99,13 @@ def slavic_canonical(word: str) -> str:
     """One spelling for Russian, Ukrainian and Belarusian forms of the same root.
 
     ё/є -> е, і -> и, ў -> в, apostrophes -> ъ (uk/be write ``з'їбатися`` / ``раз'ебаць``),
-    Belarusian дз -> д (``піздзец``), final ць -> ть (``бляць``, ``ебаць``). ї is kept: it is a
+    Belarusian дз -> д (``піздзец``), шч -> щ (``уебішча``), final ць -> ть (``бляць``, ``ебаць``). ї is kept: it is a
     root vowel of its own in Ukrainian (``їбати``).
     """
     w = word.replace("ё", "е").replace("є", "е").replace("і", "и").replace("ў", "в")
     for a in APOSTROPHES:
         w = w.replace(a, "ъ")
-    w = w.replace("дз", "д")
+    w = w.replace("дз", "д").replace("шч", "щ")
     if w.endswith("ць"):
         w = w[:-2] + "ть"
     w = w.replace("цца", "тса").replace("цці", "тси")
@@ -117,12 +117,12 @@ def expand_symbols(word: str, leet: dict[str, str], alphabet: str, likely: str) 
     if not any(ch in leet or ch == WILDCARD for ch in word):
         return [word]
     letters = sum(1 for ch in word if ch.isalpha())
-    if letters < 1:
-        return []
     stars = word.count(WILDCARD)
-    if stars and letters < 2:   # "f***", "***": already masked, or nothing to go on
+    # "a**" is a starred word; "е6", "b4" are codes, not leetspeak
+    if letters < 1 or (letters < 2 and len(word) - stars - letters > 0) or len(word) < 3:
         return []
-    star_choices = alphabet if stars <= 2 else likely
+    # likely letters first, so the bound on variants cuts off the unlikely readings
+    star_choices = likely + "".join(c for c in alphabet if c not in likely) if stars <= 2 else likely
     options = []
     for ch in word:
         if ch == WILDCARD:
@@ -140,7 +140,6 @@ def expand_symbols(word: str, leet: dict[str, str], alphabet: str, likely: str) 
 
 
 _RUN3 = re.compile(r"(.)\1{2,}")
-_RUN2 = re.compile(r"(.)\1+")
 
 
 def stretch_variants(word: str, collapse_doubles: bool = False) -> list[str]:
@@ -149,6 +148,6 @@ def stretch_variants(word: str, collapse_doubles: bool = False) -> list[str]:
     if _RUN3.search(word):
         out.append(_RUN3.sub(r"\1", word))
         out.append(_RUN3.sub(r"\1\1", word))
-    if collapse_doubles and _RUN2.search(word):
-        out.append(_RUN2.sub(r"\1", word))
+    if collapse_doubles and len(word) > 2 and word[0] == word[1]:   # ссука
+        out.append(word[1:])
     return list(dict.fromkeys(out))

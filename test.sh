@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Run the test suite (installs what is missing first, so it also works on a fresh clone).
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=${PYTHON:-python3}
+if ! "$PY" -c "import audiotools, faster_whisper, jiwer, pytest" 2>/dev/null || ! command -v sox >/dev/null 2>&1 \
+   || ! "$PY" -c "import importlib.util as u, sys; sys.exit(u.find_spec('resemblyzer') is None)"; then
+  bash setup.sh --no-run
+fi
+exec "$PY" -m pytest -q "$@"
