@@ -163,8 +163,10 @@ def _word_files(value) -> tuple[str, ...]:
 
 
 def options_from_params(params: dict, detected_language: str | None = None) -> MaskOptions:
-    language = params.get("language") or (detected_language if detected_language in LANGUAGES else None)
-    if language == "all":      # every language's rules, whatever was detected
+    """Step parameters -> options. By default every language's rules apply, whatever was detected:
+    Russian speech often carries English swearing and the reverse. ``language: xx`` restricts them."""
+    language = params.get("language")
+    if language == "all":
         language = None
     return MaskOptions(style=params.get("style") or "stars", language=language,
                        extra_words=_word_files(params.get("mask_words")),

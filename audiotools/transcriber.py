@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -60,6 +60,47 @@ class TranscribeOptions:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["temperatures"] = list(self.temperatures)
+        return d
+
+
+@dataclass
+class EngineItem:
+    """One file for the engine: its samples and, when already computed (e.g. by a prefetch worker), its windows."""
+    key: Any
+    samples: np.ndarray
+    windows: list[Window] | None = None
+    language: str | None = None
+
+
+@dataclass
+class _FileState:
+    item: EngineItem
+    windows: list[Window]
+    language: str | None
+    t0: float
+    done: int = 0
+    last_speech: float = 0.0
+    language_probability: float | None = None
+    segments: dict = field(default_factory=dict)
+
+    def finish(self) -> list[Segment]:
+        out: list[Segment] = []
+        for wi in sorted(self.segments):
+            for s in self.segments[wi]:
+                if not s["text"].strip():
+                    continue
+                words = [Word(word=w["word"], start=float(w["start"]), end=float(w["end"]),
+                              probability=float(w["probability"])) for w in s.get("words", [])]
+                out.append(Segment(id=len(out), start=float(s["start"]), end=float(s["end"]), text=s["text"],
+                                   words=words, avg_logprob=s["avg_logprob"], no_speech_prob=s["no_speech_prob"],
+                                   compression_ratio=s["compression_ratio"], temperature=s["temperature"]))
+        return out
+
+    def stats(self) -> dict:
+        d = {"windows": len(self.windows), "speech_seconds": round(sum(w.duration for w in self.windows), 3),
+             "seconds": round(time.perf_counter() - self.t0, 3)}
+        if self.language_probability is not None:
+            d["language_probability"] = round(self.language_probability, 4)
         return d
 
 
@@ -134,52 +175,91 @@ class Transcriber:
     def transcribe_samples(self, samples: np.ndarray, windows: list[Window] | None = None,
                            progress: Callable[[float], None] | None = None) -> tuple[list[Segment], str | None, dict]:
         """Transcribe mono 16 kHz samples; returns (segments, language, stats)."""
-        t0 = time.perf_counter()
-        windows = self.windows_for(samples) if windows is None else windows
-        stats = {"windows": len(windows), "speech_seconds": round(sum(w.duration for w in windows), 3)}
-        language = self.options.language
-        lang_probs = None
-        segments: list[dict] = []
-        last_speech = 0.0
-        decode_opts = self.options.decode_options()
+        item = EngineItem(key=0, samples=samples, windows=windows, language=self.options.language)
+        cb = (lambda key, t: progress(t)) if progress else None
+        for _, segments, language, stats in self.transcribe_many([item], progress=cb):
+            return segments, language, stats
+        raise AssertionError("unreachable")
+
+    def transcribe_many(self, items: Iterable["EngineItem"],
+                        progress: Callable[[object, float], None] | None = None
+                        ) -> Iterator[tuple[object, list[Segment], str | None, dict]]:
+        """The batch engine: windows of many files share encoder/decoder batches.
+
+        ``items`` is consumed lazily (only as many files are held as fill the next batch), and each
+        file's result is yielded as soon as its last window is decoded, in input order.
+        Yields ``(key, segments, language, stats)``.
+        """
         bs = max(1, self.options.batch_size)
-        for b in range(0, len(windows), bs):
-            batch = windows[b:b + bs]
-            features = self.encode(samples, batch)
-            if language is None:
-                k = min(3, len(batch))
-                language, lang_probs = self.detect_language(features[:k], [w.duration for w in batch[:k]])
-                log.info("detected language: %s (p=%.2f)", language, lang_probs.get(language, 0))
-            results = decode_windows(self.model, features, [language] * len(batch), decode_opts)
-            tok = self.tokenizer(language)
-            for i, (w, r) in enumerate(zip(batch, results)):
-                if r.skipped:
-                    continue
-                segs = split_segments(r.tokens, tok, w.start, w.duration)
-                for s in segs:
-                    s.update(avg_logprob=r.result.avg_logprob, no_speech_prob=r.result.no_speech_prob,
-                             compression_ratio=r.result.compression_ratio, temperature=r.result.temperature)
-                if self.options.word_timestamps and segs:
-                    last_speech = add_words(self.model, tok, segs, features[i], w.start, w.duration, last_speech)
-                for s in segs:
-                    s["text"] = tok.decode(s["tokens"])
-                segments.extend(segs)
-            if progress:
-                progress(batch[-1].end)
-        out = []
-        for s in segments:
-            text = s["text"]
-            if not text.strip():
+        source = iter(items)
+        files: dict[int, _FileState] = {}
+        order: list[int] = []          # file ids in input order (for in-order yielding)
+        queue: list[tuple[int, int]] = []  # (file id, window index) not yet decoded
+        next_id = 0
+        exhausted = False
+        decode_opts = self.options.decode_options()
+        while True:
+            while not exhausted and len(queue) < bs:
+                try:
+                    item = next(source)
+                except StopIteration:
+                    exhausted = True
+                    break
+                t0 = time.perf_counter()
+                windows = self.windows_for(item.samples) if item.windows is None else item.windows
+                st = _FileState(item=item, windows=windows, language=item.language or self.options.language,
+                                t0=t0)
+                files[next_id] = st
+                order.append(next_id)
+                queue.extend((next_id, i) for i in range(len(windows)))
+                next_id += 1
+            if queue:
+                batch, queue = queue[:bs], queue[bs:]
+                self._run_batch(files, batch, decode_opts)
+                if progress:
+                    for fid, wi in batch:
+                        progress(files[fid].item.key, files[fid].windows[wi].end)
+            # yield every leading file that is complete
+            while order and files[order[0]].done == len(files[order[0]].windows) and \
+                    not any(fid == order[0] for fid, _ in queue):
+                fid = order.pop(0)
+                st = files.pop(fid)
+                yield st.item.key, st.finish(), st.language, st.stats()
+            if exhausted and not queue and not order:
+                return
+
+    @torch.inference_mode()
+    def _run_batch(self, files: dict, batch: list[tuple[int, int]], decode_opts: DecodeOptions) -> None:
+        samples_windows = [(files[fid].item.samples, files[fid].windows[wi]) for fid, wi in batch]
+        chunks = [s[int(w.start * SAMPLE_RATE): int(w.end * SAMPLE_RATE)] for s, w in samples_windows]
+        mel = log_mel_batch(chunks, self.model.dims.n_mels, self.device).to(self.dtype)
+        features = self.model.encoder(mel)
+        # language: per file, from its first (up to 3) windows in this batch
+        for fid in dict.fromkeys(fid for fid, _ in batch):
+            st = files[fid]
+            if st.language is None:
+                rows = [k for k, (f, _) in enumerate(batch) if f == fid][:3]
+                st.language, probs = self.detect_language(features[rows],
+                                                          [files[fid].windows[batch[k][1]].duration for k in rows])
+                st.language_probability = probs.get(st.language, 0.0)
+                log.info("detected language: %s (p=%.2f)", st.language, st.language_probability)
+        results = decode_windows(self.model, features, [files[fid].language for fid, _ in batch], decode_opts)
+        for k, ((fid, wi), r) in enumerate(zip(batch, results)):
+            st = files[fid]
+            st.done += 1
+            if r.skipped:
                 continue
-            words = [Word(word=w["word"], start=float(w["start"]), end=float(w["end"]),
-                          probability=float(w["probability"])) for w in s.get("words", [])]
-            out.append(Segment(id=len(out), start=float(s["start"]), end=float(s["end"]), text=text, words=words,
-                               avg_logprob=s["avg_logprob"], no_speech_prob=s["no_speech_prob"],
-                               compression_ratio=s["compression_ratio"], temperature=s["temperature"]))
-        stats["seconds"] = round(time.perf_counter() - t0, 3)
-        if lang_probs:
-            stats["language_probability"] = round(lang_probs.get(language, 0.0), 4)
-        return out, language, stats
+            w = st.windows[wi]
+            tok = self.tokenizer(st.language)
+            segs = split_segments(r.tokens, tok, w.start, w.duration)
+            for s in segs:
+                s.update(avg_logprob=r.result.avg_logprob, no_speech_prob=r.result.no_speech_prob,
+                         compression_ratio=r.result.compression_ratio, temperature=r.result.temperature)
+            if self.options.word_timestamps and segs:
+                st.last_speech = add_words(self.model, tok, segs, features[k], w.start, w.duration, st.last_speech)
+            for s in segs:
+                s["text"] = tok.decode(s["tokens"])
+            st.segments[wi] = segs
 
     def transcribe(self, audio: DecodedAudio, progress=None) -> Transcript:
         segments, language, stats = self.transcribe_samples(audio.samples, progress=progress)

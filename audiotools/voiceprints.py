@@ -392,3 +392,72 @@ class VoiceprintStore:
                     p.unlink()
         return Voiceprint(name=name_shown, id=path.stem, created="", updated="", model_id="", weights_sha256="",
                           samples=[], embeddings={}, path=path)
+
+
+# --------------------------------------------------------------------------------------- enrolment
+class EnrolmentRejected(AudiotoolsError):
+    """An enrolment sample is unusable (too little speech, more than one voice)."""
+
+
+def prepare_sample(path: str | os.PathLike, scorer, segment: tuple[float, float] | None = None,
+                   min_speech: float | None = None) -> tuple[Sample, dict[str, np.ndarray]]:
+    """Check one enrolment sample and embed it in every condition; raises :class:`EnrolmentRejected`.
+
+    Checks: at least ``min_speech`` (default 3 s) of VAD speech in the file (or ``segment``), and
+    a single voice (:func:`audiotools.verification.two_speaker_test`).
+    """
+    from .audio import load_audio
+    from .embedding_cache import Audio, total
+    from .verification import MIN_ENROL_SPEECH, two_speaker_test
+
+    min_speech = MIN_ENROL_SPEECH if min_speech is None else min_speech
+    decoded = load_audio(path)
+    audio = Audio.from_decoded(decoded)
+    regions = None
+    duration = audio.duration
+    if segment is not None:
+        s, e = segment
+        if s >= audio.duration:
+            raise EnrolmentRejected(f"{path}: segment {s:g}-{e:g} s starts after the end ({audio.duration:.1f} s)")
+        regions = [(s, min(e, audio.duration))]
+        duration = regions[0][1] - s
+    ex = scorer.extractor
+    speech = total(ex.speech_in(audio, regions))
+    if speech < min_speech:
+        raise EnrolmentRejected(f"{path}: only {speech:.1f} s of speech{' in the segment' if segment else ''} "
+                                f"(an enrolment sample needs at least {min_speech:g} s)")
+    native = audio.channel.condition
+    check = two_speaker_test(scorer, audio, regions, native)
+    if not check["single_speaker"]:
+        raise EnrolmentRejected(
+            f"{path}: more than one voice: the speech splits into two groups "
+            f"({100 * check['minor_fraction']:.0f} % / {100 - 100 * check['minor_fraction']:.0f} %) whose voices "
+            f"differ (log10 LR {check['llr']:.1f} < {check['threshold_llr']:g}); pick one speaker with --segment")
+    conds = [c for c in channel.CONDITIONS]
+    res = ex.embed([(audio, regions, c) for c in conds])
+    embs = {c: r.embedding[None, :].astype(np.float32) for c, r in zip(conds, res)}
+    sample = Sample(file=Path(path).name, sha256=decoded.info.sha256, pcm_sha256=decoded.info.pcm_sha256,
+                    duration=round(duration, 3), speech_seconds=round(speech, 3),
+                    segment=[round(regions[0][0], 3), round(regions[0][1], 3)] if regions else None,
+                    condition=native, source_sample_rate=decoded.info.source_sample_rate, codec=decoded.info.codec,
+                    checks={"single_speaker": {k: v for k, v in check.items() if k != "test"},
+                            "channel": audio.channel.to_dict()})
+    return sample, embs
+
+
+def enroll(store: VoiceprintStore, name: str, files: list[str | os.PathLike], scorer=None,
+           segment: tuple[float, float] | None = None, min_speech: float | None = None
+           ) -> tuple[Voiceprint, list[Sample], list[Sample]]:
+    """Enrol ``files`` for ``name`` (appending to an existing record). All files are checked first;
+    if any is rejected nothing is written. Returns (record, added samples, skipped duplicates)."""
+    from .verification import Scorer
+    validate_name(name)
+    if not files:
+        raise UsageError("enrolment needs at least one audio file")
+    scorer = scorer or Scorer(store.dir)
+    prepared = [prepare_sample(f, scorer, segment, min_speech) for f in files]
+    samples = [s for s, _ in prepared]
+    embs = {c: np.concatenate([e[c] for _, e in prepared]) for c in channel.CONDITIONS}
+    vp, skipped = store.add_samples(name, samples, embs, scorer.extractor.model_id, scorer.extractor.weights_sha256)
+    added = [s for s in samples if s not in skipped]
+    return vp, added, skipped

@@ -106,7 +106,8 @@ class _Batcher:
 
 
 def embed_regions(samples: np.ndarray, regions: list[tuple[float, float]], encoder: SpeakerEncoder,
-                  step: float = 0.2, min_window: float = 0.5, batch_size: int = 256) -> WindowEmbeddings:
+                  step: float = 0.2, min_window: float = 0.5, batch_size: int = 256,
+                  level: str = "window") -> WindowEmbeddings:
     """Embeddings of 1.6 s windows every ``step`` s inside each region (see the module docstring).
 
     A region shorter than ``min_window`` is widened symmetrically to ``min_window`` (into its
@@ -120,6 +121,13 @@ def embed_regions(samples: np.ndarray, regions: list[tuple[float, float]], encod
     region_of: list[int] = []
     batcher = _Batcher(encoder, batch_size)
     total = len(samples)
+    file_gain = None
+    if level == "file":
+        from .vad import speech_level
+        # the level of the speech in the file (loud frames), brought to GE2E's -30 dBFS RMS
+        lv = speech_level(np.concatenate([samples[int(a * SAMPLE_RATE):int(b * SAMPLE_RATE)] for a, b in regions])
+                          if regions else samples)
+        file_gain = 10 ** (TARGET_DBFS / 20) / max(lv * 0.5, MIN_RMS)
     for ri, (a, b) in enumerate(regions):
         if b - a < min_window:
             c = (a + b) / 2
@@ -136,9 +144,15 @@ def embed_regions(samples: np.ndarray, regions: list[tuple[float, float]], encod
         length = min(PARTIAL_FRAMES, n_frames)
         if n_frames < min_frames and n_frames < PARTIAL_FRAMES:
             length = n_frames
+        region_gain = 10 ** (TARGET_DBFS / 20) / max(float(torch.sqrt(csum[-1] / n_frames)), MIN_RMS)
         for st in window_starts(n_frames, step_frames, length):
-            rms = float(torch.sqrt((csum[st + length] - csum[st]) / length))
-            gain = 10 ** (TARGET_DBFS / 20) / max(rms, MIN_RMS)
+            if level == "window":
+                rms = float(torch.sqrt((csum[st + length] - csum[st]) / length))
+                gain = 10 ** (TARGET_DBFS / 20) / max(rms, MIN_RMS)
+            elif level == "region":
+                gain = region_gain
+            else:
+                gain = file_gain
             idx = len(starts_s)
             batcher.add(idx, mel[st:st + length] * (gain * gain))          # power scales with gain squared
             starts_s.append(s0 / SAMPLE_RATE + st * FRAME_S)

@@ -235,14 +235,18 @@ def test_run_step_writes_private_unmasked_copy(tmp_path):
     assert t.extra["masking"] == {"style": "first", "masked_words": 6, "engine": "audiotools.masking/1"}
 
 
-def test_run_step_uses_detected_language():
+def test_run_step_masks_every_language_by_default():
+    """A Russian transcript with English swearing: both are masked unless a language is chosen."""
     t = make_transcript(language="ru")
     run_step(SimpleNamespace(transcript=t), dict(STEP_PARAMS))
-    assert t.segments[0].text == " What the fuck, **** man."      # ru rules only
-    t = make_transcript(language="ja")                              # unsupported -> all languages
+    assert t.segments[0].text == " What the ****, **** man."
+    t = make_transcript(language="ja")
     run_step(SimpleNamespace(transcript=t), dict(STEP_PARAMS))
     assert t.segments[0].text == " What the ****, **** man."
-    t = make_transcript(language="ru")                              # "all" overrides detection
+    t = make_transcript(language="en")                              # an explicit language restricts the rules
+    run_step(SimpleNamespace(transcript=t), {**STEP_PARAMS, "language": "ru"})
+    assert t.segments[0].text == " What the fuck, **** man."
+    t = make_transcript(language="ru")
     run_step(SimpleNamespace(transcript=t), {**STEP_PARAMS, "language": "all"})
     assert t.segments[0].text == " What the ****, **** man."
 
