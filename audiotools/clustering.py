@@ -90,7 +90,8 @@ def relabel(labels: np.ndarray) -> np.ndarray:
 class PairStats:
     """Sums of cosines (and pair counts) between clusters over window pairs that share no audio."""
 
-    def __init__(self, vectors: np.ndarray, starts: np.ndarray, ends: np.ndarray, labels: np.ndarray, k: int):
+    def __init__(self, vectors: np.ndarray, starts: np.ndarray, ends: np.ndarray, labels: np.ndarray, k: int,
+                 min_distance: float | None = None):
         x = vectors.astype(np.float64)
         sums = np.zeros((k, x.shape[1]))
         np.add.at(sums, labels, x)
@@ -101,8 +102,9 @@ class PairStats:
         n = len(x)
         np.add.at(self.S, (labels, labels), -np.einsum("ij,ij->i", x, x))
         np.add.at(self.N, (labels, labels), -1.0)
+        centre = (starts + ends) / 2
         for o in range(1, n):
-            ok = starts[o:] < ends[:-o]
+            ok = (starts[o:] < ends[:-o]) if min_distance is None else (centre[o:] - centre[:-o] < min_distance)
             if not ok.any():
                 break
             i = np.flatnonzero(ok)
@@ -157,7 +159,7 @@ def cluster(vectors: np.ndarray, starts: np.ndarray, ends: np.ndarray, weights: 
             groups: np.ndarray | None = None, *, num_speakers: int | None = None,
             min_speakers: int | None = None, max_speakers: int | None = None,
             ratio_threshold: float = RATIO_THRESHOLD, min_cluster_seconds: float = MIN_CLUSTER_SECONDS,
-            max_points: int = MAX_POINTS, initial_clusters: int = 40) -> Clustering:
+            max_points: int = MAX_POINTS, initial_clusters: int = 40, min_distance: float | None = None) -> Clustering:
     """Cluster L2-normalised window embeddings ``vectors`` (n, d), in time order, spanning
     ``starts``..``ends`` seconds; ``weights`` = speech seconds each stands for; ``groups`` = speech
     region of each (representatives never span two regions)."""
@@ -188,7 +190,7 @@ def cluster(vectors: np.ndarray, starts: np.ndarray, ends: np.ndarray, weights: 
     k = int(labels.max()) + 1
 
     # stage 2: merge by the relative similarity R
-    stats = PairStats(vectors, starts, ends, labels, k)
+    stats = PairStats(vectors, starts, ends, labels, k, min_distance)
     mass = np.bincount(labels, weights=weights, minlength=k)
     alive = mass > 0
     parent = np.arange(k)

@@ -165,23 +165,29 @@ def resolved_parameters(recipe: dict) -> dict:
             "steps": {s: {k: clean(v) for k, v in p.items()} for s, p in recipe["steps"].items()}}
 
 
-def run_file(path: str | os.PathLike, recipe: dict, output_dir: str | os.PathLike | None = None,
-             transcriber=None, stem: str | None = None) -> Job:
-    """Run every step of ``recipe`` on one file; writes the outputs when ``output_dir`` is given."""
-    from .audio import load_audio
-    from .transcriber import Transcriber
+def needs_channels(recipe: dict) -> bool:
+    return bool((recipe["steps"].get("diarize") or {}).get("channels") == "split")
 
+
+def decode(path: str | os.PathLike, recipe: dict) -> Job:
+    """Step 'decode': a Job holding the decoded audio."""
+    from .audio import load_audio
     job = Job(path=Path(path), recipe=recipe)
-    need_channels = bool((recipe["steps"].get("diarize") or {}).get("channels") == "split")
-    job.audio = load_audio(path, keep_channels=need_channels)
-    transcriber = transcriber or Transcriber(transcribe_options(recipe))
-    job.transcript = transcriber.transcribe(job.audio)
+    job.audio = load_audio(path, keep_channels=needs_channels(recipe))
+    return job
+
+
+def finish(job: Job, output_dir: str | os.PathLike | None = None, stem: str | None = None) -> Job:
+    """Every step after transcription (diarize, identify, mask, provenance), then export.
+
+    ``job.transcript`` must hold the transcription. Outputs go to ``output_dir`` as ``<stem>.<ext>``.
+    """
+    recipe = job.recipe
     job.transcript.extra["parameters"] = resolved_parameters(recipe)
     for step in STEP_ORDER[1:-1]:
         params = recipe["steps"].get(step)
-        if params is None:  # not in the recipe: run with its defaults when the step is installed and on by default
-            mod = step_module(step)
-            if mod is None:
+        if params is None:  # not in the recipe: run with its defaults when the step is installed
+            if step_module(step) is None:
                 continue
             params = recipe["steps"][step] = _defaults_for(step)
         if not params.get("enabled", True):
@@ -196,3 +202,12 @@ def run_file(path: str | os.PathLike, recipe: dict, output_dir: str | os.PathLik
         job.outputs = write_outputs(job.transcript, output_dir, formats, stem=stem)
     return job
 
+
+def run_file(path: str | os.PathLike, recipe: dict, output_dir: str | os.PathLike | None = None,
+             transcriber=None, stem: str | None = None) -> Job:
+    """Run every step of ``recipe`` on one file; writes the outputs when ``output_dir`` is given."""
+    from .transcriber import Transcriber
+    job = decode(path, recipe)
+    transcriber = transcriber or Transcriber(transcribe_options(recipe))
+    job.transcript = transcriber.transcribe(job.audio)
+    return finish(job, output_dir, stem)
