@@ -159,7 +159,8 @@ def cluster(vectors: np.ndarray, starts: np.ndarray, ends: np.ndarray, weights: 
             groups: np.ndarray | None = None, *, num_speakers: int | None = None,
             min_speakers: int | None = None, max_speakers: int | None = None,
             ratio_threshold: float = RATIO_THRESHOLD, min_cluster_seconds: float = MIN_CLUSTER_SECONDS,
-            max_points: int = MAX_POINTS, initial_clusters: int = 40, min_distance: float | None = None) -> Clustering:
+            max_points: int = MAX_POINTS, initial_clusters: int = 40, min_distance: float | None = None,
+            method: str = "ratio", threshold: float = 0.65) -> Clustering:
     """Cluster L2-normalised window embeddings ``vectors`` (n, d), in time order, spanning
     ``starts``..``ends`` seconds; ``weights`` = speech seconds each stands for; ``groups`` = speech
     region of each (representatives never span two regions)."""
@@ -185,7 +186,13 @@ def cluster(vectors: np.ndarray, starts: np.ndarray, ends: np.ndarray, weights: 
     else:
         z = linkage(x.astype(np.float64), method="average", metric="cosine")
         np.clip(z[:, 2], 0, None, out=z[:, 2])
-        rep_labels = relabel(fcluster(z, t=k0, criterion="maxclust"))
+        if method == "average":
+            rep_labels = relabel(fcluster(z, t=1 - threshold, criterion="distance"))
+            if hi is not None and rep_labels.max() + 1 > hi:
+                rep_labels = relabel(fcluster(z, t=hi, criterion="maxclust"))
+            ratio_threshold = np.inf if not num_speakers else -np.inf
+        else:
+            rep_labels = relabel(fcluster(z, t=k0, criterion="maxclust"))
     labels = rep_labels[owner]
     k = int(labels.max()) + 1
 
