@@ -160,7 +160,7 @@ def cluster(vectors: np.ndarray, starts: np.ndarray, ends: np.ndarray, weights: 
             min_speakers: int | None = None, max_speakers: int | None = None,
             ratio_threshold: float = RATIO_THRESHOLD, min_cluster_seconds: float = MIN_CLUSTER_SECONDS,
             max_points: int = MAX_POINTS, initial_clusters: int = 40, min_distance: float | None = None,
-            method: str = "ratio", threshold: float = 0.65) -> Clustering:
+            method: str = "ratio", threshold: float = 0.65, group: int = 1) -> Clustering:
     """Cluster L2-normalised window embeddings ``vectors`` (n, d), in time order, spanning
     ``starts``..``ends`` seconds; ``weights`` = speech seconds each stands for; ``groups`` = speech
     region of each (representatives never span two regions)."""
@@ -178,7 +178,7 @@ def cluster(vectors: np.ndarray, starts: np.ndarray, ends: np.ndarray, weights: 
         lo = hi = int(num_speakers)
 
     # stage 1: over-clustering of the representatives
-    x, _, owner = representatives(vectors, groups, weights, max_points)
+    x, _, owner = representatives(vectors, groups, weights, min(max_points, max(1, int(np.ceil(n / group)))))
     m = len(x)
     k0 = min(m, max(initial_clusters, 3 * (hi or 0)))
     if m == 1:
@@ -186,6 +186,10 @@ def cluster(vectors: np.ndarray, starts: np.ndarray, ends: np.ndarray, weights: 
     else:
         z = linkage(x.astype(np.float64), method="average", metric="cosine")
         np.clip(z[:, 2], 0, None, out=z[:, 2])
+        if method == "relative":
+            mu = PairStats._file_self_similarity(vectors.astype(np.float64), starts, ends)
+            threshold = mu - threshold
+            method = "average"
         if method == "average":
             rep_labels = relabel(fcluster(z, t=1 - threshold, criterion="distance"))
             if hi is not None and rep_labels.max() + 1 > hi:
@@ -209,7 +213,37 @@ def cluster(vectors: np.ndarray, starts: np.ndarray, ends: np.ndarray, weights: 
         alive[b] = False
         parent[parent == b] = a
 
+    def centroid_scores() -> np.ndarray:
+        """cos(centroid A, centroid B) / the value expected for one talker given the clusters' sizes."""
+        sums = np.zeros((k, vectors.shape[1]))
+        np.add.at(sums, parent[labels], vectors.astype(np.float64))
+        norms = np.maximum(np.linalg.norm(sums, axis=1), 1e-9)
+        cos = (sums @ sums.T) / np.outer(norms, norms)
+        n_eff = np.maximum(mass / window_seconds, 1.0)
+        shrink = 1.0 / np.sqrt(1.0 + rho / n_eff)
+        score = cos / (ratio_threshold * np.outer(shrink, shrink))
+        score[~alive, :] = -np.inf
+        score[:, ~alive] = -np.inf
+        np.fill_diagonal(score, -np.inf)
+        return score
+
+    window_seconds = float(np.median(ends - starts)) if n else 1.6
+    if method == "centroid":
+        diag = np.diag(stats.S) / np.maximum(np.diag(stats.N), 1)
+        big = np.diag(stats.N) >= 20
+        s_same = float(np.clip(np.median(diag[big]) if big.any() else PRIOR_SELF_SIMILARITY, 0.55, 0.85))
+        rho = (1 - s_same) / s_same
+        ratio_threshold_eff = 1.0
     while alive.sum() > 1:
+        if method == "centroid":
+            r = centroid_scores()
+            a, b = np.unravel_index(int(np.argmax(r)), r.shape)
+            n_alive = int(alive.sum())
+            must = hi is not None and n_alive > hi
+            if not must and (n_alive <= lo or r[a, b] < ratio_threshold_eff):
+                break
+            do_merge(int(a), int(b))
+            continue
         r = stats.ratios(alive)
         a, b = np.unravel_index(int(np.argmax(r)), r.shape)
         n_alive = int(alive.sum())

@@ -68,8 +68,10 @@ class _Batcher:
         self.short_idx: list[int] = []
         self.out: dict[int, np.ndarray] = {}
 
+    full_length = PARTIAL_FRAMES
+
     def add(self, idx: int, mel: torch.Tensor) -> None:
-        if mel.shape[0] == PARTIAL_FRAMES:
+        if mel.shape[0] == self.full_length:
             self.full.append(mel)
             self.full_idx.append(idx)
             if len(self.full) >= self.batch_size:
@@ -107,19 +109,20 @@ class _Batcher:
 
 def embed_regions(samples: np.ndarray, regions: list[tuple[float, float]], encoder: SpeakerEncoder,
                   step: float = 0.2, min_window: float = 0.5, batch_size: int = 256,
-                  level: str = "window") -> WindowEmbeddings:
+                  level: str = "window", window: float = 1.6) -> WindowEmbeddings:
     """Embeddings of 1.6 s windows every ``step`` s inside each region (see the module docstring).
 
     A region shorter than ``min_window`` is widened symmetrically to ``min_window`` (into its
     context) so its single window has enough frames to say anything about the voice.
     """
     step_frames = max(1, int(round(step / FRAME_S)))
-    min_frames = int(round(min_window / FRAME_S))
+    win_frames = int(round(window / FRAME_S))
     dev = encoder.device
     starts_s: list[float] = []
     ends_s: list[float] = []
     region_of: list[int] = []
     batcher = _Batcher(encoder, batch_size)
+    batcher.full_length = win_frames
     total = len(samples)
     file_gain = None
     if level == "file":
@@ -141,9 +144,7 @@ def embed_regions(samples: np.ndarray, regions: list[tuple[float, float]], encod
         mel = encoder.mel(x)[:n_frames]                                    # (n_frames, 40) power mel
         energy = torch.from_numpy(np.square(x).reshape(n_frames, HOP).mean(axis=1)).to(dev)
         csum = torch.cat([torch.zeros(1, device=dev, dtype=energy.dtype), torch.cumsum(energy, 0)])
-        length = min(PARTIAL_FRAMES, n_frames)
-        if n_frames < min_frames and n_frames < PARTIAL_FRAMES:
-            length = n_frames
+        length = min(win_frames, n_frames)
         region_gain = 10 ** (TARGET_DBFS / 20) / max(float(torch.sqrt(csum[-1] / n_frames)), MIN_RMS)
         for st in window_starts(n_frames, step_frames, length):
             if level == "window":
