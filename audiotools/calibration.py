@@ -266,7 +266,7 @@ class ConditionModel:
         me, se = self.cohort_stats(ec, enrol_exclude)
         mt, st = self.cohort_stats(tc, test_exclude)
         sn = 0.5 * ((cen - me[:, None]) / se[:, None] + (cen - mt[None, :]) / st[None, :])
-        feats = {"raw": raw, "centered": cen, "snorm": sn}
+        feats = {"raw": raw, "centered": cen, "snorm": sn, "crowd": 0.5 * (me[:, None] + mt[None, :])}
         return {**feats, "llr": self.llr10(feats)}
 
     def score_pairs(self, enrol: np.ndarray, test: np.ndarray) -> dict[str, np.ndarray]:
@@ -278,7 +278,7 @@ class ConditionModel:
         me, se = self.cohort_stats(ec)
         mt, st = self.cohort_stats(tc)
         sn = 0.5 * ((cen - me) / se + (cen - mt) / st)
-        feats = {"raw": raw, "centered": cen, "snorm": sn}
+        feats = {"raw": raw, "centered": cen, "snorm": sn, "crowd": 0.5 * (me + mt)}
         return {**feats, "llr": self.llr10(feats)}
 
     def llr10(self, feats: dict[str, np.ndarray]) -> np.ndarray:
@@ -305,7 +305,7 @@ class ConditionModel:
         raw = np.sum(_l2n(enrol)[i] * _l2n(test)[j], axis=1)
         cen = np.sum(ec[i] * tc[j], axis=1)
         sn = 0.5 * ((cen - me[i]) / se[i] + (cen - mt[j]) / st[j])
-        feats = {"raw": raw, "centered": cen, "snorm": sn}
+        feats = {"raw": raw, "centered": cen, "snorm": sn, "crowd": 0.5 * (me[i] + mt[j])}
         return {**feats, "llr": self.llr10(feats)}
 
     def fit(self, tar_feats: dict[str, np.ndarray], non_feats: dict[str, np.ndarray], prior: float = 0.5,
@@ -386,7 +386,7 @@ def _model_from(path: Path, c: str, p: dict, cohort: np.ndarray, source: str,
         m.bounds = (float(lo), float(hi))
     except (KeyError, TypeError, ValueError) as e:
         raise CalibrationError(f"{path}: malformed entry for condition {c!r} ({e})") from None
-    if len(m.weights) != len(m.features) or any(f not in ("raw", "centered", "snorm") for f in m.features):
+    if len(m.weights) != len(m.features) or any(f not in ("raw", "centered", "snorm", "crowd") for f in m.features):
         raise CalibrationError(f"{path}: malformed entry for condition {c!r} (features/weights)")
     return m
 

@@ -21,7 +21,7 @@ from .audio import DecodedAudio, load_audio
 from .decoding import DecodeOptions, decode_windows
 from .features import log_mel_batch
 from .models import DEFAULT_MODEL, ModelInfo, load_model, resolve_device
-from .timing import add_words, split_segments
+from .timing import AlignJob, apply_alignment, find_alignments, num_frames_for, split_segments, text_tokens_of
 from .transcript import Segment, Transcript, Word
 from .vad import VADOptions, speech_regions
 from .windows import Window, fixed_windows, make_windows
@@ -244,6 +244,7 @@ class Transcriber:
                 st.language_probability = probs.get(st.language, 0.0)
                 log.info("detected language: %s (p=%.2f)", st.language, st.language_probability)
         results = decode_windows(self.model, features, [files[fid].language for fid, _ in batch], decode_opts)
+        per_window = []  # (file state, window index, window, tokenizer, segments)
         for k, ((fid, wi), r) in enumerate(zip(batch, results)):
             st = files[fid]
             st.done += 1
@@ -255,14 +256,27 @@ class Transcriber:
             for s in segs:
                 s.update(avg_logprob=r.result.avg_logprob, no_speech_prob=r.result.no_speech_prob,
                          compression_ratio=r.result.compression_ratio, temperature=r.result.temperature)
-            if self.options.word_timestamps and segs:
-                st.last_speech = add_words(self.model, tok, segs, features[k], w.start, w.duration, st.last_speech)
+            per_window.append((k, st, wi, w, tok, segs))
+        if self.options.word_timestamps:
+            # one batched alignment pass for every window with text, then each file's windows in order
+            jobs = [AlignJob(tok, text_tokens_of(segs, tok), features[k], num_frames_for(w.duration))
+                    for k, st, wi, w, tok, segs in per_window]
+            alignments = find_alignments(self.model, jobs)
+            for (k, st, wi, w, tok, segs), alignment in zip(per_window, alignments):
+                if segs:
+                    st.last_speech = apply_alignment(segs, alignment, tok, w.start, w.duration, st.last_speech)
+        for k, st, wi, w, tok, segs in per_window:
             for s in segs:
                 s["text"] = tok.decode(s["tokens"])
             st.segments[wi] = segs
 
     def transcribe(self, audio: DecodedAudio, progress=None) -> Transcript:
         segments, language, stats = self.transcribe_samples(audio.samples, progress=progress)
+        return self.make_transcript(audio, segments, language, stats)
+
+    def make_transcript(self, audio: DecodedAudio, segments: list[Segment], language: str | None,
+                        stats: dict) -> Transcript:
+        """The Transcript for one engine result (``transcribe`` and the batch command share it)."""
         model = {"name": self.model_info.name, "sha256": self.model_info.sha256, "source": self.model_info.source,
                  "kind": self.model_info.kind}
         extra = {"stats": stats}

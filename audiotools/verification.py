@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 MIN_TURN_SPEECH = 1.0        # seconds of speech for a turn to be scored on its own
 MIN_UNIT_SPEECH = 1.0        # below this a questioned unit is not scored at all
 MIN_ENROL_SPEECH = 3.0       # enrolment samples need at least this much VAD speech
-MULTI_SPEAKER_LLR = -2.0     # log10 LR below which an enrolment sample's two halves are different people
 
 # ENFSI (2015) verbal scale, by log10 LR; mirrored for support of the different-speaker proposition.
 _SCALE = [(6.0, "extremely strong support"), (4.0, "very strong support"), (3.0, "strong support"),
@@ -120,57 +119,76 @@ class Scorer:
 
 
 # -------------------------------------------------------------------------------- single speaker
-def two_speaker_test(scorer: Scorer, audio: Audio, regions, condition: str) -> dict:
-    """Does this speech hold two voices? Split-and-compare test on window embeddings.
+# Rejection thresholds of the one-voice test: the 1st percentile of the statistic over the 176
+# single-speaker LibriSpeech recordings of ../shared/data/speakers in that condition (false
+# rejection rate about 1 %). See two_speaker_test and docs/voiceprints.md.
+TWO_VOICE_THRESHOLD = {channel.WIDEBAND: 0.50, channel.TELEPHONE: 0.30, channel.TELEPHONE_CODEC: 0.30}
+TWO_VOICE_MIN_FRACTION = 0.15
+TWO_VOICE_MIN_SECONDS = 2.0
 
-    Embeddings of 1.6 s windows (0.5 s step) over the speech are split into two groups by
-    2-means on the cosine sphere (k-means++ seeded deterministically, the best of several starts).
-    The two groups' mean embeddings are then compared with the same calibrated scorer as a
-    verification trial. If the log10 LR for "same speaker" is below ``MULTI_SPEAKER_LLR`` (-2: the
-    evidence is 100 times more probable if the two groups are different people) and the smaller
-    group holds at least 2 s and 15 % of the speech, the sample holds more than one voice.
-    Single-speaker LibriSpeech utterances and the sample voices pass (llr typically > +1);
-    concatenations of two LibriSpeech speakers fail (see docs/voiceprints.md).
-    """
-    emb = scorer.extractor.window_embeddings(audio, regions, condition)
-    result = {"test": "2-means split of 1.6 s window embeddings, calibrated LLR between the groups",
-              "windows": int(len(emb)), "threshold_llr": MULTI_SPEAKER_LLR}
-    if len(emb) < 8:
-        result.update(single_speaker=True, llr=None, minor_fraction=0.0)
-        return result
-    x = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+
+def _kmeans2(x: np.ndarray, starts: int = 5) -> np.ndarray:
+    """Spherical 2-means (deterministic farthest-point starts); labels of the best of ``starts`` runs."""
     best = None
     rng = np.random.default_rng(0)
-    for _ in range(5):
+    for _ in range(starts):
         c0 = x[rng.integers(len(x))]
-        d = 1 - x @ c0
-        c1 = x[int(np.argmax(d))]
-        cents = np.stack([c0, c1])
-        for _ in range(30):
+        cents = np.stack([c0, x[int(np.argmax(1 - x @ c0))]])
+        lab = np.zeros(len(x), dtype=int)
+        for _ in range(50):
             lab = np.argmax(x @ cents.T, axis=1)
             if lab.min() == lab.max():
                 break
             new = np.stack([x[lab == k].mean(0) for k in range(2)])
-            new /= np.linalg.norm(new, axis=1, keepdims=True)
+            new /= np.maximum(np.linalg.norm(new, axis=1, keepdims=True), 1e-12)
             if np.allclose(new, cents):
                 break
             cents = new
-        inertia = float(np.sum(np.max(x @ cents.T, axis=1)))
-        if best is None or inertia > best[0]:
-            best = (inertia, lab.copy())
-    lab = best[1]
-    counts = np.bincount(lab, minlength=2)
-    minor = counts.min() / len(lab)
-    # windows are 0.5 s apart: a group of n windows covers about 0.5 n + 1.1 s of speech
-    minor_seconds = 0.5 * counts.min() + 1.1 if counts.min() else 0.0
-    if counts.min() < 2:
-        result.update(single_speaker=True, llr=None, minor_fraction=round(float(minor), 3))
+        fit = float(np.sum(np.max(x @ cents.T, axis=1)))
+        if best is None or fit > best[0]:
+            best = (fit, lab.copy())
+    return best[1]
+
+
+def two_speaker_test(scorer: Scorer, audio: Audio, regions, condition: str) -> dict:
+    """Does this speech hold two voices? A split-and-compare test with an empirical null.
+
+    1. GE2E embeddings of 1.6 s windows every 0.5 s over the VAD speech, centred on the
+       condition's cohort mean and length-normalised;
+    2. the windows are split into two groups by spherical 2-means;
+    3. statistic T = cosine between the two groups' mean directions. One voice split in two gives
+       two similar halves (T high); two voices give two different ones (T low);
+    4. H0 "one voice" is rejected when T < the 1st percentile of T over single-speaker recordings of
+       the same condition (``TWO_VOICE_THRESHOLD``: significance level about 1 %) and the smaller
+       group holds at least 15 % of the windows and 2 s of speech.
+
+    Measured on LibriSpeech: about 1 % false rejections by construction; two-speaker mixtures
+    (alternating turns, the second voice 20-50 % of the speech) are detected about 90 % of the time
+    wideband, about 60 % in telephone conditions. Voices this embedding cannot separate (two similar
+    talkers on one telephone line) pass; the check is a safeguard, not a guarantee.
+    """
+    from .calibration import _l2n
+    emb = scorer.extractor.window_embeddings(audio, regions, condition)
+    thr = TWO_VOICE_THRESHOLD.get(condition, TWO_VOICE_THRESHOLD[channel.WIDEBAND])
+    result = {"test": "2-means split of 1.6 s window embeddings; cosine between the groups' centroids "
+                      "against the 1 % quantile of single-speaker recordings",
+              "windows": int(len(emb)), "threshold": thr, "statistic": None, "minor_fraction": 0.0,
+              "single_speaker": True}
+    if len(emb) < 4:
         return result
-    g = [x[lab == k].mean(0) for k in range(2)]
-    llr = scorer.same_speaker_llr(g[0], g[1], condition)
-    multi = llr < MULTI_SPEAKER_LLR and minor >= 0.15 and minor_seconds >= 2.0
-    result.update(single_speaker=not multi, llr=round(llr, 3), minor_fraction=round(float(minor), 3),
-                  minor_seconds=round(minor_seconds, 1))
+    x = _l2n(emb - scorer.model(condition).mean)
+    lab = _kmeans2(x)
+    counts = np.bincount(lab, minlength=2)
+    if counts.min() < 2:
+        result["statistic"] = 1.0
+        return result
+    g = [_l2n(x[lab == k].mean(0)) for k in range(2)]
+    t = float(g[0] @ g[1])
+    minor = counts.min() / len(lab)
+    minor_seconds = 0.5 * (counts.min() - 1) + 1.6          # windows are 0.5 s apart, 1.6 s long
+    multi = t < thr and minor >= TWO_VOICE_MIN_FRACTION and minor_seconds >= TWO_VOICE_MIN_SECONDS
+    result.update(statistic=round(t, 3), minor_fraction=round(float(minor), 3),
+                  minor_seconds=round(float(minor_seconds), 1), single_speaker=not multi)
     return result
 
 

@@ -400,7 +400,8 @@ class EnrolmentRejected(AudiotoolsError):
 
 
 def prepare_sample(path: str | os.PathLike, scorer, segment: tuple[float, float] | None = None,
-                   min_speech: float | None = None) -> tuple[Sample, dict[str, np.ndarray]]:
+                   min_speech: float | None = None, check_voices: bool = True
+                   ) -> tuple[Sample, dict[str, np.ndarray]]:
     """Check one enrolment sample and embed it in every condition; raises :class:`EnrolmentRejected`.
 
     Checks: at least ``min_speech`` (default 3 s) of VAD speech in the file (or ``segment``), and
@@ -428,11 +429,13 @@ def prepare_sample(path: str | os.PathLike, scorer, segment: tuple[float, float]
                                 f"(an enrolment sample needs at least {min_speech:g} s)")
     native = audio.channel.condition
     check = two_speaker_test(scorer, audio, regions, native)
-    if not check["single_speaker"]:
+    check["enforced"] = check_voices
+    if check_voices and not check["single_speaker"]:
         raise EnrolmentRejected(
             f"{path}: more than one voice: the speech splits into two groups "
-            f"({100 * check['minor_fraction']:.0f} % / {100 - 100 * check['minor_fraction']:.0f} %) whose voices "
-            f"differ (log10 LR {check['llr']:.1f} < {check['threshold_llr']:g}); pick one speaker with --segment")
+            f"({100 * check['minor_fraction']:.0f} % / {100 - 100 * check['minor_fraction']:.0f} %) that sound like "
+            f"different people (similarity {check['statistic']:.2f} < {check['threshold']:.2f}, which fewer than "
+            f"1 % of single-speaker recordings reach); choose one speaker's part with --segment START-END")
     conds = [c for c in channel.CONDITIONS]
     res = ex.embed([(audio, regions, c) for c in conds])
     embs = {c: r.embedding[None, :].astype(np.float32) for c, r in zip(conds, res)}
@@ -446,8 +449,8 @@ def prepare_sample(path: str | os.PathLike, scorer, segment: tuple[float, float]
 
 
 def enroll(store: VoiceprintStore, name: str, files: list[str | os.PathLike], scorer=None,
-           segment: tuple[float, float] | None = None, min_speech: float | None = None
-           ) -> tuple[Voiceprint, list[Sample], list[Sample]]:
+           segment: tuple[float, float] | None = None, min_speech: float | None = None,
+           check_voices: bool = True) -> tuple[Voiceprint, list[Sample], list[Sample]]:
     """Enrol ``files`` for ``name`` (appending to an existing record). All files are checked first;
     if any is rejected nothing is written. Returns (record, added samples, skipped duplicates)."""
     from .verification import Scorer
@@ -455,7 +458,7 @@ def enroll(store: VoiceprintStore, name: str, files: list[str | os.PathLike], sc
     if not files:
         raise UsageError("enrolment needs at least one audio file")
     scorer = scorer or Scorer(store.dir)
-    prepared = [prepare_sample(f, scorer, segment, min_speech) for f in files]
+    prepared = [prepare_sample(f, scorer, segment, min_speech, check_voices) for f in files]
     samples = [s for s, _ in prepared]
     embs = {c: np.concatenate([e[c] for _, e in prepared]) for c in channel.CONDITIONS}
     vp, skipped = store.add_samples(name, samples, embs, scorer.extractor.model_id, scorer.extractor.weights_sha256)

@@ -65,6 +65,58 @@ SOX = {
 EXT = {channel.TELEPHONE: ".wav", channel.TELEPHONE_CODEC: ".gsm"}
 
 
+# Synthetic voices (espeak-ng): 91 accent+variant configurations, each reading two different sets
+# of three Harvard sentences (IEEE 1969 lists, public domain). The 5 configurations of the voices in
+# samples/ (anna, boris, clara and the two phone-call voices) are excluded, so the demo voices are
+# never part of the cohort or the calibration.
+HARVARD = [
+    "The birch canoe slid on the smooth planks.", "Glue the sheet to the dark blue background.",
+    "It's easy to tell the depth of a well.", "These days a chicken leg is a rare dish.",
+    "Rice is often served in round bowls.", "The juice of lemons makes fine punch.",
+    "The box was thrown beside the parked truck.", "The hogs were fed chopped corn and garbage.",
+    "Four hours of steady work faced us.", "A large size in stockings is hard to sell.",
+    "The boy was there when the sun rose.", "A rod is used to catch pink salmon.",
+    "The source of the huge river is the clear spring.", "Kick the ball straight and follow through.",
+    "Help the woman get back to her feet.", "A pot of tea helps to pass the evening.",
+    "Smoky fires lack flame and heat.", "The soft cushion broke the man's fall.",
+    "The salt breeze came across from the sea.", "The girl at the booth sold fifty bonds.",
+]
+SYN_ACCENTS = ["en-gb", "en-us", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029",
+               "en-us-nyc"]
+SYN_VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5"]
+SYN_EXCLUDED = {("en-gb", "f4"), ("en-us", "m3"), ("en-gb-x-rp", "f2"), ("en-gb-scotland", "m2"), ("en-us", "f5")}
+SYN_PITCH = [35, 45, 50, 60, 70, 40, 55, 65]
+SYN_SPEED = [140, 150, 160, 170, 180, 155, 165]
+
+
+def synthesize(tmp: Path) -> list[tuple[Path, str]]:
+    """(wav path, speaker) for the synthetic voices; two recordings (text sets A and B) per voice."""
+    out_dir = tmp / "synthetic"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jobs = []
+    configs = [(a, v) for a in SYN_ACCENTS for v in SYN_VARIANTS]
+    for n, (acc, var) in enumerate(configs):
+        if (acc, var) in SYN_EXCLUDED:
+            continue
+        p, sp = SYN_PITCH[n % len(SYN_PITCH)], SYN_SPEED[n % len(SYN_SPEED)]
+        for tag, off in (("A", 0), ("B", 10)):
+            text = " ".join(HARVARD[(3 * n + k + off) % len(HARVARD)] for k in range(3))
+            jobs.append((acc, var, p, sp, tag, text, out_dir / f"syn_{acc}+{var}_{tag}"))
+
+    def one(job):
+        acc, var, p, sp, tag, text, stem = job
+        raw, wav = Path(str(stem) + ".raw.wav"), Path(str(stem) + ".wav")
+        subprocess.run(["espeak-ng", "-v", f"{acc}+{var}", "-p", str(p), "-s", str(sp), "-w", str(raw), "--", text],
+                       check=True, capture_output=True)
+        subprocess.run(["sox", "-R", str(raw), "-r", "16000", "-b", "16", str(wav), "vol", "0.5",
+                        "silence", "1", "0.02", "0.1%", "reverse", "silence", "1", "0.02", "0.1%", "reverse"],
+                       check=True, capture_output=True)
+        raw.unlink()
+        return wav, f"syn:{acc}+{var}"
+    with ThreadPoolExecutor(2) as ex:
+        return list(ex.map(one, jobs))
+
+
 def speaker_of(path: Path) -> str:
     return path.name.split("-")[0]
 
@@ -106,9 +158,8 @@ def trial_pairs(n: int, ordered: bool) -> np.ndarray:
     return np.array(list(it), dtype=np.int64)
 
 
-def folds_of(files: list[Path]) -> np.ndarray:
-    """Fold index per file: multi-utterance speaker k -> fold k; cohort speakers round-robin."""
-    spk = [speaker_of(f) for f in files]
+def folds_of(spk: list[str]) -> np.ndarray:
+    """Fold index per file: multi-utterance speaker k -> fold k; other speakers round-robin."""
     cohort_spk = sorted({s for s in spk if s not in MAIN})
     fold_of_spk = {s: i for i, s in enumerate(MAIN)}
     fold_of_spk.update({s: i % N_FOLDS for i, s in enumerate(cohort_spk)})
@@ -147,7 +198,10 @@ def held_out_scores(condition, enrol, test, spk, is_cohort, folds, ordered, **kw
     return pairs, tgt, out
 
 
-def report(tgt, s) -> dict:
+def report(tgt, s, sel=None) -> dict:
+    if sel is not None:
+        tgt = tgt[sel]
+        s = {k: v[sel] for k, v in s.items()}
     d = summary(s["snorm"][tgt], s["snorm"][~tgt], s["llr"][tgt], s["llr"][~tgt], P_TARGET)
     d["eer_raw_cosine"] = summary(s["raw"][tgt], s["raw"][~tgt], p_target=P_TARGET)["eer"]
     d["min_dcf_raw_cosine"] = summary(s["raw"][tgt], s["raw"][~tgt], p_target=P_TARGET)["min_dcf"]
@@ -199,20 +253,36 @@ def main() -> int:
     ap.add_argument("--conditions", default=",".join(channel.CONDITIONS))
     ap.add_argument("--top-n", type=int, default=TOP_N)
     ap.add_argument("--features", default=",".join(FEATURES))
+    ap.add_argument("--no-synthetic", action="store_true", help="leave the espeak-ng voices out")
     args = ap.parse_args()
     if not shutil.which("sox"):
         sys.exit("sox is needed for the telephone conversions")
     from audiotools.embedding_cache import Extractor
     extractor = Extractor()
-    files = list_files()
-    spk = np.array([speaker_of(f) for f in files])
-    is_cohort = ~np.isin(spk, MAIN)
-    folds = folds_of(files)
+    lib_files = list_files()
+    files = list(lib_files)
+    spk_list = [speaker_of(f) for f in files]
+    is_cohort_l = [s not in MAIN for s in spk_list]
+    domain = ["librispeech"] * len(files)
+    tmp_root = tempfile.TemporaryDirectory()
+    if not args.no_synthetic:
+        if not shutil.which("espeak-ng"):
+            sys.exit("espeak-ng is needed for the synthetic voices (or pass --no-synthetic)")
+        for wav, sp in synthesize(Path(tmp_root.name)):
+            files.append(wav); spk_list.append(sp); is_cohort_l.append(wav.stem.endswith("_A"))
+            domain.append("synthetic")
+    spk = np.array(spk_list)
+    is_cohort = np.array(is_cohort_l)
+    domain = np.array(domain)
+    folds = folds_of(spk_list)
     features = tuple(args.features.split(","))
     conditions = args.conditions.split(",")
     t_start = time.perf_counter()
-    results: dict = {"data": {"dir": str(DATA), "recordings": len(files), "speakers": int(len(set(spk))),
-                              "multi_utterance_speakers": MAIN, "cohort_recordings": int(is_cohort.sum())},
+    results: dict = {"data": {"dir": str(DATA), "librispeech_recordings": len(lib_files),
+                              "librispeech_speakers": int(len({speaker_of(f) for f in lib_files})),
+                              "multi_utterance_speakers": MAIN,
+                              "synthetic_voices": int(len(set(spk[domain == "synthetic"]))),
+                              "cohort_recordings": int(is_cohort.sum())},
                      "protocol": {"folds": N_FOLDS, "held_out": "every trial scored by a cohort+calibration "
                                   "fitted on folds containing neither of its speakers",
                                   "top_n": args.top_n, "features": list(features), "p_target": P_TARGET,
@@ -220,7 +290,7 @@ def main() -> int:
                                   "cllr": "bits; log10 LRs clipped to the calibration's empirical bounds"},
                      "conditions": {}}
     shipped = {}
-    with tempfile.TemporaryDirectory() as tmpd:
+    with tmp_root as tmpd:
         tmp = Path(tmpd)
         tel_files_for_timing = None
         clean = None
@@ -245,29 +315,38 @@ def main() -> int:
             raw_nc = np.sum(clean[pairs[:, 0]] * test[pairs[:, 1]], axis=1) / (
                 np.linalg.norm(clean[pairs[:, 0]], axis=1) * np.linalg.norm(test[pairs[:, 1]], axis=1))
             no_comp = summary(raw_nc[tgt], raw_nc[~tgt], p_target=P_TARGET)
+            lib = (domain[pairs[:, 0]] == "librispeech") & (domain[pairs[:, 1]] == "librispeech")
+            syn = (domain[pairs[:, 0]] == "synthetic") & (domain[pairs[:, 1]] == "synthetic")
+            no_comp = summary(raw_nc[tgt & lib], raw_nc[~tgt & lib], p_target=P_TARGET)
             r = {"test_side": conv,
                  "baseline_raw_cosine_clean_enrolment_no_compensation": {
                      "eer": round(no_comp["eer"], 5), "min_dcf": round(no_comp["min_dcf"], 5)}, "enrolment_side": "clean file" + (
                  "" if cond == channel.WIDEBAND else f" passed through the {cond} simulation (channel.simulate)"),
-                 "held_out": report(tgt, s)}
+                 "held_out": report(tgt, s, lib),
+                 "held_out_synthetic_voices": report(tgt, s, syn) if syn.any() else None,
+                 "held_out_all_trials": report(tgt, s)}
             # the shipped system: cohort = all cohort recordings, calibration on all trials
             m = fit_system(cond, enrol, test, spk, is_cohort, np.ones(len(files), bool), ordered,
                            top_n=args.top_n, features=features)
             excl = np.flatnonzero(is_cohort)[None, :] == np.arange(len(files))[:, None]
             s_all = m.index_pairs(enrol, test, pairs, excl, excl)
-            r["all_data_fit_not_held_out"] = report(tgt, s_all)
+            r["all_data_fit_not_held_out"] = report(tgt, s_all, lib)
             r["seconds"] = round(time.perf_counter() - t0, 1)
-            shipped[cond] = (m, enrol[is_cohort])
+            shipped[cond] = (m, enrol[is_cohort], domain[is_cohort])
             results["conditions"][cond] = r
             h = r["held_out"]
             print(f"{cond:16s} held-out: EER {100 * h['eer']:.2f} % (raw cosine {100 * h['eer_raw_cosine']:.2f} %), "
                   f"Cllr {h['cllr']:.3f} (min {h['min_cllr']:.3f}), minDCF(P={P_TARGET}) {h['min_dcf']:.3f}, "
                   f"actDCF {h['act_dcf']:.3f}  [{h['n_target']} target / {h['n_nontarget']} non-target trials]; "
                   f"uncompensated raw cosine EER {100 * no_comp['eer']:.2f} %", flush=True)
+            if r["held_out_synthetic_voices"]:
+                h = r["held_out_synthetic_voices"]
+                print(f"{'':16s} synthetic voices: EER {100 * h['eer']:.2f} %, Cllr {h['cllr']:.3f} (min {h['min_cllr']:.3f})"
+                      f"  [{h['n_target']} / {h['n_nontarget']}]", flush=True)
         if args.write_calibration:
             write_shipped(shipped, extractor, results, args.top_n)
         if not args.no_timing and tel_files_for_timing is not None:
-            results["timing_1000_trials"] = timing(files, tel_files_for_timing)
+            results["timing_1000_trials"] = timing(lib_files, tel_files_for_timing[:len(lib_files)])
             t = results["timing_1000_trials"]
             print(f"1,000 trials: {t['cold_cache_s']} s with an empty cache, {t['warm_cache_s']} s warm "
                   f"({t['distinct_files']} files)")
@@ -285,11 +364,12 @@ def write_shipped(shipped: dict, extractor, results: dict, top_n: int) -> None:
     from audiotools.calibration import DATA_DIR, SCHEMA
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     conds = {}
-    for cond, (m, cohort) in shipped.items():
+    for cond, (m, cohort, dom) in shipped.items():
         name = f"cohort-{cond}.npy"
         np.save(DATA_DIR / name, cohort.astype(np.float32), allow_pickle=False)
         conds[cond] = {
-            "cohort": name, "cohort_size": int(len(cohort)), "top_n": int(m.top_n), "features": list(m.features),
+            "cohort": name, "cohort_size": int(len(cohort)),
+            "cohort_composition": {d: int((dom == d).sum()) for d in sorted(set(dom))}, "top_n": int(m.top_n), "features": list(m.features),
             "weights": [round(float(w), 6) for w in m.weights], "bias": round(float(m.bias), 6),
             "llr_bounds": [round(b, 3) for b in m.bounds], "trials": m.info.get("trials"),
             "fitted_on": results["conditions"][cond]["test_side"],
