@@ -171,16 +171,12 @@ def _load_pyav(p: Path, keep_channels: bool):
             for frame in container.decode(stream):
                 frame.pts = None  # let the resampler keep its own timeline
                 push(resampler.resample(frame))
-        except av.error.InvalidDataError as e:
-            if pos == 0:
-                raise InputError(p, f"not decodable audio: {_ffmsg(e)}") from None
-            msg = f"stream corrupt or truncated after {pos / SAMPLE_RATE:.2f} s ({_ffmsg(e)}); decoded what was readable"
-            warnings.append(msg)
-            log.warning("%s: %s", p, msg)
         except av.error.FFmpegError as e:
+            corrupt = isinstance(e, av.error.InvalidDataError)
             if pos == 0:
-                raise InputError(p, f"decoding failed: {_ffmsg(e)}") from None
-            msg = f"decoding stopped after {pos / SAMPLE_RATE:.2f} s ({_ffmsg(e)}); decoded what was readable"
+                raise InputError(p, f"{'not decodable audio' if corrupt else 'decoding failed'}: {_ffmsg(e)}") from None
+            what = "stream corrupt or truncated" if corrupt else "decoding stopped"
+            msg = f"{what} after {pos / SAMPLE_RATE:.2f} s ({_ffmsg(e)}); decoded what was readable"
             warnings.append(msg)
             log.warning("%s: %s", p, msg)
         push(resampler.resample(None))

@@ -155,8 +155,8 @@ def convert_to_whisper_state(paths: list[Path], config: dict) -> tuple[dict, dic
     for name in ("conv1", "conv2"):
         lin(f"encoder.{name}", f"encoder/{name}")
     sd["encoder.positional_embedding"] = v["encoder/position_encodings/encodings"]
-    for i in range(n_audio_layer):
-        s, d = f"encoder/layer_{i}", f"encoder.blocks.{i}"
+    def block(s: str, d: str) -> None:
+        """Self-attention (fused q|k|v split; key without bias) and MLP of one residual block."""
         q, k, vv = split(v[f"{s}/self_attention/linear_0/weight"], 3)
         qb, _kb, vb = split(v[f"{s}/self_attention/linear_0/bias"], 3)
         sd.update({f"{d}.attn.query.weight": q, f"{d}.attn.query.bias": qb, f"{d}.attn.key.weight": k,
@@ -166,17 +166,15 @@ def convert_to_whisper_state(paths: list[Path], config: dict) -> tuple[dict, dic
         lin(f"{d}.mlp.0", f"{s}/ffn/linear_0")
         lin(f"{d}.mlp.2", f"{s}/ffn/linear_1")
         ln(f"{d}.mlp_ln", f"{s}/ffn/layer_norm")
+
+    for i in range(n_audio_layer):
+        block(f"encoder/layer_{i}", f"encoder.blocks.{i}")
     ln("encoder.ln_post", "encoder/layer_norm")
     sd["decoder.token_embedding.weight"] = v["decoder/embeddings/weight"]
     sd["decoder.positional_embedding"] = v["decoder/position_encodings/encodings"]
     for i in range(n_text_layer):
         s, d = f"decoder/layer_{i}", f"decoder.blocks.{i}"
-        q, k, vv = split(v[f"{s}/self_attention/linear_0/weight"], 3)
-        qb, _kb, vb = split(v[f"{s}/self_attention/linear_0/bias"], 3)
-        sd.update({f"{d}.attn.query.weight": q, f"{d}.attn.query.bias": qb, f"{d}.attn.key.weight": k,
-                   f"{d}.attn.value.weight": vv, f"{d}.attn.value.bias": vb})
-        lin(f"{d}.attn.out", f"{s}/self_attention/linear_1")
-        ln(f"{d}.attn_ln", f"{s}/self_attention/layer_norm")
+        block(s, d)
         lin(f"{d}.cross_attn.query", f"{s}/attention/linear_0")
         k, vv = split(v[f"{s}/attention/linear_1/weight"], 2)
         _kb, vb = split(v[f"{s}/attention/linear_1/bias"], 2)
@@ -184,9 +182,6 @@ def convert_to_whisper_state(paths: list[Path], config: dict) -> tuple[dict, dic
                    f"{d}.cross_attn.value.bias": vb})
         lin(f"{d}.cross_attn.out", f"{s}/attention/linear_2")
         ln(f"{d}.cross_attn_ln", f"{s}/attention/layer_norm")
-        lin(f"{d}.mlp.0", f"{s}/ffn/linear_0")
-        lin(f"{d}.mlp.2", f"{s}/ffn/linear_1")
-        ln(f"{d}.mlp_ln", f"{s}/ffn/layer_norm")
     ln("decoder.ln", "decoder/layer_norm")
 
     conv1 = v["encoder/conv1/weight"]
