@@ -127,9 +127,29 @@ class Audio:
     path: str | None = None
     sha256: str | None = None
 
+    duration_s: float | None = None     # known duration when the samples are not loaded
+
     @property
     def duration(self) -> float:
+        if len(self.samples) == 0 and self.duration_s is not None:
+            return self.duration_s
         return len(self.samples) / SAMPLE_RATE
+
+    def ensure_samples(self) -> np.ndarray:
+        """The samples, decoding ``path`` again if they were dropped (see :meth:`light`)."""
+        if len(self.samples) == 0 and self.path:
+            from .audio import load_audio
+            d = load_audio(self.path, hash_source=False)
+            if d.info.pcm_sha256 != self.pcm_sha256:
+                from .errors import InputError
+                raise InputError(self.path, "changed while it was being scored (PCM hash differs)")
+            self.samples = d.samples
+        return self.samples
+
+    def light(self) -> "Audio":
+        """A copy without the samples (they are decoded again only when an embedding is not cached)."""
+        return Audio(samples=np.zeros(0, np.float32), pcm_sha256=self.pcm_sha256, channel=self.channel,
+                     path=self.path, sha256=self.sha256, duration_s=self.duration)
 
     @classmethod
     def from_decoded(cls, decoded, condition: str | None = None) -> "Audio":
@@ -167,19 +187,27 @@ class Extractor:
         self.weights_sha256 = self.encoder.weights_sha256
         self.use_cache = cache_enabled() if use_cache is None else use_cache
         self.dir = cache_dir()
+        self._vad: dict[str, list[tuple[float, float]]] = {}
 
     # ------------------------------------------------------------------ VAD
     def speech(self, audio: Audio) -> list[tuple[float, float]]:
-        """VAD speech regions of the whole recording (cached by PCM hash)."""
+        """VAD speech regions of the whole recording (cached by PCM hash, in memory and on disk)."""
+        if audio.pcm_sha256 in self._vad:
+            return self._vad[audio.pcm_sha256]
         path = self.dir / f"vad-{_key(audio.pcm_sha256, 'silero', VAD_VERSION)}.npy"
+        regions = None
         if self.use_cache:
             arr = _load_npy(path, lambda a: a.ndim == 2 and a.shape[1] == 2)
             if arr is not None:
-                return [(float(a), float(b)) for a, b in arr]
-        from .vad import speech_regions
-        regions = speech_regions(audio.samples)
-        if self.use_cache:
-            _save_npy(path, np.asarray(regions, dtype=np.float64).reshape(-1, 2))
+                regions = [(float(a), float(b)) for a, b in arr]
+        if regions is None:
+            from .vad import speech_regions
+            regions = speech_regions(audio.ensure_samples())
+            if self.use_cache:
+                _save_npy(path, np.asarray(regions, dtype=np.float64).reshape(-1, 2))
+        if len(self._vad) > 4096:
+            self._vad.clear()
+        self._vad[audio.pcm_sha256] = regions
         return regions
 
     def speech_in(self, audio: Audio, regions: Sequence[tuple[float, float]] | None) -> list[tuple[float, float]]:
@@ -214,7 +242,9 @@ class Extractor:
             out[i] = Embedded(embedding=emb, speech_seconds=round(total(sp), 3), regions=used,  # type: ignore[arg-type]
                               condition=condition, simulated=simulated)
             if emb is None:
-                x = cut(audio.samples, used)
+                x = cut(audio.ensure_samples(), used)
+                if len(x) < 1024:   # nothing usable there (regions outside the audio): a zero-padded stub
+                    x = np.pad(x, (0, 1024 - len(x)))
                 if simulated:
                     x = channel.simulate(x, condition)
                 todo.append((i, x, path))
@@ -235,7 +265,9 @@ class Extractor:
                           ) -> np.ndarray:
         """(n, 256) embeddings of 1.6 s windows over the speech in ``regions`` (not cached)."""
         sp = self.speech_in(audio, regions)
-        x = cut(audio.samples, sp)
+        x = cut(audio.ensure_samples(), sp)
+        if len(x) < 1024:
+            return np.zeros((0, 256), dtype=np.float32)
         if channel.CONDITIONS.index(condition) > channel.CONDITIONS.index(audio.channel.condition):
             x = channel.simulate(x, condition)
         _, emb = self.encoder.embed_windows(x, step_frames=max(1, int(round(step_s * 100))))

@@ -78,7 +78,15 @@ def split_segments(tokens: list[int], tokenizer, offset: float, window_duration:
     return segments
 
 
-@numba.njit(cache=False)
+def _njit_cached(fn):
+    """numba.njit with the on-disk cache when a cache directory is writable (saves ~2 s per process)."""
+    try:
+        return numba.njit(cache=True)(fn)
+    except Exception:  # no writable cache location (read-only install): compile per process
+        return numba.njit(fn)
+
+
+@_njit_cached
 def _dtw_sequential(x):
     """openai-whisper's ``dtw_cpu`` without ``parallel=True`` (same recurrence and tie-breaking)."""
     N, M = x.shape

@@ -228,7 +228,7 @@ def reference_from_files(files: Sequence[str], scorer: Scorer) -> Reference:
         if sp < MIN_UNIT_SPEECH:
             raise InputError(a.path, f"only {sp:.1f} s of speech: too little for a reference sample")
         speech += sp
-    label = ", ".join(Path(f).name for f in files)
+    label = "the speaker of " + ", ".join(Path(f).name for f in files)
     return Reference(label=label, native_condition=channel.worst(*(a.channel.condition for a in audios)),
                      audios=audios, speech_seconds=round(speech, 2),
                      source={"files": [{"file": a.path, "sha256": a.sha256, "condition": a.channel.condition}
@@ -357,7 +357,7 @@ def verify(recording: str | os.PathLike, reference: Reference, scorer: Scorer, *
                       "speech_seconds": reference.speech_seconds, **reference.source},
         "condition": cond, "condition_description": channel.DESCRIPTIONS[cond],
         "mode": mode,
-        "propositions": {"H1": f"the questioned speech was spoken by {reference.label}",
+        "propositions": {"H1": f"the questioned speech was spoken by {reference.label}",  # label: a name
                          "H2": "the questioned speech was spoken by someone else (a speaker from the "
                                "calibration population)"},
         "method": {"embedding": scorer.extractor.model_id, "normalisation": f"AS-norm, top {model.top_n} of a "
@@ -420,11 +420,10 @@ def score_trials(rows: Sequence[tuple], scorer: Scorer, base_dir: str | os.PathL
     """Score (enrol column, test file, [enrol files]) trials. One dict per trial, in order."""
     base = Path(base_dir)
     files = sorted({_resolve(f, base) for r in rows for f in (r[2] + [r[1]])})
-    # pass 1: decode each file once to learn its condition (and PCM hash)
+    # pass 1: decode each file once to learn its condition and PCM hash (the samples are dropped)
     info: dict[str, Audio] = {}
     for f in files:
-        a = Audio.load(f)
-        info[f] = Audio(samples=np.zeros(0, np.float32), pcm_sha256=a.pcm_sha256, channel=a.channel, path=f)
+        info[f] = Audio.load(f).light()
         if progress:
             progress("decode", len(info), len(files))
     trial_cond = []
@@ -436,14 +435,14 @@ def score_trials(rows: Sequence[tuple], scorer: Scorer, base_dir: str | os.PathL
         trial_cond.append((enrol, test, c))
         for f in enrol + [test]:
             needed.setdefault(f, set()).add(c)
-    # pass 2: embeddings, a block of files at a time (memory stays bounded)
+    # pass 2: embeddings, a block of files at a time; a file is decoded again only on a cache miss
     emb: dict[tuple[str, str], np.ndarray] = {}
     block = 48
     flist = list(needed)
     for k in range(0, len(flist), block):
         reqs, keys = [], []
         for f in flist[k:k + block]:
-            a = Audio.load(f)
+            a = info[f].light()
             for c in sorted(needed[f]):
                 reqs.append((a, None, c)); keys.append((f, c))
         for key, res in zip(keys, scorer.extractor.embed(reqs)):
@@ -506,3 +505,85 @@ def read_scores(path: str | os.PathLike) -> dict[tuple[str, str], dict]:
             raise InputError(p, f"line {n}: expected ENROLMENT<TAB>TEST<TAB>score[<TAB>llr]") from None
         out[key] = d
     return out
+
+
+# ------------------------------------------------------------------------------------- recalibration
+MIN_CAL_TARGETS = 5
+MIN_CAL_NONTARGETS = 20
+
+
+def recalibrate(store_dir: str | os.PathLike, rows: Sequence[tuple], scorer: Scorer,
+                base_dir: str | os.PathLike = ".", source: str | None = None, description: str | None = None,
+                progress=None) -> dict:
+    """Refit the logistic calibration on labelled trials and save it in the store.
+
+    ``rows`` come from :func:`read_trials` with ``with_key=True``. Trials are grouped by the
+    condition they are scored in; each condition with at least ``MIN_CAL_TARGETS`` target and
+    ``MIN_CAL_NONTARGETS`` non-target trials gets new weights (the cohort stays the shipped one).
+    Writes ``<store>/_calibration.json`` atomically under the store lock, keeping conditions it
+    does not refit. Returns a report per condition (Cllr before/after, min Cllr, EER).
+    """
+    import json
+
+    from .calibration import STORE_FILE, SCHEMA, ConditionModel, cllr, eer, min_cllr
+    from .fileio import atomic_write_text, sha256_file
+    from .transcript import utc_now
+    from .voiceprints import VoiceprintStore
+
+    scores = score_trials(rows, scorer, base_dir, progress=progress)
+    by: dict[str, list[int]] = {}
+    for i, s in enumerate(scores):
+        by.setdefault(s["condition"], []).append(i)
+    report: dict[str, dict] = {}
+    fitted: dict[str, dict] = {}
+    for cond, idx in sorted(by.items()):
+        lab = np.array([rows[i][3] for i in idx])
+        sn = np.array([scores[i]["snorm"] for i in idx])
+        old = np.array([scores[i]["llr"] for i in idx])
+        nt, nn = int(lab.sum()), int((~lab).sum())
+        rep = {"target": nt, "nontarget": nn}
+        if nt < MIN_CAL_TARGETS or nn < MIN_CAL_NONTARGETS:
+            rep["skipped"] = (f"needs at least {MIN_CAL_TARGETS} target and {MIN_CAL_NONTARGETS} non-target trials "
+                              f"in this condition")
+            report[cond] = rep
+            continue
+        base = scorer.model(cond)
+        m = ConditionModel(condition=cond, cohort=base.cohort, top_n=base.top_n, weights=np.ones(1),
+                           bias=0.0, features=("snorm",))
+        m.fit({"snorm": sn[lab]}, {"snorm": sn[~lab]})
+        new = m.llr10({"snorm": sn})
+        rep.update(eer=round(eer(sn[lab], sn[~lab]), 5), cllr_before=round(cllr(old[lab], old[~lab]), 4),
+                   cllr_after=round(cllr(new[lab], new[~lab]), 4), min_cllr=round(min_cllr(sn[lab], sn[~lab]), 4),
+                   weights=[round(float(w), 6) for w in m.weights], bias=round(m.bias, 6),
+                   llr_bounds=[round(b, 3) for b in m.bounds])
+        report[cond] = rep
+        fitted[cond] = {"top_n": base.top_n, "features": ["snorm"], "weights": rep["weights"], "bias": rep["bias"],
+                        "llr_bounds": rep["llr_bounds"], "trials": {"target": nt, "nontarget": nn},
+                        "fitted_on": description or (f"labelled trials {Path(source).name}" if source else
+                                                     "labelled trials"), "fitted": utc_now(),
+                        "in_sample": {"eer": rep["eer"], "cllr": rep["cllr_after"], "min_cllr": rep["min_cllr"]}}
+    if not fitted:
+        raise UsageError("no condition has enough labelled trials to refit the calibration "
+                         f"(at least {MIN_CAL_TARGETS} target and {MIN_CAL_NONTARGETS} non-target trials): "
+                         + "; ".join(f"{c}: {r['target']} target / {r['nontarget']} non-target"
+                                     for c, r in report.items()))
+    store = VoiceprintStore(store_dir)
+    path = store.dir / STORE_FILE
+    with store._lock(True):
+        doc = {"schema": SCHEMA, "model": {"id": scorer.extractor.model_id,
+                                           "weights_sha256": scorer.extractor.weights_sha256},
+               "conditions": {}}
+        if path.is_file():
+            try:
+                old_doc = json.loads(path.read_text(encoding="utf-8"))
+                if (old_doc.get("model") or {}).get("id") == scorer.extractor.model_id:
+                    doc["conditions"].update(old_doc.get("conditions") or {})
+            except (OSError, ValueError):
+                pass  # a corrupt file is replaced
+        doc["conditions"].update(fitted)
+        doc["updated"] = utc_now()
+        if source and Path(source).is_file():
+            for c in fitted:
+                doc["conditions"][c]["trials_sha256"] = sha256_file(source)
+        atomic_write_text(path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    return {"file": str(path), "conditions": report}

@@ -91,13 +91,16 @@ def name_key(name: str) -> str:
 
 
 def file_id(name: str) -> str:
-    """The file stem for ``name``'s record; safe on every common filesystem."""
+    """The file stem for ``name``'s record; safe on every common filesystem.
+
+    Case-folded letters, marks, digits and ``-``, with ``_`` for spaces. A name holding anything
+    else (``_ ' .``) would map ambiguously, so a short hash of the name is appended.
+    """
     key = name_key(name)
-    slug = re.sub(r"\s+", "_", key)
-    slug = "".join(ch for ch in slug if unicodedata.category(ch)[0] in "LMN" or ch in "_-")
+    lossless = all(unicodedata.category(ch)[0] in "LMN" or ch in " -" for ch in key)
+    slug = "".join(ch if unicodedata.category(ch)[0] in "LMN" or ch == "-" else "_" for ch in key)
     slug = re.sub(r"_+", "_", slug).strip("_-")[:48]
-    lossy = slug != re.sub(r"\s+", "_", key) or not slug or slug in _WINDOWS_RESERVED
-    if lossy:
+    if not lossless or len(key) > 48 or not slug or slug in _WINDOWS_RESERVED:
         h = hashlib.sha256(key.encode("utf-8")).hexdigest()[:8]
         slug = f"{slug}-{h}" if slug else h
     return slug
@@ -434,8 +437,8 @@ def prepare_sample(path: str | os.PathLike, scorer, segment: tuple[float, float]
         raise EnrolmentRejected(
             f"{path}: more than one voice: the speech splits into two groups "
             f"({100 * check['minor_fraction']:.0f} % / {100 - 100 * check['minor_fraction']:.0f} %) that sound like "
-            f"different people (similarity {check['statistic']:.2f} < {check['threshold']:.2f}, which fewer than "
-            f"1 % of single-speaker recordings reach); choose one speaker's part with --segment START-END")
+            f"different people (similarity {check['statistic']:.2f} < {check['threshold']:.2f}; fewer than "
+            f"1 % of single-speaker recordings score that low); choose one speaker's part with --segment START-END")
     conds = [c for c in channel.CONDITIONS]
     res = ex.embed([(audio, regions, c) for c in conds])
     embs = {c: r.embedding[None, :].astype(np.float32) for c, r in zip(conds, res)}

@@ -65,10 +65,11 @@ SOX = {
 EXT = {channel.TELEPHONE: ".wav", channel.TELEPHONE_CODEC: ".gsm"}
 
 
-# Synthetic voices (espeak-ng): 91 accent+variant configurations, each reading two different sets
-# of three Harvard sentences (IEEE 1969 lists, public domain). The 5 configurations of the voices in
-# samples/ (anna, boris, clara and the two phone-call voices) are excluded, so the demo voices are
-# never part of the cohort or the calibration.
+# Synthetic voices (espeak-ng), an out-of-domain check: 91 accent+variant configurations, each
+# reading two different sets of three Harvard sentences (IEEE 1969 lists, public domain). The 5
+# configurations of the voices in samples/ (anna, boris, clara and the two phone-call voices) are
+# excluded. They are never part of the shipped cohort or calibration; voiceprints/make_demo.sh uses
+# the same recipe to fit the demo store's own calibration.
 HARVARD = [
     "The birch canoe slid on the smooth planks.", "Glue the sheet to the dark blue background.",
     "It's easy to tell the depth of a well.", "These days a chicken leg is a rare dish.",
@@ -158,7 +159,7 @@ def trial_pairs(n: int, ordered: bool) -> np.ndarray:
     return np.array(list(it), dtype=np.int64)
 
 
-def folds_of(spk: list[str]) -> np.ndarray:
+def folds_of(spk: list[str]) -> np.ndarray:  # noqa: D401
     """Fold index per file: multi-utterance speaker k -> fold k; other speakers round-robin."""
     cohort_spk = sorted({s for s in spk if s not in MAIN})
     fold_of_spk = {s: i for i, s in enumerate(MAIN)}
@@ -248,46 +249,49 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "verify.json"))
     ap.add_argument("--write-calibration", action="store_true",
-                    help="refit the shipped calibration on all data (audiotools/data/calibration)")
+                    help="refit the shipped calibration on all LibriSpeech data (audiotools/data/calibration)")
     ap.add_argument("--no-timing", action="store_true")
     ap.add_argument("--conditions", default=",".join(channel.CONDITIONS))
     ap.add_argument("--top-n", type=int, default=TOP_N)
     ap.add_argument("--features", default=",".join(FEATURES))
-    ap.add_argument("--no-synthetic", action="store_true", help="leave the espeak-ng voices out")
+    ap.add_argument("--no-synthetic", action="store_true", help="skip the espeak-ng (out-of-domain) evaluation")
+    ap.add_argument("--demo-trials", metavar="DIR",
+                    help="only write the synthetic voices and a labelled K.tsv into DIR (for voiceprints/make_demo.sh)")
     args = ap.parse_args()
+    if args.demo_trials:
+        return demo_trials(Path(args.demo_trials))
     if not shutil.which("sox"):
         sys.exit("sox is needed for the telephone conversions")
     from audiotools.embedding_cache import Extractor
     extractor = Extractor()
+    t_start = time.perf_counter()
     lib_files = list_files()
     files = list(lib_files)
     spk_list = [speaker_of(f) for f in files]
-    is_cohort_l = [s not in MAIN for s in spk_list]
-    domain = ["librispeech"] * len(files)
     tmp_root = tempfile.TemporaryDirectory()
-    if not args.no_synthetic:
-        if not shutil.which("espeak-ng"):
-            sys.exit("espeak-ng is needed for the synthetic voices (or pass --no-synthetic)")
+    use_syn = not args.no_synthetic and shutil.which("espeak-ng")
+    if use_syn:
         for wav, sp in synthesize(Path(tmp_root.name)):
-            files.append(wav); spk_list.append(sp); is_cohort_l.append(wav.stem.endswith("_A"))
-            domain.append("synthetic")
+            files.append(wav); spk_list.append(sp)
     spk = np.array(spk_list)
-    is_cohort = np.array(is_cohort_l)
-    domain = np.array(domain)
-    folds = folds_of(spk_list)
+    n_lib = len(lib_files)
+    lib = np.arange(len(files)) < n_lib
+    is_cohort = lib & ~np.isin(spk, MAIN)
+    folds = folds_of(spk_list[:n_lib])
     features = tuple(args.features.split(","))
     conditions = args.conditions.split(",")
-    t_start = time.perf_counter()
-    results: dict = {"data": {"dir": str(DATA), "librispeech_recordings": len(lib_files),
-                              "librispeech_speakers": int(len({speaker_of(f) for f in lib_files})),
-                              "multi_utterance_speakers": MAIN,
-                              "synthetic_voices": int(len(set(spk[domain == "synthetic"]))),
-                              "cohort_recordings": int(is_cohort.sum())},
-                     "protocol": {"folds": N_FOLDS, "held_out": "every trial scored by a cohort+calibration "
-                                  "fitted on folds containing neither of its speakers",
+    results: dict = {"data": {"dir": str(DATA), "recordings": n_lib, "speakers": int(len(set(spk[lib]))),
+                              "multi_utterance_speakers": MAIN, "cohort_recordings": int(is_cohort.sum()),
+                              "synthetic_voices_out_of_domain": int(len(set(spk[~lib])))},
+                     "protocol": {"folds": N_FOLDS,
+                                  "held_out": "every LibriSpeech trial is scored by a cohort + calibration fitted on "
+                                              "the folds that contain neither of its two speakers",
                                   "top_n": args.top_n, "features": list(features), "p_target": P_TARGET,
                                   "dcf": "normalised, C_miss = C_fa = 1",
-                                  "cllr": "bits; log10 LRs clipped to the calibration's empirical bounds"},
+                                  "cllr": "bits; log10 LRs clipped to the calibration's empirical bounds",
+                                  "synthetic": "espeak-ng voices (out of domain): scored with the system fitted on "
+                                               "all LibriSpeech data, then with the calibration refit on the other "
+                                               "half of the voices (2-fold by voice), as `voiceprint calibrate` does"},
                      "conditions": {}}
     shipped = {}
     with tmp_root as tmpd:
@@ -304,49 +308,47 @@ def main() -> int:
             else:
                 tfiles = convert(files, tmp, cond)
                 if cond == channel.TELEPHONE:
-                    tel_files_for_timing = tfiles
+                    tel_files_for_timing = tfiles[:n_lib]
                 test = embed_all(extractor, tfiles, cond, native_condition=cond)
                 ordered = True
                 conv = " ".join(SOX[cond]("in.flac", "out"))
-            pairs, tgt, s = held_out_scores(cond, enrol, test, spk, is_cohort, folds, ordered,
-                                            top_n=args.top_n, features=features)
             if clean is None:
                 clean = embed_all(extractor, files, channel.WIDEBAND)
-            raw_nc = np.sum(clean[pairs[:, 0]] * test[pairs[:, 1]], axis=1) / (
-                np.linalg.norm(clean[pairs[:, 0]], axis=1) * np.linalg.norm(test[pairs[:, 1]], axis=1))
+            L = np.flatnonzero(lib)
+            pairs, tgt, s = held_out_scores(cond, enrol[L], test[L], spk[L], is_cohort[L], folds, ordered,
+                                            top_n=args.top_n, features=features)
+            raw_nc = np.sum(clean[L][pairs[:, 0]] * test[L][pairs[:, 1]], axis=1) / (
+                np.linalg.norm(clean[L][pairs[:, 0]], axis=1) * np.linalg.norm(test[L][pairs[:, 1]], axis=1))
             no_comp = summary(raw_nc[tgt], raw_nc[~tgt], p_target=P_TARGET)
-            lib = (domain[pairs[:, 0]] == "librispeech") & (domain[pairs[:, 1]] == "librispeech")
-            syn = (domain[pairs[:, 0]] == "synthetic") & (domain[pairs[:, 1]] == "synthetic")
-            no_comp = summary(raw_nc[tgt & lib], raw_nc[~tgt & lib], p_target=P_TARGET)
             r = {"test_side": conv,
+                 "enrolment_side": "clean file" + ("" if cond == channel.WIDEBAND else
+                                                   f" passed through the {cond} simulation (channel.simulate)"),
                  "baseline_raw_cosine_clean_enrolment_no_compensation": {
-                     "eer": round(no_comp["eer"], 5), "min_dcf": round(no_comp["min_dcf"], 5)}, "enrolment_side": "clean file" + (
-                 "" if cond == channel.WIDEBAND else f" passed through the {cond} simulation (channel.simulate)"),
-                 "held_out": report(tgt, s, lib),
-                 "held_out_synthetic_voices": report(tgt, s, syn) if syn.any() else None,
-                 "held_out_all_trials": report(tgt, s)}
-            # the shipped system: cohort = all cohort recordings, calibration on all trials
-            m = fit_system(cond, enrol, test, spk, is_cohort, np.ones(len(files), bool), ordered,
+                     "eer": round(no_comp["eer"], 5), "min_dcf": round(no_comp["min_dcf"], 5)},
+                 "held_out": report(tgt, s)}
+            # the shipped system: cohort = all LibriSpeech cohort recordings, calibration on all trials
+            m = fit_system(cond, enrol[L], test[L], spk[L], is_cohort[L], np.ones(n_lib, bool), ordered,
                            top_n=args.top_n, features=features)
-            excl = np.flatnonzero(is_cohort)[None, :] == np.arange(len(files))[:, None]
-            s_all = m.index_pairs(enrol, test, pairs, excl, excl)
-            r["all_data_fit_not_held_out"] = report(tgt, s_all, lib)
-            r["seconds"] = round(time.perf_counter() - t0, 1)
-            shipped[cond] = (m, enrol[is_cohort], domain[is_cohort])
-            results["conditions"][cond] = r
+            excl = np.flatnonzero(is_cohort[L])[None, :] == np.arange(n_lib)[:, None]
+            r["all_data_fit_not_held_out"] = report(tgt, m.index_pairs(enrol[L], test[L], pairs, excl, excl))
+            shipped[cond] = (m, enrol[is_cohort])
             h = r["held_out"]
             print(f"{cond:16s} held-out: EER {100 * h['eer']:.2f} % (raw cosine {100 * h['eer_raw_cosine']:.2f} %), "
                   f"Cllr {h['cllr']:.3f} (min {h['min_cllr']:.3f}), minDCF(P={P_TARGET}) {h['min_dcf']:.3f}, "
                   f"actDCF {h['act_dcf']:.3f}  [{h['n_target']} target / {h['n_nontarget']} non-target trials]; "
                   f"uncompensated raw cosine EER {100 * no_comp['eer']:.2f} %", flush=True)
-            if r["held_out_synthetic_voices"]:
-                h = r["held_out_synthetic_voices"]
-                print(f"{'':16s} synthetic voices: EER {100 * h['eer']:.2f} %, Cllr {h['cllr']:.3f} (min {h['min_cllr']:.3f})"
-                      f"  [{h['n_target']} / {h['n_nontarget']}]", flush=True)
+            if use_syn:
+                r["synthetic_voices"] = synthetic_eval(m, enrol, test, spk, ~lib, ordered)
+                a, b = r["synthetic_voices"]["shipped_calibration"], r["synthetic_voices"]["refit_held_out"]
+                print(f"{'':16s} synthetic voices (out of domain): EER {100 * a['eer']:.2f} %, Cllr {a['cllr']:.3f} "
+                      f"with the shipped calibration, {b['cllr']:.3f} refit on other synthetic voices "
+                      f"(min {b['min_cllr']:.3f})", flush=True)
+            r["seconds"] = round(time.perf_counter() - t0, 1)
+            results["conditions"][cond] = r
         if args.write_calibration:
             write_shipped(shipped, extractor, results, args.top_n)
         if not args.no_timing and tel_files_for_timing is not None:
-            results["timing_1000_trials"] = timing(lib_files, tel_files_for_timing[:len(lib_files)])
+            results["timing_1000_trials"] = timing(lib_files, tel_files_for_timing)
             t = results["timing_1000_trials"]
             print(f"1,000 trials: {t['cold_cache_s']} s with an empty cache, {t['warm_cache_s']} s warm "
                   f"({t['distinct_files']} files)")
@@ -360,11 +362,61 @@ def main() -> int:
     return 0
 
 
+def demo_trials(out: Path) -> int:
+    """Synthetic voices + K.tsv (every A recording against every B recording, clean, telephone and
+    GSM test sides) for fitting the demo store's calibration with ``audiotools voiceprint calibrate``."""
+    if not (shutil.which("espeak-ng") and shutil.which("sox")):
+        sys.exit("espeak-ng and sox are needed")
+    out.mkdir(parents=True, exist_ok=True)
+    voices = synthesize(out)
+    a = [(w, sp) for w, sp in voices if w.stem.endswith("_A")]
+    b = [(w, sp) for w, sp in voices if w.stem.endswith("_B")]
+    bw = [w for w, _ in b]
+    tests = {channel.WIDEBAND: bw}
+    for cond in (channel.TELEPHONE, channel.TELEPHONE_CODEC):
+        tests[cond] = convert(bw, out, cond)
+    lines = []
+    for cond, tfiles in tests.items():
+        for wa, sa in a:
+            for (_, sb), tf in zip(b, tfiles):
+                lines.append(f"{wa}\t{tf}\t{'target' if sa == sb else 'nontarget'}")
+    (out / "K.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"wrote {len(voices)} recordings of {len(a)} synthetic voices and {len(lines)} trials to {out / 'K.tsv'}")
+    return 0
+
+
+def synthetic_eval(m, enrol, test, spk, syn_mask, ordered) -> dict:
+    """The espeak-ng voices: shipped-style system as is, then with (a, b) refit 2-fold by voice."""
+    S = np.flatnonzero(syn_mask)
+    pairs = trial_pairs(len(S), ordered)
+    sp = spk[S]
+    tgt = sp[pairs[:, 0]] == sp[pairs[:, 1]]
+    s = m.index_pairs(enrol[S], test[S], pairs)
+    out = {"shipped_calibration": report(tgt, s)}
+    voices = sorted(set(sp))
+    vfold = {v: i % 2 for i, v in enumerate(voices)}
+    f = np.array([vfold[v] for v in sp])
+    pf = np.where(f[pairs[:, 0]] == f[pairs[:, 1]], f[pairs[:, 0]], -1)
+    llr = np.full(len(pairs), np.nan)
+    for k in (0, 1):
+        mk = ConditionModel(condition=m.condition, cohort=m.cohort, top_n=m.top_n, weights=m.weights.copy(),
+                            bias=m.bias, features=m.features)
+        tr = pf == 1 - k
+        mk.fit({q: v[tr & tgt] for q, v in s.items()}, {q: v[tr & ~tgt] for q, v in s.items()})
+        ev = pf == k
+        llr[ev] = mk.index_pairs(enrol[S], test[S], pairs[ev])["llr"]
+    ev = pf >= 0
+    s2 = {q: v[ev] for q, v in s.items()}
+    s2["llr"] = llr[ev]
+    out["refit_held_out"] = report(tgt[ev], s2)
+    return out
+
+
 def write_shipped(shipped: dict, extractor, results: dict, top_n: int) -> None:
     from audiotools.calibration import DATA_DIR, SCHEMA
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     conds = {}
-    for cond, (m, cohort, dom) in shipped.items():
+    for cond, (m, cohort) in shipped.items():
         name = f"cohort-{cond}.npy"
         np.save(DATA_DIR / name, cohort.astype(np.float32), allow_pickle=False)
         conds[cond] = {

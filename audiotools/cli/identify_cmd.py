@@ -1,0 +1,105 @@
+"""``audiotools identify FILE...``: name the speakers of recordings from the voiceprint store."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..errors import AudiotoolsError, UsageError
+from .common import console, info, stdout
+
+DESCRIPTION = """\
+Diarise each recording (or read its turns from --rttm) and match every speaker against the
+enrolled voiceprints. A speaker is named only when the calibrated evidence makes it more probable
+than not (Bayes decision with --prior and the decision costs; see docs/voiceprints.md); otherwise
+they stay SPEAKER_xx. Two speakers are never given the same name.
+
+examples:
+  audiotools identify meeting.wav
+  audiotools identify call.wav --voiceprints cases/42/voiceprints --prior 0.2 --json
+  audiotools identify samples/conversation.wav --rttm samples/conversation.rttm
+"""
+
+
+def register(sub) -> None:
+    p = sub.add_parser("identify", help="name the speakers of recordings from enrolled voiceprints",
+                       description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--voiceprints", metavar="DIR", default=None,
+                   help="voiceprint store (default: $AUDIOTOOLS_VOICEPRINTS or ./voiceprints)")
+    p.add_argument("--rttm", metavar="FILE", default=None,
+                   help="speaker turns from an RTTM file (one file: all its turns; several: matched by file stem)")
+    p.add_argument("--prior", type=float, default=0.5,
+                   help="prior probability that a speaker is one of the enrolled people (default 0.5)")
+    p.add_argument("--false-name-cost", type=float, default=1.0,
+                   help="cost of naming the wrong person relative to leaving an enrolled person unnamed (default 1)")
+    p.add_argument("--condition", choices=["wideband", "telephone", "telephone-codec"], default=None,
+                   help="override the detected recording condition")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run)
+
+
+def _turns_for(args, path: str, decoded) -> list[dict]:
+    if args.rttm:
+        from .verify_cmd import _rttm_turns
+        return _rttm_turns(args.rttm, path, single=len(args.files) == 1)
+    from ..verification import diarized_turns
+    turns, note = diarized_turns(decoded)
+    if turns is None:
+        info(f"[yellow]note:[/] {note}")
+        return [{"start": 0.0, "end": decoded.duration, "speaker": "SPEAKER_00"}]
+    return turns
+
+
+def run(args) -> int:
+    from ..audio import load_audio
+    from ..identification import check_prior, identify
+    from ..verification import Scorer
+    from ..voiceprints import VoiceprintStore
+    check_prior(args.prior)
+    store = VoiceprintStore(args.voiceprints)
+    if not store.exists() or store.is_empty():
+        raise UsageError(f"{store.dir}: no voiceprints to identify against (enrol with `audiotools voiceprint enroll`)")
+    scorer = Scorer(store.dir)
+    out, failures = [], 0
+    for f in args.files:
+        try:
+            decoded = load_audio(f)
+            turns = _turns_for(args, f, decoded)
+            res = identify(decoded, turns, store, prior=args.prior, false_name_cost=args.false_name_cost,
+                           condition=args.condition, scorer=scorer)
+        except AudiotoolsError as e:
+            if len(args.files) == 1:
+                raise
+            console.print(f"[bold red]error:[/] {e}")
+            failures += 1
+            continue
+        res["file"] = f
+        out.append(res)
+        if not args.json:
+            _print(res)
+    if args.json:
+        stdout.print_json(json.dumps(out if len(args.files) > 1 else out[0], ensure_ascii=False))
+    return 1 if failures else 0
+
+
+def _print(res: dict) -> None:
+    from rich.table import Table
+    cond = res["info"]["condition"]
+    t = Table(title=f"{res['file']} ({cond['condition']})")
+    for c in ("speaker", "identity", "best match", "log10 LR", "posterior", "speech"):
+        t.add_column(c)
+    notes = []
+    for lab in sorted(res["candidates"]):
+        c = res["candidates"][lab]
+        idt = res["identities"].get(lab)
+        t.add_row(lab, idt["name"] if idt else "-", c.get("name") or "-",
+                  f"{c['llr']:+.2f}" if "llr" in c else "-", f"{c['posterior']:.3f}" if "posterior" in c else "-",
+                  f"{c.get('speech_seconds', 0):.1f} s")
+        if not idt:
+            notes.append(f"{lab}: {c.get('decision', 'not identified')}")
+    stdout.print(t)
+    for n in notes:
+        stdout.print(f"[dim]{n}[/]")
+    stdout.print(f"[dim]prior {res['info']['prior']:g} that a speaker is enrolled; likelihood ratios are evidence, "
+                 "not proof of identity[/]")

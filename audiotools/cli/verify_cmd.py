@@ -1,0 +1,179 @@
+"""``audiotools verify RECORDING (--speaker NAME | --reference FILE...)`` and ``verify --trials``"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..errors import UsageError
+from .common import console, info, parse_range, quiet, stdout
+
+DESCRIPTION = """\
+Compare a questioned recording with a known voice and report calibrated evidence.
+
+For each diarised speaker of RECORDING (or the --segment), the speech is compared with the known
+voice (an enrolled voiceprint, or reference files) after both are brought to the same recording
+condition (e.g. telephone band). The report gives the raw cosine score, the cohort-normalised score
+(AS-norm), a log10 likelihood ratio from the calibration, a verdict in words (ENFSI verbal scale)
+and the turns that carry the evidence, each scored on its own. A likelihood ratio is evidence for
+one proposition over the other, not proof of identity.
+
+Trials mode scores many pairs: each line of T.tsv is ENROLMENT_FILES<TAB>TEST_FILE (enrolment files
+comma-separated); S.tsv repeats both columns and adds score, llr (log10), snorm and condition.
+
+examples:
+  audiotools verify call.wav --speaker "Anna"
+  audiotools verify call.wav --reference interview1.wav interview2.wav --segment 12.5-40 --json
+  audiotools verify --trials T.tsv --output S.tsv
+"""
+
+
+def register(sub) -> None:
+    p = sub.add_parser("verify", help="compare a recording with a known voice (calibrated likelihood ratio)",
+                       description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("recording", nargs="?", metavar="RECORDING", help="the questioned recording")
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--speaker", metavar="NAME", help="an enrolled voiceprint")
+    who.add_argument("--reference", nargs="+", metavar="FILE", help="known samples of the voice")
+    p.add_argument("--segment", type=parse_range, default=None, metavar="START-END",
+                   help="compare only this part of the recording (seconds or MM:SS)")
+    p.add_argument("--rttm", metavar="FILE", default=None,
+                   help="speaker turns for RECORDING from an RTTM file instead of running diarisation")
+    p.add_argument("--no-diarize", dest="diarize", action="store_false",
+                   help="treat the whole recording as one speaker")
+    p.add_argument("--condition", choices=["wideband", "telephone", "telephone-codec"], default=None,
+                   help="override the detected recording condition of RECORDING")
+    p.add_argument("--voiceprints", metavar="DIR", default=None,
+                   help="voiceprint store (default: $AUDIOTOOLS_VOICEPRINTS or ./voiceprints)")
+    p.add_argument("--json", action="store_true", help="print the full report as JSON")
+    t = p.add_argument_group("trials")
+    t.add_argument("--trials", metavar="T.tsv", help="score many trials (ENROLMENT_FILES<TAB>TEST_FILE)")
+    t.add_argument("--output", "-o", metavar="S.tsv", help="where to write the scores (with --trials)")
+    p.set_defaults(func=run)
+
+
+def _rttm_turns(path: str, recording: str, single: bool = True) -> list[dict]:
+    """Turns for ``recording`` from an RTTM file: those whose file id is the recording's stem, or all
+    of them when the RTTM describes one file only and ``single`` (one recording was given)."""
+    turns = []
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise UsageError(f"{path}: cannot read RTTM ({e.strerror or e})") from None
+    uri = Path(recording).stem
+    uris = {ln.split()[1] for ln in lines if ln.startswith("SPEAKER") and len(ln.split()) > 1}
+    for n, ln in enumerate(lines, 1):
+        p = ln.split()
+        if not p or p[0] != "SPEAKER":
+            continue
+        if (uri in uris or len(uris) > 1 or not single) and p[1] != uri:
+            continue
+        try:
+            start, dur = float(p[3]), float(p[4])
+        except (IndexError, ValueError):
+            raise UsageError(f"{path}: line {n} is not an RTTM SPEAKER line") from None
+        turns.append({"start": start, "end": start + dur, "speaker": p[7]})
+    if not turns:
+        raise UsageError(f"{path}: no SPEAKER turns for {uri} (file ids: {', '.join(sorted(uris)) or 'none'})")
+    return turns
+
+
+def _calibration_store(args, store, uses_store: bool):
+    """Whose calibration applies: a store's own refit (``_calibration.json``) describes the population
+    of that store's cases, so it is used when comparing with its voiceprints, or for file-only
+    comparisons when the store was named explicitly (--voiceprints or $AUDIOTOOLS_VOICEPRINTS);
+    otherwise the shipped calibration."""
+    import os
+
+    from ..voiceprints import ENV
+    explicit = bool(args.voiceprints or os.environ.get(ENV))
+    return store.dir if store.exists() and (uses_store or explicit) else None
+
+
+def run(args) -> int:
+    if args.trials:
+        return run_trials(args)
+    if not args.recording:
+        raise UsageError("verify needs a RECORDING (or --trials T.tsv)")
+    if not args.speaker and not args.reference:
+        raise UsageError("say whom to compare with: --speaker NAME (an enrolled voiceprint) or --reference FILE...")
+    from ..audio import check_input_file
+    from ..verification import Scorer, reference_from_files, reference_from_store, verify
+    from ..voiceprints import VoiceprintStore
+    check_input_file(args.recording)
+    store = VoiceprintStore(args.voiceprints)
+    scorer = Scorer(_calibration_store(args, store, bool(args.speaker)))
+    if args.speaker:
+        ref = reference_from_store(store, args.speaker, scorer)
+    else:
+        ref = reference_from_files(args.reference, scorer)
+    turns = _rttm_turns(args.rttm, args.recording) if args.rttm else None
+    res = verify(args.recording, ref, scorer, segment=args.segment, turns=turns, diarize=args.diarize,
+                 condition=args.condition)
+    if args.json:
+        stdout.print_json(json.dumps(res, ensure_ascii=False))
+        return 0
+    print_report(res)
+    return 0
+
+
+def print_report(res: dict) -> None:
+    from rich.table import Table
+    ch = res["recording"]["channel"]
+    stdout.print(f"[bold]Questioned:[/] {res['recording']['path']} ({res['recording']['duration']:.1f} s; "
+                 f"detected {ch['condition']}: {'; '.join(ch['reasons'])})")
+    stdout.print(f"[bold]Known:[/] {res['reference']['label']} ({res['reference']['speech_seconds']:.1f} s of speech)")
+    stdout.print(f"[bold]Compared in condition:[/] {res['condition_description']}; {res['method']['normalisation']}; "
+                 f"calibration: {res['method']['calibration']}")
+    for n in res["notes"]:
+        stdout.print(f"[yellow]note:[/] {n}")
+    t = Table(title="Scores per questioned speaker")
+    for c in ("speaker", "speech", "cosine", "AS-norm", "log10 LR", "LR", "support"):
+        t.add_column(c, justify="right" if c not in ("speaker", "support") else "left")
+    for u in res["units"]:
+        if not u.get("scored"):
+            t.add_row(u["speaker"], f"{u['speech_seconds']:.1f} s", "-", "-", "-", "-", u.get("reason", ""))
+            continue
+        t.add_row(u["speaker"], f"{u['speech_seconds']:.1f} s", f"{u['score']:.3f}", f"{u['snorm']:.2f}",
+                  f"{u['llr']:+.2f}", f"{u['lr']:.3g}", u["support"])
+    stdout.print(t)
+    for u in res["units"]:
+        if not u.get("scored"):
+            continue
+        stdout.print(f"\n[bold]{u['speaker']}[/]: {u['verbal']}")
+        if u["segments"]:
+            st = Table(title=f"Evidence by turn ({u['speaker']})", show_edge=False)
+            for c in ("start", "end", "speech", "cosine", "log10 LR"):
+                st.add_column(c, justify="right")
+            for s in u["segments"]:
+                st.add_row(f"{s['start']:.2f}", f"{s['end']:.2f}", f"{s['speech_seconds']:.1f} s",
+                           f"{s['score']:.3f}", f"{s['llr']:+.2f}")
+            stdout.print(st)
+    stdout.print(f"\n[dim]H1: {res['propositions']['H1']}. H2: {res['propositions']['H2']}.[/]")
+    stdout.print(f"[dim]{res['disclaimer']}[/]")
+
+
+def run_trials(args) -> int:
+    if args.recording or args.speaker or args.reference:
+        raise UsageError("--trials scores the files named in T.tsv; do not also give RECORDING/--speaker/--reference")
+    if not args.output:
+        raise UsageError("--trials needs --output S.tsv")
+    from ..verification import Scorer, read_trials, score_trials, write_scores
+    from ..voiceprints import VoiceprintStore
+    rows = read_trials(args.trials)
+    if not rows:
+        raise UsageError(f"{args.trials}: no trials")
+    scorer = Scorer(_calibration_store(args, VoiceprintStore(args.voiceprints), False))
+
+    def progress(stage, done, total):
+        if not quiet() and sys.stderr.isatty():
+            console.print(f"{stage}: {done}/{total}", end="\r")
+    scores = score_trials(rows, scorer, base_dir=Path(args.trials).parent, progress=progress)
+    write_scores(args.output, rows, scores)
+    conds = {}
+    for s in scores:
+        conds[s["condition"]] = conds.get(s["condition"], 0) + 1
+    info(f"scored {len(rows)} trials ({', '.join(f'{n} {c}' for c, n in conds.items())}) -> {args.output}")
+    return 0

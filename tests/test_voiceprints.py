@@ -1,0 +1,269 @@
+"""The voiceprint store: names, enrolment checks, corrupt records, concurrent writers.
+
+Real audio throughout (samples/voices, samples/conversation.wav); the GE2E model is never mocked.
+The concurrency test drives the store's writer directly from several processes (fast), and also
+runs two real ``audiotools voiceprint enroll`` processes at once.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples"
+VOICES = SAMPLES / "voices"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Embeddings go to a private cache so the test measures real computation, not a warm cache."""
+    old = os.environ.get("AUDIOTOOLS_CACHE")
+    os.environ["AUDIOTOOLS_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("AUDIOTOOLS_CACHE", None)
+    else:
+        os.environ["AUDIOTOOLS_CACHE"] = old
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    from audiotools.verification import Scorer
+    return Scorer()
+
+
+@pytest.fixture(scope="module")
+def enrolled(tmp_path_factory, scorer):
+    """A store with Anna and Boris enrolled from the sample voices."""
+    from audiotools.voiceprints import VoiceprintStore, enroll
+    store = VoiceprintStore(tmp_path_factory.mktemp("store"))
+    enroll(store, "Anna", [VOICES / "anna.wav"], scorer)
+    enroll(store, "Борис", [VOICES / "boris.wav"], scorer)
+    return store
+
+
+# ------------------------------------------------------------------------------------------- names
+@pytest.mark.parametrize("name", ["Anna", "Анна Петрова", "Jean-Luc O'Brien", "J. Smith", "李小龙", "Zoë", "x1"])
+def test_valid_names(name):
+    from audiotools.voiceprints import file_id, validate_name
+    assert validate_name(name)
+    fid = file_id(name)
+    assert "/" not in fid and "\\" not in fid and not fid.startswith(".") and fid
+
+
+@pytest.mark.parametrize("name,reason", [
+    ("../etc/passwd", "path separator"), ("a/b", "path separator"), ("a\\b", "path separator"),
+    (".hidden", "dot"), ("", "empty"), ("   ", "empty"), ("x" * 65, "too long"), ("a\x00b", "control"),
+    ("a\nb", "control"), ("..", "dot"), ("-x", "letter or digit"), ("a..b", "'..'"), ("a*b", "letters, digits"),
+    ("a\u202eb", "control"),
+])
+def test_bad_names_are_refused(name, reason):
+    from audiotools.errors import UsageError
+    from audiotools.voiceprints import validate_name
+    with pytest.raises(UsageError, match=reason):
+        validate_name(name)
+
+
+def test_file_ids_casefold_and_never_collide():
+    from audiotools.voiceprints import file_id
+    assert file_id("Анна") == file_id("АННА") == file_id("анна") == "анна"
+    assert file_id("Anna") == "anna"
+    # NFC: a precomposed and a decomposed "é" are one person
+    assert file_id("Ren\u00e9") == file_id("Rene\u0301")
+    # information lost in the slug: a hash keeps the names apart
+    assert file_id("J. Smith") != file_id("J Smith") != file_id("J_Smith")
+    assert file_id("con") != "con"                      # Windows device name
+
+
+# --------------------------------------------------------------------------------------- enrolment
+def test_enrol_record_layout(enrolled):
+    from audiotools.voiceprints import SCHEMA
+    rec = json.loads((enrolled.dir / "anna.json").read_text(encoding="utf-8"))
+    assert rec["schema"] == SCHEMA and rec["name"] == "Anna" and rec["created"]
+    assert rec["model"]["id"] == "ge2e-resemblyzer-256" and len(rec["model"]["weights_sha256"]) == 64
+    s = rec["samples"][0]
+    assert s["file"] == "anna.wav" and len(s["sha256"]) == 64 and len(s["pcm_sha256"]) == 64
+    assert 10 < s["duration"] < 12 and 8 < s["speech_seconds"] <= s["duration"]
+    assert s["condition"] == "wideband" and s["checks"]["single_speaker"]["single_speaker"]
+    emb = enrolled.dir / rec["embeddings"]["file"]
+    assert emb.suffix == ".safetensors" and emb.is_file()
+    from safetensors.numpy import load_file
+    t = load_file(str(emb))
+    assert set(t) == {"wideband", "telephone", "telephone-codec"}
+    assert all(v.shape == (1, 256) and v.dtype == np.float32 for v in t.values())
+    assert np.allclose(np.linalg.norm(t["wideband"], axis=1), 1, atol=1e-4)
+    # Cyrillic display name kept, file id case-folded
+    rec_b = json.loads((enrolled.dir / "борис.json").read_text(encoding="utf-8"))
+    assert rec_b["name"] == "Борис"
+    assert not list(enrolled.dir.glob("*.pkl")) and not list(enrolled.dir.glob("*.pt"))
+
+
+def test_enrol_appends_and_skips_duplicates(tmp_path, scorer):
+    from audiotools.voiceprints import VoiceprintStore, enroll
+    store = VoiceprintStore(tmp_path / "vp")
+    enroll(store, "Clara", [VOICES / "clara.wav"], scorer, segment=(0.0, 5.5))
+    vp, added, skipped = enroll(store, "clara", [VOICES / "clara.wav"], scorer, segment=(4.5, 10.3))
+    assert len(vp.samples) == 2 and vp.name == "Clara" and len(added) == 1 and not skipped
+    assert vp.embeddings["wideband"].shape == (2, 256)
+    vp, added, skipped = enroll(store, "CLARA", [VOICES / "clara.wav"], scorer, segment=(0.0, 5.5))
+    assert len(vp.samples) == 2 and len(skipped) == 1
+    assert len(list(store.dir.glob("clara.*.safetensors"))) == 1   # the old embeddings file was removed
+
+
+def test_enrol_rejects_too_little_speech(tmp_path, scorer):
+    from audiotools.voiceprints import EnrolmentRejected, VoiceprintStore, enroll
+    store = VoiceprintStore(tmp_path / "vp")
+    with pytest.raises(EnrolmentRejected, match=r"only \d\.\d s of speech .*at least 3 s"):
+        enroll(store, "Anna", [VOICES / "anna.wav"], scorer, segment=(0.0, 2.0))
+    assert not store.record_paths()
+
+
+def test_enrol_rejects_two_voices(tmp_path, scorer):
+    from audiotools.voiceprints import EnrolmentRejected, VoiceprintStore, enroll
+    store = VoiceprintStore(tmp_path / "vp")
+    with pytest.raises(EnrolmentRejected, match="more than one voice"):
+        enroll(store, "Mix", [SAMPLES / "conversation.wav"], scorer)
+    # one speaker's part of the same file is fine: Anna's first turn (0.5-8.75 s in the ground truth)
+    vp, added, _ = enroll(store, "Anna", [SAMPLES / "conversation.wav"], scorer, segment=(0.5, 8.7))
+    assert added[0].segment == [0.5, 8.7]
+
+
+# ---------------------------------------------------------------------------------- corrupt stores
+def _copy_store(src, dst):
+    import shutil
+    shutil.copytree(src, dst)
+    from audiotools.voiceprints import VoiceprintStore
+    return VoiceprintStore(dst)
+
+
+def test_corrupt_json_names_the_file(enrolled, tmp_path):
+    from audiotools.voiceprints import VoiceprintError
+    store = _copy_store(enrolled.dir, tmp_path / "s")
+    (store.dir / "anna.json").write_text('{"schema": "audiotools.voiceprint/1", "name": ', encoding="utf-8")
+    with pytest.raises(VoiceprintError) as e:
+        store.get("Anna")
+    msg = str(e.value)
+    assert "anna.json" in msg and "invalid JSON" in msg and "\n" not in msg
+
+
+def test_missing_and_truncated_embeddings(enrolled, tmp_path):
+    from audiotools.voiceprints import VoiceprintError
+    store = _copy_store(enrolled.dir, tmp_path / "s")
+    rec = json.loads((store.dir / "anna.json").read_text(encoding="utf-8"))
+    emb = store.dir / rec["embeddings"]["file"]
+    data = emb.read_bytes()
+    emb.write_bytes(data[: len(data) // 2])
+    with pytest.raises(VoiceprintError, match=r"\.safetensors: embeddings file of voiceprint 'Anna' is corrupt or truncated"):
+        store.get("Anna")
+    emb.unlink()
+    with pytest.raises(VoiceprintError, match="is missing"):
+        store.all()
+
+
+def test_shape_mismatch_and_missing_field(enrolled, tmp_path):
+    from safetensors.numpy import save
+    from audiotools.fileio import sha256_bytes
+    from audiotools.voiceprints import VoiceprintError
+    store = _copy_store(enrolled.dir, tmp_path / "s")
+    p = store.dir / "anna.json"
+    rec = json.loads(p.read_text(encoding="utf-8"))
+    bad = save({c: np.zeros((3, 256), np.float32) for c in ("wideband", "telephone", "telephone-codec")})
+    (store.dir / rec["embeddings"]["file"]).write_bytes(bad)
+    rec["embeddings"]["sha256"] = sha256_bytes(bad)
+    p.write_text(json.dumps(rec), encoding="utf-8")
+    with pytest.raises(VoiceprintError, match=r"shape \(3, 256\), expected \(1, 256\)"):
+        store.get("Anna")
+    del rec["model"]
+    p.write_text(json.dumps(rec), encoding="utf-8")
+    with pytest.raises(VoiceprintError, match="anna.json: corrupt voiceprint record \\(missing field 'model'\\)"):
+        store.get("anna")
+
+
+def test_other_embedding_model_is_never_compared(enrolled, tmp_path, scorer):
+    from audiotools.audio import load_audio
+    from audiotools.identification import identify
+    from audiotools.voiceprints import VoiceprintError
+    store = _copy_store(enrolled.dir, tmp_path / "s")
+    p = store.dir / "anna.json"
+    rec = json.loads(p.read_text(encoding="utf-8"))
+    rec["model"]["id"] = "ecapa-tdnn-192"
+    p.write_text(json.dumps(rec), encoding="utf-8")
+    turns = [{"start": 0.5, "end": 8.75, "speaker": "SPEAKER_00"}]
+    with pytest.raises(VoiceprintError, match="made with embedding model ecapa-tdnn-192.*re-enrol"):
+        identify(load_audio(SAMPLES / "conversation.wav"), turns, store, scorer=scorer)
+
+
+def test_cli_list_show_remove(enrolled, tmp_path, capsys):
+    from audiotools.cli import main
+    store = _copy_store(enrolled.dir, tmp_path / "s")
+    assert main(["voiceprint", "list", "--voiceprints", str(store.dir), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert sorted(v["name"] for v in out["voiceprints"]) == ["Anna", "Борис"]
+    assert main(["voiceprint", "show", "борис", "--voiceprints", str(store.dir), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["samples"][0]["file"] == "boris.wav"
+    assert main(["voiceprint", "remove", "Борис", "--voiceprints", str(store.dir)]) == 0
+    assert not list(store.dir.glob("борис*"))
+    assert main(["voiceprint", "show", "Борис", "--voiceprints", str(store.dir)]) == 1
+    assert "no voiceprint for 'Борис'" in capsys.readouterr().err.replace("\n", "")
+    assert main(["voiceprint", "enroll", "../evil", str(VOICES / "anna.wav"), "--voiceprints", str(store.dir)]) == 2
+
+
+# ------------------------------------------------------------------------------------- concurrency
+def _writer(store_dir: str, name: str, seed: int, n: int) -> None:
+    from audiotools.voiceprints import Sample, VoiceprintStore
+    store = VoiceprintStore(store_dir)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        e = rng.standard_normal((1, 256)).astype(np.float32)
+        e /= np.linalg.norm(e)
+        s = Sample(file=f"w{seed}-{i}.wav", sha256=f"{seed:032x}{i:032x}", pcm_sha256=f"{seed:032x}{i:032x}",
+                   duration=5.0, speech_seconds=4.0)
+        store.add_samples(name, [s], {c: e for c in ("wideband", "telephone", "telephone-codec")},
+                          "ge2e-resemblyzer-256", "0" * 64)
+
+
+def test_concurrent_writers_keep_the_store_consistent(tmp_path):
+    """4 processes append 6 samples each, two to the same person and two to others, all at once."""
+    from audiotools.voiceprints import VoiceprintStore
+    ctx = mp.get_context("spawn")
+    jobs = [("Same Person", 1), ("Same Person", 2), ("Other", 3), ("Третий", 4)]
+    procs = [ctx.Process(target=_writer, args=(str(tmp_path), name, seed, 6)) for name, seed in jobs]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    store = VoiceprintStore(tmp_path)
+    people = {vp.name: vp for vp in store.all()}
+    assert set(people) == {"Same Person", "Other", "Третий"}
+    assert len(people["Same Person"].samples) == 12 and people["Same Person"].embeddings["wideband"].shape == (12, 256)
+    assert len(people["Other"].samples) == 6 and len(people["Третий"].samples) == 6
+    assert len({s.file for s in people["Same Person"].samples}) == 12
+    # exactly one embeddings file per record, no temp files left behind
+    assert len(list(tmp_path.glob("*.safetensors"))) == 3
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_two_enrol_processes_at_once(tmp_path):
+    """Two real `audiotools voiceprint enroll` processes into one store at the same time."""
+    env = dict(os.environ)
+    cmd = [sys.executable, "-m", "audiotools", "voiceprint", "enroll"]
+    a = subprocess.Popen(cmd + ["Anna", str(VOICES / "anna.wav"), "--voiceprints", str(tmp_path)], env=env,
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    b = subprocess.Popen(cmd + ["Anna", str(VOICES / "anna.wav"), "--segment", "0-6", "--voiceprints", str(tmp_path)],
+                         env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for p in (a, b):
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    from audiotools.voiceprints import VoiceprintStore
+    vp = VoiceprintStore(tmp_path).get("anna")
+    assert len(vp.samples) == 2 and vp.embeddings["telephone"].shape == (2, 256)
+    assert sorted(str(s.segment) for s in vp.samples) == ["None", "[0.0, 6.0]"]
