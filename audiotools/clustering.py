@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 MAX_POINTS = 2000
-THRESHOLD = 0.92
+THRESHOLD = 0.91
 RHO = 0.34                 # (1 - s) / s for the same-speaker window cosine s = 0.745 (LibriSpeech)
 WINDOW_SECONDS = 1.6       # speech per independent window
 MIN_CLUSTER_SECONDS = 1.0

@@ -6,13 +6,15 @@ requested condition when the audio itself is less degraded (see :mod:`audiotools
 
 Cache (``$AUDIOTOOLS_CACHE/embeddings``, default ``~/.cache/audiotools/embeddings``): one ``.npy``
 per embedding, named by the sha256 of (PCM sha256 of the decoded audio, regions, condition,
-embedding model id, weights sha256, front-end and simulation versions); VAD regions are cached the
-same way. Files are written atomically (temp file + rename) and read with ``allow_pickle=False``;
+embedding model id, weights sha256, front-end and simulation versions, and a hash of the source of
+the embedding / channel / VAD modules, so a code change never serves stale entries); VAD regions
+are cached the same way. Files are written atomically (temp file + rename) and read with ``allow_pickle=False``;
 an unreadable or malformed entry is recomputed. Set ``AUDIOTOOLS_NO_EMBEDDING_CACHE=1`` to bypass.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import logging
@@ -45,6 +47,17 @@ def cache_dir() -> Path:
 
 def cache_enabled() -> bool:
     return os.environ.get("AUDIOTOOLS_NO_EMBEDDING_CACHE", "").lower() not in {"1", "true", "yes"}
+
+
+@functools.lru_cache(maxsize=None)
+def code_version(module: str) -> str:
+    """Short hash of a module's source: cache entries die when the code that made them changes."""
+    import importlib.util
+    spec = importlib.util.find_spec(module)
+    try:
+        return hashlib.sha256(Path(spec.origin).read_bytes()).hexdigest()[:12] if spec and spec.origin else "?"
+    except OSError:
+        return "?"
 
 
 def _key(*parts) -> str:
@@ -194,7 +207,7 @@ class Extractor:
         """VAD speech regions of the whole recording (cached by PCM hash, in memory and on disk)."""
         if audio.pcm_sha256 in self._vad:
             return self._vad[audio.pcm_sha256]
-        path = self.dir / f"vad-{_key(audio.pcm_sha256, 'silero', VAD_VERSION)}.npy"
+        path = self.dir / f"vad-{_key(audio.pcm_sha256, 'silero', VAD_VERSION, code_version('audiotools.vad'))}.npy"
         regions = None
         if self.use_cache:
             arr = _load_npy(path, lambda a: a.ndim == 2 and a.shape[1] == 2)
@@ -218,9 +231,10 @@ class Extractor:
 
     # ------------------------------------------------------------ embedding
     def _cache_path(self, audio: Audio, regions, condition: str, simulated: bool) -> Path:
-        cond = f"sim:{condition}:{channel.SIMULATION_VERSION}" if simulated else "native"
+        cond = (f"sim:{condition}:{channel.SIMULATION_VERSION}:{code_version('audiotools.channel')}" if simulated
+                else "native")
         return self.dir / (_key(audio.pcm_sha256, canonical_regions(regions), cond, self.model_id,
-                                self.weights_sha256, FRONTEND_VERSION) + ".npy")
+                                self.weights_sha256, FRONTEND_VERSION, code_version("audiotools.embedding")) + ".npy")
 
     def embed(self, requests: Sequence[tuple[Audio, Sequence[tuple[float, float]] | None, str]]
               ) -> list[Embedded]:

@@ -15,7 +15,9 @@ the N enrolled people, spread evenly over them (each person gets prior/N); "some
 exceed ``ln(false_name_cost / missed_name_cost)``: with the default equal costs, when naming is
 more probably right than wrong. Two diarised speakers can never be the same person: the pairing is
 the assignment (Hungarian algorithm, ``scipy.optimize.linear_sum_assignment``) that maximises the
-summed log-odds margins, each speaker being free to stay unnamed. A speaker who is not named keeps
+summed log-odds margins, each speaker being free to stay unnamed; a person assigned to one speaker
+then stops competing for the others, whose posteriors are recomputed, until the pairing is stable
+(:func:`decide`). A speaker who is not named keeps
 ``SPEAKER_xx``; the best candidate and its evidence are still reported.
 
 Output: ``speakers[label]["identity"] = {"name", "score", "llr", "decision", ...}`` or None;
@@ -65,20 +67,51 @@ def cli_overrides(args) -> dict:
 
 
 # ------------------------------------------------------------------------------------------- decide
-def posterior_log_odds(llr10: np.ndarray, prior: float) -> np.ndarray:
-    """(speakers, people) matrix of natural-log posterior odds that speaker i is person k."""
+def posterior_log_odds(llr10: np.ndarray, prior: float, unavailable: np.ndarray | None = None) -> np.ndarray:
+    """(speakers, people) matrix of natural-log posterior odds that speaker i is person k.
+
+    ``unavailable[i, k]``: person k is known not to be speaker i (assigned to another speaker), so
+    drops out of speaker i's competing hypotheses.
+    """
     L = np.atleast_2d(np.asarray(llr10, dtype=np.float64)) * LN10
     n = L.shape[1]
     if n == 0:
         return L
     lp = math.log(prior / n)
     l0 = math.log(1.0 - prior)
+    comp = L + lp
+    if unavailable is not None:
+        comp = np.where(unavailable, -np.inf, comp)
     out = np.empty_like(L)
     for k in range(n):
-        others = np.delete(L, k, axis=1) + lp
+        others = np.delete(comp, k, axis=1)
         denom = np.logaddexp.reduce(np.concatenate([np.full((L.shape[0], 1), l0), others], axis=1), axis=1)
         out[:, k] = L[:, k] + lp - denom
     return out
+
+
+def decide(llr10: np.ndarray, prior: float, threshold: float = 0.0, rounds: int = 5
+           ) -> tuple[dict[int, int], np.ndarray]:
+    """Joint naming: (speaker -> person, final posterior log-odds).
+
+    Alternates the assignment with conditioning: a person assigned to one speaker is no longer a
+    competing explanation for the others, so their posteriors are recomputed without that person,
+    until the assignment is stable (a coordinate-wise approximation of the joint posterior under
+    "one person per speaker").
+    """
+    llr10 = np.atleast_2d(llr10)
+    lo = posterior_log_odds(llr10, prior)
+    pairs = assign(lo, threshold)
+    for _ in range(rounds):
+        unavailable = np.zeros(llr10.shape, dtype=bool)
+        for i, k in pairs.items():
+            unavailable[np.arange(llr10.shape[0]) != i, k] = True
+        lo = posterior_log_odds(llr10, prior, unavailable)
+        new = assign(np.where(unavailable, -np.inf, lo), threshold)
+        if new == pairs:
+            break
+        pairs = new
+    return pairs, lo
 
 
 def assign(log_odds: np.ndarray, threshold: float = 0.0) -> dict[int, int]:
@@ -90,6 +123,7 @@ def assign(log_odds: np.ndarray, threshold: float = 0.0) -> dict[int, int]:
     gain = log_odds - threshold
     big = np.zeros((m, n + m))
     big[:, :n] = np.where(gain > 0, gain, -1e9)       # a non-positive margin is never worth naming
+    big = np.nan_to_num(big, neginf=-1e9)
     rows, cols = linear_sum_assignment(big, maximize=True)
     return {int(r): int(c) for r, c in zip(rows, cols) if c < n and gain[r, c] > 0}
 
@@ -154,9 +188,11 @@ def identify(audio, turns: list[dict], store=None, *, prior: float = 0.5, false_
         s = scorer.compare(vp.embeddings_for(cond), tests, cond)
         llr[usable, k] = s["llr"]
         raw[usable, k] = s["raw"]
-    lo = posterior_log_odds(np.nan_to_num(llr[usable], nan=-10.0), prior) if usable else np.zeros((0, len(people)))
     threshold = math.log(false_name_cost / missed_name_cost)
-    pairs = assign(lo, threshold)
+    if usable:
+        pairs, lo = decide(np.nan_to_num(llr[usable], nan=-10.0), prior, threshold)
+    else:
+        pairs, lo = {}, np.zeros((0, len(people)))
     identities: dict[str, dict | None] = {}
     candidates: dict[str, dict] = {}
     for row, i in enumerate(usable):

@@ -77,12 +77,40 @@ def offline_pipeline(spec: str | os.PathLike | None) -> Path | None:
     return cached_snapshot(str(spec or DEFAULT_PIPELINE))
 
 
-def _from_pretrained(source: str, token: str | None):
+class _HubOffline:
+    """Hugging Face hub offline mode while a *local* pipeline loads: a config that still names a hub
+    model then fails at once instead of retrying the network for half a minute."""
+
+    def __enter__(self):
+        self.env = os.environ.get("HF_HUB_OFFLINE")
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        try:
+            import huggingface_hub.constants as c
+            self.const = (c, c.HF_HUB_OFFLINE)
+            c.HF_HUB_OFFLINE = True
+        except Exception:  # pragma: no cover - hub not installed
+            self.const = None
+        return self
+
+    def __exit__(self, *exc):
+        if self.env is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = self.env
+        if self.const:
+            self.const[0].HF_HUB_OFFLINE = self.const[1]
+        return False
+
+
+def _from_pretrained(source: str, token: str | None, local: bool):
     from pyannote.audio import Pipeline
     params = inspect.signature(Pipeline.from_pretrained).parameters
     kwargs = {}
     if token:
         kwargs["token" if "token" in params else "use_auth_token"] = token
+    if local:
+        with _HubOffline():
+            return Pipeline.from_pretrained(source, **kwargs)
     return Pipeline.from_pretrained(source, **kwargs)
 
 
@@ -103,7 +131,7 @@ def load_pipeline(spec: str | os.PathLike | None = None, hf_token: str | None = 
         raise ModelError(f"pyannote pipeline {source!r} is not available offline: pass --pyannote-pipeline DIR "
                          "(a local pipeline directory) or --hf-token/HF_TOKEN to download it")
     try:
-        pipeline = _from_pretrained(source, token)
+        pipeline = _from_pretrained(source, token, local is not None)
     except Exception as e:  # pyannote/hf raise many types; report one line
         raise ModelError(f"cannot load pyannote pipeline {source}: {type(e).__name__}: "
                          f"{str(e).splitlines()[0] if str(e) else ''}") from None

@@ -114,7 +114,8 @@ def speech_probabilities(samples: np.ndarray, options: VADOptions | None = None,
     n = (len(samples) + FRAME_SAMPLES - 1) // FRAME_SAMPLES
     if n == 0:
         return np.zeros(0, dtype=np.float32)
-    audio = normalize_level(samples, options.target_level, options.max_gain_db) if options.normalize else samples
+    # the level gain of normalize_level, applied block by block (no full-length copy of long audio)
+    gain = level_gain(samples, options.target_level, options.max_gain_db) if options.normalize else 1.0
     seq = _sequence_model(load_vad_model(device), device)
     block = max(1, int(block_seconds * SAMPLE_RATE) // FRAME_SAMPLES)
     out = np.empty(n, dtype=np.float32)
@@ -123,8 +124,10 @@ def speech_probabilities(samples: np.ndarray, options: VADOptions | None = None,
     with torch.inference_mode():
         for b0 in range(0, n, block):
             b1 = min(n, b0 + block)
-            x = torch.from_numpy(np.ascontiguousarray(audio[b0 * FRAME_SAMPLES: b1 * FRAME_SAMPLES],
-                                                      dtype=np.float32)).to(device)
+            chunk = np.asarray(samples[b0 * FRAME_SAMPLES: b1 * FRAME_SAMPLES], dtype=np.float32)
+            if gain != 1.0:
+                chunk = np.clip(chunk * np.float32(gain), -1.0, 1.0)
+            x = torch.from_numpy(np.ascontiguousarray(chunk)).to(device)
             if len(x) < (b1 - b0) * FRAME_SAMPLES:
                 x = torch.nn.functional.pad(x, (0, (b1 - b0) * FRAME_SAMPLES - len(x)))
             chunks = torch.cat([prev, x]).unfold(0, FRAME_SAMPLES + _CONTEXT, FRAME_SAMPLES)
@@ -140,16 +143,25 @@ def speech_level(samples: np.ndarray, frame: int = 320) -> float:
     if n == 0:
         return float(np.sqrt(np.mean(np.square(samples, dtype=np.float32)))) if len(samples) else 0.0
     frames = samples[: n * frame].reshape(n, frame)
-    rms = np.sqrt(np.mean(np.square(frames, dtype=np.float32), axis=1))
+    rms = np.empty(n, dtype=np.float32)
+    block = 1 << 14                       # frames per block: no full-length temporary for long files
+    for i in range(0, n, block):
+        rms[i:i + block] = np.sqrt(np.mean(np.square(frames[i:i + block], dtype=np.float32), axis=1))
     return float(np.percentile(rms, 90))
 
 
-def normalize_level(samples: np.ndarray, target: float = 0.1, max_gain_db: float = 40.0) -> np.ndarray:
+def level_gain(samples: np.ndarray, target: float = 0.1, max_gain_db: float = 40.0) -> float:
+    """The gain ``normalize_level`` applies (1.0 when it leaves the samples alone)."""
     level = speech_level(samples)
     if level <= 1e-6:
-        return samples
+        return 1.0
     gain = min(target / level, 10 ** (max_gain_db / 20))
-    if 0.7 < gain < 1.4:
+    return 1.0 if 0.7 < gain < 1.4 else float(gain)
+
+
+def normalize_level(samples: np.ndarray, target: float = 0.1, max_gain_db: float = 40.0) -> np.ndarray:
+    gain = level_gain(samples, target, max_gain_db)
+    if gain == 1.0:
         return samples
     out = samples * np.float32(gain)
     np.clip(out, -1.0, 1.0, out=out)

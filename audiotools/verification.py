@@ -465,13 +465,17 @@ def score_trials(rows: Sequence[tuple], scorer: Scorer, base_dir: str | os.PathL
     return out  # type: ignore[return-value]
 
 
-def write_scores(path: str | os.PathLike, rows: Sequence[tuple], scores: Sequence[dict]) -> None:
+def write_scores(path: str | os.PathLike, rows: Sequence[tuple], scores: Sequence[dict], details: bool = False) -> None:
+    """``ENROLMENT<TAB>TEST<TAB>score<TAB>llr`` per trial (no header; the first two columns exactly as
+    in the trials file). ``details`` appends the AS-norm score and the condition compared in."""
     from .fileio import atomic_open
     with atomic_open(path, "w") as f:
-        w = csv.writer(f, delimiter="\t", lineterminator="\n")
-        w.writerow(["enrolment", "test", "score", "llr", "snorm", "condition"])
+        w = csv.writer(f, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_NONE, escapechar="\\")
         for r, s in zip(rows, scores):
-            w.writerow([r[0], r[1], f"{s['score']:.6f}", f"{s['llr']:.4f}", f"{s['snorm']:.4f}", s["condition"]])
+            row = [r[0], r[1], f"{s['score']:.6f}", f"{s['llr']:.4f}"]
+            if details:
+                row += [f"{s['snorm']:.4f}", s["condition"]]
+            w.writerow(row)
 
 
 def read_scores(path: str | os.PathLike) -> dict[tuple[str, str], dict]:
@@ -486,7 +490,8 @@ def read_scores(path: str | os.PathLike) -> dict[tuple[str, str], dict]:
     if not lines:
         raise InputError(p, "no scores")
     header = lines[0].split("\t")
-    if "score" in header:
+    if "score" in [h.strip().lower() for h in header]:
+        header = [h.strip().lower() for h in header]
         cols = {h: i for i, h in enumerate(header)}
         lines = lines[1:]
     else:

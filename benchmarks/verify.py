@@ -181,22 +181,48 @@ def fit_system(condition, enrol, test, spk, is_cohort, train_mask, ordered, top_
     return m
 
 
-def held_out_scores(condition, enrol, test, spk, is_cohort, folds, ordered, **kw):
+def fold_models(condition, enrol, test, spk, is_cohort, folds, ordered, **kw) -> dict:
+    """(fold a, fold b) -> system fitted on the other folds (a == b: the other 4)."""
+    return {(a, b): fit_system(condition, enrol, test, spk, is_cohort, (folds != a) & (folds != b), ordered, **kw)
+            for a in range(N_FOLDS) for b in range(a, N_FOLDS)}
+
+
+def held_out_scores(models, enrol, test, spk, folds, ordered):
     pairs = trial_pairs(len(spk), ordered)
     fa, fb = folds[pairs[:, 0]], folds[pairs[:, 1]]
     out = {k: np.zeros(len(pairs)) for k in ("raw", "centered", "snorm", "llr")}
-    for a in range(N_FOLDS):
-        for b in range(a, N_FOLDS):
-            sel = ((fa == a) & (fb == b)) | ((fa == b) & (fb == a))
-            if not sel.any():
-                continue
-            train = (folds != a) & (folds != b)
-            m = fit_system(condition, enrol, test, spk, is_cohort, train, ordered, **kw)
-            s = m.index_pairs(enrol, test, pairs[sel])
-            for k in out:
-                out[k][sel] = s[k]
+    for (a, b), m in models.items():
+        sel = ((fa == a) & (fb == b)) | ((fa == b) & (fb == a))
+        if not sel.any():
+            continue
+        s = m.index_pairs(enrol, test, pairs[sel])
+        for k in out:
+            out[k][sel] = s[k]
     tgt = spk[pairs[:, 0]] == spk[pairs[:, 1]]
     return pairs, tgt, out
+
+
+def multi_enrolment_scores(models, enrol, test, spk, folds):
+    """Enrolment = 3 utterances of a multi-utterance speaker (3 disjoint sets per speaker), tested
+    against every other recording; held out as above."""
+    from audiotools.verification import enrol_model
+    sets = []
+    for s in MAIN:
+        idx = np.flatnonzero(spk == s)
+        sets += [idx[k:k + 3] for k in (0, 3, 6)]
+    E = np.stack([enrol_model(enrol[ix]) for ix in sets])
+    pairs = np.array([(i, j) for i, ix in enumerate(sets) for j in range(len(spk)) if j not in ix])
+    sf = np.array([folds[ix[0]] for ix in sets])
+    out = {k: np.zeros(len(pairs)) for k in ("raw", "centered", "snorm", "llr")}
+    fa, fb = sf[pairs[:, 0]], folds[pairs[:, 1]]
+    for (a, b), m in models.items():
+        sel = ((fa == a) & (fb == b)) | ((fa == b) & (fb == a))
+        if sel.any():
+            s = m.index_pairs(E, test, pairs[sel])
+            for k in out:
+                out[k][sel] = s[k]
+    tgt = np.array([spk[sets[i][0]] == spk[j] for i, j in pairs])
+    return tgt, out
 
 
 def report(tgt, s, sel=None) -> dict:
@@ -315,8 +341,9 @@ def main() -> int:
             if clean is None:
                 clean = embed_all(extractor, files, channel.WIDEBAND)
             L = np.flatnonzero(lib)
-            pairs, tgt, s = held_out_scores(cond, enrol[L], test[L], spk[L], is_cohort[L], folds, ordered,
-                                            top_n=args.top_n, features=features)
+            models = fold_models(cond, enrol[L], test[L], spk[L], is_cohort[L], folds, ordered,
+                                 top_n=args.top_n, features=features)
+            pairs, tgt, s = held_out_scores(models, enrol[L], test[L], spk[L], folds, ordered)
             raw_nc = np.sum(clean[L][pairs[:, 0]] * test[L][pairs[:, 1]], axis=1) / (
                 np.linalg.norm(clean[L][pairs[:, 0]], axis=1) * np.linalg.norm(test[L][pairs[:, 1]], axis=1))
             no_comp = summary(raw_nc[tgt], raw_nc[~tgt], p_target=P_TARGET)
@@ -326,6 +353,8 @@ def main() -> int:
                  "baseline_raw_cosine_clean_enrolment_no_compensation": {
                      "eer": round(no_comp["eer"], 5), "min_dcf": round(no_comp["min_dcf"], 5)},
                  "held_out": report(tgt, s)}
+            mt, ms = multi_enrolment_scores(models, enrol[L], test[L], spk[L], folds)
+            r["held_out_3_utterance_enrolment"] = report(mt, ms)
             # the shipped system: cohort = all LibriSpeech cohort recordings, calibration on all trials
             m = fit_system(cond, enrol[L], test[L], spk[L], is_cohort[L], np.ones(n_lib, bool), ordered,
                            top_n=args.top_n, features=features)
@@ -337,6 +366,9 @@ def main() -> int:
                   f"Cllr {h['cllr']:.3f} (min {h['min_cllr']:.3f}), minDCF(P={P_TARGET}) {h['min_dcf']:.3f}, "
                   f"actDCF {h['act_dcf']:.3f}  [{h['n_target']} target / {h['n_nontarget']} non-target trials]; "
                   f"uncompensated raw cosine EER {100 * no_comp['eer']:.2f} %", flush=True)
+            h3 = r["held_out_3_utterance_enrolment"]
+            print(f"{'':16s} 3-utterance enrolment: EER {100 * h3['eer']:.2f} %, Cllr {h3['cllr']:.3f} "
+                  f"(min {h3['min_cllr']:.3f})  [{h3['n_target']} / {h3['n_nontarget']}]", flush=True)
             if use_syn:
                 r["synthetic_voices"] = synthetic_eval(m, enrol, test, spk, ~lib, ordered)
                 a, b = r["synthetic_voices"]["shipped_calibration"], r["synthetic_voices"]["refit_held_out"]
@@ -421,7 +453,7 @@ def write_shipped(shipped: dict, extractor, results: dict, top_n: int) -> None:
         np.save(DATA_DIR / name, cohort.astype(np.float32), allow_pickle=False)
         conds[cond] = {
             "cohort": name, "cohort_size": int(len(cohort)),
-            "cohort_composition": {d: int((dom == d).sum()) for d in sorted(set(dom))}, "top_n": int(m.top_n), "features": list(m.features),
+            "top_n": int(m.top_n), "features": list(m.features),
             "weights": [round(float(w), 6) for w in m.weights], "bias": round(float(m.bias), 6),
             "llr_bounds": [round(b, 3) for b in m.bounds], "trials": m.info.get("trials"),
             "fitted_on": results["conditions"][cond]["test_side"],

@@ -21,7 +21,8 @@ and the turns that carry the evidence, each scored on its own. A likelihood rati
 one proposition over the other, not proof of identity.
 
 Trials mode scores many pairs: each line of T.tsv is ENROLMENT_FILES<TAB>TEST_FILE (enrolment files
-comma-separated); S.tsv repeats both columns and adds score, llr (log10), snorm and condition.
+comma-separated); S.tsv repeats both columns and adds the raw cosine score and the calibrated log10
+likelihood ratio (llr); --details adds the AS-norm score and the recording condition.
 
 examples:
   audiotools verify call.wav --speaker "Anna"
@@ -51,6 +52,8 @@ def register(sub) -> None:
     t = p.add_argument_group("trials")
     t.add_argument("--trials", metavar="T.tsv", help="score many trials (ENROLMENT_FILES<TAB>TEST_FILE)")
     t.add_argument("--output", "-o", metavar="S.tsv", help="where to write the scores (with --trials)")
+    t.add_argument("--details", action="store_true",
+                   help="with --trials: also write the AS-norm score and the condition compared in (columns 5-6)")
     p.set_defaults(func=run)
 
 
@@ -171,7 +174,7 @@ def run_trials(args) -> int:
         if not quiet() and sys.stderr.isatty():
             console.print(f"{stage}: {done}/{total}", end="\r")
     scores = score_trials(rows, scorer, base_dir=Path(args.trials).parent, progress=progress)
-    write_scores(args.output, rows, scores)
+    write_scores(args.output, rows, scores, details=args.details)
     conds = {}
     for s in scores:
         conds[s["condition"]] = conds.get(s["condition"], 0) + 1

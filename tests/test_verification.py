@@ -1,0 +1,297 @@
+"""Verification, identification, calibration metrics and channel handling, on real audio.
+
+LibriSpeech speakers from ../shared/data/speakers, the synthetic samples in samples/, and
+telephone versions made with sox at test time. The GE2E model is never mocked.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples"
+SHARED = Path(os.environ.get("AUDIOTOOLS_SHARED_DATA", ROOT.parent / "shared" / "data"))
+SPK = SHARED / "speakers"
+needs_sox = pytest.mark.skipif(not shutil.which("sox"), reason="sox not installed")
+
+
+def utt(speaker: str, i: int) -> Path:
+    return sorted((SPK / speaker).glob("*.flac"))[i]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _private_cache(tmp_path_factory):
+    old = os.environ.get("AUDIOTOOLS_CACHE")
+    os.environ["AUDIOTOOLS_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("AUDIOTOOLS_CACHE", None)
+    else:
+        os.environ["AUDIOTOOLS_CACHE"] = old
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    from audiotools.verification import Scorer
+    return Scorer()
+
+
+@pytest.fixture(scope="module")
+def tel_dir(tmp_path_factory):
+    """Telephone versions of a few LibriSpeech files, made as the benchmark makes them."""
+    if not shutil.which("sox"):
+        pytest.skip("sox not installed")
+    d = tmp_path_factory.mktemp("tel")
+    for spk in ("1688", "1998"):
+        for i in (3, 4):
+            src = utt(spk, i)
+            subprocess.run(["sox", "-R", str(src), "-r", "8000", "-e", "u-law", str(d / (src.stem + ".wav")),
+                            "sinc", "300-3400"], check=True, capture_output=True)
+    src = utt("1688", 5)
+    subprocess.run(["sox", "-R", str(src), "-r", "8000", "-c", "1", str(d / (src.stem + ".gsm")), "sinc", "300-3400"],
+                   check=True, capture_output=True)
+    return d
+
+
+# ------------------------------------------------------------------------------------------ metrics
+def test_metrics_against_brute_force():
+    from audiotools.calibration import cllr, eer, min_cllr, min_dcf
+    rng = np.random.default_rng(0)
+    tar, non = rng.normal(2, 1, 400), rng.normal(0, 1, 4000)
+    # brute-force EER: threshold where miss and false-alarm rates cross
+    ths = np.sort(np.concatenate([tar, non]))
+    pm = np.array([np.mean(tar < t) for t in ths]); pf = np.array([np.mean(non >= t) for t in ths])
+    k = np.argmin(np.abs(pm - pf))
+    assert abs(eer(tar, non) - (pm[k] + pf[k]) / 2) < 0.01
+    assert abs(eer(tar, non) - 0.1587) < 0.02                      # Phi(-1) for unit-variance classes 2 apart
+    # minDCF at P_target = 0.5 is 2 * min(P_target*Pmiss + (1-P_target)*Pfa) = min(Pmiss + Pfa)
+    assert abs(min_dcf(tar, non, 0.5) - np.min(pm + pf)) < 0.01
+    # perfectly calibrated LLRs for these Gaussians: ln LR = 2s - 2
+    llr10 = lambda s: (2 * s - 2) / math.log(10)
+    c = cllr(llr10(tar), llr10(non))
+    assert 0.4 < c < 0.6 and c >= min_cllr(tar, non) - 0.02
+    assert cllr(np.zeros(10), np.zeros(10)) == pytest.approx(1.0)  # an uninformative system costs 1 bit
+    assert cllr(llr10(tar) + 3, llr10(non) + 3) > c + 0.5            # miscalibration is penalised
+    assert min_cllr(tar * 5 + 1, non * 5 + 1) == pytest.approx(min_cllr(tar, non), abs=1e-9)
+
+
+def test_logistic_calibration_recovers_the_true_llr():
+    from audiotools.calibration import fit_logistic
+    rng = np.random.default_rng(1)
+    tar, non = rng.normal(2, 1, 3000), rng.normal(0, 1, 30000)
+    w, b = fit_logistic(tar, non, l2=0.0)
+    assert w[0] == pytest.approx(2.0, abs=0.15) and b == pytest.approx(-2.0, abs=0.15)
+
+
+def test_open_set_decision_and_assignment():
+    from audiotools.calibration import logit
+    from audiotools.identification import assign, decide, posterior_log_odds
+    # one enrolled person: posterior log-odds = ln LR + logit(prior)
+    lo = posterior_log_odds(np.array([[1.0]]), 0.2)
+    assert lo[0, 0] == pytest.approx(math.log(10) + logit(0.2))
+    # two speakers both resemble person 0; speaker 1 resembles person 0 more, so speaker 0 gets person 1
+    llr = np.array([[3.0, 2.5], [4.0, -2.0]])
+    assert assign(posterior_log_odds(llr, 0.5)) == {1: 0}       # speaker 0 alone: person 0 explains it better
+    pairs, lo = decide(llr, 0.5)
+    assert pairs == {0: 1, 1: 0} and lo[0, 1] > 0                # once person 0 is taken, person 1 is likely
+    # nobody above the threshold: nobody named
+    assert assign(posterior_log_odds(np.array([[-1.0, -2.0]]), 0.5)) == {}
+
+
+# ------------------------------------------------------------------------------------------ channel
+def test_condition_detection(tel_dir):
+    from audiotools import channel
+    from audiotools.audio import load_audio
+    phone = channel.detect_audio(load_audio(SAMPLES / "phone_call.wav"))
+    assert phone.condition == "telephone" and any("8000 Hz" in r for r in phone.reasons)
+    assert channel.detect_audio(load_audio(SAMPLES / "conversation.wav")).condition == "wideband"
+    gsm = channel.detect_audio(load_audio(next(tel_dir.glob("*.gsm"))))
+    assert gsm.condition == "telephone-codec" and gsm.codec == "gsm"
+    # band-limited audio resampled to 16 kHz in a PCM WAV: only the spectrum tells
+    clean = load_audio(utt("2033", 0)).samples
+    sim = channel.simulate(clean, "telephone")
+    assert len(sim) == len(clean)
+    info = channel.detect(sim, 16000, "pcm_s16le")
+    assert info.condition == "telephone" and info.hf_energy_db < -50
+    assert channel.worst("wideband", "telephone-codec", "telephone") == "telephone-codec"
+
+
+# ------------------------------------------------------------------------------------- verification
+def test_clean_verification_target_and_nontarget(scorer):
+    from audiotools.embedding_cache import Audio
+    e = scorer.extractor
+    a = [Audio.load(utt("1688", i)) for i in (0, 1)] + [Audio.load(utt("2414", 0))]
+    emb = np.stack([r.embedding for r in e.embed([(x, None, "wideband") for x in a])])
+    s = scorer.compare(emb[:1], emb[1:], "wideband")
+    assert s["llr"][0] > 1.0 > 0 > -1.0 > s["llr"][1]
+    assert s["raw"][0] > s["raw"][1]
+
+
+@needs_sox
+def test_telephone_test_against_clean_enrolment(scorer, tel_dir):
+    """Clean enrolment, sox telephone test: detected, compensated, right direction of evidence."""
+    from audiotools.verification import reference_from_files, verify
+    ref = reference_from_files([str(utt("1688", 0)), str(utt("1688", 1))], scorer)
+    same = verify(tel_dir / (utt("1688", 3).stem + ".wav"), ref, scorer, diarize=False)
+    diff = verify(tel_dir / (utt("1998", 3).stem + ".wav"), ref, scorer, diarize=False)
+    assert same["condition"] == diff["condition"] == "telephone"
+    assert same["recording"]["channel"]["source_sample_rate"] == 8000
+    u_same, u_diff = same["units"][0], diff["units"][0]
+    assert u_same["llr"] > 0.5 and u_diff["llr"] < -0.5
+    assert "same-speaker proposition" in u_same["verbal"] and "not proof" in u_same["verbal"]
+    assert "different-speaker proposition" in u_diff["verbal"]
+
+
+def test_verify_cli_segment_json(capsys):
+    """verify against a reference file, one segment of the conversation (Clara's first turn)."""
+    from audiotools.cli import main
+    rc = main(["verify", str(SAMPLES / "conversation.wav"), "--reference", str(SAMPLES / "voices" / "clara.wav"),
+               "--segment", "26.1-29.85", "--json"])
+    assert rc == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["mode"] == "segment" and d["condition"] == "wideband"
+    u = d["units"][0]
+    assert u["scored"] and u["llr"] > 0 and 0 < u["score"] <= 1 and "snorm" in u and u["segments"]
+    assert "not proof" in d["disclaimer"]
+
+
+def test_verify_speaker_per_diarised_turns(tmp_path, scorer, capsys):
+    """--speaker from a store, turns from the sample RTTM: Boris's turns carry the evidence."""
+    from audiotools.cli import main
+    from audiotools.voiceprints import VoiceprintStore, enroll
+    store = VoiceprintStore(tmp_path / "vp")
+    enroll(store, "Boris", [SAMPLES / "voices" / "boris.wav"], scorer)
+    rc = main(["verify", str(SAMPLES / "conversation.wav"), "--speaker", "boris", "--voiceprints", str(store.dir),
+               "--rttm", str(SAMPLES / "conversation.rttm"), "--json"])
+    assert rc == 0
+    d = json.loads(capsys.readouterr().out)
+    units = {u["speaker"]: u for u in d["units"]}
+    assert set(units) == {"Anna", "Boris", "Clara"} and d["best"] == "Boris"
+    assert units["Boris"]["llr"] > units["Anna"]["llr"] and units["Boris"]["llr"] > units["Clara"]["llr"]
+    assert len(units["Boris"]["segments"]) == 4   # his 4 turns, each scored
+
+
+@needs_sox
+def test_trials_and_eval_eer(tmp_path, tel_dir, capsys):
+    from audiotools.cli import main
+    from audiotools.cli.eval_eer import evaluate
+    enrol = [utt("1688", 0), utt("1998", 0)]
+    tests = [utt("1688", 1), utt("1998", 1), utt("2414", 1)] + sorted(tel_dir.glob("*.wav"))
+    lines, key = [], []
+    for e in enrol:
+        for t in tests:
+            lab = "target" if t.name.split("-")[0] == e.name.split("-")[0] else "nontarget"
+            lines.append(f"{e}\t{t}"); key.append(f"{e}\t{t}\t{lab}")
+    lines.append(f"{utt('1688', 0)},{utt('1688', 2)}\t{utt('1688', 1)}")
+    key.append(f"{utt('1688', 0)},{utt('1688', 2)}\t{utt('1688', 1)}\ttarget")
+    (tmp_path / "T.tsv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "K.tsv").write_text("\n".join(key) + "\n")
+    assert main(["verify", "--trials", str(tmp_path / "T.tsv"), "--output", str(tmp_path / "S.tsv")]) == 0
+    rows = [r.split("\t") for r in (tmp_path / "S.tsv").read_text().splitlines()]
+    assert len(rows) == len(lines) and all(len(r) == 4 for r in rows)
+    assert ["\t".join(r[:2]) for r in rows] == lines
+    assert all(-1 <= float(r[2]) <= 1 and math.isfinite(float(r[3])) for r in rows)
+    assert main(["verify", "--trials", str(tmp_path / "T.tsv"), "--output", str(tmp_path / "S6.tsv"), "--details"]) == 0
+    conds = {r.split("\t")[5] for r in (tmp_path / "S6.tsv").read_text().splitlines()}
+    assert conds == {"wideband", "telephone"}
+    d = evaluate(str(tmp_path / "S.tsv"), str(tmp_path / "K.tsv"))
+    assert d["n_target"] == 7 and d["n_nontarget"] == 8 and d["missing_trials"] == 0
+    assert d["eer"] <= 0.1 and d["cllr"] < 0.5 and 0 <= d["min_cllr"] <= d["cllr"]
+    # through argparse as the eval command registers it
+    import argparse
+    from audiotools.cli.eval_eer import register_eer
+    p = argparse.ArgumentParser()
+    register_eer(p.add_subparsers())
+    args = p.parse_args(["eer", "--scores", str(tmp_path / "S.tsv"), "--key", str(tmp_path / "K.tsv"), "--json"])
+    capsys.readouterr()
+    assert args.func(args) == 0
+    assert json.loads(capsys.readouterr().out)["p_target"] == 0.01
+
+
+# ------------------------------------------------------------------------------------ identification
+def _rttm(path: Path, prefix: str = "SPEAKER_") -> list[dict]:
+    names = {}
+    turns = []
+    for ln in path.read_text().splitlines():
+        p = ln.split()
+        lab = names.setdefault(p[7], f"{prefix}{len(names):02d}")
+        turns.append({"start": float(p[3]), "end": float(p[3]) + float(p[4]), "speaker": lab, "truth": p[7]})
+    return turns
+
+
+def test_demo_store_names_conversation_and_rejects_the_phone_voices():
+    """The shipped demo store (voiceprints/) on the sample RTTM turns: all three named, Clara (quiet)
+    too; the two phone-call voices are not enrolled and must stay unnamed (open set)."""
+    from audiotools.audio import load_audio
+    from audiotools.identification import identify
+    turns = _rttm(SAMPLES / "conversation.rttm")
+    res = identify(load_audio(SAMPLES / "conversation.wav"), turns, ROOT / "voiceprints")
+    truth = {t["speaker"]: t["truth"] for t in turns}
+    assert {lab: idt["name"] for lab, idt in res["identities"].items() if idt} == truth
+    phone = identify(load_audio(SAMPLES / "phone_call.wav"), _rttm(SAMPLES / "phone_call.rttm"), ROOT / "voiceprints")
+    assert phone["identities"] == {"SPEAKER_00": None, "SPEAKER_01": None}
+    assert phone["info"]["condition"]["condition"] == "telephone"
+    assert all(c["decision"].startswith("not identified") for c in phone["candidates"].values())
+
+
+def test_open_set_librispeech(tmp_path, scorer):
+    """Enrol two LibriSpeech speakers; a third, unenrolled, speaker is not named; the enrolled are."""
+    from audiotools.embedding_cache import Audio
+    from audiotools.identification import identify
+    from audiotools.voiceprints import VoiceprintStore, enroll
+    store = VoiceprintStore(tmp_path / "vp")
+    enroll(store, "Speaker 1688", [utt("1688", 0), utt("1688", 1)], scorer)
+    enroll(store, "Speaker 2609", [utt("2609", 0)], scorer)
+    for spk, expected in (("2609", "Speaker 2609"), ("1688", "Speaker 1688"), ("2033", None), ("1998", None)):
+        a = Audio.load(utt(spk, 6))
+        res = identify(a, [{"start": 0.0, "end": a.duration, "speaker": "SPEAKER_00"}], store, scorer=scorer)
+        idt = res["identities"]["SPEAKER_00"]
+        assert (idt["name"] if idt else None) == expected, res["candidates"]
+
+
+def test_identify_step_renames_segments_words_and_turns(tmp_path, scorer):
+    from audiotools.audio import load_audio
+    from audiotools.identification import run_step
+    from audiotools.pipeline import Job
+    from audiotools.transcript import Segment, Transcript, Word
+    from audiotools.voiceprints import VoiceprintStore, enroll
+    store = VoiceprintStore(tmp_path / "vp")
+    enroll(store, "Clara", [SAMPLES / "voices" / "clara.wav"], scorer)
+    audio = load_audio(SAMPLES / "conversation.wav")
+    turns = [{k: t[k] for k in ("start", "end", "speaker")} for t in _rttm(SAMPLES / "conversation.rttm")]
+    segs = [Segment(id=i, start=t["start"], end=t["end"], text=" x", speaker=t["speaker"],
+                    words=[Word(" x", t["start"], t["end"], 0.9, speaker=t["speaker"])]) for i, t in enumerate(turns)]
+    tr = Transcript(audio=audio.info, model={}, language="en", segments=segs,
+                    speakers={lab: {"duration": 1.0, "segments": 1} for lab in {t["speaker"] for t in turns}},
+                    extra={"diarization": {"backend": "rttm", "num_speakers": 3, "turns": turns}})
+    job = Job(path=SAMPLES / "conversation.wav", recipe={}, audio=audio, transcript=tr)
+    from audiotools.identification import STEP_PARAMS
+    run_step(job, {**STEP_PARAMS, "voiceprints": str(store.dir)})
+    clara = next(lab for lab, t in zip([t["speaker"] for t in _rttm(SAMPLES / "conversation.rttm")],
+                                       _rttm(SAMPLES / "conversation.rttm")) if t["truth"] == "Clara")
+    assert tr.speakers[clara]["identity"]["name"] == "Clara"
+    others = [lab for lab in tr.speakers if lab != clara]
+    assert all(tr.speakers[lab]["identity"] is None for lab in others)
+    assert {s.speaker for s in tr.segments} == {"Clara", *others}
+    assert {w.speaker for s in tr.segments for w in s.words} == {"Clara", *others}
+    assert {t["speaker"] for t in tr.extra["diarization"]["turns"]} == {"Clara", *others}
+    assert "Clara" in tr.to_rttm() and tr.extra["identification"]["prior"] == 0.5
+    d = json.loads(tr.to_json())
+    assert d["speakers"][clara]["identity"]["decision"] == "identified"
+
+
+def test_identify_step_without_store_does_nothing(tmp_path):
+    from audiotools.identification import STEP_PARAMS, run_step
+    from audiotools.pipeline import Job
+    job = Job(path=Path("x.wav"), recipe={}, audio=None, transcript=None)
+    run_step(job, {**STEP_PARAMS, "voiceprints": str(tmp_path / "missing")})   # touches nothing
+    (tmp_path / "empty").mkdir()
+    run_step(job, {**STEP_PARAMS, "voiceprints": str(tmp_path / "empty")})
