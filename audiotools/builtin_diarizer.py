@@ -56,6 +56,8 @@ class BuiltinOptions:
     switch_prob: float = 0.05
     bridge_gap: float = 0.3           # join same-speaker turns across pauses shorter than this
     max_speakers_auto: int = 32       # upper bound when nothing is asked for
+    window: float = 1.6
+    edge_window: float = 1.0          # shorter windows flush with each region's edges (short turns there)
     timings: dict = field(default_factory=dict)
 
 
@@ -190,7 +192,8 @@ def diarize_samples(samples: np.ndarray, options: BuiltinOptions | None = None,
         return []
     regions = merge_close(speech, options.embed_gap)
     encoder = SpeakerEncoder.get(options.device)
-    we = embed_regions(samples, regions, encoder, step=options.step)
+    we = embed_regions(samples, regions, encoder, step=options.step, window=options.window,
+                       edge_window=options.edge_window)
     t2 = time.perf_counter()
     options.timings["embeddings"] = round(t2 - t1, 3)
     if len(we) == 0:

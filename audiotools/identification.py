@@ -29,13 +29,11 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 
 from . import channel
-from .calibration import LN10, logit
+from .calibration import LN10
 
 log = logging.getLogger(__name__)
 

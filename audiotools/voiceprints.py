@@ -78,7 +78,7 @@ def validate_name(name: str) -> str:
                              "and - ' . _ only")
     if n[0] in ".":
         raise UsageError(f"voiceprint name {name!r} starts with a dot (hidden files are not allowed)")
-    if not (unicodedata.category(n[0])[0] in "LN"):
+    if unicodedata.category(n[0])[0] not in "LN":
         raise UsageError(f"voiceprint name {name!r} must start with a letter or digit")
     if ".." in n:
         raise UsageError(f"voiceprint name {name!r} contains '..'")
@@ -254,7 +254,8 @@ class VoiceprintStore:
         except FileNotFoundError:
             raise VoiceprintError(f"{path}: voiceprint record missing") from None
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise VoiceprintError(f"{path}: corrupt voiceprint record (invalid JSON: {str(e).splitlines()[0]})") from None
+            raise VoiceprintError(f"{path}: corrupt voiceprint record "
+                                  f"(invalid JSON: {str(e).splitlines()[0]})") from None
         except OSError as e:
             raise VoiceprintError(f"{path}: cannot read voiceprint record ({e.strerror or e})") from None
         try:

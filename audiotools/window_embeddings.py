@@ -109,7 +109,7 @@ class _Batcher:
 
 def embed_regions(samples: np.ndarray, regions: list[tuple[float, float]], encoder: SpeakerEncoder,
                   step: float = 0.2, min_window: float = 0.5, batch_size: int = 256,
-                  level: str = "window", window: float = 1.6) -> WindowEmbeddings:
+                  level: str = "window", window: float = 1.6, edge_window: float = 0.0) -> WindowEmbeddings:
     """Embeddings of 1.6 s windows every ``step`` s inside each region (see the module docstring).
 
     A region shorter than ``min_window`` is widened symmetrically to ``min_window`` (into its
@@ -146,7 +146,13 @@ def embed_regions(samples: np.ndarray, regions: list[tuple[float, float]], encod
         csum = torch.cat([torch.zeros(1, device=dev, dtype=energy.dtype), torch.cumsum(energy, 0)])
         length = min(win_frames, n_frames)
         region_gain = 10 ** (TARGET_DBFS / 20) / max(float(torch.sqrt(csum[-1] / n_frames)), MIN_RMS)
-        for st in window_starts(n_frames, step_frames, length):
+        spans = [(st, length) for st in window_starts(n_frames, step_frames, length)]
+        edge = int(round(edge_window / FRAME_S))
+        if edge and n_frames > length + edge:
+            # shorter windows flush with the region's edges: a short turn at the start or end of a
+            # region gets a window of its own instead of the first/last full window's label
+            spans = [(0, edge)] + spans + [(n_frames - edge, edge)]
+        for st, length in spans:
             if level == "window":
                 rms = float(torch.sqrt((csum[st + length] - csum[st]) / length))
                 gain = 10 ** (TARGET_DBFS / 20) / max(rms, MIN_RMS)

@@ -281,6 +281,7 @@ def main() -> int:
     ap.add_argument("--top-n", type=int, default=TOP_N)
     ap.add_argument("--features", default=",".join(FEATURES))
     ap.add_argument("--no-synthetic", action="store_true", help="skip the espeak-ng (out-of-domain) evaluation")
+    ap.add_argument("--no-voice-check", action="store_true", help="skip the enrolment one-voice check evaluation")
     ap.add_argument("--demo-trials", metavar="DIR",
                     help="only write the synthetic voices and a labelled K.tsv into DIR (for voiceprints/make_demo.sh)")
     args = ap.parse_args()
@@ -379,6 +380,12 @@ def main() -> int:
             results["conditions"][cond] = r
         if args.write_calibration:
             write_shipped(shipped, extractor, results, args.top_n)
+        if not args.no_voice_check and tel_files_for_timing is not None:
+            v = results["enrolment_voice_check"] = voice_check_eval(lib_files, tel_files_for_timing)
+            for cond, r in v.items():
+                print(f"one-voice check, {cond}: {r['false_rejections']}/{r['single_speaker_recordings']} single-speaker "
+                      f"recordings rejected (statistic 1st percentile {r['statistic_p1']}); mixtures detected: "
+                      + ", ".join(f"{k}: {n}" for k, n in r["mixtures_detected"].items()), flush=True)
         if not args.no_timing and tel_files_for_timing is not None:
             results["timing_1000_trials"] = timing(lib_files, tel_files_for_timing)
             t = results["timing_1000_trials"]
@@ -392,6 +399,52 @@ def main() -> int:
     out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {out}")
     return 0
+
+
+def voice_check_eval(files: list[Path], tel_files: list[Path], n_mix: int = 60) -> dict:
+    """The enrolment one-voice check (verification.two_speaker_test): false rejections on the
+    single-speaker recordings, detections on two-speaker mixtures made from them."""
+    from audiotools.audio import pcm_sha256
+    from audiotools.embedding_cache import Audio, cut
+    from audiotools.verification import Scorer, two_speaker_test
+    scorer = Scorer()
+    out = {}
+    for cond, paths in ((channel.WIDEBAND, files), (channel.TELEPHONE, tel_files)):
+        stats, rejected = [], 0
+        for p in paths:
+            r = two_speaker_test(scorer, Audio.load(p), None, cond)
+            rejected += not r["single_speaker"]
+            if r["statistic"] is not None:
+                stats.append(r["statistic"])
+        out[cond] = {"single_speaker_recordings": len(paths), "false_rejections": rejected,
+                     "statistic_p1": round(float(np.percentile(stats, 1)), 3),
+                     "statistic_p5": round(float(np.percentile(stats, 5)), 3)}
+    rng = np.random.default_rng(7)
+    spk = np.array([speaker_of(f) for f in files])
+    audios = [Audio.load(f) for f in files]
+    speech = [cut(a.samples, scorer.extractor.speech_in(a, None)) for a in audios]
+    for cond in (channel.WIDEBAND, channel.TELEPHONE):
+        hits = {0.5: [0, 0], 0.3: [0, 0], 0.2: [0, 0]}
+        for k in range(n_mix):
+            i, j = rng.choice(len(files), 2, replace=False)
+            if spk[i] == spk[j]:
+                continue
+            frac = (0.5, 0.3, 0.2)[k % 3]
+            parts, pa, pb, total = [], 0, 0, 0
+            while total < 14 * 16000:       # alternating turns of 2-5 s, the second voice `frac` of the speech
+                la = int(rng.uniform(2, 5) * 16000 * (1 - frac) / 0.5)
+                lb = int(rng.uniform(2, 5) * 16000 * frac / 0.5)
+                parts += [np.resize(np.roll(speech[i], -pa), la), np.resize(np.roll(speech[j], -pb), lb)]
+                pa, pb, total = pa + la, pb + lb, total + la + lb
+            x = np.concatenate(parts).astype(np.float32)
+            if cond != channel.WIDEBAND:
+                x = channel.simulate(x, cond)
+            a = Audio(samples=x, pcm_sha256=pcm_sha256(x), channel=channel.ChannelInfo(condition=cond))
+            r = two_speaker_test(scorer, a, None, cond)
+            hits[frac][0] += not r["single_speaker"]
+            hits[frac][1] += 1
+        out[cond]["mixtures_detected"] = {f"second voice {int(100 * f)} %": f"{h}/{n}" for f, (h, n) in hits.items()}
+    return out
 
 
 def demo_trials(out: Path) -> int:

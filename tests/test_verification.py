@@ -75,7 +75,8 @@ def test_metrics_against_brute_force():
     # minDCF at P_target = 0.5 is 2 * min(P_target*Pmiss + (1-P_target)*Pfa) = min(Pmiss + Pfa)
     assert abs(min_dcf(tar, non, 0.5) - np.min(pm + pf)) < 0.01
     # perfectly calibrated LLRs for these Gaussians: ln LR = 2s - 2
-    llr10 = lambda s: (2 * s - 2) / math.log(10)
+    def llr10(s):
+        return (2 * s - 2) / math.log(10)
     c = cllr(llr10(tar), llr10(non))
     assert 0.4 < c < 0.6 and c >= min_cllr(tar, non) - 0.02
     assert cllr(np.zeros(10), np.zeros(10)) == pytest.approx(1.0)  # an uninformative system costs 1 bit

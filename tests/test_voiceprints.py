@@ -161,7 +161,8 @@ def test_missing_and_truncated_embeddings(enrolled, tmp_path):
     emb = store.dir / rec["embeddings"]["file"]
     data = emb.read_bytes()
     emb.write_bytes(data[: len(data) // 2])
-    with pytest.raises(VoiceprintError, match=r"\.safetensors: embeddings file of voiceprint 'Anna' is corrupt or truncated"):
+    with pytest.raises(VoiceprintError,
+                       match=r"\.safetensors: embeddings file of voiceprint 'Anna' is corrupt or truncated"):
         store.get("Anna")
     emb.unlink()
     with pytest.raises(VoiceprintError, match="is missing"):
