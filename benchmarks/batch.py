@@ -357,7 +357,9 @@ def hf_model_from_whisper(model, tokenizer_json: Path | None):
     hf.generation_config = gen
     if tokenizer_json is None or not tokenizer_json.exists():
         raise RuntimeError("no tokenizer.json beside the CTranslate2 weights for the HF tokenizer")
-    hf_tok = WhisperTokenizerFast(tokenizer_file=str(tokenizer_json))
+    special = tok.decode([tok.eot])  # <|endoftext|>
+    hf_tok = WhisperTokenizerFast(tokenizer_file=str(tokenizer_json), unk_token=special, bos_token=special,
+                                  eos_token=special, pad_token=special)
     fe = WhisperFeatureExtractor(feature_size=d.n_mels)
     return hf, WhisperProcessor(feature_extractor=fe, tokenizer=hf_tok)
 

@@ -1,6 +1,6 @@
 """Synthetic meetings from LibriSpeech utterances (../shared/data/speakers) with exact reference turns.
 
-Used by ``benchmarks/diarize.py`` (robustness figures) and by the tests (one short meeting). A
+Used by ``benchmarks/diarize.py`` (robustness figures). A
 meeting has 2-4 speakers taking short turns (0.6-6 s pieces cut from their utterances), pauses
 of 0.1-1.2 s, some overlaps at turn changes (when asked), talkers at different levels with at
 least one quiet talker (speech RMS 0.005), optional far-field simulation (a synthetic room impulse

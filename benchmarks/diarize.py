@@ -1,0 +1,273 @@
+"""Diarisation benchmark: accuracy, speaker counts, speed, overhead over transcription, long files.
+
+    python benchmarks/diarize.py                 # everything (about 10 min on 2 CPU cores)
+    python benchmarks/diarize.py --hours 1       # long-file test at 1 h only
+    python benchmarks/diarize.py --no-long --no-transcribe
+
+Prints a summary and writes benchmarks/results/diarize.json:
+
+* DER (pyannote.metrics, collar 0, overlapped speech scored) and speaker counts on
+  ../shared/data/diarization/sample.wav, samples/conversation.wav, samples/phone_call.wav (mixed and
+  --channels split), samples/russian.wav, stereo_diarization.wav (split and mixed);
+* DER and counts on synthetic meetings built from LibriSpeech utterances (benchmarks/synthetic_meetings.py:
+  2-4 speakers, short turns, a quiet talker at RMS 0.005, far-field reverberation, overlaps);
+* CPU speed (x real time) of the built-in diariser against Whisper base transcription of the same
+  files (``Transcriber().transcribe(audio)``), both warmed up: the overhead of diarising;
+* 1 h and 4 h files concatenated from the repository's and shared recordings (written to a temp
+  directory, removed afterwards), each diarised in a fresh process: seconds per audio hour, peak RSS
+  of the whole process (decoding included) and of the diarisation alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, SHARED, machine, write_result  # noqa: E402
+
+SAMPLES = ROOT / "samples"
+SR = 16000
+
+
+def der_of(reference, hypothesis, duration: float) -> dict:
+    from pyannote.core import Segment, Timeline
+    from pyannote.metrics.diarization import DiarizationErrorRate
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        d = DiarizationErrorRate(collar=0.0, skip_overlap=False)(reference, hypothesis, detailed=True,
+                                                                 uem=Timeline([Segment(0, duration)]))
+    total = d["total"] or 1.0
+    return {"der": round(100 * d["diarization error rate"], 2), "missed": round(100 * d["missed detection"] / total, 2),
+            "false_alarm": round(100 * d["false alarm"] / total, 2), "confusion": round(100 * d["confusion"] / total, 2)}
+
+
+def accuracy() -> dict:
+    from audiotools.audio import load_audio
+    from audiotools.diarization import run_diarization
+    from audiotools.rttm import read_rttm
+
+    def ref(p):
+        return next(iter(read_rttm(p).values()))
+
+    cases = [
+        ("sample.wav", SHARED / "diarization" / "sample.wav", SHARED / "diarization" / "sample.rttm", 2, "mix"),
+        ("conversation.wav", SAMPLES / "conversation.wav", SAMPLES / "conversation.rttm", 3, "mix"),
+        ("phone_call.wav (mixed)", SAMPLES / "phone_call.wav", SAMPLES / "phone_call.rttm", 2, "mix"),
+        ("phone_call.wav (split)", SAMPLES / "phone_call.wav", SAMPLES / "phone_call.rttm", 2, "split"),
+        ("russian.wav", SAMPLES / "russian.wav", None, 1, "mix"),
+        ("stereo_diarization.wav (split)", SHARED / "diarization" / "stereo_diarization.wav", None, 2, "split"),
+        ("stereo_diarization.wav (mixed)", SHARED / "diarization" / "stereo_diarization.wav", None, 2, "mix"),
+    ]
+    out = {}
+    for name, path, rttm, expected, channels in cases:
+        audio = load_audio(path, keep_channels=channels == "split")
+        res = run_diarization(audio, {"backend": "builtin", "channels": channels})
+        row = {"speakers": res.num_speakers, "expected_speakers": expected, "labels": res.labels}
+        if rttm:
+            row.update(der_of(ref(rttm), res.annotation, audio.duration))
+        out[name] = row
+    return out
+
+
+def meetings() -> dict:
+    from pyannote.core import Annotation, Segment
+
+    from audiotools.diarization import run_diarization
+    from synthetic_meetings import meeting_set
+    out = {}
+    ders = []
+    for m in meeting_set():
+        reference = Annotation(uri=m.name)
+        for i, (s, e, spk) in enumerate(m.turns):
+            reference[Segment(s, e), i] = spk
+        res = run_diarization(m.samples, {"backend": "builtin"})
+        row = {"speakers": res.num_speakers, "expected_speakers": len(m.speakers), "duration": round(m.duration, 1),
+               **der_of(reference, res.annotation, m.duration)}
+        ders.append(row["der"])
+        out[m.name] = row
+    out["mean_der"] = round(float(np.mean(ders)), 2)
+    return out
+
+
+def speed(transcribe: bool) -> dict:
+    from audiotools.audio import load_audio
+    from audiotools.diarization import run_diarization
+    files = [SAMPLES / "conversation.wav", SHARED / "diarization" / "sample.wav"]
+    audios = [load_audio(f) for f in files]
+    t0 = time.perf_counter()
+    run_diarization(audios[1].samples[: 5 * SR], {"backend": "builtin"})       # load models, warm up
+    load_s = time.perf_counter() - t0
+    out: dict = {"model_load_and_warmup_s": round(load_s, 2), "files": {}}
+    transcriber = None
+    if transcribe:
+        from audiotools.transcriber import Transcriber
+        transcriber = Transcriber()
+        transcriber.transcribe(audios[1])                                     # warm up
+    tot_d = tot_t = 0.0
+    for f, a in zip(files, audios):
+        best = min(_timed(lambda: run_diarization(a, {"backend": "builtin"})) for _ in range(3))
+        row = {"duration_s": round(a.duration, 2), "diarize_s": round(best, 3), "diarize_x_real_time": round(a.duration / best, 1)}
+        tot_d += best
+        if transcriber is not None:
+            tt = _timed(lambda: transcriber.transcribe(a))
+            row.update({"transcribe_s": round(tt, 2), "transcribe_x_real_time": round(a.duration / tt, 1),
+                        "diarize_overhead_pct": round(100 * best / tt, 1)})
+            tot_t += tt
+        out["files"][f.name] = row
+    if tot_t:
+        out["diarize_overhead_pct"] = round(100 * tot_d / tot_t, 1)
+    import torch
+    out["torch_threads"] = torch.get_num_threads()
+    return out
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def long_material() -> list[Path]:
+    files = [SAMPLES / "conversation.wav", SAMPLES / "phone_call.wav", SAMPLES / "russian.wav",
+             SHARED / "diarization" / "sample.wav", SHARED / "speech" / "jfk.flac"]
+    files += sorted((SHARED / "speakers").glob("*/*.flac"))
+    return files
+
+
+def write_long_file(path: Path, hours: float) -> None:
+    """A ``hours``-long 16 kHz WAV: the recordings above, concatenated with pauses, repeated, written
+    block by block (never the whole file in memory)."""
+    from audiotools.audio import load_audio
+    rng = np.random.default_rng(0)
+    pieces = [load_audio(f).samples for f in long_material()]
+    target = int(hours * 3600 * SR)
+    written = 0
+    with sf.SoundFile(str(path), "w", samplerate=SR, channels=1, subtype="PCM_16") as out:
+        while written < target:
+            for i in rng.permutation(len(pieces)):
+                x = pieces[i] * np.float32(rng.choice([0.1, 0.3, 1.0]))          # quiet and loud passages
+                gap = np.zeros(int(rng.uniform(0.3, 2.0) * SR), dtype=np.float32)
+                block = np.concatenate([x, gap])[: target - written]
+                out.write(block)
+                written += len(block)
+                if written >= target:
+                    break
+
+
+CHILD = r"""
+import json, resource, sys, time
+from audiotools.audio import load_audio
+from audiotools.diarization import run_diarization
+t0 = time.perf_counter()
+audio = load_audio(sys.argv[1], hash_source=False)
+t1 = time.perf_counter()
+rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+res = run_diarization(audio, {"backend": "builtin"})
+t2 = time.perf_counter()
+print(json.dumps({"load_s": t1 - t0, "diarize_s": t2 - t1, "speakers": res.num_speakers, "turns": len(res.turns()),
+                  "peak_rss_after_load_mb": rss_loaded,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "timings": res.info.get("timings")}))
+"""
+
+CHILD_ARRAY = r"""
+import json, resource, sys, time
+import numpy as np, soundfile as sf
+from audiotools.diarization import run_diarization
+with sf.SoundFile(sys.argv[1]) as f:
+    x = np.empty(f.frames, dtype=np.float32)
+    pos = 0
+    for block in f.blocks(blocksize=1 << 20, dtype="float32"):
+        x[pos:pos + len(block)] = block
+        pos += len(block)
+rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+t0 = time.perf_counter()
+res = run_diarization(x, {"backend": "builtin"})
+print(json.dumps({"diarize_s": time.perf_counter() - t0, "rss_before_mb": rss0,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "speakers": res.num_speakers}))
+"""
+
+
+def long_files(hours_list: list[float]) -> dict:
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="audiotools-diarize-bench-") as tmp:
+        for hours in hours_list:
+            path = Path(tmp) / f"long_{hours:g}h.wav"
+            write_long_file(path, hours)
+            env = dict(os.environ, PYTHONPATH=str(ROOT))
+            full = json.loads(subprocess.run([sys.executable, "-c", CHILD, str(path)], check=True, env=env,
+                                             capture_output=True, text=True).stdout.strip().splitlines()[-1])
+            arr = json.loads(subprocess.run([sys.executable, "-c", CHILD_ARRAY, str(path)], check=True, env=env,
+                                            capture_output=True, text=True).stdout.strip().splitlines()[-1])
+            out[f"{hours:g}h"] = {
+                "audio_hours": hours,
+                "diarize_s": round(full["diarize_s"], 1),
+                "diarize_s_per_audio_hour": round(full["diarize_s"] / hours, 1),
+                "x_real_time": round(hours * 3600 / full["diarize_s"], 1),
+                "speakers": full["speakers"], "turns": full["turns"], "timings": full["timings"],
+                "peak_rss_mb_whole_process": round(full["peak_rss_mb"]),
+                "peak_rss_mb_after_decoding": round(full["peak_rss_after_load_mb"]),
+                "peak_rss_mb_diarisation_of_in_memory_array": round(arr["peak_rss_mb"]),
+                "rss_mb_before_diarisation_of_array": round(arr["rss_before_mb"]),
+            }
+            path.unlink()
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--hours", default="1,4", help="long-file lengths in hours (comma list)")
+    ap.add_argument("--no-long", action="store_true")
+    ap.add_argument("--no-transcribe", action="store_true", help="skip the Whisper comparison")
+    ap.add_argument("--no-meetings", action="store_true")
+    args = ap.parse_args(argv)
+
+    result: dict = {"machine": machine(), "backend": "builtin"}
+    t0 = time.perf_counter()
+    result["files"] = accuracy()
+    if not args.no_meetings:
+        result["synthetic_meetings"] = meetings()
+    result["speed"] = speed(not args.no_transcribe)
+    if not args.no_long:
+        result["long_files"] = long_files([float(h) for h in args.hours.split(",") if h])
+    result["benchmark_seconds"] = round(time.perf_counter() - t0, 1)
+    path = write_result("diarize", result)
+
+    print("file                              speakers  DER%   (missed / false alarm / confusion)")
+    for name, row in result["files"].items():
+        der = f"{row['der']:5.1f}  ({row['missed']:.1f} / {row['false_alarm']:.1f} / {row['confusion']:.1f})" \
+            if "der" in row else "  -"
+        print(f"{name:34s} {row['speakers']:>2d}/{row['expected_speakers']:<2d}   {der}")
+    for name, row in (result.get("synthetic_meetings") or {}).items():
+        if isinstance(row, dict):
+            print(f"{name:34s} {row['speakers']:>2d}/{row['expected_speakers']:<2d}   {row['der']:5.1f}  "
+                  f"({row['missed']:.1f} / {row['false_alarm']:.1f} / {row['confusion']:.1f})")
+    if "synthetic_meetings" in result:
+        print(f"synthetic meetings mean DER: {result['synthetic_meetings']['mean_der']:.1f} %")
+    for name, row in result["speed"]["files"].items():
+        extra = (f", transcription {row['transcribe_x_real_time']}x: diarisation adds {row['diarize_overhead_pct']} %"
+                 if "transcribe_s" in row else "")
+        print(f"speed {name}: diarisation {row['diarize_x_real_time']}x real time{extra}")
+    for name, row in (result.get("long_files") or {}).items():
+        print(f"{name}: {row['diarize_s_per_audio_hour']} s per audio hour ({row['x_real_time']}x), "
+              f"peak RSS {row['peak_rss_mb_whole_process']} MB (whole process incl. decoding), "
+              f"{row['peak_rss_mb_diarisation_of_in_memory_array']} MB (diarising an in-memory array), "
+              f"{row['speakers']} speakers")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
