@@ -398,6 +398,10 @@ def process_items(items: list[PlanItem], recipe: dict, options: BatchOptions,
 
     output_dir = Path(options.output_dir)
     recipe = prepare_recipe(recipe)
+    if all(it.error for it in items):  # nothing to transcribe: no model to load
+        for i, it in enumerate(items):
+            on_record(i, FileRecord(input=it.input, status="failed", error=it.error))
+        return {}
     if transcriber is None:
         transcriber = Transcriber(transcribe_options(recipe))
     opts = transcriber.options
@@ -581,7 +585,8 @@ def run_batch(inputs: Iterable[str | os.PathLike], recipe: dict | None = None, o
             raise UsageError("no audio or video files found in the inputs")
         records = [FileRecord(input=it.input) for it in plan]
         outputs = [expected_outputs(it, out, recipe) for it in plan]
-        remove_stale_temp_files([p for o in outputs for p in o.values()])
+        report_path = Path(options.report or out / REPORT_NAME)
+        remove_stale_temp_files([p for o in outputs for p in o.values()] + [report_path])
         # resume: which files are done already (hashing runs in threads: I/O bound)
         todo: list[int] = []
 
@@ -607,7 +612,7 @@ def run_batch(inputs: Iterable[str | os.PathLike], recipe: dict | None = None, o
                     plan[i].error = f"{plan[i].input}: {reason}"
                 log.debug("%s: %s", plan[i].input, reason)
                 todo.append(i)
-        report = _Report(options.report or out / REPORT_NAME, out, recipe, fingerprint, records, options)
+        report = _Report(report_path, out, recipe, fingerprint, records, options)
         report.write()
         progress.start(len(plan), sum(1 for r in records if r.status == "skipped"), 0)
         lock = threading.Lock()

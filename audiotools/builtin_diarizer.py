@@ -204,9 +204,11 @@ def diarize_samples(samples: np.ndarray, options: BuiltinOptions | None = None,
     min_k = options.min_speakers or 1
     max_k = options.max_speakers or options.max_speakers_auto
     min_seconds = min(options.min_speaker_seconds, max(0.5, options.min_speaker_fraction * total))
+    # over-cluster first (about 2 clusters per expected speaker), the merge rule does the rest
+    initial = min(128, max(40, 2 * (options.max_speakers or 0), 2 * min_k))
     cl = cluster(we.vectors, weights, we.region, num_speakers=fixed, min_speakers=options.min_speakers,
                  max_speakers=max_k, threshold=min(0.999, options.threshold + 0.03), rho=options.rho,
-                 min_cluster_seconds=min(1.0, min_seconds))
+                 min_cluster_seconds=min(1.0, min_seconds), initial_clusters=initial)
     labels, _ = resegment(we.vectors, we.centre, we.region, weights, cl.centroids, kappa=options.kappa,
                           switch_prob=options.switch_prob, min_speaker_seconds=min_seconds, merge=not fixed,
                           min_speakers=min_k, max_speakers=max_k, threshold=options.threshold, rho=options.rho)

@@ -20,7 +20,7 @@ where ``drift`` < 1 allows for a voice changing between turns. Two clusters are 
 centroid cosine reaches ``threshold`` times that shrink factor, i.e. when they are as similar as one
 talker's two halves would be. ``rho`` = 0.34 comes from LibriSpeech statistics (same-speaker
 window cosine 0.745 over 80 cohort speakers, docs/diarization.md); ``n`` counts 1.6 s of speech as
-one independent window. ``threshold`` (0.92) sits between the ratio of between- to within-speaker
+one independent window. ``threshold`` (0.91) sits between the ratio of between- to within-speaker
 similarity measured for different talkers (0.57-0.87, the highest for two similar synthetic voices
 and the pyannote sample's two speakers) and for one talker across utterances (0.94-1.04).
 """
@@ -136,7 +136,7 @@ def cluster(vectors: np.ndarray, weights: np.ndarray | None = None, groups: np.n
     else:
         z = linkage(x.astype(np.float64), method="average", metric="cosine")
         np.clip(z[:, 2], 0, None, out=z[:, 2])
-        k0 = min(m, num_speakers if num_speakers else max(initial_clusters, 3 * (hi or 0)))
+        k0 = min(m, num_speakers if num_speakers else max(initial_clusters, lo))
         rep_labels = relabel(fcluster(z, t=k0, criterion="maxclust"))
     labels = rep_labels[owner]
     if num_speakers:

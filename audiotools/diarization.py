@@ -153,10 +153,10 @@ def _annotation(turns, uri: str, prefix: str | None = "SPEAKER_"):
     return ann
 
 
-def _split_channels(channels: np.ndarray, options: DiarizationOptions) -> tuple[list, dict[str, int]]:
+def _split_channels(channels: np.ndarray) -> tuple[list, dict[str, int]]:
     """Turns from each channel's own speech; crosstalk (a channel far quieter than another at the
     same moment) is not speech of that channel."""
-    from .builtin_diarizer import BuiltinOptions, hysteresis_regions
+    from .builtin_diarizer import BuiltinOptions, bridge, hysteresis_regions
     from .vad import FRAME_SAMPLES, speech_probabilities
 
     bopts = BuiltinOptions()
@@ -183,7 +183,6 @@ def _split_channels(channels: np.ndarray, options: DiarizationOptions) -> tuple[
         label = f"CHANNEL_{c + 1}"
         if regions:
             channel_of[label] = c + 1
-        from .builtin_diarizer import bridge
         turns += [(s, e, label) for s, e, _ in bridge([(s, e, 0) for s, e in regions], bopts.bridge_gap)]
     return turns, channel_of
 
@@ -234,7 +233,7 @@ def run_diarization(audio, options: DiarizationOptions | dict | None = None, *, 
         if channel_samples is None or channel_samples.shape[0] < 2:
             log.warning("--channels split needs a multi-channel recording; this one is mono: diarising the mix")
         else:
-            turns, channel_of = _split_channels(np.asarray(channel_samples, dtype=np.float32), options)
+            turns, channel_of = _split_channels(np.asarray(channel_samples, dtype=np.float32))
             ann = _annotation(turns, uri, prefix=None)
             info = {"channel_of": channel_of, "seconds": round(time.perf_counter() - t0, 3)}
             log.info("diarization: %d channel tracks (--channels split)", len(ann.labels()))

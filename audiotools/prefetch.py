@@ -105,11 +105,49 @@ def prepare(index: int, path: str, options: PrepareOptions) -> Prepared:
 
 # ------------------------------------------------------------------ shared-memory transport
 
+SHM_PREFIX = "audiotools_pf_"
+_shm_counter = 0
+
+
+def _shm_name() -> str:
+    """``audiotools_pf_<consumer pid>_<worker pid>_<n>``: a crashed batch's segments can be found."""
+    global _shm_counter
+    _shm_counter += 1
+    return f"{SHM_PREFIX}{os.getppid()}_{os.getpid()}_{_shm_counter}"
+
+
+def remove_orphaned_shared_memory() -> int:
+    """Unlink segments left in /dev/shm by a batch that was killed with its whole process group
+    (``kill -9`` of the batch alone lets multiprocessing's resource tracker clean up)."""
+    removed = 0
+    try:
+        names = os.listdir("/dev/shm")
+    except OSError:
+        return 0
+    for name in names:
+        if not name.startswith(SHM_PREFIX):
+            continue
+        try:
+            owner = int(name[len(SHM_PREFIX):].split("_")[0])
+            os.kill(owner, 0)
+            continue  # its batch is still running
+        except ProcessLookupError:
+            pass
+        except (ValueError, PermissionError):
+            continue
+        try:
+            os.unlink(os.path.join("/dev/shm", name))
+            removed += 1
+        except OSError:
+            pass
+    return removed
+
+
 def _pack(arr: np.ndarray | None):
     if arr is None or arr.nbytes < SHM_MIN_BYTES:
         return ("raw", arr)
     from multiprocessing import shared_memory
-    shm = shared_memory.SharedMemory(create=True, size=arr.nbytes)
+    shm = shared_memory.SharedMemory(name=_shm_name(), create=True, size=arr.nbytes)
     try:
         np.ndarray(arr.shape, dtype=arr.dtype, buffer=shm.buf)[...] = arr
         name = shm.name
@@ -180,10 +218,12 @@ def _finish(result) -> Prepared:
 # ------------------------------------------------------------------ the prefetcher
 
 def default_workers(device: str) -> int:
-    """Decode workers for a device: one on a CPU (the engine needs the cores), more for a GPU."""
-    cpus = os.cpu_count() or 1
+    """Decode workers for a device: one on a CPU (the engine needs the cores); on a GPU every core but
+    two (the engine's Python loop and the finishing threads): decoding + Silero VAD run at roughly
+    150-200x real time per core, so a fast GPU needs many of them."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if str(device).startswith("cuda"):
-        return max(1, min(8, cpus - 2))
+        return max(1, min(32, cpus - 2))
     return 1
 
 
@@ -205,6 +245,7 @@ class Prefetcher:
     # the pool is started lazily, so a fully resumed batch never spawns a process
     def _ensure_pool(self) -> None:
         if self._pool is None and self.workers > 0:
+            remove_orphaned_shared_memory()
             ctx = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_init_worker,
                                              initargs=(self.options.threads,))

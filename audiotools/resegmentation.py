@@ -85,7 +85,7 @@ def resegment(vectors: np.ndarray, centres: np.ndarray, regions: np.ndarray, wei
               centroids: np.ndarray, *, kappa: float = 12.0, switch_prob: float = 0.05,
               min_speaker_seconds: float = 1.0, merge: bool = True, min_speakers: int = 1,
               max_speakers: int | None = None, threshold: float = THRESHOLD, rho: float = RHO,
-              max_rounds: int = 64) -> tuple[np.ndarray, np.ndarray]:
+              max_rounds: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Labels for every window (n,) and the final centroids (k, d).
 
     ``centres``: window centre times (s), in time order; ``regions``: the speech-region index of every
@@ -97,7 +97,8 @@ def resegment(vectors: np.ndarray, centres: np.ndarray, regions: np.ndarray, wei
     if n == 0 or len(centroids) == 0:
         return np.zeros(n, dtype=np.int64), centroids
     spans = region_spans(regions)
-    for _ in range(max_rounds):
+    # every round merges or drops one speaker, or re-estimates; bounded either way
+    for _ in range(max_rounds or 2 * len(centroids) + 10):
         labels = decode(vectors, centroids, spans, kappa, switch_prob)
         k = len(centroids)
         mass = np.bincount(labels, weights=weights, minlength=k).astype(np.float64)

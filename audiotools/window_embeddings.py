@@ -108,33 +108,30 @@ class _Batcher:
 
 
 def embed_regions(samples: np.ndarray, regions: list[tuple[float, float]], encoder: SpeakerEncoder,
-                  step: float = 0.2, min_window: float = 0.5, batch_size: int = 256,
-                  level: str = "window", window: float = 1.6, edge_window: float = 0.0) -> WindowEmbeddings:
-    """Embeddings of 1.6 s windows every ``step`` s inside each region (see the module docstring).
+                  step: float = 0.2, window: float = 1.6, edge_window: float = 0.0, min_window: float = 0.5,
+                  batch_size: int = 256) -> WindowEmbeddings:
+    """Embeddings of ``window``-second windows every ``step`` s inside each region, in time order.
 
+    ``edge_window`` > 0 adds a window of that length flush with each edge of a region longer than
+    ``window + edge_window`` (a short turn at a region's start or end then has a window of its own).
     A region shorter than ``min_window`` is widened symmetrically to ``min_window`` (into its
     context) so its single window has enough frames to say anything about the voice.
     """
     step_frames = max(1, int(round(step / FRAME_S)))
     win_frames = int(round(window / FRAME_S))
+    edge = int(round(edge_window / FRAME_S))
     dev = encoder.device
     starts_s: list[float] = []
     ends_s: list[float] = []
     region_of: list[int] = []
     batcher = _Batcher(encoder, batch_size)
     batcher.full_length = win_frames
-    total = len(samples)
-    file_gain = None
-    if level == "file":
-        from .vad import speech_level
-        # the level of the speech in the file (loud frames), brought to GE2E's -30 dBFS RMS
-        lv = speech_level(np.concatenate([samples[int(a * SAMPLE_RATE):int(b * SAMPLE_RATE)] for a, b in regions])
-                          if regions else samples)
-        file_gain = 10 ** (TARGET_DBFS / 20) / max(lv * 0.5, MIN_RMS)
+    total = len(samples) / SAMPLE_RATE
+    target = 10 ** (TARGET_DBFS / 20)
     for ri, (a, b) in enumerate(regions):
         if b - a < min_window:
             c = (a + b) / 2
-            a, b = max(0.0, c - min_window / 2), min(total / SAMPLE_RATE, c + min_window / 2)
+            a, b = max(0.0, c - min_window / 2), min(total, c + min_window / 2)
         s0, s1 = int(round(a * SAMPLE_RATE)), int(round(b * SAMPLE_RATE))
         x = np.ascontiguousarray(samples[s0:s1], dtype=np.float32)
         n_frames = len(x) // HOP
@@ -145,30 +142,23 @@ def embed_regions(samples: np.ndarray, regions: list[tuple[float, float]], encod
         energy = torch.from_numpy(np.square(x).reshape(n_frames, HOP).mean(axis=1)).to(dev)
         csum = torch.cat([torch.zeros(1, device=dev, dtype=energy.dtype), torch.cumsum(energy, 0)])
         length = min(win_frames, n_frames)
-        region_gain = 10 ** (TARGET_DBFS / 20) / max(float(torch.sqrt(csum[-1] / n_frames)), MIN_RMS)
         spans = [(st, length) for st in window_starts(n_frames, step_frames, length)]
-        edge = int(round(edge_window / FRAME_S))
         if edge and n_frames > length + edge:
-            # shorter windows flush with the region's edges: a short turn at the start or end of a
-            # region gets a window of its own instead of the first/last full window's label
             spans = [(0, edge)] + spans + [(n_frames - edge, edge)]
-        for st, length in spans:
-            if level == "window":
-                rms = float(torch.sqrt((csum[st + length] - csum[st]) / length))
-                gain = 10 ** (TARGET_DBFS / 20) / max(rms, MIN_RMS)
-            elif level == "region":
-                gain = region_gain
-            else:
-                gain = file_gain
+        for st, ln in spans:
+            rms = float(torch.sqrt((csum[st + ln] - csum[st]) / ln))
+            gain = target / max(rms, MIN_RMS)                              # each window at -30 dBFS
             idx = len(starts_s)
-            batcher.add(idx, mel[st:st + length] * (gain * gain))          # power scales with gain squared
+            batcher.add(idx, mel[st:st + ln] * (gain * gain))              # power scales with gain squared
             starts_s.append(s0 / SAMPLE_RATE + st * FRAME_S)
-            ends_s.append(s0 / SAMPLE_RATE + (st + length) * FRAME_S)
+            ends_s.append(s0 / SAMPLE_RATE + (st + ln) * FRAME_S)
             region_of.append(ri)
     batcher.flush_full()
     batcher.flush_short()
     if not starts_s:
         return WindowEmbeddings.empty()
-    vectors = np.stack([batcher.out[i] for i in range(len(starts_s))]).astype(np.float32)
+    vectors = np.empty((len(starts_s), 256), dtype=np.float32)
+    for i in range(len(starts_s)):
+        vectors[i] = batcher.out.pop(i)
     return WindowEmbeddings(np.asarray(starts_s), np.asarray(ends_s), np.asarray(region_of, dtype=np.int64),
                             vectors)

@@ -46,7 +46,8 @@ def register(sub) -> None:
     g.add_argument("--report", default=None, metavar="FILE", help="report path (default: OUTPUT_DIR/batch-report.json)")
     g.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="run shards on Ray (pip install 'audiotools[ray]'); ADDRESS of a cluster, "
-                        "or none to start/join a local one")
+                        "or none to start/join a local one (write --ray=ADDRESS, or put --ray after the "
+                        "inputs, so an input is not taken for the address)")
     g.add_argument("--ray-shards", type=int, default=None, metavar="N",
                    help="number of shards (default: 2 per GPU, or per CPU slot)")
     add_step_options(p)
