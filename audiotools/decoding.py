@@ -82,6 +82,11 @@ def _decoding_options(o: DecodeOptions, language: str, temperature: float, fp16:
     return DecodingOptions(**kw)
 
 
+def cross_modules(model) -> list:
+    """The decoder's cross-attention key and value projections (the kv-cache keys for them)."""
+    return [b.cross_attn.key for b in model.decoder.blocks] + [b.cross_attn.value for b in model.decoder.blocks]
+
+
 class _BatchedTimestampRules(ApplyTimestampRules):
     """``ApplyTimestampRules`` as whole-batch tensor operations (no per-row Python loop or host sync)."""
 
@@ -127,6 +132,7 @@ class _Task(DecodingTask):
         self.logit_filters = [_BatchedTimestampRules(f.tokenizer, f.sample_begin, f.max_initial_timestamp_index)
                               if type(f) is ApplyTimestampRules else f for f in self.logit_filters]
         self.compact = options.beam_size is None and options.temperature == 0
+        self.cross_kv: dict | None = None   # cross-attention keys/values of the first step (greedy passes)
 
     def _main_loop(self, audio_features: torch.Tensor, tokens: torch.Tensor):
         if not self.compact:
@@ -142,6 +148,10 @@ class _Task(DecodingTask):
         try:
             for i in range(self.sample_len):
                 logits = self.inference.logits(tokens, audio_features)
+                if i == 0:
+                    # every row's cross-attention keys/values: word alignment reuses them
+                    self.cross_kv = {m: self.inference.kv_cache[m] for m in cross_modules(self.model)
+                                     if m in self.inference.kv_cache}
                 if i == 0 and self.tokenizer.no_speech is not None:
                     probs_at_sot = logits[:, self.sot_index].float().softmax(dim=-1)
                     no_speech_probs = probs_at_sot[:, self.tokenizer.no_speech].tolist()
@@ -176,10 +186,16 @@ class _Task(DecodingTask):
 
 
 @torch.inference_mode()
-def decode_windows(model, features: torch.Tensor, languages: list[str], options: DecodeOptions) -> list[WindowResult]:
-    """Decode a batch of windows given their encoder features (B, n_audio_ctx, n_state)."""
+def decode_windows(model, features: torch.Tensor, languages: list[str], options: DecodeOptions,
+                   cross_kv: dict | None = None) -> list[WindowResult]:
+    """Decode a batch of windows given their encoder features (B, n_audio_ctx, n_state).
+
+    When ``cross_kv`` is a dict, it is filled with the decoder's cross-attention keys/values for every
+    window (``{module: (B, n_audio_ctx, n_state)}``, from the greedy pass) so the word-alignment pass
+    need not project the features again; it is left empty when a pass did not provide them."""
     fp16 = features.dtype == torch.float16
     out: list[WindowResult | None] = [None] * features.shape[0]
+    captured: list[tuple[list[int], dict | None]] = []
     # windows of one language decode together
     groups: dict[str, list[int]] = {}
     for i, lang in enumerate(languages):
@@ -195,6 +211,8 @@ def decode_windows(model, features: torch.Tensor, languages: list[str], options:
             with torch.random.fork_rng(devices=devices):
                 torch.manual_seed(options.seed + t_i)
                 results = task.run(features[pending])
+            if t_i == 0:
+                captured.append((list(pending), task.cross_kv))
             last = t_i == len(options.temperatures) - 1
             still = []
             for i, r in zip(pending, results):
@@ -208,6 +226,16 @@ def decode_windows(model, features: torch.Tensor, languages: list[str], options:
     for w in out:
         w.skipped = is_no_speech(w.result, options)
         w.tokens = list(w.result.tokens)
+    if cross_kv is not None and captured and all(kv for _, kv in captured):
+        if len(captured) == 1 and captured[0][0] == list(range(features.shape[0])):
+            cross_kv.update(captured[0][1])
+        else:  # several language groups: put each group's rows back in batch order
+            for m in captured[0][1]:
+                first = captured[0][1][m]
+                full = first.new_empty((features.shape[0], *first.shape[1:]))
+                for idx, kv in captured:
+                    full[idx] = kv[m]
+                cross_kv[m] = full
     return out  # type: ignore[return-value]
 
 

@@ -165,13 +165,17 @@ def _split_channels(channels: np.ndarray) -> tuple[list, dict[str, int]]:
     frames = (n + FRAME_SAMPLES - 1) // FRAME_SAMPLES
     probs = np.zeros((n_ch, frames), dtype=np.float32)
     energy = np.zeros((n_ch, frames), dtype=np.float64)
-    pad = frames * FRAME_SAMPLES - n
     for c in range(n_ch):
         x = channels[c]
         if np.any(x):
             probs[c] = speech_probabilities(x)[:frames]
-        xp = np.pad(x.astype(np.float64), (0, pad)) if pad else x.astype(np.float64)
-        energy[c] = np.mean(np.square(xp.reshape(frames, FRAME_SAMPLES)), axis=1)
+        block = 1 << 14                                   # frames per block: no full-length temporaries
+        for f0 in range(0, frames, block):
+            f1 = min(frames, f0 + block)
+            seg = x[f0 * FRAME_SAMPLES: f1 * FRAME_SAMPLES]
+            if len(seg) < (f1 - f0) * FRAME_SAMPLES:
+                seg = np.pad(seg, (0, (f1 - f0) * FRAME_SAMPLES - len(seg)))
+            energy[c, f0:f1] = np.mean(np.square(seg.reshape(f1 - f0, FRAME_SAMPLES), dtype=np.float64), axis=1)
     loudest = energy.max(axis=0)
     turns = []
     channel_of: dict[str, int] = {}
@@ -185,6 +189,10 @@ def _split_channels(channels: np.ndarray) -> tuple[list, dict[str, int]]:
             channel_of[label] = c + 1
         turns += [(s, e, label) for s, e, _ in bridge([(s, e, 0) for s, e in regions], bopts.bridge_gap)]
     return turns, channel_of
+
+
+def _all_finite(x: np.ndarray, block: int = 1 << 22) -> bool:
+    return all(np.isfinite(x[i:i + block]).all() for i in range(0, len(x), block))
 
 
 def _choose_backend(options: DiarizationOptions) -> tuple[str, str]:
@@ -227,13 +235,19 @@ def run_diarization(audio, options: DiarizationOptions | dict | None = None, *, 
     samples, channel_samples, default_uri = _input(audio)
     uri = (uri or default_uri).replace(" ", "_") or "audio"
     t0 = time.perf_counter()
-    samples = np.nan_to_num(samples, copy=False)
+    if not _all_finite(samples):
+        samples = np.nan_to_num(samples)          # a copy: the caller's array is left alone
 
     if options.channels == "split":
         if channel_samples is None or channel_samples.shape[0] < 2:
             log.warning("--channels split needs a multi-channel recording; this one is mono: diarising the mix")
         else:
-            turns, channel_of = _split_channels(np.asarray(channel_samples, dtype=np.float32))
+            from .builtin_diarizer import torch_threads
+            chans = np.asarray(channel_samples, dtype=np.float32)
+            if not all(_all_finite(ch) for ch in chans):
+                chans = np.nan_to_num(chans)
+            with torch_threads(1):
+                turns, channel_of = _split_channels(chans)
             ann = _annotation(turns, uri, prefix=None)
             info = {"channel_of": channel_of, "seconds": round(time.perf_counter() - t0, 3)}
             log.info("diarization: %d channel tracks (--channels split)", len(ann.labels()))

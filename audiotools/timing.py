@@ -120,16 +120,32 @@ class AlignJob:
     text_tokens: list
     features: torch.Tensor
     num_frames: int
+    row: int | None = None      # the window's row in ``cross_kv`` (see find_alignments)
 
 
 def _alignment_pairs(model) -> list[tuple[int, int]]:
     return [tuple(p) for p in model.alignment_heads.indices().T.tolist()]
 
 
+def _decoder_logits(model, tokens: torch.Tensor, features: torch.Tensor, kv: dict | None) -> torch.Tensor:
+    """``TextDecoder.forward`` without a self-attention cache; ``kv`` holds precomputed cross-attention
+    keys/values (the ones decoding computed), so the audio features are not projected again."""
+    dec = model.decoder
+    x = dec.token_embedding(tokens) + dec.positional_embedding[: tokens.shape[-1]]
+    x = x.to(features.dtype)
+    for block in dec.blocks:
+        x = block(x, features, mask=dec.mask, kv_cache=kv)
+    x = dec.ln(x)
+    return (x @ torch.transpose(dec.token_embedding.weight.to(x.dtype), 0, 1)).float()
+
+
 @torch.no_grad()
-def find_alignments(model, jobs: list[AlignJob], medfilt_width: int = 7, qk_scale: float = 1.0
-                    ) -> list[list[WordTiming]]:
-    """openai-whisper's ``find_alignment`` for many windows, with one decoder forward per chunk of windows."""
+def find_alignments(model, jobs: list[AlignJob], medfilt_width: int = 7, qk_scale: float = 1.0,
+                    cross_kv: dict | None = None) -> list[list[WordTiming]]:
+    """openai-whisper's ``find_alignment`` for many windows, with one decoder forward per chunk of windows.
+
+    ``cross_kv`` (from ``decoding.decode_windows``): the cross-attention keys/values of the batch,
+    indexed by each job's ``row``; without it the features are projected here."""
     from whisper.model import disable_sdpa
 
     out: list[list[WordTiming]] = [[] for _ in jobs]
@@ -164,9 +180,13 @@ def find_alignments(model, jobs: list[AlignJob], medfilt_width: int = 7, qk_scal
         hooks = [block.cross_attn.register_forward_hook(
                      lambda _, ins, outs, index=li: qks.__setitem__(index, outs[-1][:, heads_by_layer[index]]))
                  for li, block in enumerate(model.decoder.blocks) if li in heads_by_layer]
+        kv = None
+        if cross_kv and all(jobs[i].row is not None for i in chunk):
+            sel = torch.tensor([jobs[i].row for i in chunk], device=features.device)
+            kv = {m: t.index_select(0, sel) for m, t in cross_kv.items()}
         try:
             with disable_sdpa():
-                logits = model.decoder(tokens, features)
+                logits = _decoder_logits(model, tokens, features, kv)
         finally:
             for h in hooks:
                 h.remove()

@@ -243,7 +243,9 @@ class Transcriber:
                                                           [files[fid].windows[batch[k][1]].duration for k in rows])
                 st.language_probability = probs.get(st.language, 0.0)
                 log.info("detected language: %s (p=%.2f)", st.language, st.language_probability)
-        results = decode_windows(self.model, features, [files[fid].language for fid, _ in batch], decode_opts)
+        cross_kv: dict | None = {} if self.options.word_timestamps else None
+        results = decode_windows(self.model, features, [files[fid].language for fid, _ in batch], decode_opts,
+                                 cross_kv=cross_kv)
         per_window = []  # (file state, window index, window, tokenizer, segments)
         for k, ((fid, wi), r) in enumerate(zip(batch, results)):
             st = files[fid]
@@ -259,9 +261,9 @@ class Transcriber:
             per_window.append((k, st, wi, w, tok, segs))
         if self.options.word_timestamps:
             # one batched alignment pass for every window with text, then each file's windows in order
-            jobs = [AlignJob(tok, text_tokens_of(segs, tok), features[k], num_frames_for(w.duration))
+            jobs = [AlignJob(tok, text_tokens_of(segs, tok), features[k], num_frames_for(w.duration), row=k)
                     for k, st, wi, w, tok, segs in per_window]
-            alignments = find_alignments(self.model, jobs)
+            alignments = find_alignments(self.model, jobs, cross_kv=cross_kv or None)
             for (k, st, wi, w, tok, segs), alignment in zip(per_window, alignments):
                 if segs:
                     st.last_speech = apply_alignment(segs, alignment, tok, w.start, w.duration, st.last_speech)

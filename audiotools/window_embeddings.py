@@ -120,7 +120,6 @@ def embed_regions(samples: np.ndarray, regions: list[tuple[float, float]], encod
     step_frames = max(1, int(round(step / FRAME_S)))
     win_frames = int(round(window / FRAME_S))
     edge = int(round(edge_window / FRAME_S))
-    dev = encoder.device
     starts_s: list[float] = []
     ends_s: list[float] = []
     region_of: list[int] = []
@@ -139,14 +138,14 @@ def embed_regions(samples: np.ndarray, regions: list[tuple[float, float]], encod
             continue
         x = x[: n_frames * HOP]
         mel = encoder.mel(x)[:n_frames]                                    # (n_frames, 40) power mel
-        energy = torch.from_numpy(np.square(x).reshape(n_frames, HOP).mean(axis=1)).to(dev)
-        csum = torch.cat([torch.zeros(1, device=dev, dtype=energy.dtype), torch.cumsum(energy, 0)])
+        energy = np.square(x, dtype=np.float64).reshape(n_frames, HOP).mean(axis=1)     # on the CPU: no
+        csum = np.concatenate([[0.0], np.cumsum(energy)])                                # device sync per window
         length = min(win_frames, n_frames)
         spans = [(st, length) for st in window_starts(n_frames, step_frames, length)]
         if edge and n_frames > length + edge:
             spans = [(0, edge)] + spans + [(n_frames - edge, edge)]
         for st, ln in spans:
-            rms = float(torch.sqrt((csum[st + ln] - csum[st]) / ln))
+            rms = float(np.sqrt(max(csum[st + ln] - csum[st], 0.0) / ln))
             gain = target / max(rms, MIN_RMS)                              # each window at -30 dBFS
             idx = len(starts_s)
             batcher.add(idx, mel[st:st + ln] * (gain * gain))              # power scales with gain squared
