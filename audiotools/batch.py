@@ -38,7 +38,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -414,7 +413,13 @@ def process_items(items: list[PlanItem], recipe: dict, options: BatchOptions,
     prefetcher = Prefetcher([items[i].input for i in good], prep, workers=workers, depth=options.prefetch,
                             max_buffered_bytes=options.max_buffered_bytes)
     finisher = _Finisher(finish_threads)
-    lock = threading.Lock()
+    recorded: set[int] = set()
+    report_record = on_record
+
+    def on_record(i: int, rec: FileRecord) -> None:  # noqa: F811  (remember who got a record)
+        recorded.add(i)
+        report_record(i, rec)
+
     out_rel = {i: sorted(str(p.relative_to(output_dir)) for p in expected_outputs(it, output_dir, recipe).values())
                for i, it in enumerate(items)}
 
@@ -441,6 +446,7 @@ def process_items(items: list[PlanItem], recipe: dict, options: BatchOptions,
     for i, it in enumerate(items):
         if it.error:
             fail(i, it.error)
+
     def renumbered():
         for p in prefetcher:
             p.index = good[p.index]
@@ -462,6 +468,7 @@ def process_items(items: list[PlanItem], recipe: dict, options: BatchOptions,
         finisher.submit(do_finish, key, p, segments, language, stats)
 
     t_start = time.perf_counter()
+    last_error = None
     try:
         while True:
             try:
@@ -469,7 +476,8 @@ def process_items(items: list[PlanItem], recipe: dict, options: BatchOptions,
                     handle(key, segments, language, stats)
                 break
             except Exception as e:  # the engine failed on a batch: find the culprit file by file
-                log.warning("engine error on a batch (%s); retrying its files one by one", error_line(e))
+                last_error = error_line(e)
+                log.warning("engine error on a batch (%s); retrying its files one by one", last_error)
                 for key in sorted(fed):
                     p = fed[key]
                     try:
@@ -483,6 +491,9 @@ def process_items(items: list[PlanItem], recipe: dict, options: BatchOptions,
     finally:
         prefetcher.close()
         finisher.close()
+    for i in range(len(items)):  # only if decoding itself broke down: never leave a file unaccounted for
+        if i not in recorded:
+            fail(i, f"not processed: the engine stopped ({last_error or 'unknown error'})")
     return {"device": device, "workers": workers, "finish_threads": finish_threads,
             "batch_size": opts.batch_size, "engine_seconds": round(time.perf_counter() - t_start, 3),
             "model": {"name": transcriber.model_info.name, "sha256": transcriber.model_info.sha256}}
@@ -563,7 +574,6 @@ def run_batch(inputs: Iterable[str | os.PathLike], recipe: dict | None = None, o
               ray_address: str | None = None, use_ray: bool = False, ray_shards: int | None = None,
               transcriber=None) -> BatchResult:
     """Plan, resume-check, process and report a batch. ``recipe`` defaults to the 'default' recipe."""
-    from .fileio import sha256_file  # noqa: F401  (imported early: fails fast if missing)
     from .pipeline import load_recipe
     if options is None:
         if output_dir is None:

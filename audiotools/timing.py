@@ -15,7 +15,6 @@ torch call in the process several-fold on small CPU machines (measured: decoding
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import numba

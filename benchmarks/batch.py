@@ -240,7 +240,6 @@ def run_pipeline(files, args) -> dict:
 
 
 def run_openai_whisper(files, args) -> dict:
-    import torch
     import whisper
     from audiotools.audio import load_audio
     from audiotools.transcriber import get_model
@@ -257,7 +256,6 @@ def run_openai_whisper(files, args) -> dict:
     _sync(args.device)
     elapsed = time.perf_counter() - t0
     gpu = sampler.stop() if sampler else None
-    del torch
     return {"seconds": elapsed, "texts": texts, "gpu": gpu,
             "details": {"condition_on_previous_text": True, "fp16": fp16}}
 
@@ -289,7 +287,6 @@ def run_faster_whisper(files, args, compute_type: str) -> dict:
 
 def hf_model_from_whisper(model, tokenizer_json: Path | None):
     """(WhisperForConditionalGeneration, WhisperProcessor) with the weights of an openai-whisper module."""
-    import torch
     from transformers import (GenerationConfig, WhisperConfig, WhisperFeatureExtractor,
                               WhisperForConditionalGeneration, WhisperProcessor, WhisperTokenizerFast)
     from whisper.tokenizer import LANGUAGES, get_tokenizer
