@@ -62,3 +62,15 @@ def atomic_write_text(path: str | os.PathLike, text: str, *, perms: int | None =
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, perms: int | None = None) -> None:
     with atomic_open(path, "wb", perms=perms) as f:
         f.write(data)
+
+
+def read_text_input(path: str | os.PathLike, what: str = "file") -> str:
+    """Read a UTF-8 input file; a missing or unreadable one raises a one-line ``InputError``."""
+    from .errors import InputError
+    p = Path(path)
+    try:
+        return p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(p, "no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(p, f"cannot read {what}: {getattr(e, 'strerror', None) or e}") from None

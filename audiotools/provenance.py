@@ -646,13 +646,9 @@ def sibling_exports(json_path) -> list[Path]:
 
 
 def load_document(path) -> dict:
+    from .fileio import read_text_input
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(p, "no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(p, f"cannot read: {getattr(e, 'strerror', None) or e}") from None
+    text = read_text_input(p, "transcript")
     try:
         doc = json.loads(text)
     except ValueError as e:

@@ -379,13 +379,9 @@ def read_trials(path: str | os.PathLike, with_key: bool = False) -> list[tuple]:
     Relative file paths are taken relative to the trials file's directory when they exist there,
     else to the current directory. Blank lines and lines starting with ``#`` are skipped.
     """
+    from .fileio import read_text_input
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(p, "no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(p, f"cannot read trials ({e})") from None
+    text = read_text_input(p, "trials")
     rows = []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.startswith("#"):
@@ -480,13 +476,9 @@ def write_scores(path: str | os.PathLike, rows: Sequence[tuple], scores: Sequenc
 
 
 def read_scores(path: str | os.PathLike) -> dict[tuple[str, str], dict]:
+    from .fileio import read_text_input
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(p, "no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(p, f"cannot read scores ({e})") from None
+    text = read_text_input(p, "scores")
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
     if not lines:
         raise InputError(p, "no scores")
