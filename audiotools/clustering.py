@@ -111,7 +111,7 @@ def cluster(vectors: np.ndarray, weights: np.ndarray | None = None, groups: np.n
     seconds each stands for; ``groups`` = the speech region of each (representatives never span two).
 
     1. average-linkage clustering (cosine) of the representatives into ``initial_clusters`` small,
-       pure clusters (or exactly ``num_speakers``);
+       pure clusters;
     2. closest-first merging while the size-aware score (``merge_scores``) is >= 1, or while there
        are more clusters than ``max_speakers``; never below ``min_speakers``;
     3. clusters under ``min_cluster_seconds`` of speech are folded into their nearest neighbour.
@@ -136,12 +136,11 @@ def cluster(vectors: np.ndarray, weights: np.ndarray | None = None, groups: np.n
     else:
         z = linkage(x.astype(np.float64), method="average", metric="cosine")
         np.clip(z[:, 2], 0, None, out=z[:, 2])
-        k0 = min(m, num_speakers if num_speakers else max(initial_clusters, lo))
+        # over-cluster, then merge closest-first (an exact-k cut of the dendrogram would spend
+        # clusters on outlier windows and leave real talkers together)
+        k0 = min(m, max(initial_clusters, lo))
         rep_labels = relabel(fcluster(z, t=k0, criterion="maxclust"))
     labels = rep_labels[owner]
-    if num_speakers:
-        k = int(labels.max()) + 1
-        return Clustering(labels, weighted_centroids(vectors, labels, weights, k))
 
     k = int(labels.max()) + 1
     sums = weighted_sums(vectors, labels, np.ones(n), k)
@@ -164,7 +163,14 @@ def cluster(vectors: np.ndarray, weights: np.ndarray | None = None, groups: np.n
             break
         score = merge_scores(None, mass, threshold, rho, gram=gram)
         a, b = np.unravel_index(int(np.argmax(score)), score.shape)
-        if not (hi is not None and alive > hi):       # merging is optional from here on
+        if hi is not None and alive > hi:
+            # forced merges: fold too-small (outlier) clusters first, so the last merges are
+            # decided between clusters that hold real amounts of speech
+            tiny = np.flatnonzero((mass > 0) & (mass < min_cluster_seconds))
+            if len(tiny) and alive > 1:
+                b = int(tiny[np.argmin(mass[tiny])])
+                a = int(np.argmax(score[b]))
+        else:                                           # merging is optional from here on
             if alive <= lo:
                 break
             if score[a, b] < 1.0:

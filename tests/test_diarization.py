@@ -85,6 +85,16 @@ def test_sample_der_at_most_10_percent(sample_result, sample_audio):
     assert d["der"] <= 0.10, d
 
 
+def test_given_speaker_count_is_not_worse_than_automatic(sample_audio, sample_result):
+    """--num-speakers 2 on a 2-speaker file must not spend a speaker on an outlier window (it
+    once cut the dendrogram at exactly k clusters: 49 % DER against 18 % automatic)."""
+    ref = ref_annotation(SAMPLE_RTTM)
+    fixed = run_diarization(sample_audio, {"backend": "builtin", "num_speakers": 2})
+    auto = der(ref, sample_result.annotation, sample_audio.duration)["der"]
+    assert fixed.num_speakers == 2
+    assert der(ref, fixed.annotation, sample_audio.duration)["der"] <= auto + 0.02
+
+
 def test_conversation_three_speakers_including_the_quiet_one(conversation_result, conversation_audio):
     ref = ref_annotation(SAMPLES / "conversation.rttm")
     hyp = conversation_result.annotation
