@@ -9,7 +9,8 @@
 3. Clustering on at most 2000 representatives with a size-aware merge rule (clustering.py).
 4. Resegmentation: HMM/Viterbi decoding of every window against the centroids, centroid
    re-estimation from clean windows, redundant speakers merged or dropped (resegmentation.py).
-5. Turns: a boundary halfway between neighbouring window centres whose labels differ; turns are
+5. Fine pass: 1.0 s windows every 0.1 s, decoded against the same speakers, place the changes.
+6. Turns: a boundary halfway between neighbouring window centres whose labels differ; turns are
    cut to the detected speech and same-speaker turns less than ``bridge_gap`` apart are joined.
 
 Cost is linear in the file length (the clustering is bounded); memory is the window embeddings
@@ -25,8 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .clustering import RHO, THRESHOLD, cluster
-from .resegmentation import resegment
+from .clustering import RHO, THRESHOLD, cluster, weighted_centroids
+from .resegmentation import core_windows, resegment
 from .window_embeddings import WindowEmbeddings, embed_regions
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ class BuiltinOptions:
     threads: int | None = 1           # torch CPU threads while diarising (None: leave torch's setting)
     window: float = 1.6
     edge_window: float = 1.0          # shorter windows flush with each region's edges (short turns there)
+    fine_window: float = 1.0          # second pass: shorter windows place the speaker changes (0: off)
+    fine_step: float = 0.1
     timings: dict = field(default_factory=dict)
 
 
@@ -204,6 +207,32 @@ def diarize_samples(samples: np.ndarray, options: BuiltinOptions | None = None,
         return _diarize(samples, options, speech)
 
 
+def refine(samples: np.ndarray, regions: list[tuple[float, float]], we: WindowEmbeddings, labels: np.ndarray,
+           weights: np.ndarray, encoder, options: BuiltinOptions) -> tuple[WindowEmbeddings, np.ndarray]:
+    """Second, finer pass: shorter windows (``fine_window`` s every ``fine_step`` s) place the speaker
+    changes. The speakers stay those found on the long windows (whose statistics the counting rule
+    was calibrated on); each short window starts with the label of the nearest long window of its
+    region, the short-window centroids are estimated from those labels, then the same HMM
+    resegmentation (without merging) decodes the short windows."""
+    fine = embed_regions(samples, regions, encoder, step=options.fine_step, window=options.fine_window)
+    if len(fine) == 0:
+        return we, labels
+    k = int(labels.max()) + 1
+    # nearest long window of the same region (both sorted by region, then time)
+    key_long = we.region * 1e6 + we.centre
+    pos = np.clip(np.searchsorted(key_long, fine.region * 1e6 + fine.centre), 1, len(we) - 1)
+    left_closer = np.abs(key_long[pos - 1] - (fine.region * 1e6 + fine.centre)) <= \
+        np.abs(key_long[pos] - (fine.region * 1e6 + fine.centre))
+    init = labels[np.where(left_closer, pos - 1, pos)] if len(we) > 1 else np.zeros(len(fine), dtype=np.int64)
+    fine_weights = window_weights(fine, regions)
+    core = core_windows(fine.centre, fine.region, init)
+    use = core if np.bincount(init[core], minlength=k).min() > 0 else np.ones(len(fine), dtype=bool)
+    centroids = weighted_centroids(fine.vectors[use], init[use], fine_weights[use], k)
+    fine_labels, _ = resegment(fine.vectors, fine.centre, fine.region, fine_weights, centroids,
+                               kappa=options.kappa, switch_prob=options.switch_prob, merge=False)
+    return fine, fine_labels
+
+
 def _diarize(samples: np.ndarray, options: BuiltinOptions, speech) -> list[tuple[float, float, int]]:
     from .embedding import SpeakerEncoder
 
@@ -238,6 +267,9 @@ def _diarize(samples: np.ndarray, options: BuiltinOptions, speech) -> list[tuple
                           min_speakers=min_k, max_speakers=max_k, threshold=options.threshold, rho=options.rho)
     t3 = time.perf_counter()
     options.timings["clustering"] = round(t3 - t2, 3)
+    if options.fine_window and options.fine_window < options.window and labels.max(initial=0) > 0:
+        we, labels = refine(samples, regions, we, labels, weights, encoder, options)
+        options.timings["refine"] = round(time.perf_counter() - t3, 3)
     turns = bridge(intersect(turns_from_labels(we, labels, regions), speech), options.bridge_gap)
     order: dict[int, int] = {}
     for _, _, k in turns:
