@@ -19,7 +19,8 @@ Resume
     recipe fingerprint equals this run's. The fingerprint is the sha256 of the canonical JSON of the
     resolved step parameters (the ``parameters.steps`` block the JSON records) without the
     volatile keys in ``VOLATILE_KEYS`` (device, batch size, threads, workers, fp16, allow_download:
-    how the work is scheduled, not what is computed) and without the recipe's name (two recipes
+    how the work is scheduled, not what is computed; likewise ``compute_type`` float32/float16/null,
+    the device's precision, but not ``int8``, which changes the text) and without the recipe's name (two recipes
     with equal parameters are the same work). Done files are skipped and never rewritten.
     Writers are atomic and write the JSON last, so ``kill -9`` loses at most the files in flight;
     their leftover temp files are removed by the next run.
@@ -205,9 +206,15 @@ def prepare_recipe(recipe: dict) -> dict:
     return r
 
 
+# compute types that only follow the device (like fp16): float16 on CUDA, float32 on CPU. int8 is not
+# among them: a quantised model is a different computation (other text), so it is part of the fingerprint.
+VOLATILE_COMPUTE_TYPES = frozenset({None, "auto", "default", "float32", "float16", "fp32", "fp16"})
+
+
 def _strip_volatile(obj):
     if isinstance(obj, dict):
-        return {k: _strip_volatile(v) for k, v in obj.items() if k not in VOLATILE_KEYS}
+        return {k: _strip_volatile(v) for k, v in obj.items() if k not in VOLATILE_KEYS
+                and not (k == "compute_type" and v in VOLATILE_COMPUTE_TYPES)}
     if isinstance(obj, list):
         return [_strip_volatile(v) for v in obj]
     return obj

@@ -172,7 +172,7 @@ def collect_models(transcript) -> list[dict]:
     m = transcript.model or {}
     if m.get("sha256"):
         entry = {"role": "asr", "name": m.get("name") or "whisper", "sha256": m["sha256"]}
-        for k in ("kind", "source"):
+        for k in ("kind", "source", "compute_type"):
             if m.get(k):
                 entry[k] = m[k]
         add(entry)

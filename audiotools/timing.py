@@ -23,6 +23,8 @@ import torch
 from whisper.audio import TOKENS_PER_SECOND
 from whisper.timing import WordTiming, backtrace, median_filter, merge_punctuations
 
+from .quantize import output_logits
+
 HOP_LENGTH = 160
 SAMPLE_RATE = 16000
 TIME_PRECISION = 0.02  # seconds per timestamp token
@@ -135,7 +137,7 @@ def _decoder_logits(model, tokens: torch.Tensor, features: torch.Tensor, kv: dic
     for block in dec.blocks:
         x = block(x, features, mask=dec.mask, kv_cache=kv)
     x = dec.ln(x)
-    return (x @ torch.transpose(dec.token_embedding.weight.to(x.dtype), 0, 1)).float()
+    return output_logits(dec, x)
 
 
 @torch.no_grad()

@@ -46,7 +46,8 @@ class TranscribeOptions:
     compression_ratio_threshold: float | None = 2.4
     logprob_threshold: float | None = -1.0
     no_speech_threshold: float | None = 0.6
-    fp16: bool | None = None             # None: fp16 on CUDA, fp32 on CPU
+    compute_type: str | None = None      # float32 | float16 | int8 (CPU); None: float16 on CUDA, float32 on CPU
+    fp16: bool | None = None             # legacy alias (True: float16, False: float32), used when compute_type is None
     threads: int | None = None           # CPU threads for torch (None: torch's default)
     allow_download: bool | None = None
     vad_options: VADOptions = field(default_factory=VADOptions)
@@ -108,15 +109,24 @@ _model_cache: dict[tuple, tuple] = {}
 _model_lock = threading.Lock()
 
 
-def get_model(spec: str, device: str, fp16: bool | None = None, allow_download: bool | None = None):
-    """Load (once per process) and return ``(model, info)``."""
+def get_model(spec: str, device: str, fp16: bool | None = None, allow_download: bool | None = None,
+              compute_type: str | None = None):
+    """Load (once per process) and return ``(model, info)``.
+
+    ``compute_type``: float32, float16 or int8 (CPU: dynamic int8 quantisation, see quantize.py);
+    None: ``fp16`` decides (True: float16, False: float32), and when that is None too, float16 on
+    CUDA and float32 on CPU. Each (model, device, compute type) is loaded once."""
+    from .quantize import quantize_int8, resolve_compute_type
     device = resolve_device(device)
-    half = device.startswith("cuda") if fp16 is None else fp16
-    key = (spec, device, half)
+    ct = resolve_compute_type(compute_type, device, fp16)
+    key = (spec, device, ct)
     with _model_lock:
         if key not in _model_cache:
-            model, info = load_model(spec, device, dtype=torch.float16 if half else torch.float32,
+            model, info = load_model(spec, device, dtype=torch.float16 if ct == "float16" else torch.float32,
                                      allow_download=allow_download)
+            if ct == "int8":
+                model = quantize_int8(model)
+            model.compute_type = ct
             _model_cache[key] = (model, info)
         return _model_cache[key]
 
@@ -129,9 +139,11 @@ class Transcriber:
         if self.options.threads:
             torch.set_num_threads(self.options.threads)
         self.model, self.model_info = get_model(self.options.model, self.options.device, self.options.fp16,
-                                                self.options.allow_download)
+                                                self.options.allow_download, self.options.compute_type)
         self.device = self.model.device
-        self.dtype = next(self.model.parameters()).dtype
+        self.dtype = next(self.model.parameters()).dtype   # float32 for int8 (activations stay float)
+        self.compute_type = getattr(self.model, "compute_type", None) or \
+            ("float16" if self.dtype == torch.float16 else "float32")
         if self.options.language and not self.model_info.multilingual and self.options.language != "en":
             from .errors import UsageError
             raise UsageError(f"model {self.model_info.name} is English-only; cannot transcribe language "
@@ -280,7 +292,7 @@ class Transcriber:
                         stats: dict) -> Transcript:
         """The Transcript for one engine result (``transcribe`` and the batch command share it)."""
         model = {"name": self.model_info.name, "sha256": self.model_info.sha256, "source": self.model_info.source,
-                 "kind": self.model_info.kind}
+                 "kind": self.model_info.kind, "compute_type": self.compute_type}
         extra = {"stats": stats}
         if audio.warnings:
             extra["warnings"] = list(audio.warnings)

@@ -10,6 +10,8 @@ Every system runs in its own fresh process (``--worker``), loads its model and w
 short file before the clock starts; timed work is everything from the files to the text:
   audiotools           the batch engine as ``audiotools batch`` runs it (decode workers + VAD +
                        cross-file batches + word timestamps), without the finishing steps
+  audiotools-int8      the same engine with ``compute_type="int8"`` (CPU: dynamic int8 quantisation
+                       of every Linear layer and the vocabulary projection, audiotools/quantize.py)
   audiotools-pipeline  ``audiotools batch`` end to end (``run_batch``: engine + the recipe's
                        identify/mask/provenance (+ diarize when installed) + every export, atomic)
   openai-whisper       ``whisper.transcribe`` file by file on the same torch module
@@ -42,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import JFK_TEXT, ROOT, SHARED, WORK, concat, corpus_wer, machine, sample_reference, write_result  # noqa: E402
 
 CORPUS = WORK / "batch"
-SYSTEMS = ["audiotools", "audiotools-pipeline", "openai-whisper", "faster-whisper-int8", "faster-whisper-fp32",
+SYSTEMS = ["audiotools", "audiotools-int8", "audiotools-pipeline", "openai-whisper", "faster-whisper-int8", "faster-whisper-fp32",
            "faster-whisper-fp16", "hf"]
 
 
@@ -167,13 +169,14 @@ def _sync(device: str):
         torch.cuda.synchronize()
 
 
-def run_audiotools(files, args) -> dict:
+def run_audiotools(files, args, compute_type: str | None = None) -> dict:
     """The batch engine: decode workers -> VAD windows -> cross-file batches (no finishing steps)."""
     from audiotools.audio import load_audio
     from audiotools.prefetch import Prefetcher, PrepareOptions, default_workers
     from audiotools.transcriber import EngineItem, TranscribeOptions, Transcriber
     opts = TranscribeOptions(model=args.model, device=args.device, language=args.language,
-                             batch_size=args.batch_size, word_timestamps=args.words, threads=args.threads)
+                             batch_size=args.batch_size, word_timestamps=args.words, threads=args.threads,
+                             compute_type=compute_type)
     tr = Transcriber(opts)
     list(tr.transcribe_many([EngineItem(0, load_audio(SHARED / "speech" / "jfk.flac").samples,
                                         language=args.language)]))  # warm-up
@@ -199,7 +202,7 @@ def run_audiotools(files, args) -> dict:
     gpu = sampler.stop() if sampler else None
     return {"seconds": elapsed, "texts": [texts[i] for i in range(len(files))], "gpu": gpu,
             "details": {"workers": workers, "batch_size": args.batch_size, "windows": windows,
-                        "device": str(tr.device), "dtype": str(tr.dtype)}}
+                        "device": str(tr.device), "dtype": str(tr.dtype), "compute_type": tr.compute_type}}
 
 
 def run_pipeline(files, args) -> dict:
@@ -406,6 +409,8 @@ def worker(system: str, args) -> dict:
     files = json.loads(Path(args.files_json).read_text())
     if system == "audiotools":
         return run_audiotools(files, args)
+    if system == "audiotools-int8":
+        return run_audiotools(files, args, compute_type="int8")
     if system == "audiotools-pipeline":
         return run_pipeline(files, args)
     if system == "openai-whisper":
@@ -457,7 +462,7 @@ def main() -> None:
     durations = [sf.info(str(f["path"])).duration for f in files]
     total = sum(durations)
     systems = args.systems.split(",") if args.systems else (
-        ["audiotools", "audiotools-pipeline", "openai-whisper"]
+        ["audiotools"] + ([] if cuda else ["audiotools-int8"]) + ["audiotools-pipeline", "openai-whisper"]
         + (["faster-whisper-fp16"] if cuda else ["faster-whisper-int8", "faster-whisper-fp32"])
         + (["hf"] if args.hf_baseline else []))
     print(f"{len(files)} files, {total / 60:.1f} min of audio, model {args.model}, device {args.device}, "
@@ -510,13 +515,23 @@ def main() -> None:
         return round(results[b]["seconds"] / results[a]["seconds"], 2)
 
     ratios = {f"audiotools_vs_{s}_speed": ratio("audiotools", s) for s in systems if s != "audiotools"}
+    if "audiotools-int8" in systems:
+        ratios.update({f"audiotools-int8_vs_{s}_speed": ratio("audiotools-int8", s)
+                       for s in systems if s not in ("audiotools", "audiotools-int8")})
     ratios["audiotools_pipeline_vs_openai-whisper_speed"] = ratio("audiotools-pipeline", "openai-whisper")
     wer_delta = None
     if results.get("audiotools", {}).get("wer") is not None and results.get("openai-whisper", {}).get("wer") is not None:
         wer_delta = round(results["audiotools"]["wer"] - results["openai-whisper"]["wer"], 4)
+    int8_delta = None
+    if results.get("audiotools", {}).get("wer") is not None and results.get("audiotools-int8", {}).get("wer") is not None:
+        int8_delta = round(results["audiotools-int8"]["wer"] - results["audiotools"]["wer"], 4)
     agreements = {f"audiotools_vs_{s}_wer_on_librispeech": agreement("audiotools", s)
                   for s in systems if s != "audiotools"}
-    for k, v in {**ratios, **agreements, "wer_audiotools_minus_openai_whisper": wer_delta}.items():
+    if "audiotools-int8" in systems:
+        agreements.update({f"audiotools-int8_vs_{s}_wer_on_librispeech": agreement("audiotools-int8", s)
+                           for s in systems if s not in ("audiotools", "audiotools-int8")})
+    for k, v in {**ratios, **agreements, "wer_audiotools_minus_openai_whisper": wer_delta,
+                 "wer_audiotools_int8_minus_audiotools": int8_delta}.items():
         if v is not None:
             print(f"{k}: {v}")
     # texts of one copy of each file only (the GPU corpus repeats them)
@@ -530,7 +545,7 @@ def main() -> None:
         "word_timestamps": args.words, "files": len(files), "audio_seconds": round(total, 2),
         "wer_files": sorted({Path(f["path"]).name for f in files if f["ref"]}),
         "machine": machine(), "systems": results, "ratios": ratios, "agreement_wer": agreements,
-        "wer_audiotools_minus_openai_whisper": wer_delta,
+        "wer_audiotools_minus_openai_whisper": wer_delta, "wer_audiotools_int8_minus_audiotools": int8_delta,
         "notes": "Each system in a fresh process, model loaded and warmed up before timing. openai-whisper gets "
                  "pre-decoded arrays; audiotools and faster-whisper decode the files inside the timed region. "
                  "Agreement WER: LibriSpeech/cohort files, the other system's text as the reference."})

@@ -29,6 +29,9 @@ def add_transcribe_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--allow-download", action="store_true", default=None,
                    help="allow downloading openai-whisper weights (needs internet)")
     g.add_argument("--threads", type=int, default=None, help="CPU threads")
+    g.add_argument("--compute-type", choices=["float32", "float16", "int8"], default=None,
+                   help="model precision (default: float16 on CUDA, float32 on CPU); int8: CPU only, "
+                        "dynamic int8 quantisation, faster, slightly different text")
     o = p.add_argument_group("output")
     o.add_argument("--output-dir", "-o", default=None, help="where to write outputs (default: current directory)")
     o.add_argument("--output-format", "-f", action=CommaList, default=None, metavar="FORMATS",
@@ -42,7 +45,8 @@ def recipe_from_args(args) -> dict:
     recipe = override(recipe, "transcribe", model=args.model, device=args.device, language=args.language,
                       task=args.task, beam_size=args.beam_size, batch_size=args.batch_size,
                       initial_prompt=args.initial_prompt, vad=args.vad, word_timestamps=args.word_timestamps,
-                      allow_download=args.allow_download, threads=args.threads)
+                      allow_download=args.allow_download, threads=args.threads,
+                      compute_type=getattr(args, "compute_type", None))
     if args.output_format:
         recipe = override(recipe, "export", formats=parse_formats(args.output_format))
     if args.beam_size is not None and args.beam_size < 1:

@@ -1,0 +1,105 @@
+"""compute_type="int8": dynamic int8 quantisation of the Whisper model on the CPU (real weights, real audio)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import JFK, JFK_TEXT, run_cli, wer
+from torch import nn
+
+from audiotools.audio import load_audio
+
+
+@pytest.fixture(scope="module")
+def int8_transcriber():
+    from audiotools.transcriber import TranscribeOptions, Transcriber
+    return Transcriber(TranscribeOptions(model="tiny.en", device="cpu", language="en", compute_type="int8"))
+
+
+def test_int8_model_is_quantised(int8_transcriber):
+    from audiotools.quantize import Int8Linear
+    model = int8_transcriber.model
+    assert int8_transcriber.compute_type == "int8" and model.compute_type == "int8"
+    # every Linear (openai-whisper's whisper.model.Linear subclasses included) was replaced
+    assert not [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    q = [m for m in model.modules() if isinstance(m, Int8Linear)]
+    n_blocks = len(model.encoder.blocks) + len(model.decoder.blocks)
+    per_block = 6  # q, k, v, out, fc1, fc2
+    assert len(q) == n_blocks * per_block + 4 * len(model.decoder.blocks) + 1  # + cross-attention + logits
+    # the vocabulary projection is quantised; the embedding lookup keeps its float weights
+    assert isinstance(model.decoder.int8_logits, Int8Linear)
+    assert model.decoder.token_embedding.weight.dtype == torch.float32
+    # the int8 projection stays close to the float one
+    with torch.no_grad():
+        x = torch.randn(3, 5, model.dims.n_text_state)
+        ref = x @ model.decoder.token_embedding.weight.T
+        got = model.decoder.int8_logits(x)
+    assert got.shape == ref.shape and got.dtype == torch.float32
+    assert torch.linalg.norm(got - ref) < 0.05 * torch.linalg.norm(ref)
+
+
+def test_int8_jfk_wer_and_word_timestamps(int8_transcriber):
+    t = int8_transcriber.transcribe(load_audio(JFK))
+    assert wer(JFK_TEXT, t.text) <= 0.05, t.text
+    assert t.model["compute_type"] == "int8"
+    words = [w for s in t.segments for w in s.words]
+    assert len(words) >= 20
+    prev_end = 0.0
+    for s in t.segments:
+        for w in s.words:
+            assert s.start - 1e-6 <= w.start <= w.end <= s.end + 1e-6, (s, w)
+            assert w.start >= prev_end - 1e-6, "word timestamps must be monotonic"
+            prev_end = w.end
+            assert 0.0 <= w.probability <= 1.0
+    assert words[-1].word.strip().startswith("country") and 9.5 < words[-1].end < 11.0
+
+
+def test_compute_type_resolution_and_cache_key():
+    from audiotools.errors import UsageError
+    from audiotools.quantize import resolve_compute_type
+    assert resolve_compute_type(None, "cpu") == "float32"
+    assert resolve_compute_type(None, "cuda") == "float16"
+    assert resolve_compute_type(None, "cpu", fp16=True) == "float16"     # the legacy alias
+    assert resolve_compute_type(None, "cuda", fp16=False) == "float32"
+    assert resolve_compute_type("int8", "cpu") == "int8"
+    with pytest.raises(UsageError):
+        resolve_compute_type("int8", "cuda")
+    with pytest.raises(UsageError):
+        resolve_compute_type("float32", "cpu", fp16=True)
+    with pytest.raises(UsageError):
+        resolve_compute_type("int4", "cpu")
+    from audiotools.transcriber import get_model
+    m8, _ = get_model("tiny.en", "cpu", compute_type="int8")
+    m32, _ = get_model("tiny.en", "cpu")
+    assert m8 is not m32 and m32.compute_type == "float32" and m8.compute_type == "int8"
+    assert get_model("tiny.en", "cpu", compute_type="int8")[0] is m8
+
+
+def test_resume_fingerprint_int8_is_not_volatile():
+    from audiotools.batch import recipe_fingerprint
+    from audiotools.pipeline import load_recipe, override
+    plain = load_recipe("default")
+    assert plain["steps"]["transcribe"]["compute_type"] is None
+    assert recipe_fingerprint(override(plain, "transcribe", compute_type="float32")) == recipe_fingerprint(plain)
+    # float32/float16/null follow the device (like fp16): the same work
+    assert recipe_fingerprint(override(plain, "transcribe", compute_type="float16")) == recipe_fingerprint(plain)
+    # int8 gives other text: a different fingerprint, so resume redoes the files
+    assert recipe_fingerprint(override(plain, "transcribe", compute_type="int8")) != recipe_fingerprint(plain)
+
+
+def test_cli_int8_records_compute_type_in_provenance(tmp_path):
+    r = run_cli("transcribe", str(JFK), "-o", str(tmp_path), "-f", "json", "--model", "tiny.en", "-l", "en",
+                "--compute-type", "int8", "--no-diarize")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((tmp_path / "jfk.json").read_text())
+    assert doc["model"]["compute_type"] == "int8"
+    assert doc["parameters"]["steps"]["transcribe"]["compute_type"] == "int8"
+    asr = [m for m in doc["provenance"]["models"] if m["role"] == "asr"]
+    assert asr and asr[0]["compute_type"] == "int8"
+    assert wer(JFK_TEXT, " ".join(s["text"] for s in doc["segments"])) <= 0.05
+    v = run_cli("provenance", "verify", str(tmp_path / "jfk.json"), "--audio", str(JFK))
+    assert v.returncode == 0, v.stdout + v.stderr
+    bad = run_cli("transcribe", str(JFK), "--compute-type", "int4")
+    assert bad.returncode == 2
