@@ -28,14 +28,27 @@ class VADOptions:
     silence_floor_db: float = -75.0     # stretches quieter than this (dBFS, before normalisation) skip the model
 
 
+def _silero():
+    """The ``silero_vad`` module. Importing it calls ``torch.set_num_threads(1)`` (silero_vad/model.py),
+    which would leave Whisper running on one CPU thread for the rest of the process: every import
+    goes through here and restores the caller's thread count."""
+    import sys
+    mod = sys.modules.get("silero_vad")
+    if mod is not None:
+        return mod
+    import torch
+    threads = torch.get_num_threads()
+    try:
+        import silero_vad
+    finally:
+        torch.set_num_threads(threads)
+    return silero_vad
+
+
 def load_vad_model(device: str = "cpu"):
     with _model_lock:
         if device not in _models:
-            import torch
-            threads = torch.get_num_threads()
-            from silero_vad import load_silero_vad  # its import calls torch.set_num_threads(1): undo that
-            model = load_silero_vad(onnx=False)
-            torch.set_num_threads(threads)
+            model = _silero().load_silero_vad(onnx=False)
             _models[device] = model.to(device) if device != "cpu" else model
         return _models[device]
 
@@ -203,7 +216,7 @@ def active_spans(samples: np.ndarray, floor_db: float = -75.0, frame: int = 1600
 def speech_regions(samples: np.ndarray, options: VADOptions | None = None) -> list[tuple[float, float]]:
     """Speech regions as (start, end) seconds, sorted and non-overlapping."""
     import torch
-    from silero_vad import get_speech_timestamps
+    get_speech_timestamps = _silero().get_speech_timestamps
 
     options = options or VADOptions()
     if len(samples) < SAMPLE_RATE // 10:

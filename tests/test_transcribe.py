@@ -145,3 +145,17 @@ def test_three_hour_file_bounded_memory(tmp_path):
     assert doc["audio"]["duration"] == 10800.0
     assert doc["segments"] and all(5399.5 < s["start"] < 5412 for s in doc["segments"])
     assert wer(JFK_TEXT, " ".join(s["text"] for s in doc["segments"])) <= 0.05
+
+
+def test_voice_detection_leaves_torch_thread_count_alone():
+    """silero_vad's import sets torch to one thread; after VAD, Whisper must still get them all."""
+    import subprocess
+    import sys
+    code = ("import numpy as np, torch; torch.set_num_threads(2)\n"
+            "from audiotools.vad import speech_regions, load_vad_model\n"
+            "speech_regions(np.random.default_rng(0).standard_normal(16000 * 3).astype('float32') * 0.1)\n"
+            "load_vad_model()\n"
+            "print(torch.get_num_threads())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "2"
