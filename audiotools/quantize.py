@@ -1,4 +1,13 @@
-"""Compute types for the Whisper model: float32, float16, and int8 (CPU, dynamic quantisation).
+"""Compute types for the Whisper model: float32, float16, bfloat16 (encoder), int8 (CPU, dynamic
+quantisation) and int8_bfloat16 (bfloat16 encoder, int8 decoder).
+
+``bfloat16`` runs the encoder's convolutions and matmuls in bfloat16 (layer norms, softmax
+statistics and the decoder stay float32; the encoder output is handed to the decoder as float32).
+On a CPU with AVX512-BF16 (or AMX) that is 1.75x faster than float32 for the encoder, which is
+about half of the CPU time of a batch; the features differ from float32 by ~1.4 % (relative L2),
+about what float16 changes on a GPU. The decoder is kept float32 because its many small matmuls
+gain little and openai-whisper's decoding checks the feature dtype. ``int8_bfloat16`` combines
+that encoder with the int8 decoder below (CTranslate2 has a compute type of the same name).
 
 ``int8`` replaces every ``nn.Linear`` of the model (openai-whisper's ``whisper.model.Linear``
 subclasses included: attention projections and MLPs of encoder and decoder) and the decoder's
@@ -28,7 +37,7 @@ import warnings
 import torch
 from torch import nn
 
-COMPUTE_TYPES = ("float32", "float16", "int8")
+COMPUTE_TYPES = ("float32", "float16", "bfloat16", "int8", "int8_bfloat16")
 
 
 def resolve_compute_type(compute_type: str | None, device: str, fp16: bool | None = None) -> str:
@@ -40,12 +49,13 @@ def resolve_compute_type(compute_type: str | None, device: str, fp16: bool | Non
         if fp16 is not None:
             return "float16" if fp16 else "float32"
         return "float16" if cuda else "float32"
-    ct = {"fp32": "float32", "fp16": "float16", "half": "float16", "qint8": "int8"}.get(compute_type, compute_type)
+    ct = {"fp32": "float32", "fp16": "float16", "half": "float16", "qint8": "int8", "bf16": "bfloat16"
+          }.get(compute_type, compute_type)
     if ct not in COMPUTE_TYPES:
         raise UsageError(f"unknown compute type {compute_type!r} (choose from {', '.join(COMPUTE_TYPES)})")
     if fp16 is not None and (ct == "float16") != bool(fp16):
         raise UsageError(f"compute_type {ct!r} contradicts fp16={fp16} (fp16 is an alias: leave it unset)")
-    if ct == "int8" and cuda:
+    if ct.startswith("int8") and cuda:
         raise UsageError("compute type int8 runs on the CPU only (dynamic int8 quantisation via fbgemm); "
                          "use float16 on CUDA")
     return ct
@@ -159,18 +169,51 @@ def _int8_decoder_class():
 _INT8_DECODER = None
 
 
-def quantize_int8(model, logits: bool = True, **kw):
+def bf16_fast() -> bool:
+    """Whether this CPU has native bfloat16 matmuls (AVX512-BF16 or AMX); without them torch
+    emulates bfloat16 and the ``bfloat16`` compute types can be slower than float32."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
+
+
+def bfloat16_encoder(model):
+    """Run ``model``'s encoder in bfloat16 (in place; returns the model): its Conv1d and Linear
+    weights become bfloat16 (whisper's own Conv1d/Linear cast weights to the input's dtype, its
+    LayerNorm computes in float32 and casts back). ``encoder_input_dtype`` tells the callers
+    (``encode_features``) to feed it bfloat16 mels and take float32 features back."""
+    for mod in model.encoder.modules():
+        if isinstance(mod, (nn.Linear, nn.Conv1d)):
+            mod.to(torch.bfloat16)
+    model.encoder_input_dtype = torch.bfloat16
+    return model
+
+
+def encode_features(model, mel: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The encoder's features for ``mel``, in ``dtype`` (the decoder's), whatever the encoder runs in."""
+    enc_dtype = getattr(model, "encoder_input_dtype", None)
+    if enc_dtype is None:
+        return model.encoder(mel.to(dtype))
+    return model.encoder(mel.to(enc_dtype)).to(dtype)
+
+
+def quantize_int8(model, logits: bool = True, encoder: bool = True, **kw):
     """Quantise ``model`` (a float32 openai-whisper ``Whisper`` on the CPU) in place; returns it.
 
     Every ``nn.Linear`` (any subclass) becomes an ``Int8Linear``; with ``logits`` the decoder's
-    vocabulary projection too (the embedding lookup keeps its float weights)."""
+    vocabulary projection too (the embedding lookup keeps its float weights); ``encoder=False``
+    leaves the encoder's layers alone (int8_bfloat16 runs it in bfloat16 instead)."""
     global _INT8_DECODER
     from .errors import ModelError
     if next(model.parameters()).device.type != "cpu":
         raise ModelError("int8 quantisation needs the model on the CPU")
     if not int8_available():
         raise ModelError("compute type int8 needs torch's fbgemm/x86 quantised engine, not in this torch build")
-    targets = [(name, mod) for name, mod in model.named_modules() if isinstance(mod, nn.Linear)]
+    targets = [(name, mod) for name, mod in model.named_modules() if isinstance(mod, nn.Linear)
+               and (encoder or not name.startswith("encoder."))]
     for name, mod in targets:
         parent_name, _, attr = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model

@@ -21,6 +21,7 @@ from .audio import DecodedAudio, load_audio
 from .decoding import DecodeOptions, decode_windows
 from .features import log_mel_batch
 from .models import DEFAULT_MODEL, ModelInfo, load_model, resolve_device
+from .quantize import encode_features
 from .timing import AlignJob, apply_alignment, find_alignments, num_frames_for, split_segments, text_tokens_of
 from .transcript import Segment, Transcript, Word
 from .vad import VADOptions, speech_regions
@@ -46,7 +47,7 @@ class TranscribeOptions:
     compression_ratio_threshold: float | None = 2.4
     logprob_threshold: float | None = -1.0
     no_speech_threshold: float | None = 0.6
-    compute_type: str | None = None      # float32 | float16 | int8 (CPU); None: float16 on CUDA, float32 on CPU
+    compute_type: str | None = None      # float32 | float16 | bfloat16 | int8 | int8_bfloat16; None: float16 on CUDA, float32 on CPU
     fp16: bool | None = None             # legacy alias (True: float16, False: float32), used when compute_type is None
     threads: int | None = None           # CPU threads for torch (None: torch's default)
     allow_download: bool | None = None
@@ -113,10 +114,10 @@ def get_model(spec: str, device: str, fp16: bool | None = None, allow_download: 
               compute_type: str | None = None):
     """Load (once per process) and return ``(model, info)``.
 
-    ``compute_type``: float32, float16 or int8 (CPU: dynamic int8 quantisation, see quantize.py);
+    ``compute_type``: float32, float16, bfloat16 (encoder), int8 or int8_bfloat16 (CPU; see quantize.py);
     None: ``fp16`` decides (True: float16, False: float32), and when that is None too, float16 on
     CUDA and float32 on CPU. Each (model, device, compute type) is loaded once."""
-    from .quantize import quantize_int8, resolve_compute_type
+    from .quantize import bf16_fast, bfloat16_encoder, quantize_int8, resolve_compute_type
     device = resolve_device(device)
     ct = resolve_compute_type(compute_type, device, fp16)
     key = (spec, device, ct)
@@ -124,8 +125,13 @@ def get_model(spec: str, device: str, fp16: bool | None = None, allow_download: 
         if key not in _model_cache:
             model, info = load_model(spec, device, dtype=torch.float16 if ct == "float16" else torch.float32,
                                      allow_download=allow_download)
-            if ct == "int8":
-                model = quantize_int8(model)
+            if ct in ("int8", "int8_bfloat16"):
+                model = quantize_int8(model, encoder=ct == "int8")
+            if ct in ("bfloat16", "int8_bfloat16"):
+                model = bfloat16_encoder(model)
+                if device == "cpu" and not bf16_fast():
+                    log.warning("compute type %s: this CPU has no AVX512-BF16/AMX, bfloat16 is emulated and "
+                                "may be slower than float32", ct)
             model.compute_type = ct
             _model_cache[key] = (model, info)
         return _model_cache[key]
@@ -141,7 +147,7 @@ class Transcriber:
         self.model, self.model_info = get_model(self.options.model, self.options.device, self.options.fp16,
                                                 self.options.allow_download, self.options.compute_type)
         self.device = self.model.device
-        self.dtype = next(self.model.parameters()).dtype   # float32 for int8 (activations stay float)
+        self.dtype = next(self.model.decoder.parameters()).dtype   # the decoder's: float32 for int8 and bfloat16
         self.compute_type = getattr(self.model, "compute_type", None) or \
             ("float16" if self.dtype == torch.float16 else "float32")
         if self.options.language and not self.model_info.multilingual and self.options.language != "en":
@@ -165,8 +171,7 @@ class Transcriber:
     @torch.inference_mode()
     def encode(self, samples: np.ndarray, windows: list[Window]) -> torch.Tensor:
         chunks = [samples[int(w.start * SAMPLE_RATE): int(w.end * SAMPLE_RATE)] for w in windows]
-        mel = log_mel_batch(chunks, self.model.dims.n_mels, self.device).to(self.dtype)
-        return self.model.encoder(mel)
+        return encode_features(self.model, log_mel_batch(chunks, self.model.dims.n_mels, self.device), self.dtype)
 
     @torch.inference_mode()
     def detect_language(self, features: torch.Tensor, weights: list[float]) -> tuple[str, dict[str, float]]:
@@ -244,8 +249,7 @@ class Transcriber:
     def _run_batch(self, files: dict, batch: list[tuple[int, int]], decode_opts: DecodeOptions) -> None:
         samples_windows = [(files[fid].item.samples, files[fid].windows[wi]) for fid, wi in batch]
         chunks = [s[int(w.start * SAMPLE_RATE): int(w.end * SAMPLE_RATE)] for s, w in samples_windows]
-        mel = log_mel_batch(chunks, self.model.dims.n_mels, self.device).to(self.dtype)
-        features = self.model.encoder(mel)
+        features = encode_features(self.model, log_mel_batch(chunks, self.model.dims.n_mels, self.device), self.dtype)
         # language: per file, from its first (up to 3) windows in this batch
         for fid in dict.fromkeys(fid for fid, _ in batch):
             st = files[fid]

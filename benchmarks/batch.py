@@ -11,7 +11,8 @@ short file before the clock starts; timed work is everything from the files to t
   audiotools           the batch engine as ``audiotools batch`` runs it (decode workers + VAD +
                        cross-file batches + word timestamps), without the finishing steps
   audiotools-int8      the same engine with ``compute_type="int8"`` (CPU: dynamic int8 quantisation
-                       of every Linear layer and the vocabulary projection, audiotools/quantize.py)
+                       of every Linear layer and the vocabulary projection, audiotools/quantize.py);
+                       likewise audiotools-bfloat16 (bfloat16 encoder) and audiotools-int8_bfloat16
   audiotools-pipeline  ``audiotools batch`` end to end (``run_batch``: engine + the recipe's
                        identify/mask/provenance (+ diarize when installed) + every export, atomic)
   openai-whisper       ``whisper.transcribe`` file by file on the same torch module
@@ -44,7 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import JFK_TEXT, ROOT, SHARED, WORK, concat, corpus_wer, machine, sample_reference, write_result  # noqa: E402
 
 CORPUS = WORK / "batch"
-SYSTEMS = ["audiotools", "audiotools-int8", "audiotools-pipeline", "openai-whisper", "faster-whisper-int8", "faster-whisper-fp32",
+AUDIOTOOLS_COMPUTE = ("int8", "bfloat16", "int8_bfloat16")     # audiotools-<compute type> systems
+SYSTEMS = ["audiotools", "audiotools-int8", "audiotools-bfloat16", "audiotools-int8_bfloat16", "audiotools-pipeline", "openai-whisper", "faster-whisper-int8", "faster-whisper-fp32",
            "faster-whisper-fp16", "hf"]
 
 
@@ -409,8 +411,8 @@ def worker(system: str, args) -> dict:
     files = json.loads(Path(args.files_json).read_text())
     if system == "audiotools":
         return run_audiotools(files, args)
-    if system == "audiotools-int8":
-        return run_audiotools(files, args, compute_type="int8")
+    if system.startswith("audiotools-") and system[len("audiotools-"):] in AUDIOTOOLS_COMPUTE:
+        return run_audiotools(files, args, compute_type=system[len("audiotools-"):])
     if system == "audiotools-pipeline":
         return run_pipeline(files, args)
     if system == "openai-whisper":
@@ -462,7 +464,7 @@ def main() -> None:
     durations = [sf.info(str(f["path"])).duration for f in files]
     total = sum(durations)
     systems = args.systems.split(",") if args.systems else (
-        ["audiotools"] + ([] if cuda else ["audiotools-int8"]) + ["audiotools-pipeline", "openai-whisper"]
+        ["audiotools"] + ([] if cuda else ["audiotools-int8", "audiotools-bfloat16", "audiotools-int8_bfloat16"]) + ["audiotools-pipeline", "openai-whisper"]
         + (["faster-whisper-fp16"] if cuda else ["faster-whisper-int8", "faster-whisper-fp32"])
         + (["hf"] if args.hf_baseline else []))
     print(f"{len(files)} files, {total / 60:.1f} min of audio, model {args.model}, device {args.device}, "
@@ -515,23 +517,24 @@ def main() -> None:
         return round(results[b]["seconds"] / results[a]["seconds"], 2)
 
     ratios = {f"audiotools_vs_{s}_speed": ratio("audiotools", s) for s in systems if s != "audiotools"}
-    if "audiotools-int8" in systems:
-        ratios.update({f"audiotools-int8_vs_{s}_speed": ratio("audiotools-int8", s)
-                       for s in systems if s not in ("audiotools", "audiotools-int8")})
+    variants = [s for s in systems if s.startswith("audiotools-") and s[len("audiotools-"):] in AUDIOTOOLS_COMPUTE]
+    for v in variants:
+        ratios.update({f"{v}_vs_{s}_speed": ratio(v, s) for s in systems if s not in ("audiotools", v)})
     ratios["audiotools_pipeline_vs_openai-whisper_speed"] = ratio("audiotools-pipeline", "openai-whisper")
     wer_delta = None
     if results.get("audiotools", {}).get("wer") is not None and results.get("openai-whisper", {}).get("wer") is not None:
         wer_delta = round(results["audiotools"]["wer"] - results["openai-whisper"]["wer"], 4)
-    int8_delta = None
-    if results.get("audiotools", {}).get("wer") is not None and results.get("audiotools-int8", {}).get("wer") is not None:
-        int8_delta = round(results["audiotools-int8"]["wer"] - results["audiotools"]["wer"], 4)
+    variant_deltas = {f"wer_{v.replace('-', '_')}_minus_audiotools":
+                      round(results[v]["wer"] - results["audiotools"]["wer"], 4)
+                      for v in variants if results.get("audiotools", {}).get("wer") is not None
+                      and results.get(v, {}).get("wer") is not None}
     agreements = {f"audiotools_vs_{s}_wer_on_librispeech": agreement("audiotools", s)
                   for s in systems if s != "audiotools"}
-    if "audiotools-int8" in systems:
-        agreements.update({f"audiotools-int8_vs_{s}_wer_on_librispeech": agreement("audiotools-int8", s)
-                           for s in systems if s not in ("audiotools", "audiotools-int8")})
+    for v in variants:
+        agreements.update({f"{v}_vs_{s}_wer_on_librispeech": agreement(v, s)
+                           for s in systems if s not in ("audiotools", v)})
     for k, v in {**ratios, **agreements, "wer_audiotools_minus_openai_whisper": wer_delta,
-                 "wer_audiotools_int8_minus_audiotools": int8_delta}.items():
+                 **variant_deltas}.items():
         if v is not None:
             print(f"{k}: {v}")
     # texts of one copy of each file only (the GPU corpus repeats them)
@@ -545,7 +548,7 @@ def main() -> None:
         "word_timestamps": args.words, "files": len(files), "audio_seconds": round(total, 2),
         "wer_files": sorted({Path(f["path"]).name for f in files if f["ref"]}),
         "machine": machine(), "systems": results, "ratios": ratios, "agreement_wer": agreements,
-        "wer_audiotools_minus_openai_whisper": wer_delta, "wer_audiotools_int8_minus_audiotools": int8_delta,
+        "wer_audiotools_minus_openai_whisper": wer_delta, **variant_deltas,
         "notes": "Each system in a fresh process, model loaded and warmed up before timing. openai-whisper gets "
                  "pre-decoded arrays; audiotools and faster-whisper decode the files inside the timed region. "
                  "Agreement WER: LibriSpeech/cohort files, the other system's text as the reference."})

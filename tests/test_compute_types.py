@@ -1,4 +1,5 @@
-"""compute_type="int8": dynamic int8 quantisation of the Whisper model on the CPU (real weights, real audio)."""
+"""Compute types: int8 (dynamic int8 quantisation on the CPU), bfloat16 (encoder) and int8_bfloat16,
+on real weights and real audio."""
 
 from __future__ import annotations
 
@@ -70,6 +71,10 @@ def test_compute_type_resolution_and_cache_key():
         resolve_compute_type("float32", "cpu", fp16=True)
     with pytest.raises(UsageError):
         resolve_compute_type("int4", "cpu")
+    assert resolve_compute_type("bf16", "cpu") == "bfloat16"
+    assert resolve_compute_type("int8_bfloat16", "cpu") == "int8_bfloat16"
+    with pytest.raises(UsageError):
+        resolve_compute_type("int8_bfloat16", "cuda")
     from audiotools.transcriber import get_model
     m8, _ = get_model("tiny.en", "cpu", compute_type="int8")
     m32, _ = get_model("tiny.en", "cpu")
@@ -87,6 +92,8 @@ def test_resume_fingerprint_int8_is_not_volatile():
     assert recipe_fingerprint(override(plain, "transcribe", compute_type="float16")) == recipe_fingerprint(plain)
     # int8 gives other text: a different fingerprint, so resume redoes the files
     assert recipe_fingerprint(override(plain, "transcribe", compute_type="int8")) != recipe_fingerprint(plain)
+    for ct in ("bfloat16", "int8_bfloat16"):
+        assert recipe_fingerprint(override(plain, "transcribe", compute_type=ct)) != recipe_fingerprint(plain)
 
 
 def test_cli_int8_records_compute_type_in_provenance(tmp_path):
@@ -103,3 +110,49 @@ def test_cli_int8_records_compute_type_in_provenance(tmp_path):
     assert v.returncode == 0, v.stdout + v.stderr
     bad = run_cli("transcribe", str(JFK), "--compute-type", "int4")
     assert bad.returncode == 2
+
+
+# ------------------------------------------------------------------ bfloat16 encoder
+
+@pytest.fixture(scope="module")
+def bf16_transcribers():
+    from audiotools.transcriber import TranscribeOptions, Transcriber
+    return {ct: Transcriber(TranscribeOptions(model="tiny.en", device="cpu", language="en", compute_type=ct))
+            for ct in ("float32", "bfloat16", "int8_bfloat16")}
+
+
+def test_bfloat16_runs_the_encoder_in_bfloat16_and_the_decoder_in_float32(bf16_transcribers):
+    from audiotools.quantize import Int8Linear
+    from audiotools.windows import fixed_windows
+    t32, tbf, tmix = (bf16_transcribers[k] for k in ("float32", "bfloat16", "int8_bfloat16"))
+    for t in (tbf, tmix):
+        enc = t.model.encoder
+        assert enc.conv1.weight.dtype == torch.bfloat16
+        assert enc.blocks[0].mlp[0].weight.dtype == torch.bfloat16
+        assert enc.blocks[0].attn_ln.weight.dtype == torch.float32      # layer norms stay float32
+        assert t.dtype == torch.float32                                  # what the decoder is fed
+    assert not [m for m in tbf.model.modules() if isinstance(m, Int8Linear)]
+    assert tbf.model.decoder.blocks[0].mlp[0].weight.dtype == torch.float32
+    # int8_bfloat16: int8 decoder, bfloat16 (not int8) encoder
+    assert not [m for m in tmix.model.encoder.modules() if isinstance(m, Int8Linear)]
+    assert isinstance(tmix.model.decoder.blocks[0].mlp[0], Int8Linear)
+    # the float32 model of the same name is untouched (separate cache entries)
+    assert t32.model.encoder.conv1.weight.dtype == torch.float32
+    samples = load_audio(JFK).samples
+    windows = fixed_windows(len(samples) / 16000)
+    f32 = t32.encode(samples, windows)
+    fbf = tbf.encode(samples, windows)
+    assert fbf.dtype == torch.float32 and fbf.shape == f32.shape
+    assert torch.linalg.norm(fbf - f32) < 0.05 * torch.linalg.norm(f32)
+    assert torch.linalg.norm(fbf - f32) > 0          # it really ran in another precision
+
+
+@pytest.mark.parametrize("ct", ["bfloat16", "int8_bfloat16"])
+def test_bfloat16_jfk_wer_and_word_timestamps(bf16_transcribers, ct):
+    t = bf16_transcribers[ct].transcribe(load_audio(JFK))
+    assert wer(JFK_TEXT, t.text) <= 0.05, t.text
+    assert t.model["compute_type"] == ct
+    words = [w for s in t.segments for w in s.words]
+    assert len(words) >= 20
+    assert all(a.end <= b.start + 1e-6 for a, b in zip(words, words[1:]))
+    assert words[-1].word.strip().startswith("country") and 9.5 < words[-1].end < 11.0

@@ -29,9 +29,10 @@ def add_transcribe_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--allow-download", action="store_true", default=None,
                    help="allow downloading openai-whisper weights (needs internet)")
     g.add_argument("--threads", type=int, default=None, help="CPU threads")
-    g.add_argument("--compute-type", choices=["float32", "float16", "int8"], default=None,
-                   help="model precision (default: float16 on CUDA, float32 on CPU); int8: CPU only, "
-                        "dynamic int8 quantisation, faster, slightly different text")
+    g.add_argument("--compute-type", choices=["float32", "float16", "bfloat16", "int8", "int8_bfloat16"], default=None,
+                   help="model precision (default: float16 on CUDA, float32 on CPU); bfloat16: encoder in "
+                        "bfloat16 (fast on CPUs with AVX512-BF16/AMX); int8: CPU only, dynamic int8 "
+                        "quantisation; int8_bfloat16: both. All but the default give slightly different text")
     o = p.add_argument_group("output")
     o.add_argument("--output-dir", "-o", default=None, help="where to write outputs (default: current directory)")
     o.add_argument("--output-format", "-f", action=CommaList, default=None, metavar="FORMATS",
