@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 
@@ -136,7 +137,12 @@ def test_batched_text_equals_sequential(tiny_transcriber):
     assert [b[0] for b in batched] == list(range(len(files)))  # input order
     for f, s, (_, segments, language, _) in zip(files, sequential, batched):
         assert [x.text for x in segments] == [x.text for x in s.segments], f
-        assert [x.to_dict() for x in segments] == [x.to_dict() for x in s.segments], f
+        # timestamps exactly; word probabilities (4 decimals) up to one rounding step: rows batched
+        # with other files go through other matmul shapes, which moves the float32 sums by ~1e-6
+        got, want = [x.to_dict() for x in segments], [x.to_dict() for x in s.segments]
+        probs = lambda d: [w.pop("probability") for seg in d for w in seg["words"]]  # noqa: E731
+        assert np.allclose(probs(got), probs(want), rtol=0, atol=1.5e-4), f
+        assert got == want, f
         assert language == s.language
     assert wer(JFK_TEXT, sequential[0].text) <= 0.1
 
