@@ -159,3 +159,16 @@ def test_voice_detection_leaves_torch_thread_count_alone():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "2"
+
+
+@pytest.mark.parametrize("width", [1, 3, 7, 9])
+def test_median_filter_equals_openai_whisper(width):
+    """The sort-free median filter of the word-alignment pass gives openai-whisper's values exactly."""
+    import torch
+    from whisper.timing import median_filter as reference
+
+    from audiotools.timing import median_filter
+    gen = torch.Generator().manual_seed(width)
+    for shape in [(6, 40, 700), (3, 5, width // 2 + 1), (2, 4, 2), (1, 1, 12)]:
+        x = torch.round(torch.randn(*shape, generator=gen) * 4) / 4     # coarse values: many ties
+        assert torch.equal(median_filter(x, width), reference(x, width)), shape
