@@ -214,29 +214,23 @@ def active_spans(samples: np.ndarray, floor_db: float = -75.0, frame: int = 1600
 
 
 def speech_regions(samples: np.ndarray, options: VADOptions | None = None) -> list[tuple[float, float]]:
-    """Speech regions as (start, end) seconds, sorted and non-overlapping."""
-    import torch
-    get_speech_timestamps = _silero().get_speech_timestamps
+    """Speech regions as (start, end) seconds, sorted and non-overlapping.
+
+    Silero's ``get_speech_timestamps`` per active span, computed as its two halves: the frame
+    probabilities come from the batched ``speech_probabilities`` (no scripted model call per 32 ms
+    frame: 7-8x faster) and go through Silero's own ``get_speech_timestamps_from_probs``."""
+    from_probs = _silero().utils_vad.get_speech_timestamps_from_probs
 
     options = options or VADOptions()
     if len(samples) < SAMPLE_RATE // 10:
         return []
     spans = active_spans(samples, options.silence_floor_db)
-    if not spans:
-        return []
-    model = load_vad_model()
     regions: list[tuple[float, float]] = []
     for a, b in spans:
-        part = samples[a:b]
-        if options.normalize:
-            part = normalize_level(part, options.target_level, options.max_gain_db)
-        with _model_lock, torch.inference_mode():
-            model.reset_states()
-            stamps = get_speech_timestamps(
-                torch.from_numpy(np.ascontiguousarray(part, dtype=np.float32)), model,
-                threshold=options.threshold, sampling_rate=SAMPLE_RATE,
-                min_speech_duration_ms=int(options.min_speech_duration * 1000),
-                min_silence_duration_ms=int(options.min_silence_duration * 1000),
-                speech_pad_ms=int(options.speech_pad * 1000))
+        probs = speech_probabilities(samples[a:b], options)        # level-normalised per span
+        stamps = from_probs(probs.tolist(), sampling_rate=SAMPLE_RATE, threshold=options.threshold,
+                            min_speech_duration_ms=int(options.min_speech_duration * 1000),
+                            min_silence_duration_ms=int(options.min_silence_duration * 1000),
+                            speech_pad_ms=int(options.speech_pad * 1000), audio_length_samples=b - a)
         regions.extend(((s["start"] + a) / SAMPLE_RATE, (s["end"] + a) / SAMPLE_RATE) for s in stamps)
     return regions
