@@ -40,6 +40,8 @@ def joined_ct2_dir(model: str) -> Path:
     from audiotools.models import _ct2_files, resolve
     src = resolve(model, allow_download=False)
     bins, cfg_dir = _ct2_files(src)
+    if bins == [cfg_dir / "model.bin"]:
+        return cfg_dir                       # a CTranslate2 directory with one model.bin already
     d = WORK / f"ct2-{model}"
     if not (d / "model.bin").exists():
         d.mkdir(parents=True, exist_ok=True)
