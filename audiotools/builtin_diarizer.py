@@ -9,7 +9,7 @@
 3. Clustering on at most 2000 representatives with a size-aware merge rule (clustering.py).
 4. Resegmentation: HMM/Viterbi decoding of every window against the centroids, centroid
    re-estimation from clean windows, redundant speakers merged or dropped (resegmentation.py).
-5. Fine pass: 1.0 s windows every 0.1 s, decoded against the same speakers, place the changes.
+5. Fine pass: 1.0 s windows every 0.15 s, decoded against the same speakers, place the changes.
 6. Turns: a boundary halfway between neighbouring window centres whose labels differ; turns are
    cut to the detected speech and same-speaker turns less than ``bridge_gap`` apart are joined.
 
@@ -62,7 +62,7 @@ class BuiltinOptions:
     window: float = 1.6
     edge_window: float = 1.0          # shorter windows flush with each region's edges (short turns there)
     fine_window: float = 1.0          # second pass: shorter windows place the speaker changes (0: off)
-    fine_step: float = 0.1
+    fine_step: float = 0.15           # (0.1 gave the same DER on our files at 1.5x the cost of the pass)
     fine_short_region: float = 5.0    # regions shorter than this are refined even without a change
     timings: dict = field(default_factory=dict)
 

@@ -213,6 +213,9 @@ def run_pipeline(files, args) -> dict:
     from audiotools.batch import BatchOptions, prepare_recipe, run_batch
     from audiotools.pipeline import load_recipe, override, transcribe_options
     from audiotools.transcriber import Transcriber
+    # the identify step caches speaker embeddings by PCM hash; the GPU corpus repeats its files, so
+    # a warm cache would serve every copy after the first: time the work, not the cache
+    os.environ["AUDIOTOOLS_NO_EMBEDDING_CACHE"] = "1"
     recipe = load_recipe(args.pipeline)
     recipe = override(recipe, "transcribe", model=args.model, device=args.device, language=args.language,
                       batch_size=args.batch_size, word_timestamps=args.words, threads=args.threads)
