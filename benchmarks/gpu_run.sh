@@ -63,4 +63,11 @@ rc=${PIPESTATUS[0]}
 set -e
 find benchmarks/results -name '*.json' -newer "$marker" -exec cp {} "$OUT/" \;
 log "benchmark exit $rc; results: $(ls "$OUT")"
+if [ -z "${KIT_BENCH_ARGS:-}" ]; then
+  # with the time left in the call: the engine alone at a larger batch (the recipe's 32 is a guess)
+  log "extra: audiotools at batch 128"
+  "$PY" benchmarks/batch.py --model "$X/model" --device cuda --systems audiotools --batch-size 128 \
+    --out batch_cuda_b128 2>&1 | tee "$OUT/batch_b128.log" || true
+  find benchmarks/results -name '*.json' -newer "$marker" -exec cp {} "$OUT/" \;
+fi
 exit "$rc"
