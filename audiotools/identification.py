@@ -45,6 +45,7 @@ STEP_PARAMS = {
     "missed_name_cost": 1.0,      # ... the cost of leaving an enrolled person unnamed
     "min_speech": 1.5,            # seconds of speech a diarised speaker needs to be compared
     "condition": None,            # force a recording condition (wideband/telephone/telephone-codec)
+    "device": "auto",             # speaker embeddings on: auto | cpu | cuda (batch: the engine's device)
 }
 
 
@@ -273,10 +274,13 @@ def run_step(job, params: dict) -> None:
         log.info("identify: no diarised speakers in %s; run the diarize step to name speakers", job.path)
         t.extra["identification"] = {"store": str(store.dir), "skipped": "no diarised speakers"}
         return
+    from .diarization import resolve_device
+    from .verification import Scorer
+    scorer = Scorer(store.dir, device=resolve_device(params.get("device")))
     res = identify(job.audio, turns, store, prior=params.get("prior", 0.5),
                    false_name_cost=params.get("false_name_cost", 1.0),
                    missed_name_cost=params.get("missed_name_cost", 1.0),
-                   min_speech=params.get("min_speech", 1.5), condition=params.get("condition"))
+                   min_speech=params.get("min_speech", 1.5), condition=params.get("condition"), scorer=scorer)
     speakers = t.speakers if isinstance(t.speakers, dict) else {}
     for lab in res["identities"]:
         entry = speakers.setdefault(lab, {})

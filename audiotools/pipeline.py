@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,12 +179,15 @@ def decode(path: str | os.PathLike, recipe: dict) -> Job:
 
 
 def finish(job: Job, output_dir: str | os.PathLike | None = None, stem: str | None = None) -> Job:
-    """Every step after transcription (diarize, identify, mask, provenance), then export.
+    """Every step after transcription (diarize, identify, mask, provenance), then export; the seconds
+    each step before provenance took go to ``transcript.extra["stats"]["step_seconds"]``.
 
     ``job.transcript`` must hold the transcription. Outputs go to ``output_dir`` as ``<stem>.<ext>``.
     """
     recipe = job.recipe
     job.transcript.extra["parameters"] = resolved_parameters(recipe)
+    # seconds each step took, beside the engine's stats (not covered by the provenance hashes)
+    seconds = job.transcript.extra.setdefault("stats", {}).setdefault("step_seconds", {})
     for step in STEP_ORDER[1:-1]:
         params = recipe["steps"].get(step)
         if params is None:  # not in the recipe: run with its defaults when the step is installed
@@ -195,7 +199,10 @@ def finish(job: Job, output_dir: str | os.PathLike | None = None, stem: str | No
         mod = step_module(step)
         if mod is None:
             raise UsageError(f"pipeline step {step!r} is not available in this installation")
+        t0 = time.perf_counter()
         mod.run_step(job, params)
+        if step != "provenance":        # it seals the document: its own time cannot go inside
+            seconds[step] = round(time.perf_counter() - t0, 3)
     if output_dir is not None:
         from .writers import write_outputs
         formats = (recipe["steps"].get("export") or {}).get("formats")

@@ -238,13 +238,17 @@ def run_pipeline(files, args) -> dict:
         gpu = sampler.stop() if sampler else None
         failed = [r.error for r in res.records if r.status != "ok"]
         texts = []
+        step_seconds: dict[str, float] = {}   # summed over files (finishing threads overlap the engine)
         for r in res.records:
             js = next((Path(tmp) / "out" / o for o in r.outputs if o.endswith(".json")), None)
             doc = json.loads(js.read_text()) if js and js.exists() else {"segments": []}
             texts.append(" ".join(s["text"].strip() for s in doc["segments"]))
+            for step, sec in ((doc.get("stats") or {}).get("step_seconds") or {}).items():
+                step_seconds[step] = round(step_seconds.get(step, 0.0) + sec, 3)
     steps = [s for s, p in recipe["steps"].items() if isinstance(p, dict) and p.get("enabled", True)]
     return {"seconds": elapsed, "texts": texts, "gpu": gpu,
-            "details": {"recipe": recipe["name"], "steps": steps, "failed": failed, **res.info}}
+            "details": {"recipe": recipe["name"], "steps": steps, "failed": failed, "step_seconds": step_seconds,
+                        **res.info}}
 
 
 def run_openai_whisper(files, args) -> dict:

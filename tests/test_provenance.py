@@ -522,6 +522,11 @@ def test_end_to_end_tiny(tmp_path, keys, capsys):
     assert prov["models"][0]["role"] == "asr" and prov["models"][0]["sha256"] == doc["model"]["sha256"]
     assert len(prov["segments"]) == len(doc["segments"]) > 0
     assert "ask not" in " ".join(s["text"] for s in doc["segments"]).lower()
+    # each step's seconds are recorded, inside what the hash and signature cover (checked below);
+    # the provenance step's own time cannot be
+    steps = doc["stats"]["step_seconds"]
+    assert {"diarize", "mask"} <= set(steps) and "provenance" not in steps
+    assert all(isinstance(v, float) and v >= 0 for v in steps.values())
     capsys.readouterr()
     rc, text = run_verify(capsys, out / "jfk.json", "--audio", JFK, "--public-key", keys[1], "--exports")
     assert rc == 0, text
