@@ -99,10 +99,11 @@ def welch_psd(x: np.ndarray, sample_rate: int, nperseg: int = 512) -> tuple[np.n
     window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(nperseg) / nperseg)
     freqs = np.fft.rfftfreq(nperseg, 1.0 / sample_rate)
     total = np.zeros(len(freqs))
+    x = np.asarray(x, dtype=np.float64)
     block = 4096                                       # segments per FFT call: bounded memory
     for b0 in range(0, n, block):
         idx = (np.arange(b0, min(n, b0 + block)) * step)[:, None] + np.arange(nperseg)[None]
-        seg = np.asarray(x, dtype=np.float64)[idx]
+        seg = x[idx]
         seg -= seg.mean(axis=1, keepdims=True)
         total += np.square(np.abs(np.fft.rfft(seg * window, axis=1))).sum(axis=0)
     psd = total / max(n, 1) / (sample_rate * np.square(window).sum())

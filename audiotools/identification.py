@@ -274,7 +274,7 @@ def run_step(job, params: dict) -> None:
         log.info("identify: no diarised speakers in %s; run the diarize step to name speakers", job.path)
         t.extra["identification"] = {"store": str(store.dir), "skipped": "no diarised speakers"}
         return
-    from .diarization import resolve_device
+    from .models import resolve_device
     from .verification import Scorer
     scorer = Scorer(store.dir, device=resolve_device(params.get("device")))
     res = identify(job.audio, turns, store, prior=params.get("prior", 0.5),

