@@ -159,6 +159,13 @@ def turns_from_labels(we: WindowEmbeddings, labels: np.ndarray, regions: list[tu
     return [t for t in turns if t[1] > t[0]]
 
 
+def labelled_turns(we: WindowEmbeddings, labels: np.ndarray, regions: list[tuple[float, float]],
+                   speech: list[tuple[float, float]], bridge_gap: float) -> list[tuple[float, float, int]]:
+    """Window labels -> speaker turns: boundaries between windows, cut to the detected ``speech``,
+    same-speaker turns closer than ``bridge_gap`` joined (step 6 of the diariser)."""
+    return bridge(intersect(turns_from_labels(we, labels, regions), speech), bridge_gap)
+
+
 def bridge(turns: list[tuple[float, float, int]], max_gap: float) -> list[tuple[float, float, int]]:
     """Join consecutive turns of the same speaker separated by less than ``max_gap`` seconds."""
     out: list[list] = []
@@ -293,7 +300,7 @@ def _diarize(samples: np.ndarray, options: BuiltinOptions, speech) -> list[tuple
     if options.fine_window and options.fine_window < options.window and labels.max(initial=0) > 0:
         we, labels = refine(samples, regions, we, labels, weights, encoder, options)
         options.timings["refine"] = round(time.perf_counter() - t3, 3)
-    turns = bridge(intersect(turns_from_labels(we, labels, regions), speech), options.bridge_gap)
+    turns = labelled_turns(we, labels, regions, speech, options.bridge_gap)
     order: dict[int, int] = {}
     for _, _, k in turns:
         order.setdefault(k, len(order))

@@ -142,8 +142,7 @@ def oracle_bound() -> dict:
                                            opts.switch_prob)),
                             ("argmax", np.argmax(we.vectors @ centroids.T, axis=1))):
             hyp = Annotation()
-            for i, (s, e, k) in enumerate(bd.bridge(bd.intersect(bd.turns_from_labels(we, labels, regions), speech),
-                                                    opts.bridge_gap)):
+            for i, (s, e, k) in enumerate(bd.labelled_turns(we, labels, regions, speech, opts.bridge_gap)):
                 hyp[Segment(s, e), i] = k
             out[f"{window}s_windows_{how}"] = der_of(reference, hyp, audio.duration)
     overlap = reference.get_overlap().duration()
