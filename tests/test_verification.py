@@ -296,3 +296,17 @@ def test_identify_step_without_store_does_nothing(tmp_path):
     run_step(job, {**STEP_PARAMS, "voiceprints": str(tmp_path / "missing")})   # touches nothing
     (tmp_path / "empty").mkdir()
     run_step(job, {**STEP_PARAMS, "voiceprints": str(tmp_path / "empty")})
+
+
+def test_welch_psd_equals_scipy():
+    """Channel detection's whole-array Welch PSD is scipy.signal.welch's (default settings)."""
+    from scipy import signal
+
+    from audiotools.channel import welch_psd
+    rng = np.random.default_rng(3)
+    for n in (1024, 1500, 16000 * 7 + 123):
+        x = (rng.standard_normal(n) * 0.05).astype(np.float32)
+        f_ref, p_ref = signal.welch(x, 16000, nperseg=512)
+        f, p = welch_psd(x, 16000, nperseg=512)
+        assert np.allclose(f, f_ref)
+        assert np.allclose(p, p_ref, rtol=1e-5, atol=0), n
