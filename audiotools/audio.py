@@ -36,6 +36,9 @@ class DecodedAudio:
     info: AudioInfo
     channel_samples: np.ndarray | None = None  # float32 (channels, n) at SAMPLE_RATE, when asked for
     warnings: list[str] = field(default_factory=list)
+    # Silero speech regions (s) as vad.speech_regions gives them with its default options, once the
+    # transcription has computed them: identification reuses them instead of running VAD again
+    speech: list[tuple[float, float]] | None = None
 
     @property
     def duration(self) -> float:

@@ -141,6 +141,7 @@ class Audio:
     sha256: str | None = None
 
     duration_s: float | None = None     # known duration when the samples are not loaded
+    speech: list[tuple[float, float]] | None = None   # VAD regions already computed (DecodedAudio.speech)
 
     @property
     def duration(self) -> float:
@@ -162,7 +163,7 @@ class Audio:
     def light(self) -> "Audio":
         """A copy without the samples (they are decoded again only when an embedding is not cached)."""
         return Audio(samples=np.zeros(0, np.float32), pcm_sha256=self.pcm_sha256, channel=self.channel,
-                     path=self.path, sha256=self.sha256, duration_s=self.duration)
+                     path=self.path, sha256=self.sha256, duration_s=self.duration, speech=self.speech)
 
     @classmethod
     def from_decoded(cls, decoded, condition: str | None = None) -> "Audio":
@@ -171,7 +172,8 @@ class Audio:
             info.condition = channel.check_condition(condition)
             info.reasons = [f"set by the user ({condition})"] + info.reasons
         return cls(samples=decoded.samples, pcm_sha256=decoded.info.pcm_sha256, channel=info,
-                   path=decoded.info.path, sha256=decoded.info.sha256 or None)
+                   path=decoded.info.path, sha256=decoded.info.sha256 or None,
+                   speech=getattr(decoded, "speech", None))
 
     @classmethod
     def load(cls, path, condition: str | None = None) -> "Audio":
@@ -207,9 +209,10 @@ class Extractor:
         """VAD speech regions of the whole recording (cached by PCM hash, in memory and on disk)."""
         if audio.pcm_sha256 in self._vad:
             return self._vad[audio.pcm_sha256]
+        # the transcription's VAD when it ran (the same function and options), else the cache or Silero
+        regions = list(audio.speech) if audio.speech is not None else None
         path = self.dir / f"vad-{_key(audio.pcm_sha256, 'silero', VAD_VERSION, code_version('audiotools.vad'))}.npy"
-        regions = None
-        if self.use_cache:
+        if regions is None and self.use_cache:
             arr = _load_npy(path, lambda a: a.ndim == 2 and a.shape[1] == 2)
             if arr is not None:
                 regions = [(float(a), float(b)) for a, b in arr]

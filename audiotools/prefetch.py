@@ -70,14 +70,8 @@ class Prepared:
 
 def compute_windows(samples: np.ndarray, options: PrepareOptions):
     """The engine's windows for ``samples`` (the same as ``Transcriber.windows_for``)."""
-    from .vad import VADOptions, speech_regions
-    from .windows import fixed_windows, make_windows
-    if not options.vad:
-        return fixed_windows(len(samples) / SAMPLE_RATE)
-    vad_opts = options.vad_options
-    if isinstance(vad_opts, dict):
-        vad_opts = VADOptions(**vad_opts)
-    return make_windows(speech_regions(samples, vad_opts or VADOptions()), samples)
+    from .windows import speech_windows
+    return speech_windows(samples, options.vad_options, options.vad)[0]
 
 
 def error_line(e: BaseException) -> str:
@@ -96,7 +90,12 @@ def prepare(index: int, path: str, options: PrepareOptions) -> Prepared:
     t0 = time.perf_counter()
     try:
         audio = load_audio(path, keep_channels=options.keep_channels)
-        windows = compute_windows(audio.samples, options) if options.windows else None
+        windows = None
+        if options.windows:
+            from .vad import reusable_speech
+            from .windows import speech_windows
+            windows, regions = speech_windows(audio.samples, options.vad_options, options.vad)
+            audio.speech = reusable_speech(regions, options.vad_options)
     except Exception as e:  # one bad file must not stop the batch: report it
         return Prepared(index=index, path=str(path), error=error_line(e), decode_seconds=time.perf_counter() - t0)
     return Prepared(index=index, path=str(path), audio=audio, windows=windows,

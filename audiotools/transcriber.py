@@ -24,8 +24,8 @@ from .models import DEFAULT_MODEL, ModelInfo, load_model, resolve_device
 from .quantize import encode_features
 from .timing import AlignJob, apply_alignment, find_alignments, num_frames_for, split_segments, text_tokens_of
 from .transcript import Segment, Transcript, Word
-from .vad import VADOptions, speech_regions
-from .windows import Window, fixed_windows, make_windows
+from .vad import VADOptions, reusable_speech
+from .windows import Window, speech_windows
 
 log = logging.getLogger(__name__)
 SAMPLE_RATE = 16000
@@ -162,11 +162,7 @@ class Transcriber:
                              language=language, task=self.options.task)
 
     def windows_for(self, samples: np.ndarray) -> list[Window]:
-        duration = len(samples) / SAMPLE_RATE
-        if not self.options.vad:
-            return fixed_windows(duration)
-        regions = speech_regions(samples, self.options.vad_options)
-        return make_windows(regions, samples)
+        return speech_windows(samples, self.options.vad_options, self.options.vad)[0]
 
     @torch.inference_mode()
     def encode(self, samples: np.ndarray, windows: list[Window]) -> torch.Tensor:
@@ -289,7 +285,9 @@ class Transcriber:
             st.segments[wi] = segs
 
     def transcribe(self, audio: DecodedAudio, progress=None) -> Transcript:
-        segments, language, stats = self.transcribe_samples(audio.samples, progress=progress)
+        windows, regions = speech_windows(audio.samples, self.options.vad_options, self.options.vad)
+        audio.speech = reusable_speech(regions, self.options.vad_options)    # identification reuses them
+        segments, language, stats = self.transcribe_samples(audio.samples, windows, progress=progress)
         return self.make_transcript(audio, segments, language, stats)
 
     def make_transcript(self, audio: DecodedAudio, segments: list[Segment], language: str | None,

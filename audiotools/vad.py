@@ -213,6 +213,15 @@ def active_spans(samples: np.ndarray, floor_db: float = -75.0, frame: int = 1600
     return out
 
 
+def reusable_speech(regions: list[tuple[float, float]] | None, options: VADOptions | dict | None
+                    ) -> list[tuple[float, float]] | None:
+    """``regions`` when ``options`` are the defaults, i.e. they are exactly what ``speech_regions(samples)``
+    gives and other steps (identification) may reuse them; else None."""
+    if isinstance(options, dict):
+        options = VADOptions(**options)
+    return regions if regions is not None and (options or VADOptions()) == VADOptions() else None
+
+
 def speech_regions(samples: np.ndarray, options: VADOptions | None = None) -> list[tuple[float, float]]:
     """Speech regions as (start, end) seconds, sorted and non-overlapping.
 

@@ -64,6 +64,21 @@ def make_windows(regions: list[tuple[float, float]], samples: np.ndarray | None 
     return windows
 
 
+def speech_windows(samples: np.ndarray, vad_options=None, vad: bool = True
+                   ) -> tuple[list[Window], list[tuple[float, float]] | None]:
+    """The engine's decoding windows for ``samples`` and the speech regions they were cut from:
+    Silero VAD (``vad_options``: a ``vad.VADOptions``, a dict of its fields or None for the
+    defaults), or fixed 30 s windows and no regions when ``vad`` is off. The transcriber and the
+    batch's decode workers both cut their windows here."""
+    from .vad import VADOptions, speech_regions
+    if not vad:
+        return fixed_windows(len(samples) / SAMPLE_RATE), None
+    if isinstance(vad_options, dict):
+        vad_options = VADOptions(**vad_options)
+    regions = speech_regions(samples, vad_options or VADOptions())
+    return make_windows(regions, samples), regions
+
+
 def fixed_windows(duration: float, max_len: float = MAX_WINDOW) -> list[Window]:
     """Windows covering the whole file (used when VAD is off)."""
     out, t = [], 0.0

@@ -308,3 +308,34 @@ def test_ray_local_mode(tmp_path, tiny_transcriber):
     again = run_batch([src], tiny_recipe(), BatchOptions(output_dir=out, workers=0), transcriber=tiny_transcriber)
     assert {Path(r.input).name: r.status for r in again.records} == {
         "jfk.flac": "skipped", "u0.flac": "skipped", "u1.flac": "skipped", "bad.wav": "failed"}
+
+
+def test_identification_reuses_the_transcription_vad(tiny_transcriber, monkeypatch):
+    """The speech regions the windows were cut from go with the audio (single file and decode
+    workers), so identification does not run Silero again; with other VAD options they do not."""
+    import audiotools.vad as vad
+    from audiotools.audio import load_audio
+    from audiotools.embedding_cache import Audio, Extractor
+    from audiotools.prefetch import PrepareOptions, prepare
+    from audiotools.transcriber import TranscribeOptions, Transcriber
+
+    path = ROOT / "samples" / "conversation.wav"
+    audio = load_audio(path)
+    tiny_transcriber.transcribe(audio)
+    expected = vad.speech_regions(audio.samples)
+    assert audio.speech == expected and expected
+    prepared = prepare(0, str(path), PrepareOptions())
+    assert prepared.audio.speech == expected
+
+    def no_second_vad(*a, **k):
+        raise AssertionError("VAD ran again")
+    monkeypatch.setattr(vad, "speech_regions", no_second_vad)
+    assert Extractor(use_cache=False).speech(Audio.from_decoded(audio)) == expected
+    assert Extractor(use_cache=False).speech(Audio.from_decoded(prepared.audio).light()) == expected
+    monkeypatch.undo()
+
+    other = load_audio(path)
+    opts = TranscribeOptions(model="tiny.en", device="cpu", language="en")
+    opts.vad_options = vad.VADOptions(threshold=0.6)
+    Transcriber(opts).transcribe(other)
+    assert other.speech is None
