@@ -39,7 +39,7 @@ DEFAULT_BUFFER_BYTES = 2 << 30   # decoded samples waiting for the consumer
 
 @dataclass
 class PrepareOptions:
-    """What a worker does besides decoding (mirrors ``Transcriber.windows_for``)."""
+    """What a worker does besides decoding (windows.speech_windows, as ``Transcriber.windows_for``)."""
     vad: bool = True
     vad_options: object = None          # VADOptions (None: defaults)
     keep_channels: bool = False         # also return per-channel samples (diarisation by channel)
@@ -66,12 +66,6 @@ class Prepared:
         if a.channel_samples is not None:
             n += a.channel_samples.nbytes
         return n
-
-
-def compute_windows(samples: np.ndarray, options: PrepareOptions):
-    """The engine's windows for ``samples`` (the same as ``Transcriber.windows_for``)."""
-    from .windows import speech_windows
-    return speech_windows(samples, options.vad_options, options.vad)[0]
 
 
 def error_line(e: BaseException) -> str:
