@@ -254,13 +254,11 @@ def refine(samples: np.ndarray, regions: list[tuple[float, float]], we: WindowEm
                                kappa=options.kappa, switch_prob=options.switch_prob, merge=False)
     # long windows of the untouched regions + short windows of the refined ones, in (region, time) order
     keep = ~changed[we.region]
-    merged = WindowEmbeddings(np.concatenate([we.start[keep], fine.start]), np.concatenate([we.end[keep], fine.end]),
-                              np.concatenate([we.region[keep], fine.region]),
-                              np.concatenate([we.vectors[keep], fine.vectors]))
-    all_labels = np.concatenate([labels[keep], fine_labels])
-    order = np.lexsort((merged.centre, merged.region))
-    return (WindowEmbeddings(merged.start[order], merged.end[order], merged.region[order], merged.vectors[order]),
-            all_labels[order])
+    start, end, region, vectors, all_labels = (np.concatenate([a[keep], b]) for a, b in (
+        (we.start, fine.start), (we.end, fine.end), (we.region, fine.region), (we.vectors, fine.vectors),
+        (labels, fine_labels)))
+    order = np.lexsort(((start + end) / 2, region))
+    return WindowEmbeddings(start[order], end[order], region[order], vectors[order]), all_labels[order]
 
 
 def _diarize(samples: np.ndarray, options: BuiltinOptions, speech) -> list[tuple[float, float, int]]:

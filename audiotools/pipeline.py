@@ -132,15 +132,13 @@ def enabled(recipe: dict, step: str) -> bool:
 
 def transcribe_options(recipe: dict):
     from .transcriber import TranscribeOptions
-    from .vad import VADOptions
+    from .vad import VADOptions, as_vad_options
     params = dict(recipe["steps"].get("transcribe") or _transcribe_defaults())
     vad = params.pop("vad_options", None)
     params["temperatures"] = tuple(params.get("temperatures") or (0.0,))
     opts = TranscribeOptions(**params)
-    if isinstance(vad, dict):
-        opts.vad_options = VADOptions(**vad)
-    elif isinstance(vad, VADOptions):
-        opts.vad_options = vad
+    if isinstance(vad, (dict, VADOptions)):
+        opts.vad_options = as_vad_options(vad)
     return opts
 
 

@@ -24,7 +24,7 @@ from .models import DEFAULT_MODEL, ModelInfo, load_model, resolve_device
 from .quantize import encode_features
 from .timing import AlignJob, apply_alignment, find_alignments, num_frames_for, split_segments, text_tokens_of
 from .transcript import Segment, Transcript, Word
-from .vad import VADOptions, reusable_speech
+from .vad import VADOptions, as_vad_options, reusable_speech
 from .windows import Window, speech_windows
 
 log = logging.getLogger(__name__)
@@ -306,6 +306,6 @@ def transcribe_file(path, **options) -> Transcript:
     vad_opts = options.pop("vad_options", None)
     opts = TranscribeOptions(**options)
     if vad_opts is not None:
-        opts.vad_options = vad_opts if isinstance(vad_opts, VADOptions) else VADOptions(**vad_opts)
+        opts.vad_options = as_vad_options(vad_opts)
     audio = load_audio(path)
     return Transcriber(opts).transcribe(audio)

@@ -213,13 +213,18 @@ def active_spans(samples: np.ndarray, floor_db: float = -75.0, frame: int = 1600
     return out
 
 
+def as_vad_options(options: VADOptions | dict | None) -> VADOptions:
+    """``options`` as a VADOptions: a recipe's dict of its fields, or None for the defaults."""
+    if isinstance(options, VADOptions):
+        return options
+    return VADOptions(**options) if options else VADOptions()
+
+
 def reusable_speech(regions: list[tuple[float, float]] | None, options: VADOptions | dict | None
                     ) -> list[tuple[float, float]] | None:
     """``regions`` when ``options`` are the defaults, i.e. they are exactly what ``speech_regions(samples)``
     gives and other steps (identification) may reuse them; else None."""
-    if isinstance(options, dict):
-        options = VADOptions(**options)
-    return regions if regions is not None and (options or VADOptions()) == VADOptions() else None
+    return regions if regions is not None and as_vad_options(options) == VADOptions() else None
 
 
 def speech_regions(samples: np.ndarray, options: VADOptions | None = None) -> list[tuple[float, float]]:

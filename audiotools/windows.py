@@ -70,12 +70,10 @@ def speech_windows(samples: np.ndarray, vad_options=None, vad: bool = True
     Silero VAD (``vad_options``: a ``vad.VADOptions``, a dict of its fields or None for the
     defaults), or fixed 30 s windows and no regions when ``vad`` is off. The transcriber and the
     batch's decode workers both cut their windows here."""
-    from .vad import VADOptions, speech_regions
+    from .vad import as_vad_options, speech_regions
     if not vad:
         return fixed_windows(len(samples) / SAMPLE_RATE), None
-    if isinstance(vad_options, dict):
-        vad_options = VADOptions(**vad_options)
-    regions = speech_regions(samples, vad_options or VADOptions())
+    regions = speech_regions(samples, as_vad_options(vad_options))
     return make_windows(regions, samples), regions
 
 
