@@ -145,6 +145,7 @@ class _Task(DecodingTask):
         rows = torch.arange(n_batch, device=device)       # original row of each active row
         finished: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (rows, tokens, sum_logprobs)
         cur_sum = sum_logprobs.clone()
+        shared: set = set()      # caches still shared with ``self.cross_kv``: copied, never written
         try:
             for i in range(self.sample_len):
                 logits = self.inference.logits(tokens, audio_features)
@@ -152,6 +153,7 @@ class _Task(DecodingTask):
                     # every row's cross-attention keys/values: word alignment reuses them
                     self.cross_kv = {m: self.inference.kv_cache[m] for m in cross_modules(self.model)
                                      if m in self.inference.kv_cache}
+                    shared = set(self.cross_kv)
                 if i == 0 and self.tokenizer.no_speech is not None:
                     probs_at_sot = logits[:, self.sot_index].float().softmax(dim=-1)
                     no_speech_probs = probs_at_sot[:, self.tokenizer.no_speech].tolist()
@@ -163,16 +165,30 @@ class _Task(DecodingTask):
                     break
                 done = tokens[:, -1] == eot
                 n_done = int(done.sum())
-                # drop ended rows once they are a quarter of the batch (each drop copies the caches)
+                # drop ended rows once they are a quarter of the batch
                 if n_done and n_done * 4 >= tokens.shape[0]:
-                    keep = (~done).nonzero()[:, 0]
                     gone = done.nonzero()[:, 0]
                     finished.append((rows[gone], tokens[gone], cur_sum[gone]))
-                    rows, tokens, cur_sum = rows[keep], tokens[keep], cur_sum[keep]
-                    audio_features = audio_features[keep]
+                    n_keep = tokens.shape[0] - n_done
+                    # swap-remove: the ended rows among the first n_keep take the places of the live
+                    # rows beyond n_keep, then every tensor is cut to n_keep rows; only the moved rows
+                    # are copied, not every live row (a row's cross-attention cache is 37 MB for base)
+                    holes = done[:n_keep].nonzero()[:, 0]
+                    fillers = (~done[n_keep:]).nonzero()[:, 0] + n_keep
+                    order = torch.arange(n_keep, device=device)
+                    order[holes] = fillers
+                    rows, tokens, cur_sum = rows[order], tokens[order], cur_sum[order]
+                    # the features are not read again once the cross-attention caches exist
+                    audio_features = audio_features[:n_keep]
                     cache = self.inference.kv_cache
                     for module in list(cache):
-                        cache[module] = cache[module][keep].detach()
+                        t = cache[module]
+                        if module in shared:   # first drop: a private copy, the shared one stays whole
+                            cache[module] = t[order]
+                            shared.discard(module)
+                        else:
+                            t[holes] = t[fillers]
+                            cache[module] = t[:n_keep]
         finally:
             self.inference.cleanup_caching()
         # reassemble in the original row order; rows that ended early are padded with EOT, which is
