@@ -151,16 +151,37 @@ def _alignment_pairs(model) -> list[tuple[int, int]]:
     return [tuple(p) for p in model.alignment_heads.indices().T.tolist()]
 
 
-def _decoder_logits(model, tokens: torch.Tensor, features: torch.Tensor, kv: dict | None) -> torch.Tensor:
-    """``TextDecoder.forward`` without a self-attention cache; ``kv`` holds precomputed cross-attention
-    keys/values (the ones decoding computed), so the audio features are not projected again."""
+def _decoder_forward(model, tokens: torch.Tensor, features: torch.Tensor, kv: dict | None,
+                     heads_by_layer: dict[int, list[int]]) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+    """``TextDecoder.forward`` without a self-attention cache, up to the final layer norm, and the
+    cross-attention logits ``q k^T / sqrt(d)`` of the alignment heads only: ``{layer: (B, heads, T, frames)}``.
+
+    Every attention runs through SDPA; only the alignment heads' (B, T, frames) logits are
+    materialised (openai-whisper's ``disable_sdpa`` computes them for every head of every layer).
+    ``kv`` holds precomputed cross-attention keys/values (the ones decoding computed), so the
+    audio features are not projected again."""
     dec = model.decoder
     x = dec.token_embedding(tokens) + dec.positional_embedding[: tokens.shape[-1]]
     x = x.to(features.dtype)
-    for block in dec.blocks:
-        x = block(x, features, mask=dec.mask, kv_cache=kv)
-    x = dec.ln(x)
-    return output_logits(dec, x)
+    qks: dict[int, torch.Tensor] = {}
+    for li, block in enumerate(dec.blocks):
+        x = x + block.attn(block.attn_ln(x), mask=dec.mask)[0]
+        ca = block.cross_attn
+        q = ca.query(block.cross_attn_ln(x))
+        k = kv[ca.key] if kv is not None else ca.key(features)
+        v = kv[ca.value] if kv is not None else ca.value(features)
+        n_batch, n_ctx, n_state = q.shape
+        q = q.view(n_batch, n_ctx, ca.n_head, -1).transpose(1, 2)
+        k = k.view(*k.shape[:2], ca.n_head, -1).transpose(1, 2)
+        v = v.view(*v.shape[:2], ca.n_head, -1).transpose(1, 2)
+        o = F.scaled_dot_product_attention(q, k, v)
+        x = x + ca.out(o.transpose(1, 2).flatten(start_dim=2))
+        heads = heads_by_layer.get(li)
+        if heads:
+            scale = (n_state // ca.n_head) ** -0.25
+            qks[li] = ((q[:, heads] * scale) @ (k[:, heads] * scale).transpose(-1, -2)).float()
+        x = x + block.mlp(block.mlp_ln(x))
+    return dec.ln(x), qks
 
 
 @torch.no_grad()
@@ -170,8 +191,6 @@ def find_alignments(model, jobs: list[AlignJob], medfilt_width: int = 7, qk_scal
 
     ``cross_kv`` (from ``decoding.decode_windows``): the cross-attention keys/values of the batch,
     indexed by each job's ``row``; without it the features are projected here."""
-    from whisper.model import disable_sdpa
-
     out: list[list[WordTiming]] = [[] for _ in jobs]
     todo = [i for i, j in enumerate(jobs) if j.text_tokens]
     if not todo:
@@ -192,6 +211,7 @@ def find_alignments(model, jobs: list[AlignJob], medfilt_width: int = 7, qk_scal
     if cur:
         chunks.append(cur)
     for chunk in chunks:
+        chunk.sort()    # batch order: the rows of ``cross_kv`` are then often one slice, not a copy
         rows = []
         for i in chunk:
             tok = jobs[i].tokenizer
@@ -200,20 +220,19 @@ def find_alignments(model, jobs: list[AlignJob], medfilt_width: int = 7, qk_scal
         tokens = torch.tensor([r + [jobs[chunk[0]].tokenizer.eot] * (width - len(r)) for r in rows],
                               device=model.device)
         features = torch.stack([jobs[i].features for i in chunk])
-        qks: dict[int, torch.Tensor] = {}
-        hooks = [block.cross_attn.register_forward_hook(
-                     lambda _, ins, outs, index=li: qks.__setitem__(index, outs[-1][:, heads_by_layer[index]]))
-                 for li, block in enumerate(model.decoder.blocks) if li in heads_by_layer]
         kv = None
         if cross_kv and all(jobs[i].row is not None for i in chunk):
-            sel = torch.tensor([jobs[i].row for i in chunk], device=features.device)
-            kv = {m: t.index_select(0, sel) for m, t in cross_kv.items()}
-        try:
-            with disable_sdpa():
-                logits = _decoder_logits(model, tokens, features, kv)
-        finally:
-            for h in hooks:
-                h.remove()
+            sel = [jobs[i].row for i in chunk]
+            if sel == list(range(sel[0], sel[0] + len(sel))):
+                kv = {m: t[sel[0]: sel[0] + len(sel)] for m, t in cross_kv.items()}
+            else:
+                idx = torch.tensor(sel, device=features.device)
+                kv = {m: t.index_select(0, idx) for m, t in cross_kv.items()}
+        hidden, qks = _decoder_forward(model, tokens, features, kv, heads_by_layer)
+        # vocabulary logits only where a text token is predicted (not the prompt, EOT or padding)
+        n_sots = [len(jobs[i].tokenizer.sot_sequence) for i in chunk]
+        picked = torch.cat([hidden[b, n_sots[b]: n_sots[b] + len(jobs[i].text_tokens)] for b, i in enumerate(chunk)])
+        text_logits = output_logits(model.decoder, picked).split([len(jobs[i].text_tokens) for i in chunk])
         # (windows, alignment heads, tokens, frames), heads in openai-whisper's order
         pos = {layer: {h: k for k, h in enumerate(hs)} for layer, hs in heads_by_layer.items()}
         stacked = torch.stack([qks[layer][:, pos[layer][head]] for layer, head in pairs], dim=1)
@@ -223,8 +242,7 @@ def find_alignments(model, jobs: list[AlignJob], medfilt_width: int = 7, qk_scal
             n_sot = len(tok.sot_sequence)
             n_tok = len(rows[b])
             text_tokens = job.text_tokens
-            sampled = logits[b, n_sot:n_tok, : tok.eot]
-            token_probs = sampled.softmax(dim=-1)
+            token_probs = text_logits[b][:, : tok.eot].softmax(dim=-1)
             text_token_probs = token_probs[np.arange(len(text_tokens)), text_tokens].tolist()
             weights = stacked[b, :, :n_tok, : job.num_frames // 2]
             weights = (weights * qk_scale).softmax(dim=-1)
