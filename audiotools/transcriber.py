@@ -22,6 +22,7 @@ from .decoding import DecodeOptions, decode_windows
 from .features import log_mel_batch
 from .models import DEFAULT_MODEL, load_model, resolve_device
 from .quantize import encode_features
+from .weight_layout import column_major_linears
 from .timing import AlignJob, apply_alignment, find_alignments, num_frames_for, split_segments, text_tokens_of
 from .transcript import Segment, Transcript, Word
 from .vad import VADOptions, as_vad_options, reusable_speech
@@ -137,6 +138,9 @@ def get_model(spec: str, device: str, fp16: bool | None = None, allow_download: 
                 if device == "cpu" and not bf16_fast():
                     log.warning("compute type %s: this CPU has no AVX512-BF16/AMX, bfloat16 is emulated and "
                                 "may be slower than float32", ct)
+            if device == "cpu":
+                # the int8 decoder projects logits with its own int8 copy: its embedding keeps rows
+                column_major_linears(model, embedding=getattr(model.decoder, "int8_logits", None) is None)
             model.compute_type = ct
             _model_cache[key] = (model, info)
         return _model_cache[key]

@@ -15,9 +15,9 @@ short file before the clock starts; timed work is everything from the files to t
                        likewise audiotools-bfloat16 (bfloat16 encoder) and audiotools-int8_bfloat16
   audiotools-pipeline  ``audiotools batch`` end to end (``run_batch``: engine + the recipe's
                        identify/mask/provenance (+ diarize when installed) + every export, atomic)
-  openai-whisper       ``whisper.transcribe`` file by file on the same torch module
-                       (``audiotools.transcriber.get_model``), given pre-decoded arrays (no ffmpeg
-                       binary here; decoding is not timed for it)
+  openai-whisper       ``whisper.transcribe`` file by file on the same weights, as openai-whisper
+                       holds them (``audiotools.models.load_model``: no engine re-layout), given
+                       pre-decoded arrays (no ffmpeg binary here; decoding is not timed for it)
   faster-whisper       ``BatchedInferencePipeline`` on the same CTranslate2 weights (int8 and float32
                        on CPU, float16 on CUDA), decoding the files itself
   hf                   transformers ``pipeline("automatic-speech-recognition")`` with
@@ -252,11 +252,14 @@ def run_pipeline(files, args) -> dict:
 
 
 def run_openai_whisper(files, args) -> dict:
+    import torch
     import whisper
     from audiotools.audio import load_audio
-    from audiotools.transcriber import get_model
-    model, _ = get_model(args.model, args.device)
+    from audiotools.models import load_model
     fp16 = args.device.startswith("cuda")
+    # the plain openai-whisper module (load_model, not the engine's get_model, which re-lays the
+    # CPU weights for batched decoding): the baseline runs as openai-whisper users run it
+    model, _ = load_model(args.model, args.device, dtype=torch.float16 if fp16 else torch.float32)
     audio = [load_audio(f["path"]).samples for f in files]  # pre-decoded: not timed
     whisper.transcribe(model, load_audio(SHARED / "speech" / "jfk.flac").samples, fp16=fp16, language=args.language,
                        word_timestamps=args.words, verbose=None)
@@ -381,9 +384,9 @@ def run_hf(files, args) -> dict:
     except ImportError:
         return {"skipped": "transformers is not installed (pip install transformers)"}
     from audiotools.audio import load_audio
-    from audiotools.transcriber import get_model
+    from audiotools.models import load_model
     from transcribe_cpu import joined_ct2_dir
-    wmodel, _ = get_model(args.model, "cpu", False)
+    wmodel, _ = load_model(args.model, "cpu", dtype=torch.float32)
     hf, processor = hf_model_from_whisper(wmodel, joined_ct2_dir(args.model) / "tokenizer.json")
     dtype = torch.float16 if args.device.startswith("cuda") else torch.float32
     hf = hf.to(device=args.device, dtype=dtype).eval()

@@ -14,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -67,6 +66,7 @@ def main() -> None:
     from faster_whisper import WhisperModel
 
     from audiotools.audio import load_audio
+    from audiotools.models import load_model
     from audiotools.transcriber import TranscribeOptions, Transcriber
 
     torch.set_num_threads(args.threads)
@@ -74,12 +74,14 @@ def main() -> None:
     audio = {str(f["path"]): load_audio(f["path"]) for f in files}
     total_dur = sum(a.duration for a in audio.values())
 
+    # openai-whisper on the module as it loads it (not the engine's, whose CPU weights are re-laid out)
+    plain_model, _ = load_model(args.model, "cpu", dtype=torch.float32)
     systems = {}
     for words in (True, False):
         ours = Transcriber(TranscribeOptions(model=args.model, device="cpu", word_timestamps=words))
         systems[f"audiotools{'+words' if words else ''}"] = (
             lambda f, o=ours: o.transcribe(load_audio(f["path"])).text)  # decode + VAD + ASR, all timed
-        model = ours.model
+        model = plain_model
         systems[f"openai-whisper{'+words' if words else ''}"] = (
             lambda f, m=model, w=words: whisper.transcribe(m, audio[str(f["path"])].samples, fp16=False,
                                                             word_timestamps=w, verbose=None)["text"])

@@ -1,0 +1,93 @@
+"""Decoding internals against openai-whisper's own: the batched timestamp rules and the CPU weight
+layout must not change a single logit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from whisper.decoding import ApplyTimestampRules
+from whisper.tokenizer import get_tokenizer
+
+from audiotools.decoding import _BatchedTimestampRules
+
+
+def _histories(tok, rng: np.random.Generator, batch: int, length: int, sample_begin: int) -> torch.Tensor:
+    """Token rows: the SOT prompt, then a random mix of text tokens, timestamps (often increasing,
+    sometimes repeated or decreasing) and pairs of timestamps."""
+    tb = tok.timestamp_begin
+    rows = []
+    for _ in range(batch):
+        row = list(tok.sot_sequence)[:sample_begin]
+        t = int(rng.integers(0, 20))
+        while len(row) < sample_begin + length:
+            r = rng.random()
+            if r < 0.55:
+                row.append(int(rng.integers(0, tok.eot)))
+            elif r < 0.8:
+                t = max(0, t + int(rng.integers(-3, 30)))
+                row.append(tb + min(t, 1500))
+            else:
+                t = min(1500, t + int(rng.integers(0, 30)))
+                row += [tb + t, tb + t]
+        rows.append(row[: sample_begin + length])
+    return torch.tensor(rows)
+
+
+@pytest.mark.parametrize("multilingual", [False, True])
+@pytest.mark.parametrize("length", [0, 1, 2, 5, 17])
+def test_batched_timestamp_rules_equal_openai_whisper(multilingual, length):
+    tok = get_tokenizer(multilingual, language="en" if multilingual else None, task="transcribe")
+    sample_begin = len(tok.sot_sequence)
+    n_vocab = 51865 if multilingual else 51864
+    rng = np.random.default_rng(length + 100 * multilingual)
+    batch = 24
+    tokens = _histories(tok, rng, batch, length, sample_begin)
+    logits = torch.from_numpy(rng.normal(0, 3, (batch, n_vocab)).astype(np.float32))
+    # some rows where the timestamps together outweigh every text token, some where one text token wins
+    logits[: batch // 3, tok.timestamp_begin:] += 4.0
+    logits[batch // 3: batch // 2, 11] += 40.0
+    for max_initial in (None, 50):
+        ref, got = logits.clone(), logits.clone()
+        ApplyTimestampRules(tok, sample_begin, max_initial).apply(ref, tokens)
+        _BatchedTimestampRules(tok, sample_begin, max_initial).apply(got, tokens)
+        assert torch.equal(torch.isinf(ref), torch.isinf(got))
+        assert torch.equal(ref, got)
+        masked = torch.isinf(got).sum(dim=1)
+        if length:
+            assert masked.min() < masked.max()  # the rows really differ in what they mask
+
+
+def test_column_major_weights_same_outputs_same_memory():
+    from whisper.model import ModelDimensions, Whisper
+
+    from audiotools.weight_layout import column_major_linears
+    torch.manual_seed(0)
+    dims = ModelDimensions(n_mels=80, n_audio_ctx=64, n_audio_state=64, n_audio_head=4, n_audio_layer=2,
+                           n_vocab=51864, n_text_ctx=32, n_text_state=64, n_text_head=4, n_text_layer=2)
+    model = Whisper(dims).eval()
+    with torch.no_grad():
+        for p in model.parameters():    # some of openai-whisper's parameters start uninitialised
+            p.copy_(torch.randn_like(p) * 0.1)
+    mel = torch.randn(3, 80, 128)
+    tokens = torch.randint(0, 50000, (3, 7))
+    with torch.no_grad():
+        ref_audio = model.encoder(mel)
+        ref_logits = model.decoder(tokens, ref_audio)
+    shapes = {n: p.shape for n, p in model.named_parameters()}
+    n_bytes = sum(p.untyped_storage().nbytes() for p in model.parameters())
+    column_major_linears(model)
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and all(m.weight.t().is_contiguous() for m in linears)
+    assert model.decoder.token_embedding.weight.t().is_contiguous()
+    assert {n: p.shape for n, p in model.named_parameters()} == shapes
+    assert sum(p.untyped_storage().nbytes() for p in model.parameters()) == n_bytes
+    with torch.no_grad():
+        audio = model.encoder(mel)
+        logits = model.decoder(tokens, audio)
+    torch.testing.assert_close(audio, ref_audio, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(logits, ref_logits, rtol=1e-5, atol=1e-4)
+    # a state dict saved from it loads into a fresh module
+    fresh = Whisper(dims)
+    fresh.load_state_dict(model.state_dict())
+    assert torch.equal(fresh.decoder.token_embedding.weight, model.decoder.token_embedding.weight)
