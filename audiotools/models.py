@@ -249,7 +249,16 @@ def _build(dims: dict, state: dict, heads: list | None, device: str, dtype):
         m = torch.zeros(dims["n_text_layer"], dims["n_text_head"], dtype=torch.bool)
         m[dims["n_text_layer"] // 2:] = True
         model.register_buffer("alignment_heads", m.to_sparse(), persistent=False)
-    return model.to(device=device, dtype=dtype).eval()
+    model = model.to(device=device, dtype=dtype).eval()
+    if dtype != torch.float32:
+        # openai-whisper's LayerNorm normalises in float32 (``x.float()``) and casts back, so its
+        # weights must stay float32: with float16 weights layer_norm refuses the mix (on CUDA and
+        # CPU alike: "expected scalar type Float but found Half"). openai-whisper never meets this
+        # since it keeps every parameter in float32 and casts per call.
+        for m in model.modules():
+            if isinstance(m, torch.nn.LayerNorm):
+                m.float()
+    return model
 
 
 def _default_heads(name: str, dims: dict) -> list | None:

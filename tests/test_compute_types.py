@@ -156,3 +156,26 @@ def test_bfloat16_jfk_wer_and_word_timestamps(bf16_transcribers, ct):
     assert len(words) >= 20
     assert all(a.end <= b.start + 1e-6 for a, b in zip(words, words[1:]))
     assert words[-1].word.strip().startswith("country") and 9.5 < words[-1].end < 11.0
+
+
+def test_float16_engine_runs_end_to_end_on_cpu():
+    """The float16 path (the default on CUDA) through the whole engine: float16 weights, features and
+    decoder, layer norms in float32 as openai-whisper computes them, batched decoding of two files
+    and word alignment. It runs here on the CPU, so the GPU's dtype plumbing is tested without a GPU."""
+    from audiotools.transcriber import EngineItem, TranscribeOptions, Transcriber
+    t = Transcriber(TranscribeOptions(model="tiny.en", device="cpu", language="en", compute_type="float16"))
+    m = t.model
+    assert t.dtype == torch.float16 and t.compute_type == "float16"
+    assert m.encoder.blocks[0].mlp[0].weight.dtype == torch.float16
+    assert m.decoder.token_embedding.weight.dtype == torch.float16
+    assert all(p.dtype == torch.float32 for mod in m.modules() if isinstance(mod, nn.LayerNorm)
+               for p in mod.parameters())
+    samples = load_audio(JFK).samples
+    out = list(t.transcribe_many([EngineItem(k, samples) for k in range(2)]))
+    assert [k for k, *_ in out] == [0, 1]
+    for _, segments, language, _stats in out:
+        text = " ".join(s.text for s in segments)
+        assert wer(JFK_TEXT, text) <= 0.05, text
+        words = [w for s in segments for w in s.words]
+        assert len(words) >= 20 and all(a.end <= b.start + 1e-6 for a, b in zip(words, words[1:]))
+        assert words[-1].word.strip().startswith("country") and 9.5 < words[-1].end < 11.0
