@@ -257,9 +257,10 @@ def run_openai_whisper(files, args) -> dict:
     from audiotools.audio import load_audio
     from audiotools.models import load_model
     fp16 = args.device.startswith("cuda")
-    # the plain openai-whisper module (load_model, not the engine's get_model, which re-lays the
-    # CPU weights for batched decoding): the baseline runs as openai-whisper users run it
-    model, _ = load_model(args.model, args.device, dtype=torch.float16 if fp16 else torch.float32)
+    # the plain openai-whisper module as whisper.load_model gives it: float32 parameters (cast per
+    # call to float16 when fp16=True, as openai-whisper does on CUDA), not the engine's get_model
+    # with its re-laid-out CPU weights
+    model, _ = load_model(args.model, args.device, dtype=torch.float32)
     audio = [load_audio(f["path"]).samples for f in files]  # pre-decoded: not timed
     whisper.transcribe(model, load_audio(SHARED / "speech" / "jfk.flac").samples, fp16=fp16, language=args.language,
                        word_timestamps=args.words, verbose=None)
