@@ -118,7 +118,6 @@ def resolve(spec: str | os.PathLike | None = None, *, allow_download: bool | Non
         if p.is_dir():
             if not ((p / "model.bin").is_file() or list(p.glob("model.bin.part*"))):
                 raise ModelError(f"{p}: not a CTranslate2 model directory (no model.bin)")
-            cfg = p / "config.json"
             return ModelSource(spec, p.name, "ct2", [p], str(p))
         if p.suffix == ".pt":
             return ModelSource(spec, p.stem, "openai-pt", [p], str(p))

@@ -22,10 +22,10 @@ from .decoding import DecodeOptions, decode_windows
 from .features import log_mel_batch
 from .models import DEFAULT_MODEL, load_model, resolve_device
 from .quantize import encode_features
-from .weight_layout import column_major_linears
 from .timing import AlignJob, apply_alignment, find_alignments, num_frames_for, split_segments, text_tokens_of
 from .transcript import Segment, Transcript, Word
 from .vad import VADOptions, as_vad_options, reusable_speech
+from .weight_layout import column_major_linears
 from .windows import Window, speech_windows
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ SAMPLE_RATE = 16000
 # Windows per encoder call on a CPU. The encoder's GEMMs run near these cores' peak at any batch, but
 # one window's activations (3 MB per layer, 12 MB MLP) stay in cache: 33 windows of base on 2 cores
 # took 12.4-12.6 s one at a time against 14.0 s by 4 and 14.7-15.2 s by 16. The decoder keeps the
-# whole batch (its steps are bound by reading weights, which a larger batch shares). CUDA: the whole batch.
+# whole batch (each step's weight reads are shared by its rows). CUDA: the whole batch.
 CPU_ENCODER_BATCH = 1
 
 

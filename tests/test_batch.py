@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile as sf
 
 from audiotools.batch import BatchOptions, discover, recipe_fingerprint, remove_stale_temp_files, run_batch

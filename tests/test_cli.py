@@ -9,7 +9,7 @@ import pytest
 
 from audiotools.cli import main
 
-from conftest import JFK, JFK_TEXT, SAMPLES, run_cli, wer
+from conftest import JFK, JFK_TEXT, run_cli, wer
 
 FAST = ["--model", "tiny.en", "--language", "en"]
 

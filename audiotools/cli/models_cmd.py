@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from ..errors import UsageError
-from .common import console, info, stdout
+from .common import info, stdout
 
 
 def register(sub) -> None:
