@@ -91,3 +91,43 @@ def test_column_major_weights_same_outputs_same_memory():
     fresh = Whisper(dims)
     fresh.load_state_dict(model.state_dict())
     assert torch.equal(fresh.decoder.token_embedding.weight, model.decoder.token_embedding.weight)
+
+
+def test_alignment_same_with_and_without_the_decoding_cross_attention_cache(tiny_transcriber):
+    """find_alignments takes the decoding's cross-attention keys/values as a slice (contiguous rows),
+    a gathered copy (rows with gaps) or projects the features itself: the same words and times."""
+    from conftest import JFK
+
+    from audiotools.audio import load_audio
+    from audiotools.decoding import decode_windows
+    from audiotools.timing import AlignJob, find_alignments, num_frames_for, split_segments, text_tokens_of
+
+    t = tiny_transcriber
+    samples = load_audio(JFK).samples
+    chunks = [samples, samples[: 16000 * 6], samples[16000 * 4:]]
+    with torch.inference_mode():
+        features = t._encode(chunks)
+        cross_kv: dict = {}
+        results = decode_windows(t.model, features, ["en"] * 3, t.options.decode_options(), cross_kv=cross_kv)
+    assert cross_kv and all(v.shape[0] == 3 for v in cross_kv.values())
+    tok = t.tokenizer("en")
+
+    def jobs(rows):
+        out = []
+        for k in rows:
+            segs = split_segments(results[k].tokens, tok, 0.0, len(chunks[k]) / 16000)
+            out.append(AlignJob(tok, text_tokens_of(segs, tok), features[k], num_frames_for(len(chunks[k]) / 16000),
+                                row=k))
+        return out
+
+    def words(alignment):
+        return [[(w.word, round(float(w.start), 2), round(float(w.end), 2)) for w in a] for a in alignment]
+
+    with torch.inference_mode():
+        projected = words(find_alignments(t.model, jobs([0, 1, 2])))
+        sliced = words(find_alignments(t.model, jobs([0, 1, 2]), cross_kv=cross_kv))
+        gathered = words(find_alignments(t.model, jobs([0, 2]), cross_kv=cross_kv))
+    assert all(len(a) >= 5 for a in projected)
+    assert sliced == projected
+    assert gathered == [projected[0], projected[2]]
+    assert [w for w, _, _ in projected[0]][:3] == [" And", " so", " my"]
