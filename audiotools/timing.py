@@ -231,15 +231,16 @@ def find_alignments(model, jobs: list[AlignJob], medfilt_width: int = 7, qk_scal
         hidden, qks = _decoder_forward(model, tokens, features, kv, heads_by_layer)
         # vocabulary logits only where a text token is predicted (not the prompt, EOT or padding)
         n_sots = [len(jobs[i].tokenizer.sot_sequence) for i in chunk]
-        picked = torch.cat([hidden[b, n_sots[b]: n_sots[b] + len(jobs[i].text_tokens)] for b, i in enumerate(chunk)])
-        text_logits = output_logits(model.decoder, picked).split([len(jobs[i].text_tokens) for i in chunk])
+        n_texts = [len(jobs[i].text_tokens) for i in chunk]
+        picked = torch.cat([hidden[b, n_sots[b]: n_sots[b] + n_texts[b]] for b in range(len(chunk))])
+        text_logits = output_logits(model.decoder, picked).split(n_texts)
         # (windows, alignment heads, tokens, frames), heads in openai-whisper's order
         pos = {layer: {h: k for k, h in enumerate(hs)} for layer, hs in heads_by_layer.items()}
         stacked = torch.stack([qks[layer][:, pos[layer][head]] for layer, head in pairs], dim=1)
         for b, i in enumerate(chunk):
             job = jobs[i]
             tok = job.tokenizer
-            n_sot = len(tok.sot_sequence)
+            n_sot = n_sots[b]
             n_tok = len(rows[b])
             text_tokens = job.text_tokens
             token_probs = text_logits[b][:, : tok.eot].softmax(dim=-1)
