@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from whisper.decoding import ApplyTimestampRules, DecodingOptions, DecodingResult, DecodingTask
 
+from .decoder_step import StepDecoder
+
 
 @dataclass
 class DecodeOptions:
@@ -81,11 +83,6 @@ def _decoding_options(o: DecodeOptions, language: str, temperature: float, fp16:
     return DecodingOptions(**kw)
 
 
-def cross_modules(model) -> list:
-    """The decoder's cross-attention key and value projections (the kv-cache keys for them)."""
-    return [b.cross_attn.key for b in model.decoder.blocks] + [b.cross_attn.value for b in model.decoder.blocks]
-
-
 class _BatchedTimestampRules(ApplyTimestampRules):
     """``ApplyTimestampRules`` as whole-batch tensor operations (no per-row Python loop or host sync)."""
 
@@ -126,13 +123,6 @@ class _BatchedTimestampRules(ApplyTimestampRules):
         logits[:, :tb].masked_fill_((timestamp_logit > max_text_token_logit)[:, None], -np.inf)
 
 
-def _head_major(t: torch.Tensor, n_head: int) -> torch.Tensor:
-    """A copy of cross-attention keys or values (B, frames, n_state) as a (B, frames, heads, d) view of
-    (B, heads, frames, d) memory."""
-    b, n, d = t.shape
-    return t.view(b, n, n_head, d // n_head).transpose(1, 2).contiguous().transpose(1, 2)
-
-
 class _Task(DecodingTask):
     """openai-whisper's DecodingTask with batched timestamp rules and, for greedy passes, finished rows
     dropped from the batch as they end."""
@@ -142,6 +132,7 @@ class _Task(DecodingTask):
         self.logit_filters = [_BatchedTimestampRules(f.tokenizer, f.sample_begin, f.max_initial_timestamp_index)
                               if type(f) is ApplyTimestampRules else f for f in self.logit_filters]
         self.compact = options.beam_size is None and options.temperature == 0
+        self.keep_projections = False       # set before run(): hand the cross-attention projections on
         self.cross_kv: dict | None = None   # cross-attention keys/values of the first step (greedy passes)
 
     def _main_loop(self, audio_features: torch.Tensor, tokens: torch.Tensor):
@@ -155,19 +146,12 @@ class _Task(DecodingTask):
         rows = torch.arange(n_batch, device=device)       # original row of each active row
         finished: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (rows, tokens, sum_logprobs)
         cur_sum = sum_logprobs.clone()
+        # the loop's decoder forward (decoder_step.py); the cross-attention projections it makes at
+        # the first step, when it makes them, are handed on to word alignment
+        self.inference = StepDecoder(self.model, len(self.initial_tokens), keep_projections=self.keep_projections)
         try:
             for i in range(self.sample_len):
                 logits = self.inference.logits(tokens, audio_features)
-                if i == 0:
-                    # every row's cross-attention keys/values: word alignment reuses them
-                    cache = self.inference.kv_cache
-                    self.cross_kv = {m: cache[m] for m in cross_modules(self.model) if m in cache}
-                    # the loop's own copy, laid out head by head: (B, frames, heads, d) with the
-                    # frames of one head contiguous, which openai-whisper's attention reshapes to
-                    # (B, heads, frames, d) without a copy; single-query SDPA reads it ~20 % faster
-                    # than the projection's (B, frames, heads * d) rows (measured on CPU only)
-                    for m, t in self.cross_kv.items():
-                        cache[m] = _head_major(t, self.model.dims.n_text_head) if not t.is_cuda else t.clone()
                 if i == 0 and self.tokenizer.no_speech is not None:
                     probs_at_sot = logits[:, self.sot_index].float().softmax(dim=-1)
                     no_speech_probs = probs_at_sot[:, self.tokenizer.no_speech].tolist()
@@ -186,20 +170,17 @@ class _Task(DecodingTask):
                     n_keep = tokens.shape[0] - n_done
                     # swap-remove: the ended rows among the first n_keep take the places of the live
                     # rows beyond n_keep, then every tensor is cut to n_keep rows; only the moved rows
-                    # are copied, not every live row (a row's cross-attention cache is 37 MB for base)
+                    # are copied, not every live row (a row's cross-attention cache is 3-37 MB for base)
                     holes = done[:n_keep].nonzero()[:, 0]
                     fillers = (~done[n_keep:]).nonzero()[:, 0] + n_keep
                     order = torch.arange(n_keep, device=device)
                     order[holes] = fillers
                     rows, tokens, cur_sum = rows[order], tokens[order], cur_sum[order]
-                    # the features are not read again once the cross-attention caches exist
+                    # the features are not read again after the first step
                     audio_features = audio_features[:n_keep]
-                    cache = self.inference.kv_cache
-                    for module in list(cache):
-                        t = cache[module]
-                        t[holes] = t[fillers]
-                        cache[module] = t[:n_keep]
+                    self.inference.keep_rows(holes, fillers, n_keep)
         finally:
+            self.cross_kv = self.inference.projected
             self.inference.cleanup_caching()
         # reassemble in the original row order; rows that ended early are padded with EOT, which is
         # what the full-batch loop appends to them
@@ -218,7 +199,8 @@ def decode_windows(model, features: torch.Tensor, languages: list[str], options:
 
     When ``cross_kv`` is a dict, it is filled with the decoder's cross-attention keys/values for every
     window (``{module: (B, n_audio_ctx, n_state)}``, from the greedy pass) so the word-alignment pass
-    need not project the features again; it is left empty when a pass did not provide them."""
+    need not project the features again; it is left empty when a pass did not make them (a CPU
+    float32 model computes its cross-attention from the features themselves: decoder_step.py)."""
     fp16 = features.dtype == torch.float16
     out: list[WindowResult | None] = [None] * features.shape[0]
     captured: list[tuple[list[int], dict | None]] = []
@@ -232,6 +214,7 @@ def decode_windows(model, features: torch.Tensor, languages: list[str], options:
             if not pending:
                 break
             task = _Task(model, _decoding_options(options, lang, temperature, fp16))
+            task.keep_projections = cross_kv is not None and t_i == 0
             # sampling at temperature > 0 is seeded, so the same audio gives the same transcript on a re-run
             devices = [features.device] if features.is_cuda else []
             with torch.random.fork_rng(devices=devices):

@@ -415,6 +415,17 @@ def run_hf(files, args) -> dict:
                         "batch_size": args.batch_size, "word_timestamps": bool(args.words)}}
 
 
+def peak_rss_mb() -> float | None:
+    """This process's peak resident memory (VmHWM; each system runs in its own process)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
 def worker(system: str, args) -> dict:
     import torch
     if args.threads:
@@ -464,6 +475,7 @@ def main() -> None:
         args.pipeline = "gpu-batch" if cuda else "default"
     if args.worker:
         res = worker(args.worker, args)
+        res["peak_rss_mb"] = peak_rss_mb()
         Path(args.result_json).write_text(json.dumps(res))
         return
 
@@ -513,7 +525,8 @@ def main() -> None:
             r["process_seconds"] = round(time.perf_counter() - t0, 1)
             results[system] = r
             gpu = f"  GPU util mean {r['gpu']['mean_percent']}%" if r.get("gpu") else ""
-            print(f"{system:22s} {r['seconds']:8.2f} s  {r['x_real_time']:9.2f}x real time  WER {r['wer']}{gpu}",
+            rss = f"  peak RSS {r['peak_rss_mb']:.0f} MB" if r.get("peak_rss_mb") else ""
+            print(f"{system:22s} {r['seconds']:8.2f} s  {r['x_real_time']:9.2f}x real time  WER {r['wer']}{rss}{gpu}",
                   flush=True)
 
     def agreement(a: str, b: str) -> float | None:

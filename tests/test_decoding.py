@@ -93,10 +93,15 @@ def test_column_major_weights_same_outputs_same_memory():
     assert torch.equal(fresh.decoder.token_embedding.weight, model.decoder.token_embedding.weight)
 
 
-def test_alignment_same_with_and_without_the_decoding_cross_attention_cache(tiny_transcriber):
+def test_alignment_same_with_and_without_the_decoding_cross_attention_cache(tiny_transcriber, monkeypatch):
     """find_alignments takes the decoding's cross-attention keys/values as a slice (contiguous rows),
-    a gathered copy (rows with gaps) or projects the features itself: the same words and times."""
+    a gathered copy (rows with gaps) or projects the features itself: the same words and times.
+    The decoding hands its projections on when it makes them (the "kv" path of decoder_step.py,
+    which CUDA and int8 models take; forced here on the CPU)."""
     from conftest import JFK
+
+    import audiotools.decoder_step as decoder_step
+    monkeypatch.setattr(decoder_step, "cross_from_features", lambda model: False)
 
     from audiotools.audio import load_audio
     from audiotools.decoding import decode_windows
@@ -131,3 +136,65 @@ def test_alignment_same_with_and_without_the_decoding_cross_attention_cache(tiny
     assert sliced == projected
     assert gathered == [projected[0], projected[2]]
     assert [w for w, _, _ in projected[0]][:3] == [" And", " so", " my"]
+
+
+def _jfk_windows(t):
+    from conftest import JFK
+
+    from audiotools.audio import load_audio
+    samples = load_audio(JFK).samples
+    # three lengths: the short windows end first and are dropped from the batch mid-loop
+    chunks = [samples, samples[: 16000 * 3], samples[16000 * 4:]]
+    with torch.inference_mode():
+        return t._encode(chunks)
+
+
+def test_cross_attention_from_features_same_as_projected_keys_values(tiny_transcriber, monkeypatch):
+    """decoder_step computes the cross-attention from the encoder output on a float32 CPU model and
+    from projected keys/values otherwise: the same logits (to float rounding) and the same tokens,
+    batched (rows dropped as windows end) or one window at a time."""
+    import audiotools.decoder_step as decoder_step
+    from audiotools.decoding import decode_windows
+
+    t = tiny_transcriber
+    features = _jfk_windows(t)
+    opts = t.options.decode_options()
+    assert decoder_step.cross_from_features(t.model)
+    tok = t.tokenizer("en")
+    prompt = torch.tensor([list(tok.sot_sequence)] * 3)
+
+    def run():
+        with torch.inference_mode():
+            step = decoder_step.StepDecoder(t.model, prompt.shape[1], keep_projections=True)
+            first = step.logits(prompt, features)
+            nxt = step.logits(torch.cat([prompt, first[:, -1:].argmax(-1)], 1), features)
+            batched = [r.tokens for r in decode_windows(t.model, features, ["en"] * 3, opts, cross_kv={})]
+            alone = [decode_windows(t.model, features[k:k + 1], ["en"], opts)[0].tokens for k in range(3)]
+        return step, first, nxt, batched, alone
+
+    f_step, f_first, f_next, f_batched, f_alone = run()
+    monkeypatch.setattr(decoder_step, "cross_from_features", lambda model: False)
+    k_step, k_first, k_next, k_batched, k_alone = run()
+    assert (f_step.cross, k_step.cross) == ("features", "kv")
+    assert f_step.projected == {} and len(k_step.projected) == 2 * t.model.dims.n_text_layer
+    assert torch.allclose(f_first, k_first, atol=1e-3, rtol=1e-4)
+    assert torch.allclose(f_next, k_next, atol=1e-3, rtol=1e-4)
+    assert f_batched == k_batched == f_alone == k_alone
+    assert len(f_batched[0]) > 20 and len(f_batched[1]) < len(f_batched[0])
+
+
+def test_step_decoder_keep_rows_moves_whole_rows():
+    """Dropping ended rows: each filler row lands on its hole in every cache, the rest stay put."""
+    from audiotools.decoder_step import StepDecoder
+
+    step = StepDecoder.__new__(StepDecoder)
+    step.self_kv = [[torch.arange(5.0)[:, None, None].repeat(1, 4, 6) + 0, torch.arange(5.0)[:, None, None] * 10
+                     + torch.zeros(5, 4, 6)]]
+    step.xt = torch.arange(5.0)[:, None, None] + torch.zeros(5, 6, 7)
+    step.cross_kv = {"k": torch.arange(5.0)[:, None, None, None] + torch.zeros(5, 2, 7, 3)}
+    # rows 1 and 3 ended; 5 rows -> 3: row 4 fills hole 1 (row 3 is beyond n_keep)
+    step.keep_rows(torch.tensor([1]), torch.tensor([4]), 3)
+    for t, scale in ((step.self_kv[0][0], 1), (step.self_kv[0][1], 10), (step.xt, 1), (step.cross_kv["k"], 1)):
+        assert t.shape[0] == 3
+        assert [float(t[r].flatten()[0]) for r in range(3)] == [0.0, 4.0 * scale, 2.0 * scale]
+        assert all(bool((t[r] == t[r].flatten()[0]).all()) for r in range(3))
