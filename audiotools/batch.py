@@ -400,6 +400,7 @@ def process_items(items: list[PlanItem], recipe: dict, options: BatchOptions,
     is called once per item, from any thread. Never raises for a bad file. Returns run info."""
     from .pipeline import Job, finish, needs_channels, transcribe_options
     from .prefetch import Prefetcher, PrepareOptions, default_workers, error_line
+    from .models import resolve_device
     from .transcriber import EngineItem, Transcriber
 
     output_dir = Path(options.output_dir)
@@ -408,17 +409,22 @@ def process_items(items: list[PlanItem], recipe: dict, options: BatchOptions,
         for i, it in enumerate(items):
             on_record(i, FileRecord(input=it.input, status="failed", error=it.error))
         return {}
-    if transcriber is None:
-        transcriber = Transcriber(transcribe_options(recipe))
-    opts = transcriber.options
-    device = str(transcriber.device)
+    # the decode workers start first, so the first files are decoded while the model loads
+    opts = transcriber.options if transcriber is not None else transcribe_options(recipe)
+    device = str(transcriber.device) if transcriber is not None else resolve_device(opts.device)
     recipe = with_device(recipe, device)
     workers = options.workers if options.workers is not None else default_workers(device)
     finish_threads = options.finish_threads or (4 if device.startswith("cuda") else 1)
     prep = PrepareOptions(vad=opts.vad, vad_options=asdict(opts.vad_options), keep_channels=needs_channels(recipe))
     good = [i for i, it in enumerate(items) if not it.error]   # prefetch index -> item index
     prefetcher = Prefetcher([items[i].input for i in good], prep, workers=workers, depth=options.prefetch,
-                            max_buffered_bytes=options.max_buffered_bytes)
+                            max_buffered_bytes=options.max_buffered_bytes).start()
+    if transcriber is None:
+        try:
+            transcriber = Transcriber(opts)
+        except BaseException:
+            prefetcher.close()
+            raise
     finisher = _Finisher(finish_threads)
     recorded: set[int] = set()
     report_record = on_record

@@ -45,6 +45,7 @@ class PrepareOptions:
     keep_channels: bool = False         # also return per-channel samples (diarisation by channel)
     windows: bool = True                # compute windows (False: leave them to the engine)
     threads: int = 1                    # torch threads in a worker
+    nice: int = 10                      # workers' scheduling priority below the engine's (os.nice)
 
 
 @dataclass
@@ -174,13 +175,25 @@ def _release(packed) -> None:
             pass
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, nice: int = 0) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    if nice > 0 and hasattr(os, "nice"):
+        os.nice(nice)
     try:
         import torch
         torch.set_num_threads(max(1, threads))
     except Exception:  # pragma: no cover - torch is a dependency
         pass
+
+
+def _warm(options: PrepareOptions) -> int:
+    """Load what ``prepare`` needs (FFmpeg bindings, the Silero VAD model) in a worker; its pid."""
+    import importlib
+    importlib.import_module("av")
+    if options.windows and options.vad:
+        from .vad import load_vad_model
+        load_vad_model()
+    return os.getpid()
 
 
 def _prepare_packed(index: int, path: str, options: PrepareOptions):
@@ -241,7 +254,25 @@ class Prefetcher:
             remove_orphaned_shared_memory()
             ctx = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_init_worker,
-                                             initargs=(self.options.threads,))
+                                             initargs=(self.options.threads, self.options.nice))
+
+    def start(self) -> "Prefetcher":
+        """Spawn the workers and submit the first files now (e.g. while the model loads) instead of
+        at the first ``next``. Returns self."""
+        if self.workers > 0 and self._pool is None:
+            self._ensure_pool()
+            self._fill()
+        return self
+
+    def warm_up(self) -> float:
+        """Spawn the workers and wait until each has loaded the decoder and the VAD model, without
+        decoding any file (process start-up, kept apart from decoding work: benchmarks). Seconds taken."""
+        t0 = time.perf_counter()
+        if self.workers > 0:
+            self._ensure_pool()
+            for fut in [self._pool.submit(_warm, self.options) for _ in range(self.workers)]:
+                fut.result()
+        return time.perf_counter() - t0
 
     def _buffered_bytes(self) -> int:
         total = 0

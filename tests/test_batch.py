@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import shutil
@@ -338,3 +339,30 @@ def test_identification_reuses_the_transcription_vad(tiny_transcriber, monkeypat
     opts.vad_options = vad.VADOptions(threshold=0.6)
     Transcriber(opts).transcribe(other)
     assert other.speech is None
+
+
+def _worker_niceness(_):
+    return os.nice(0)
+
+
+def test_prefetcher_start_and_warm_up(tmp_path):
+    """``start`` submits the first files before iteration (decoding overlaps model loading) with the
+    same results; ``warm_up`` spawns the workers, at a lower priority than the engine, and decodes
+    nothing; a bad file is reported in its place either way."""
+    from audiotools.prefetch import Prefetcher, PrepareOptions, prepare
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF....WAVEnot audio")
+    paths = [JFK, bad, ROOT / "samples" / "conversation.wav"]
+    pf = Prefetcher(paths, PrepareOptions(), workers=1)
+    assert pf.warm_up() > 0 and pf._queue == collections.deque() and pf._next == 0
+    assert pf._pool.submit(_worker_niceness, 0).result() >= os.nice(0) + PrepareOptions().nice
+    pf.close()
+    started = Prefetcher(paths, PrepareOptions(), workers=1, depth=3).start()
+    assert started._next == 3                      # every file submitted before the first next()
+    got = list(started)
+    assert [p.index for p in got] == [0, 1, 2]
+    assert got[0].error is None and got[2].error is None
+    assert got[1].error.startswith(f"{bad}: ") and got[1].audio is None
+    for p in (got[0], got[2]):
+        ref = prepare(p.index, str(paths[p.index]), PrepareOptions())
+        assert np.array_equal(p.audio.samples, ref.audio.samples) and p.windows == ref.windows
