@@ -240,31 +240,39 @@ def find_alignments(model, jobs: list[AlignJob], medfilt_width: int = 7, qk_scal
         for b, i in enumerate(chunk):
             job = jobs[i]
             tok = job.tokenizer
-            n_sot = n_sots[b]
-            n_tok = len(rows[b])
-            text_tokens = job.text_tokens
             token_probs = text_logits[b][:, : tok.eot].softmax(dim=-1)
-            text_token_probs = token_probs[np.arange(len(text_tokens)), text_tokens].tolist()
-            weights = stacked[b, :, :n_tok, : job.num_frames // 2]
-            weights = (weights * qk_scale).softmax(dim=-1)
-            std, mean = torch.std_mean(weights, dim=-2, keepdim=True, unbiased=False)
-            weights = (weights - mean) / std
-            # the filter runs along frames, so only the text rows need it
-            matrix = median_filter(weights[:, n_sot:-1], medfilt_width).mean(axis=0)
-            text_indices, time_indices = dtw(-matrix)
-            words, word_tokens = tok.split_to_word_tokens(text_tokens + [tok.eot])
-            if len(word_tokens) <= 1:
-                continue
-            word_boundaries = np.pad(np.cumsum([len(t) for t in word_tokens[:-1]]), (1, 0))
-            jumps = np.pad(np.diff(text_indices), (1, 0), constant_values=1).astype(bool)
-            jump_times = time_indices[jumps] / TOKENS_PER_SECOND
-            start_times = jump_times[word_boundaries[:-1]]
-            end_times = jump_times[word_boundaries[1:]]
-            word_probabilities = [np.mean(text_token_probs[a:z])
-                                  for a, z in zip(word_boundaries[:-1], word_boundaries[1:])]
-            out[i] = [WordTiming(w, t, s, e, p) for w, t, s, e, p in
-                      zip(words, word_tokens, start_times, end_times, word_probabilities)]
+            text_token_probs = token_probs[np.arange(len(job.text_tokens)), job.text_tokens].tolist()
+            # rows: the prompt, no_timestamps (predicts the first text token), the text, EOT
+            out[i] = word_timings(tok, job.text_tokens, stacked[b, :, : len(rows[b])], n_sots[b],
+                                  text_token_probs, job.num_frames, medfilt_width, qk_scale)
     return out
+
+
+def word_timings(tok, text_tokens: list[int], qk: torch.Tensor, first: int, text_token_probs: list[float],
+                 num_frames: int, medfilt_width: int = 7, qk_scale: float = 1.0) -> list[WordTiming]:
+    """openai-whisper's ``find_alignment`` after the forward pass, for one window.
+
+    ``qk``: the alignment heads' cross-attention logits (heads, rows, frames), one row per query
+    position; rows ``first .. first + len(text_tokens)`` are the queries that predict each text token
+    and then EOT (the DTW matrix); every row enters the per-frame normalisation."""
+    weights = qk[:, :, : num_frames // 2]
+    weights = (weights * qk_scale).softmax(dim=-1)
+    std, mean = torch.std_mean(weights, dim=-2, keepdim=True, unbiased=False)
+    weights = (weights - mean) / std
+    # the filter runs along frames, so only the matrix rows need it
+    matrix = median_filter(weights[:, first: first + len(text_tokens) + 1], medfilt_width).mean(axis=0)
+    text_indices, time_indices = dtw(-matrix)
+    words, word_tokens = tok.split_to_word_tokens(text_tokens + [tok.eot])
+    if len(word_tokens) <= 1:
+        return []
+    word_boundaries = np.pad(np.cumsum([len(t) for t in word_tokens[:-1]]), (1, 0))
+    jumps = np.pad(np.diff(text_indices), (1, 0), constant_values=1).astype(bool)
+    jump_times = time_indices[jumps] / TOKENS_PER_SECOND
+    start_times = jump_times[word_boundaries[:-1]]
+    end_times = jump_times[word_boundaries[1:]]
+    word_probabilities = [np.mean(text_token_probs[a:z]) for a, z in zip(word_boundaries[:-1], word_boundaries[1:])]
+    return [WordTiming(w, t, s, e, p) for w, t, s, e, p in
+            zip(words, word_tokens, start_times, end_times, word_probabilities)]
 
 
 def text_tokens_of(segments: list[dict], tokenizer) -> list[int]:
