@@ -29,6 +29,11 @@ was about half of the loop's time for a 16-window batch on 2 cores.
   single-query SDPA reads ~20 % faster on a CPU than the projection's rows; with
   ``keep_projections`` the projections themselves are kept in ``projected`` for word alignment.
 
+With ``align_pairs`` (the model's alignment heads, as ``(layer, head)``), each step also keeps
+those heads' cross-attention logits ``q k^T / sqrt(d)`` in ``last_qk``, (B, T, heads, frames): word
+timestamps can then come from the decoding itself (timing.word_timings_from_decoding) instead of a
+second decoder pass.
+
 Greedy passes only: there is no beam rearranging; ``keep_rows`` drops ended windows.
 """
 
@@ -64,9 +69,16 @@ class StepDecoder:
     openai-whisper (the whole initial prompt at the first call, the last token after that)."""
 
     def __init__(self, model, initial_token_length: int, cross: str | None = None,
-                 keep_projections: bool = False):
+                 keep_projections: bool = False, align_pairs: list[tuple[int, int]] | None = None):
         self.model = model
         self.keep_projections = keep_projections
+        self.align_heads: dict[int, list[int]] = {}      # layer -> alignment heads, in pair order
+        for layer, head in align_pairs or []:
+            self.align_heads.setdefault(layer, []).append(head)
+        order = [(layer, h) for layer in sorted(self.align_heads) for h in self.align_heads[layer]]
+        # position of each pair in the layer-by-layer concatenation
+        self.align_order = [order.index(tuple(p)) for p in align_pairs or []]
+        self.last_qk: torch.Tensor | None = None
         self.initial_token_length = initial_token_length
         self.cross = cross or ("features" if cross_from_features(model) else "kv")
         self.n_head = model.dims.n_text_head
@@ -90,11 +102,15 @@ class StepDecoder:
         start, end = self.length, self.length + n_new
         x = dec.token_embedding(tokens) + dec.positional_embedding[start:end]
         x = x.to(audio_features.dtype)
+        qks: list[torch.Tensor] = []
         for li, block in enumerate(dec.blocks):
             x = x + self._self_attention(li, block, block.attn_ln(x), start, end)
-            x = x + self._cross_attention(block.cross_attn, block.cross_attn_ln(x))
+            x = x + self._cross_attention(block.cross_attn, block.cross_attn_ln(x), self.align_heads.get(li), qks)
             x = x + block.mlp(block.mlp_ln(x))
         self.length = end
+        if qks:
+            qk = torch.cat(qks, dim=2)
+            self.last_qk = qk if self.align_order == sorted(self.align_order) else qk[:, :, self.align_order]
         return output_logits(dec, dec.ln(x))
 
     def _start(self, audio_features: torch.Tensor) -> None:
@@ -127,19 +143,27 @@ class StepDecoder:
                                            _heads(values, self.n_head), is_causal=end - start > 1)
         return attn.out(o.transpose(1, 2).flatten(start_dim=2))
 
-    def _cross_attention(self, ca, h: torch.Tensor) -> torch.Tensor:
+    def _cross_attention(self, ca, h: torch.Tensor, heads: list[int] | None = None,
+                         qks: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """The cross-attention output; with ``heads``, those heads' logits (B, T, len(heads), frames)
+        are appended to ``qks``."""
         q = ca.query(h)                                           # (B, T, n_state)
-        if self.cross == "kv":
-            o = F.scaled_dot_product_attention(_heads(q, self.n_head), self.cross_kv[ca.key],
-                                               self.cross_kv[ca.value])
-            return ca.out(o.transpose(1, 2).flatten(start_dim=2))
         b, t, n_state = q.shape
         hd = n_state // self.n_head
+        if self.cross == "kv":
+            qh = _heads(q, self.n_head)
+            keys = self.cross_kv[ca.key]
+            o = F.scaled_dot_product_attention(qh, keys, self.cross_kv[ca.value])
+            if heads:
+                qks.append((qh[:, heads] @ keys[:, heads].transpose(-1, -2)).mul_(hd ** -0.5).transpose(1, 2))
+            return ca.out(o.transpose(1, 2).flatten(start_dim=2))
         wk = ca.key.weight.view(self.n_head, hd, n_state)        # (heads, d, n_state)
         wv = ca.value.weight.view(self.n_head, hd, n_state)
         # q_h Wk_h for every (token, head): (B, T * heads, n_state)
         qk = torch.einsum("bthd,hde->bthe", q.view(b, t, self.n_head, hd), wk).reshape(b, t * self.n_head, n_state)
         scores = torch.bmm(qk, self.xt).mul_(hd ** -0.5)         # (B, T * heads, frames)
+        if heads:
+            qks.append(scores.view(b, t, self.n_head, -1)[:, :, heads])
         weights = scores.softmax(dim=-1)
         ctx = torch.bmm(self.xt, weights.transpose(1, 2))        # (B, n_state, T * heads): softmax(s) X
         o = torch.einsum("beth,hde->bthd", ctx.view(b, n_state, t, self.n_head), wv)
@@ -164,5 +188,5 @@ class StepDecoder:
             self.cross_kv[m] = cut(self.cross_kv[m])
 
     def cleanup_caching(self) -> None:
-        self.self_kv, self.cross_kv, self.xt, self.length = [], {}, None, 0
+        self.self_kv, self.cross_kv, self.xt, self.length, self.last_qk = [], {}, None, 0, None
         # ``projected`` stays: the caller hands it to word alignment

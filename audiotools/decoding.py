@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from whisper.decoding import ApplyTimestampRules, DecodingOptions, DecodingResult, DecodingTask
 
 from .decoder_step import StepDecoder
@@ -50,6 +51,12 @@ class WindowResult:
     result: DecodingResult
     skipped: bool = False  # judged as no speech
     tokens: list[int] = field(default_factory=list)
+    # from the greedy pass, when it was asked to keep them (``decode_windows(..., attention=True)``)
+    # and its tokens are the result: the alignment heads' cross-attention logits of every query
+    # position, (positions, heads, frames), and the log-probability of each chosen token
+    attention: torch.Tensor | None = None
+    step_logprobs: list[float] | None = None
+    prompt_length: int = 0
 
 
 def needs_fallback(r: DecodingResult, o: DecodeOptions) -> bool:
@@ -134,6 +141,8 @@ class _Task(DecodingTask):
         self.compact = options.beam_size is None and options.temperature == 0
         self.keep_projections = False       # set before run(): hand the cross-attention projections on
         self.cross_kv: dict | None = None   # cross-attention keys/values of the first step (greedy passes)
+        self.capture = False                # set before run(): keep the alignment heads' logits per step
+        self.records: list[tuple[torch.Tensor, torch.Tensor, list[float]]] = []  # (rows, qk, logprobs)
 
     def _main_loop(self, audio_features: torch.Tensor, tokens: torch.Tensor):
         if not self.compact:
@@ -148,7 +157,10 @@ class _Task(DecodingTask):
         cur_sum = sum_logprobs.clone()
         # the loop's decoder forward (decoder_step.py); the cross-attention projections it makes at
         # the first step, when it makes them, are handed on to word alignment
-        self.inference = StepDecoder(self.model, len(self.initial_tokens), keep_projections=self.keep_projections)
+        pairs = [tuple(p) for p in self.model.alignment_heads.indices().T.tolist()] if self.capture else None
+        self.inference = StepDecoder(self.model, len(self.initial_tokens), keep_projections=self.keep_projections,
+                                     align_pairs=pairs)
+        self.records = []
         try:
             for i in range(self.sample_len):
                 logits = self.inference.logits(tokens, audio_features)
@@ -158,7 +170,16 @@ class _Task(DecodingTask):
                 logits = logits[:, -1]
                 for logit_filter in self.logit_filters:
                     logit_filter.apply(logits, tokens)
-                tokens, completed = self.decoder.update(tokens, logits, cur_sum)
+                # GreedyDecoder.update at temperature 0, keeping each row's log-probability
+                next_tokens = logits.argmax(dim=-1)
+                logprobs = F.log_softmax(logits.float(), dim=-1)
+                current = logprobs[torch.arange(logprobs.shape[0], device=device), next_tokens]
+                cur_sum += current * (tokens[:, -1] != eot)
+                next_tokens[tokens[:, -1] == eot] = eot
+                tokens = torch.cat([tokens, next_tokens[:, None]], dim=-1)
+                completed = bool((tokens[:, -1] == eot).all())
+                if self.capture:
+                    self.records.append((rows, self.inference.last_qk, current.tolist()))
                 if completed or tokens.shape[-1] > self.n_ctx:
                     break
                 done = tokens[:, -1] == eot
@@ -191,10 +212,24 @@ class _Task(DecodingTask):
             sum_logprobs[r] = lp
         return full, sum_logprobs, no_speech_probs
 
+    def captured(self) -> dict[int, tuple[torch.Tensor, list[float]]]:
+        """Per batch row, from a greedy pass with ``capture``: the alignment heads' cross-attention
+        logits of every query position (positions, heads, frames): the prompt's, then one per
+        step; and the log-probability of the token chosen at each step. Rows that ended keep
+        decoding EOT until they are dropped: those extra steps are included (callers cut them)."""
+        qks: dict[int, list[torch.Tensor]] = {}
+        lps: dict[int, list[float]] = {}
+        for rows, qk, lp in self.records:
+            for k, r in enumerate(rows.tolist()):
+                qks.setdefault(r, []).append(qk[k])
+                lps.setdefault(r, []).append(lp[k])
+        self.records = []
+        return {r: (torch.cat(qks[r]), lps[r]) for r in qks}
+
 
 @torch.inference_mode()
 def decode_windows(model, features: torch.Tensor, languages: list[str], options: DecodeOptions,
-                   cross_kv: dict | None = None) -> list[WindowResult]:
+                   cross_kv: dict | None = None, attention: bool = False) -> list[WindowResult]:
     """Decode a batch of windows given their encoder features (B, n_audio_ctx, n_state).
 
     When ``cross_kv`` is a dict, it is filled with the decoder's cross-attention keys/values for every
@@ -214,7 +249,8 @@ def decode_windows(model, features: torch.Tensor, languages: list[str], options:
             if not pending:
                 break
             task = _Task(model, _decoding_options(options, lang, temperature, fp16))
-            task.keep_projections = cross_kv is not None and t_i == 0
+            task.keep_projections = cross_kv is not None and t_i == 0 and not attention
+            task.capture = attention and t_i == 0 and task.compact
             # sampling at temperature > 0 is seeded, so the same audio gives the same transcript on a re-run
             devices = [features.device] if features.is_cuda else []
             with torch.random.fork_rng(devices=devices):
@@ -222,13 +258,17 @@ def decode_windows(model, features: torch.Tensor, languages: list[str], options:
                 results = task.run(features[pending])
             if t_i == 0:
                 captured.append((list(pending), task.cross_kv))
+                kept = task.captured() if task.capture else {}
             last = t_i == len(options.temperatures) - 1
             still = []
-            for i, r in zip(pending, results):
+            for k, (i, r) in enumerate(zip(pending, results)):
                 prev = out[i]
                 # keep the best attempt so far (by avg logprob) in case every temperature fails
                 if prev is None or r.avg_logprob > prev.result.avg_logprob or not needs_fallback(r, options):
                     out[i] = WindowResult(result=r)
+                    if t_i == 0 and k in kept:
+                        out[i].attention, out[i].step_logprobs = kept[k]
+                        out[i].prompt_length = task.sample_begin
                 if needs_fallback(r, options) and not last:
                     still.append(i)
             pending = still

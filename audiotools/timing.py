@@ -275,6 +275,33 @@ def word_timings(tok, text_tokens: list[int], qk: torch.Tensor, first: int, text
             zip(words, word_tokens, start_times, end_times, word_probabilities)]
 
 
+def word_timings_from_decoding(tok, sampled: list[int], text_tokens: list[int], attention: torch.Tensor | None,
+                               step_logprobs: list[float] | None, prompt_length: int, num_frames: int,
+                               medfilt_width: int = 7, qk_scale: float = 1.0) -> list[WordTiming] | None:
+    """Word timings from the cross-attention the greedy decoding computed anyway (no second pass).
+
+    ``attention``: the alignment heads' logits of every query position of the decoding,
+    (positions, heads, frames): the ``prompt_length`` prompt positions, then one per step; the query
+    at position ``prompt_length - 1 + j`` predicted ``sampled[j]`` (and, at ``j = len(sampled)``,
+    EOT). The DTW matrix is the rows that predicted the text tokens and EOT (timestamp rows are
+    left out); the prompt rows join the normalisation, as in openai-whisper's pass, whose prompt is
+    ``sot_sequence + no_timestamps`` where the decoding's is ``sot_sequence``. Word probabilities are
+    the decoding's own token probabilities. None when the decoding did not end with EOT (cut at
+    the length limit) or its text is not ``text_tokens``: the caller aligns in a separate pass."""
+    n = len(sampled)
+    if attention is None or step_logprobs is None or attention.shape[0] < prompt_length + n \
+            or len(step_logprobs) <= n:
+        return None
+    steps = [j for j, t in enumerate(sampled) if t < tok.eot]
+    if not steps or [sampled[j] for j in steps] != list(text_tokens):
+        return None
+    first = prompt_length - 1
+    rows = list(range(first)) + [first + j for j in steps] + [first + n]
+    qk = attention[rows].transpose(0, 1).float()
+    probs = [float(np.exp(step_logprobs[j])) for j in steps]
+    return word_timings(tok, list(text_tokens), qk, first, probs, num_frames, medfilt_width, qk_scale)
+
+
 def text_tokens_of(segments: list[dict], tokenizer) -> list[int]:
     return [t for s in segments for t in s["tokens"] if t < tokenizer.eot]
 

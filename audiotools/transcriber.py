@@ -22,7 +22,8 @@ from .decoding import DecodeOptions, decode_windows
 from .features import log_mel_batch
 from .models import DEFAULT_MODEL, load_model, resolve_device
 from .quantize import encode_features
-from .timing import AlignJob, apply_alignment, find_alignments, num_frames_for, split_segments, text_tokens_of
+from .timing import (AlignJob, apply_alignment, find_alignments, num_frames_for, split_segments, text_tokens_of,
+                     word_timings_from_decoding)
 from .transcript import Segment, Transcript, Word
 from .vad import VADOptions, as_vad_options, reusable_speech
 from .weight_layout import column_major_linears
@@ -45,6 +46,10 @@ class TranscribeOptions:
     task: str = "transcribe"             # or "translate"
     vad: bool = True                     # skip non-speech (no hallucinated text in silence)
     word_timestamps: bool = True
+    # "decoding": from the cross-attention the greedy decoding computes anyway (no second decoder
+    # pass; windows that fell back to sampling still get the pass); "pass": openai-whisper's own
+    # method, a separate decoder pass over the text without timestamp tokens
+    word_alignment: str = "decoding"
     batch_size: int = 8                  # windows per encoder/decoder batch
     beam_size: int | None = None
     best_of: int = 5
@@ -156,6 +161,7 @@ class Transcriber:
         self.model, self.model_info = get_model(self.options.model, self.options.device, self.options.fp16,
                                                 self.options.allow_download, self.options.compute_type)
         self.device = self.model.device
+        self.alignment_counts = {"decoding": 0, "pass": 0}   # windows given word timings by each method
         self.dtype = next(self.model.decoder.parameters()).dtype   # the decoder's: float32 for int8 and bfloat16
         self.compute_type = getattr(self.model, "compute_type", None) or \
             ("float16" if self.dtype == torch.float16 else "float32")
@@ -270,8 +276,9 @@ class Transcriber:
                 st.language_probability = probs.get(st.language, 0.0)
                 log.info("detected language: %s (p=%.2f)", st.language, st.language_probability)
         cross_kv: dict | None = {} if self.options.word_timestamps else None
+        from_decoding = self.options.word_timestamps and self.options.word_alignment == "decoding"
         results = decode_windows(self.model, features, [files[fid].language for fid, _ in batch], decode_opts,
-                                 cross_kv=cross_kv)
+                                 cross_kv=cross_kv, attention=from_decoding)
         per_window = []  # (file state, window index, window, tokenizer, segments)
         for k, ((fid, wi), r) in enumerate(zip(batch, results)):
             st = files[fid]
@@ -286,10 +293,22 @@ class Transcriber:
                          compression_ratio=r.result.compression_ratio, temperature=r.result.temperature)
             per_window.append((k, st, wi, w, tok, segs))
         if self.options.word_timestamps:
-            # one batched alignment pass for every window with text, then each file's windows in order
+            # word timings from the decoding's own cross-attention where it has them, one batched
+            # alignment pass for the other windows with text, then each file's windows in order
+            alignments: list = []
+            for k, st, wi, w, tok, segs in per_window:
+                r = results[k]
+                alignments.append(word_timings_from_decoding(
+                    tok, r.tokens, text_tokens_of(segs, tok), r.attention, r.step_logprobs, r.prompt_length,
+                    num_frames_for(w.duration)) if from_decoding and segs else None)
+                r.attention = None      # (positions, heads, frames) per window: not kept past here
+            todo = [n for n, a in enumerate(alignments) if a is None]
             jobs = [AlignJob(tok, text_tokens_of(segs, tok), features[k], num_frames_for(w.duration), row=k)
-                    for k, st, wi, w, tok, segs in per_window]
-            alignments = find_alignments(self.model, jobs, cross_kv=cross_kv or None)
+                    for k, st, wi, w, tok, segs in (per_window[n] for n in todo)]
+            for n, alignment in zip(todo, find_alignments(self.model, jobs, cross_kv=cross_kv or None)):
+                alignments[n] = alignment
+            self.alignment_counts["decoding"] += len(per_window) - len(todo)
+            self.alignment_counts["pass"] += sum(1 for j in jobs if j.text_tokens)
             for (k, st, wi, w, tok, segs), alignment in zip(per_window, alignments):
                 if segs:
                     st.last_speech = apply_alignment(segs, alignment, tok, w.start, w.duration, st.last_speech)
