@@ -144,6 +144,19 @@ class _Task(DecodingTask):
         self.capture = False                # set before run(): keep the alignment heads' logits per step
         self.records: list[tuple[torch.Tensor, torch.Tensor, list[float]]] = []  # (rows, qk, logprobs)
 
+    # openai-whisper's ``run`` repeats the prompt tokens ``n_group`` times per window (beam search,
+    # best-of-n sampling) but not the audio features, so its decoder saw (windows x n_group) queries
+    # against (windows) keys: it only worked for one window at a time. The features are repeated
+    # here; the language list keeps one entry per window (the engine always sets the language).
+    def _get_audio_features(self, mel: torch.Tensor) -> torch.Tensor:
+        features = super()._get_audio_features(mel)
+        return features.repeat_interleave(self.n_group, dim=0) if self.n_group > 1 else features
+
+    def _detect_language(self, audio_features: torch.Tensor, tokens: torch.Tensor):
+        if self.n_group > 1 and self.options.language is not None:
+            return [self.options.language] * (audio_features.shape[0] // self.n_group), None
+        return super()._detect_language(audio_features, tokens)
+
     def _main_loop(self, audio_features: torch.Tensor, tokens: torch.Tensor):
         if not self.compact:
             return super()._main_loop(audio_features, tokens)

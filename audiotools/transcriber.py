@@ -165,6 +165,9 @@ class Transcriber:
         self.dtype = next(self.model.decoder.parameters()).dtype   # the decoder's: float32 for int8 and bfloat16
         self.compute_type = getattr(self.model, "compute_type", None) or \
             ("float16" if self.dtype == torch.float16 else "float32")
+        if self.options.word_alignment not in ("decoding", "pass"):
+            from .errors import UsageError
+            raise UsageError(f"word_alignment must be 'decoding' or 'pass', not {self.options.word_alignment!r}")
         if self.options.language and not self.model_info.multilingual and self.options.language != "en":
             from .errors import UsageError
             raise UsageError(f"model {self.model_info.name} is English-only; cannot transcribe language "

@@ -198,3 +198,65 @@ def test_step_decoder_keep_rows_moves_whole_rows():
         assert t.shape[0] == 3
         assert [float(t[r].flatten()[0]) for r in range(3)] == [0.0, 4.0 * scale, 2.0 * scale]
         assert all(bool((t[r] == t[r].flatten()[0]).all()) for r in range(3))
+
+
+def _words_by_method(method: str, **options):
+    from conftest import JFK, ROOT
+
+    from audiotools.audio import load_audio
+    from audiotools.transcriber import EngineItem, TranscribeOptions, Transcriber
+    tr = Transcriber(TranscribeOptions(model="tiny.en", device="cpu", language="en", word_alignment=method,
+                                       **options))
+    items = [EngineItem(k, load_audio(p).samples, language="en")
+             for k, p in enumerate([JFK, ROOT / "samples" / "conversation.wav"])]
+    words = {k: [w for s in segs for w in s.words] for k, segs, _, _ in tr.transcribe_many(items)}
+    return words, tr.alignment_counts
+
+
+def test_word_timestamps_from_the_decoding_agree_with_the_alignment_pass():
+    """Word timings from the cross-attention kept while decoding (no second pass) against
+    openai-whisper's separate alignment pass: the same words, starts and ends within a few
+    frames for nearly every word (the corpus of benchmarks/batch.py: median 0, p90 40 ms)."""
+    fast, fast_counts = _words_by_method("decoding")
+    ref, ref_counts = _words_by_method("pass")
+    assert fast_counts["pass"] == 0 and fast_counts["decoding"] >= 3
+    assert ref_counts["decoding"] == 0 and ref_counts["pass"] == fast_counts["decoding"]
+    starts, ends = [], []
+    for k in ref:
+        assert [w.word for w in fast[k]] == [w.word for w in ref[k]] and len(ref[k]) >= 20
+        starts += [abs(a.start - b.start) for a, b in zip(fast[k], ref[k])]
+        ends += [abs(a.end - b.end) for a, b in zip(fast[k], ref[k])]
+        assert all(a.start <= a.end for a in fast[k])
+        assert all(a.end <= b.start + 1e-6 for a, b in zip(fast[k], fast[k][1:])), "monotonic"
+        assert all(0 < a.probability <= 1 for a in fast[k])
+    assert np.median(starts) <= 0.02 and np.median(ends) <= 0.02
+    assert np.mean(np.array(starts) <= 0.1) >= 0.9 and np.mean(np.array(ends) <= 0.1) >= 0.9
+    assert max(starts + ends) < 1.0
+
+
+def test_windows_decoded_by_sampling_get_the_alignment_pass():
+    """Only a greedy pass keeps its cross-attention: a window decoded by sampling (here every
+    window: the first temperature is 0.2) or beam search is aligned by the separate pass."""
+    sampled, counts = _words_by_method("decoding", temperatures=(0.2,))
+    assert counts["decoding"] == 0 and counts["pass"] >= 3
+    assert all(len(w) >= 20 for w in sampled.values())
+    beam, counts = _words_by_method("decoding", beam_size=2)
+    assert counts["decoding"] == 0 and counts["pass"] >= 3 and all(len(w) >= 20 for w in beam.values())
+
+
+def test_word_timings_from_decoding_refuses_what_it_cannot_align():
+    """None (the caller then runs the pass) when the decoding has no EOT step or other text."""
+    from audiotools.timing import word_timings_from_decoding
+    tok = get_tokenizer(False, language="en", task="transcribe")
+    text = tok.encode(" ask not what your country can do")
+    sampled = [tok.timestamp_begin] + text + [tok.timestamp_begin + 100]
+    prompt = len(tok.sot_sequence)
+    n_pos = prompt + len(sampled)           # the prompt, then a query per step up to EOT
+    qk = torch.randn(n_pos, 4, 1500)
+    lps = [-0.1] * (len(sampled) + 1)
+    words = word_timings_from_decoding(tok, sampled, text, qk, lps, prompt, 600)
+    assert [w.word for w in words] == [" ask", " not", " what", " your", " country", " can", " do"]
+    assert all(abs(w.probability - np.exp(-0.1)) < 1e-6 for w in words)
+    assert word_timings_from_decoding(tok, sampled, text, qk[:-1], lps, prompt, 600) is None   # no EOT step
+    assert word_timings_from_decoding(tok, sampled, text[:-1], qk, lps, prompt, 600) is None   # other text
+    assert word_timings_from_decoding(tok, sampled, text, None, None, prompt, 600) is None

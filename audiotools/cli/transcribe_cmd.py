@@ -26,6 +26,9 @@ def add_transcribe_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-vad", dest="vad", action="store_false", default=None,
                    help="transcribe everything, including non-speech stretches")
     g.add_argument("--no-word-timestamps", dest="word_timestamps", action="store_false", default=None)
+    g.add_argument("--word-alignment", choices=["decoding", "pass"], default=None,
+                   help="word timestamps from the decoding's own cross-attention (default) or from "
+                        "openai-whisper's separate alignment pass (slower)")
     g.add_argument("--allow-download", action="store_true", default=None,
                    help="allow downloading openai-whisper weights (needs internet)")
     g.add_argument("--threads", type=int, default=None, help="CPU threads")
@@ -46,6 +49,7 @@ def recipe_from_args(args) -> dict:
     recipe = override(recipe, "transcribe", model=args.model, device=args.device, language=args.language,
                       task=args.task, beam_size=args.beam_size, batch_size=args.batch_size,
                       initial_prompt=args.initial_prompt, vad=args.vad, word_timestamps=args.word_timestamps,
+                      word_alignment=getattr(args, "word_alignment", None),
                       allow_download=args.allow_download, threads=args.threads,
                       compute_type=getattr(args, "compute_type", None))
     if args.output_format:
