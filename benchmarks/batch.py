@@ -581,7 +581,8 @@ def main() -> None:
         "machine": machine(), "systems": results, "ratios": ratios, "agreement_wer": agreements,
         "wer_audiotools_minus_openai_whisper": wer_delta, **variant_deltas,
         "notes": "Each system in a fresh process, model loaded and warmed up before timing. openai-whisper gets "
-                 "pre-decoded arrays; audiotools and faster-whisper decode the files inside the timed region. "
+                 "pre-decoded arrays; audiotools and faster-whisper decode the files inside the timed region "
+                 "(audiotools' decode worker processes are started before it, as models are loaded). "
                  "Agreement WER: LibriSpeech/cohort files, the other system's text as the reference."})
     print(f"wrote {out}")
 
