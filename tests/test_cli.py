@@ -117,3 +117,24 @@ def test_python_api():
     assert wer(JFK_TEXT, t.text) <= 0.1
     assert t.to_srt().startswith("1\n") and t.to_vtt().startswith("WEBVTT")
     assert json.loads(t.to_json())["segments"]
+
+
+def test_word_alignment_choice_is_recorded_and_checked(tmp_path):
+    """--word-alignment pass gives openai-whisper's second-pass word timings; the choice is in the
+    provenance parameters; a recipe with an unknown method is a usage error (exit 2)."""
+    docs = {}
+    for method in ("pass", "decoding"):
+        r = run_cli("transcribe", str(JFK), "-o", str(tmp_path / method), "-f", "json", "--no-diarize",
+                    "--word-alignment", method, *FAST)
+        assert r.returncode == 0, r.stderr
+        docs[method] = json.loads((tmp_path / method / "jfk.json").read_text())
+    for method, doc in docs.items():
+        assert doc["provenance"]["parameters"]["steps"]["transcribe"]["word_alignment"] == method
+    words = {m: [w for s in d["segments"] for w in s["words"]] for m, d in docs.items()}
+    assert [w["word"] for w in words["pass"]] == [w["word"] for w in words["decoding"]]
+    assert sum(abs(a["start"] - b["start"]) <= 0.1 for a, b in zip(words["pass"], words["decoding"])) \
+        >= 0.9 * len(words["pass"])
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: r\nsteps:\n  transcribe:\n    word_alignment: guess\n")
+    r = run_cli("transcribe", str(JFK), "--pipeline", str(recipe), "-o", str(tmp_path / "bad"), *FAST)
+    assert r.returncode == 2 and "word_alignment" in r.stderr
