@@ -284,8 +284,9 @@ def word_timings_from_decoding(tok, sampled: list[int], text_tokens: list[int], 
     (positions, heads, frames): the ``prompt_length`` prompt positions, then one per step; the query
     at position ``prompt_length - 1 + j`` predicted ``sampled[j]`` (and, at ``j = len(sampled)``,
     EOT). The DTW matrix is the rows that predicted the text tokens and EOT (timestamp rows are
-    left out); the prompt rows join the normalisation, as in openai-whisper's pass, whose prompt is
-    ``sot_sequence + no_timestamps`` where the decoding's is ``sot_sequence``. Word probabilities are
+    left out); the SOT sequence's rows join the normalisation, as in openai-whisper's pass, whose
+    prompt is ``sot_sequence + no_timestamps`` where the decoding's is ``sot_sequence`` (after any
+    initial prompt, whose rows are left out). Word probabilities are
     the decoding's own token probabilities. None when the decoding did not end with EOT (cut at
     the length limit) or its text is not ``text_tokens``: the caller aligns in a separate pass."""
     n = len(sampled)
@@ -295,11 +296,14 @@ def word_timings_from_decoding(tok, sampled: list[int], text_tokens: list[int], 
     steps = [j for j, t in enumerate(sampled) if t < tok.eot]
     if not steps or [sampled[j] for j in steps] != list(text_tokens):
         return None
-    first = prompt_length - 1
-    rows = list(range(first)) + [first + j for j in steps] + [first + n]
+    last = prompt_length - 1                      # the query that predicted the first sampled token
+    # the normalisation's leading rows: the SOT sequence's (an initial prompt before it is left out,
+    # as openai-whisper's pass has none)
+    lead = list(range(max(0, prompt_length - len(tok.sot_sequence)), last))
+    rows = lead + [last + j for j in steps] + [last + n]
     qk = attention[rows].transpose(0, 1).float()
     probs = [float(np.exp(step_logprobs[j])) for j in steps]
-    return word_timings(tok, list(text_tokens), qk, first, probs, num_frames, medfilt_width, qk_scale)
+    return word_timings(tok, list(text_tokens), qk, len(lead), probs, num_frames, medfilt_width, qk_scale)
 
 
 def text_tokens_of(segments: list[dict], tokenizer) -> list[int]:
