@@ -260,3 +260,16 @@ def test_word_timings_from_decoding_refuses_what_it_cannot_align():
     assert word_timings_from_decoding(tok, sampled, text, qk[:-1], lps, prompt, 600) is None   # no EOT step
     assert word_timings_from_decoding(tok, sampled, text[:-1], qk, lps, prompt, 600) is None   # other text
     assert word_timings_from_decoding(tok, sampled, text, None, None, prompt, 600) is None
+
+
+def test_word_timestamps_from_the_decoding_with_an_initial_prompt():
+    """An initial prompt precedes the SOT sequence in the decoding (not in the pass): its rows are
+    left out, and the timings still agree with the pass."""
+    prompt = "Anna, Boris and Clara discuss the town budget."
+    fast, counts = _words_by_method("decoding", initial_prompt=prompt)
+    ref, _ = _words_by_method("pass", initial_prompt=prompt)
+    assert counts["decoding"] >= 3 and counts["pass"] == 0
+    for k in ref:
+        assert [w.word for w in fast[k]] == [w.word for w in ref[k]]
+        d = np.array([abs(a.start - b.start) for a, b in zip(fast[k], ref[k])])
+        assert np.median(d) <= 0.02 and (d <= 0.1).mean() >= 0.9
