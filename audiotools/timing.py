@@ -286,9 +286,9 @@ def word_timings_from_decoding(tok, sampled: list[int], text_tokens: list[int], 
     EOT). The DTW matrix is the rows that predicted the text tokens and EOT (timestamp rows are
     left out); the SOT sequence's rows join the normalisation, as in openai-whisper's pass, whose
     prompt is ``sot_sequence + no_timestamps`` where the decoding's is ``sot_sequence`` (after any
-    initial prompt, whose rows are left out). Word probabilities are
-    the decoding's own token probabilities. None when the decoding did not end with EOT (cut at
-    the length limit) or its text is not ``text_tokens``: the caller aligns in a separate pass."""
+    initial prompt, whose rows are left out). Word probabilities are the decoding's own token
+    probabilities. None when the decoding did not end with EOT (cut at the length limit) or its
+    text is not ``text_tokens``: the caller aligns in a separate pass."""
     n = len(sampled)
     if attention is None or step_logprobs is None or attention.shape[0] < prompt_length + n \
             or len(step_logprobs) <= n:
