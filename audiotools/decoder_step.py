@@ -154,8 +154,9 @@ class StepDecoder:
             qh = _heads(q, self.n_head)
             keys = self.cross_kv[ca.key]
             o = F.scaled_dot_product_attention(qh, keys, self.cross_kv[ca.value])
-            if heads:
-                qks.append((qh[:, heads] @ keys[:, heads].transpose(-1, -2)).mul_(hd ** -0.5).transpose(1, 2))
+            if heads:   # head by head: keys[:, h] is a view, keys[:, heads] would copy them
+                qks.append(torch.stack([qh[:, h] @ keys[:, h].transpose(-1, -2) for h in heads], dim=2)
+                           .mul_(hd ** -0.5))
             return ca.out(o.transpose(1, 2).flatten(start_dim=2))
         wk = ca.key.weight.view(self.n_head, hd, n_state)        # (heads, d, n_state)
         wv = ca.value.weight.view(self.n_head, hd, n_state)

@@ -165,20 +165,28 @@ def test_cross_attention_from_features_same_as_projected_keys_values(tiny_transc
 
     def run():
         with torch.inference_mode():
-            step = decoder_step.StepDecoder(t.model, prompt.shape[1], keep_projections=True)
+            pairs = [tuple(p) for p in t.model.alignment_heads.indices().T.tolist()]
+            step = decoder_step.StepDecoder(t.model, prompt.shape[1], keep_projections=True, align_pairs=pairs)
             first = step.logits(prompt, features)
+            qk_first = step.last_qk
             nxt = step.logits(torch.cat([prompt, first[:, -1:].argmax(-1)], 1), features)
+            qks = (qk_first, step.last_qk)
             batched = [r.tokens for r in decode_windows(t.model, features, ["en"] * 3, opts, cross_kv={})]
             alone = [decode_windows(t.model, features[k:k + 1], ["en"], opts)[0].tokens for k in range(3)]
-        return step, first, nxt, batched, alone
+        return step, first, nxt, batched, alone, qks
 
-    f_step, f_first, f_next, f_batched, f_alone = run()
+    f_step, f_first, f_next, f_batched, f_alone, f_qks = run()
     monkeypatch.setattr(decoder_step, "cross_from_features", lambda model: False)
-    k_step, k_first, k_next, k_batched, k_alone = run()
+    k_step, k_first, k_next, k_batched, k_alone, k_qks = run()
     assert (f_step.cross, k_step.cross) == ("features", "kv")
     assert f_step.projected == {} and len(k_step.projected) == 2 * t.model.dims.n_text_layer
     assert torch.allclose(f_first, k_first, atol=1e-3, rtol=1e-4)
     assert torch.allclose(f_next, k_next, atol=1e-3, rtol=1e-4)
+    # the alignment heads' logits kept for word timings: (B, T, heads, frames), the same both ways
+    n_pairs = t.model.alignment_heads.indices().shape[1]
+    assert f_qks[0].shape == (3, prompt.shape[1], n_pairs, 1500) and f_qks[1].shape[1] == 1
+    for a, b in zip(f_qks, k_qks):
+        assert torch.allclose(a, b, atol=1e-3, rtol=1e-4)
     assert f_batched == k_batched == f_alone == k_alone
     assert len(f_batched[0]) > 20 and len(f_batched[1]) < len(f_batched[0])
 
