@@ -68,8 +68,8 @@ class StepDecoder:
     """Inference for a greedy ``DecodingTask``: ``logits(tokens, audio_features)`` as in
     openai-whisper (the whole initial prompt at the first call, the last token after that)."""
 
-    def __init__(self, model, initial_token_length: int, cross: str | None = None,
-                 keep_projections: bool = False, align_pairs: list[tuple[int, int]] | None = None):
+    def __init__(self, model, cross: str | None = None, keep_projections: bool = False,
+                 align_pairs: list[tuple[int, int]] | None = None):
         self.model = model
         self.keep_projections = keep_projections
         self.align_heads: dict[int, list[int]] = {}      # layer -> alignment heads, in pair order
@@ -79,7 +79,6 @@ class StepDecoder:
         # position of each pair in the layer-by-layer concatenation
         self.align_order = [order.index(tuple(p)) for p in align_pairs or []]
         self.last_qk: torch.Tensor | None = None
-        self.initial_token_length = initial_token_length
         self.cross = cross or ("features" if cross_from_features(model) else "kv")
         self.n_head = model.dims.n_text_head
         self.length = 0                          # positions in the self-attention cache
@@ -87,7 +86,6 @@ class StepDecoder:
         self.cross_kv: dict = {}                 # "kv": {projection module: (B, heads, frames, d)}
         self.projected: dict = {}                # "kv" with keep_projections: {module: (B, frames, n_state)}
         self.xt: torch.Tensor | None = None      # "features": (B, n_state, frames), contiguous
-        self.kv_cache = {}                       # openai-whisper's Inference attribute (unused here)
 
     # ---------------------------------------------------------------- per step
     @torch.inference_mode()

@@ -171,8 +171,7 @@ class _Task(DecodingTask):
         # the loop's decoder forward (decoder_step.py); the cross-attention projections it makes at
         # the first step, when it makes them, are handed on to word alignment
         pairs = [tuple(p) for p in self.model.alignment_heads.indices().T.tolist()] if self.capture else None
-        self.inference = StepDecoder(self.model, len(self.initial_tokens), keep_projections=self.keep_projections,
-                                     align_pairs=pairs)
+        self.inference = StepDecoder(self.model, keep_projections=self.keep_projections, align_pairs=pairs)
         self.records = []
         try:
             for i in range(self.sample_len):
@@ -262,7 +261,7 @@ def decode_windows(model, features: torch.Tensor, languages: list[str], options:
             if not pending:
                 break
             task = _Task(model, _decoding_options(options, lang, temperature, fp16))
-            task.keep_projections = cross_kv is not None and t_i == 0 and not attention
+            task.keep_projections = cross_kv is not None and t_i == 0
             task.capture = attention and t_i == 0 and task.compact
             # sampling at temperature > 0 is seeded, so the same audio gives the same transcript on a re-run
             devices = [features.device] if features.is_cuda else []

@@ -278,8 +278,9 @@ class Transcriber:
                                                           [files[fid].windows[batch[k][1]].duration for k in rows])
                 st.language_probability = probs.get(st.language, 0.0)
                 log.info("detected language: %s (p=%.2f)", st.language, st.language_probability)
-        cross_kv: dict | None = {} if self.options.word_timestamps else None
         from_decoding = self.options.word_timestamps and self.options.word_alignment == "decoding"
+        # the alignment pass reuses the decoding's cross-attention projections (when it makes them)
+        cross_kv: dict | None = {} if self.options.word_timestamps and not from_decoding else None
         results = decode_windows(self.model, features, [files[fid].language for fid, _ in batch], decode_opts,
                                  cross_kv=cross_kv, attention=from_decoding)
         per_window = []  # (file state, window index, window, tokenizer, segments)
@@ -298,16 +299,19 @@ class Transcriber:
         if self.options.word_timestamps:
             # word timings from the decoding's own cross-attention where it has them, one batched
             # alignment pass for the other windows with text, then each file's windows in order
+            texts = [text_tokens_of(segs, tok) for k, st, wi, w, tok, segs in per_window]
             alignments: list = []
-            for k, st, wi, w, tok, segs in per_window:
+            for (k, st, wi, w, tok, segs), text in zip(per_window, texts):
                 r = results[k]
                 alignments.append(word_timings_from_decoding(
-                    tok, r.tokens, text_tokens_of(segs, tok), r.attention, r.step_logprobs, r.prompt_length,
+                    tok, r.tokens, text, r.attention, r.step_logprobs, r.prompt_length,
                     num_frames_for(w.duration)) if from_decoding and segs else None)
                 r.attention = None      # (positions, heads, frames) per window: not kept past here
             todo = [n for n, a in enumerate(alignments) if a is None]
-            jobs = [AlignJob(tok, text_tokens_of(segs, tok), features[k], num_frames_for(w.duration), row=k)
-                    for k, st, wi, w, tok, segs in (per_window[n] for n in todo)]
+            jobs = []
+            for n in todo:
+                k, st, wi, w, tok, segs = per_window[n]
+                jobs.append(AlignJob(tok, texts[n], features[k], num_frames_for(w.duration), row=k))
             for n, alignment in zip(todo, find_alignments(self.model, jobs, cross_kv=cross_kv or None)):
                 alignments[n] = alignment
             self.alignment_counts["decoding"] += len(per_window) - len(todo)

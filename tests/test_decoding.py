@@ -166,7 +166,7 @@ def test_cross_attention_from_features_same_as_projected_keys_values(tiny_transc
     def run():
         with torch.inference_mode():
             pairs = [tuple(p) for p in t.model.alignment_heads.indices().T.tolist()]
-            step = decoder_step.StepDecoder(t.model, prompt.shape[1], keep_projections=True, align_pairs=pairs)
+            step = decoder_step.StepDecoder(t.model, keep_projections=True, align_pairs=pairs)
             first = step.logits(prompt, features)
             qk_first = step.last_qk
             nxt = step.logits(torch.cat([prompt, first[:, -1:].argmax(-1)], 1), features)
