@@ -20,7 +20,7 @@ COPY audiotools ./audiotools
 # resemblyzer only ships the GE2E speaker-embedding weights (never imported): no dependencies.
 RUN pip install ".${EXTRAS:+[$EXTRAS]}" \
  && pip install --no-deps "resemblyzer==0.1.4" \
- && python -c "import torch, audiotools.pipeline as p; assert torch.version.cuda, 'CPU-only torch'; \
+ && python -c "import torch, audiotools.pipeline.recipe as p; assert torch.version.cuda, 'CPU-only torch'; \
 assert 'gpu-batch' in p.available_recipes(), 'recipes missing from the install'"
 
 # Convert the default model once, at build time (cached as safetensors in $AUDIOTOOLS_CACHE),

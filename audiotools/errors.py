@@ -28,3 +28,19 @@ class UsageError(AudiotoolsError):
 
 class ModelError(AudiotoolsError):
     """A model could not be found, converted or loaded."""
+
+
+class CalibrationError(AudiotoolsError):
+    """A calibration file is missing, corrupt or made for another embedding model."""
+
+
+class EnrolmentRejected(AudiotoolsError):
+    """An enrolment sample is unusable (too little speech, more than one voice)."""
+
+
+class VoiceprintError(AudiotoolsError):
+    """A voiceprint record or store problem (corrupt file, wrong model, unknown person)."""
+
+
+class KeyFileError(AudiotoolsError):
+    """A key file is missing, unreadable or not an Ed25519 key."""

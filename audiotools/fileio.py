@@ -66,7 +66,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, perms: int | Non
 
 def read_text_input(path: str | os.PathLike, what: str = "file") -> str:
     """Read a UTF-8 input file; a missing or unreadable one raises a one-line ``InputError``."""
-    from .errors import InputError
+    from audiotools.errors import InputError
     p = Path(path)
     try:
         return p.read_text(encoding="utf-8")

@@ -97,7 +97,7 @@ class Transcript:
 
     def to_dict(self) -> dict[str, Any]:
         if not self.tool:
-            from . import __version__
+            from audiotools.version import __version__
             self.tool = {"name": "audiotools", "version": __version__}
         d = {"schema": SCHEMA, "audio": self.audio.to_dict(), "model": dict(self.model),
              "language": self.language, "segments": [s.to_dict() for s in self.segments],
@@ -107,27 +107,6 @@ class Transcript:
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent) + "\n"
-
-    # Writers live in writers.py; these are conveniences for the Python API.
-    def to_srt(self) -> str:
-        from .writers import to_srt
-        return to_srt(self)
-
-    def to_vtt(self) -> str:
-        from .writers import to_vtt
-        return to_vtt(self)
-
-    def to_txt(self) -> str:
-        from .writers import to_txt
-        return to_txt(self)
-
-    def to_tsv(self) -> str:
-        from .writers import to_tsv
-        return to_tsv(self)
-
-    def to_rttm(self) -> str:
-        from .writers import to_rttm
-        return to_rttm(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Transcript":

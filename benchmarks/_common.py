@@ -55,7 +55,7 @@ def write_result(name: str, data: dict) -> Path:
 
 
 def concat(files: list[Path], gap: float = 1.0) -> np.ndarray:
-    from audiotools.audio import load_audio
+    from audiotools.audio.decode import load_audio
     parts = []
     for f in files:
         parts.append(load_audio(f).samples)

@@ -19,7 +19,7 @@ short file before the clock starts; timed work is everything from the files to t
                        identify/mask/provenance (+ diarize when installed) + every export, atomic),
                        decode workers' start-up included
   openai-whisper       ``whisper.transcribe`` file by file on the same weights, as openai-whisper
-                       holds them (``audiotools.models.load_model``: no engine re-layout), given
+                       holds them (``audiotools.asr.models.load_model``: no engine re-layout), given
                        pre-decoded arrays (no ffmpeg binary here; decoding is not timed for it)
   faster-whisper       ``BatchedInferencePipeline`` on the same CTranslate2 weights (int8 and float32
                        on CPU, float16 on CUDA), decoding the files itself
@@ -176,9 +176,9 @@ def _sync(device: str):
 
 def run_audiotools(files, args, compute_type: str | None = None) -> dict:
     """The batch engine: decode workers -> VAD windows -> cross-file batches (no finishing steps)."""
-    from audiotools.audio import load_audio
-    from audiotools.prefetch import Prefetcher, PrepareOptions, default_workers
-    from audiotools.transcriber import EngineItem, TranscribeOptions, Transcriber
+    from audiotools.audio.decode import load_audio
+    from audiotools.batch.prefetch import Prefetcher, PrepareOptions, default_workers
+    from audiotools.asr.transcribe import EngineItem, TranscribeOptions, Transcriber
     opts = TranscribeOptions(model=args.model, device=args.device, language=args.language,
                              batch_size=args.batch_size, word_timestamps=args.words, threads=args.threads,
                              compute_type=compute_type)
@@ -216,10 +216,12 @@ def run_audiotools(files, args, compute_type: str | None = None) -> dict:
 
 def run_pipeline(files, args) -> dict:
     """``audiotools batch`` end to end with the recipe (``--pipeline``), into a temporary folder."""
-    from audiotools.audio import load_audio
-    from audiotools.batch import BatchOptions, prepare_recipe, run_batch
-    from audiotools.pipeline import load_recipe, override, transcribe_options
-    from audiotools.transcriber import Transcriber
+    from audiotools.audio.decode import load_audio
+    from audiotools.batch.engine import BatchOptions
+    from audiotools.batch.plan import prepare_recipe
+    from audiotools.batch.run import run_batch
+    from audiotools.pipeline.recipe import load_recipe, override, transcribe_options
+    from audiotools.asr.transcribe import Transcriber
     # the identify step caches speaker embeddings by PCM hash; the GPU corpus repeats its files, so
     # a warm cache would serve every copy after the first: time the work, not the cache
     os.environ["AUDIOTOOLS_NO_EMBEDDING_CACHE"] = "1"
@@ -261,8 +263,8 @@ def run_pipeline(files, args) -> dict:
 def run_openai_whisper(files, args) -> dict:
     import torch
     import whisper
-    from audiotools.audio import load_audio
-    from audiotools.models import load_model
+    from audiotools.audio.decode import load_audio
+    from audiotools.asr.models import load_model
     fp16 = args.device.startswith("cuda")
     # the plain openai-whisper module as whisper.load_model gives it: float32 parameters (cast per
     # call to float16 when fp16=True, as openai-whisper does on CUDA), not the engine's get_model
@@ -391,8 +393,8 @@ def run_hf(files, args) -> dict:
         from transformers import pipeline
     except ImportError:
         return {"skipped": "transformers is not installed (pip install transformers)"}
-    from audiotools.audio import load_audio
-    from audiotools.models import load_model
+    from audiotools.audio.decode import load_audio
+    from audiotools.asr.models import load_model
     from transcribe_cpu import joined_ct2_dir
     wmodel, _ = load_model(args.model, "cpu", dtype=torch.float32)
     hf, processor = hf_model_from_whisper(wmodel, joined_ct2_dir(args.model) / "tokenizer.json")

@@ -53,9 +53,9 @@ def der_of(reference, hypothesis, duration: float) -> dict:
 
 
 def accuracy() -> dict:
-    from audiotools.audio import load_audio
-    from audiotools.diarization import run_diarization
-    from audiotools.rttm import read_rttm
+    from audiotools.audio.decode import load_audio
+    from audiotools.diarize.diarization import run_diarization
+    from audiotools.export.rttm import read_rttm
 
     def ref(p):
         return next(iter(read_rttm(p).values()))
@@ -83,7 +83,7 @@ def accuracy() -> dict:
 def meetings() -> dict:
     from pyannote.core import Annotation, Segment
 
-    from audiotools.diarization import run_diarization
+    from audiotools.diarize.diarization import run_diarization
     from synthetic_meetings import meeting_set
     out = {}
     ders, given_ders = [], []
@@ -112,12 +112,12 @@ def oracle_bound() -> dict:
     frame can reach at best on this file, whatever the clustering."""
     from pyannote.core import Annotation, Segment
 
-    import audiotools.builtin_diarizer as bd
-    from audiotools.audio import load_audio
-    from audiotools.embedding import SpeakerEncoder
-    from audiotools.resegmentation import decode, region_spans
-    from audiotools.rttm import read_rttm
-    from audiotools.window_embeddings import embed_regions
+    import audiotools.diarize.builtin as bd
+    from audiotools.audio.decode import load_audio
+    from audiotools.speakers.ge2e import SpeakerEncoder
+    from audiotools.diarize.resegmentation import decode, region_spans
+    from audiotools.export.rttm import read_rttm
+    from audiotools.diarize.window_embeddings import embed_regions
     audio = load_audio(SHARED / "diarization" / "sample.wav")
     reference = next(iter(read_rttm(SHARED / "diarization" / "sample.rttm").values()))
     turns = [(seg.start, seg.end, label) for seg, _, label in reference.itertracks(yield_label=True)]
@@ -152,8 +152,8 @@ def oracle_bound() -> dict:
 
 
 def speed(transcribe: bool) -> dict:
-    from audiotools.audio import load_audio
-    from audiotools.diarization import run_diarization
+    from audiotools.audio.decode import load_audio
+    from audiotools.diarize.diarization import run_diarization
     files = [SAMPLES / "conversation.wav", SHARED / "diarization" / "sample.wav"]
     audios = [load_audio(f) for f in files]
     t0 = time.perf_counter()
@@ -162,7 +162,7 @@ def speed(transcribe: bool) -> dict:
     out: dict = {"model_load_and_warmup_s": round(load_s, 2), "files": {}}
     transcriber = None
     if transcribe:
-        from audiotools.transcriber import Transcriber
+        from audiotools.asr.transcribe import Transcriber
         transcriber = Transcriber()
         transcriber.transcribe(audios[1])                                     # warm up
     tot_d = tot_t = 0.0
@@ -199,7 +199,7 @@ def long_material() -> list[Path]:
 def write_long_file(path: Path, hours: float) -> None:
     """A ``hours``-long 16 kHz WAV: the recordings above, concatenated with pauses, repeated, written
     block by block (never the whole file in memory)."""
-    from audiotools.audio import load_audio
+    from audiotools.audio.decode import load_audio
     rng = np.random.default_rng(0)
     pieces = [load_audio(f).samples for f in long_material()]
     target = int(hours * 3600 * SR)
@@ -227,8 +227,8 @@ def mem(key):
 
 CHILD = MEM + r"""
 import json, sys, time
-from audiotools.audio import load_audio
-from audiotools.diarization import run_diarization
+from audiotools.audio.decode import load_audio
+from audiotools.diarize.diarization import run_diarization
 t0 = time.perf_counter()
 audio = load_audio(sys.argv[1], hash_source=False)
 t1 = time.perf_counter()
@@ -243,7 +243,7 @@ print(json.dumps({"load_s": t1 - t0, "diarize_s": t2 - t1, "speakers": res.num_s
 CHILD_ARRAY = MEM + r"""
 import json, sys, time
 import numpy as np, soundfile as sf
-from audiotools.diarization import run_diarization
+from audiotools.diarize.diarization import run_diarization
 with sf.SoundFile(sys.argv[1]) as f:
     x = np.empty(f.frames, dtype=np.float32)
     pos = 0

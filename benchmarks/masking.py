@@ -3,7 +3,7 @@
     python benchmarks/masking.py
 
 Reads tests/data/profanity_labelled.tsv (language, token, label 1=obscene 0=innocent), runs
-audiotools.masking on it -- each language with its own rules and once with all rules
+audiotools.mask.masking on it -- each language with its own rules and once with all rules
 (language=None) -- and, when installed, the PyPI libraries better-profanity and
 alt-profanity-check on the English part. Prints a table and writes
 benchmarks/results/masking.json.
@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from audiotools.masking import Masker, MaskOptions  # noqa: E402
+from audiotools.mask.masking import Masker, MaskOptions  # noqa: E402
 
 LABELLED = ROOT / "tests" / "data" / "profanity_labelled.tsv"
 OUT = ROOT / "benchmarks" / "results" / "masking.json"
@@ -102,7 +102,7 @@ def main() -> int:
 
     print(f"{'engine / language':<34} {'obsc':>5} {'innoc':>5} {'precision':>9} {'recall':>7} {'FPR':>6} {'µs/token':>9}")
     for lang in langs:
-        print(line(f"audiotools.masking  {lang}", results["audiotools"][lang]))
+        print(line(f"audiotools.mask.masking  {lang}", results["audiotools"][lang]))
     for lang in langs:
         print(line(f"audiotools (language=None)  {lang}", results["audiotools_all_languages"][lang]))
     for name, s in results["libraries_en"].items():

@@ -69,7 +69,7 @@ def _speech_islands(x: np.ndarray, bridge: float = 0.3, min_len: float = 0.1) ->
     the dry piece at full level, pauses shorter than ``bridge`` s bridged. This is the reference a
     forced alignment would give (word gaps inside a turn, real pauses not); it leaves out the
     LibriSpeech recordings' own background noise, which an energy threshold would count as speech."""
-    from audiotools.vad import VADOptions, speech_probabilities
+    from audiotools.vad.silero import VADOptions, speech_probabilities
     p = speech_probabilities(x, VADOptions(normalize=True))
     frame = 512
     on = p >= 0.5

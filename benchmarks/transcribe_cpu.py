@@ -36,9 +36,9 @@ def build_files() -> list[dict]:
 
 
 def joined_ct2_dir(model: str) -> Path:
-    from audiotools.models import _ct2_files, resolve
+    from audiotools.asr.models import ct2_files, resolve
     src = resolve(model, allow_download=False)
-    bins, cfg_dir = _ct2_files(src)
+    bins, cfg_dir = ct2_files(src)
     if bins == [cfg_dir / "model.bin"]:
         return cfg_dir                       # a CTranslate2 directory with one model.bin already
     d = WORK / f"ct2-{model}"
@@ -65,9 +65,9 @@ def main() -> None:
     import whisper
     from faster_whisper import WhisperModel
 
-    from audiotools.audio import load_audio
-    from audiotools.models import load_model
-    from audiotools.transcriber import TranscribeOptions, Transcriber
+    from audiotools.audio.decode import load_audio
+    from audiotools.asr.models import load_model
+    from audiotools.asr.transcribe import TranscribeOptions, Transcriber
 
     torch.set_num_threads(args.threads)
     files = build_files()

@@ -47,8 +47,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from audiotools import channel  # noqa: E402
-from audiotools.calibration import ConditionModel, summary  # noqa: E402
+from audiotools.audio import condition as channel  # noqa: E402
+from audiotools.speakers.calibration import ConditionModel, summary  # noqa: E402
 
 DATA = Path(os.environ.get("AUDIOTOOLS_SHARED_DATA", ROOT.parent / "shared" / "data")) / "speakers"
 MAIN = ["1688", "1998", "2033", "2414", "2609"]
@@ -142,7 +142,7 @@ def convert(files: list[Path], tmp: Path, condition: str) -> list[Path]:
 
 
 def embed_all(extractor, paths: list[Path], condition: str, native_condition: str | None = None) -> np.ndarray:
-    from audiotools.embedding_cache import Audio
+    from audiotools.speakers.embedding_cache import Audio
     res = []
     block = 48
     for k in range(0, len(paths), block):
@@ -205,7 +205,7 @@ def held_out_scores(models, enrol, test, spk, folds, ordered):
 def multi_enrolment_scores(models, enrol, test, spk, folds):
     """Enrolment = 3 utterances of a multi-utterance speaker (3 disjoint sets per speaker), tested
     against every other recording; held out as above."""
-    from audiotools.verification import enrol_model
+    from audiotools.speakers.verification import enrol_model
     sets = []
     for s in MAIN:
         idx = np.flatnonzero(spk == s)
@@ -237,8 +237,8 @@ def report(tgt, s, sel=None) -> dict:
 
 def timing(files: list[Path], tel_files: list[Path], n_trials: int = 1000) -> dict:
     """1,000 trials (a mix of clean and telephone tests) through score_trials, cold and warm cache."""
-    from audiotools.embedding_cache import Extractor
-    from audiotools.verification import Scorer, score_trials
+    from audiotools.speakers.embedding_cache import Extractor
+    from audiotools.speakers.verification import Scorer, score_trials
     rng = np.random.default_rng(0)
     spk = np.array([speaker_of(f) for f in files])
     main_idx = np.flatnonzero(np.isin(spk, MAIN))
@@ -289,7 +289,7 @@ def main() -> int:
         return demo_trials(Path(args.demo_trials))
     if not shutil.which("sox"):
         sys.exit("sox is needed for the telephone conversions")
-    from audiotools.embedding_cache import Extractor
+    from audiotools.speakers.embedding_cache import Extractor
     extractor = Extractor()
     t_start = time.perf_counter()
     lib_files = list_files()
@@ -404,9 +404,9 @@ def main() -> int:
 def voice_check_eval(files: list[Path], tel_files: list[Path], n_mix: int = 60) -> dict:
     """The enrolment one-voice check (verification.two_speaker_test): false rejections on the
     single-speaker recordings, detections on two-speaker mixtures made from them."""
-    from audiotools.audio import pcm_sha256
-    from audiotools.embedding_cache import Audio, cut
-    from audiotools.verification import Scorer, two_speaker_test
+    from audiotools.audio.decode import pcm_sha256
+    from audiotools.speakers.embedding_cache import Audio, cut
+    from audiotools.speakers.verification import Scorer, two_speaker_test
     scorer = Scorer()
     out = {}
     for cond, paths in ((channel.WIDEBAND, files), (channel.TELEPHONE, tel_files)):
@@ -498,7 +498,7 @@ def synthetic_eval(m, enrol, test, spk, syn_mask, ordered) -> dict:
 
 
 def write_shipped(shipped: dict, extractor, results: dict, top_n: int) -> None:
-    from audiotools.calibration import DATA_DIR, SCHEMA
+    from audiotools.speakers.calibration import DATA_DIR, SCHEMA
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     conds = {}
     for cond, (m, cohort) in shipped.items():

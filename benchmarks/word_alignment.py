@@ -24,7 +24,7 @@ from _common import machine, write_result  # noqa: E402
 
 
 def run(method: str, items, model: str, batch_size: int) -> tuple[dict, float, dict]:
-    from audiotools.transcriber import EngineItem, TranscribeOptions, Transcriber
+    from audiotools.asr.transcribe import EngineItem, TranscribeOptions, Transcriber
     tr = Transcriber(TranscribeOptions(model=model, device="cpu", language="en", batch_size=batch_size,
                                        word_alignment=method))
     list(tr.transcribe_many([EngineItem(0, items[0][1], windows=items[0][2], language="en")]))  # warm-up
@@ -49,8 +49,8 @@ def main() -> None:
     args = ap.parse_args()
     from batch import build_corpus
 
-    from audiotools.audio import load_audio
-    from audiotools.windows import speech_windows
+    from audiotools.audio.decode import load_audio
+    from audiotools.asr.windows import speech_windows
     files = build_corpus()
     items = []
     for k, f in enumerate(files):

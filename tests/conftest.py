@@ -34,13 +34,13 @@ def shared() -> Path:
 
 @pytest.fixture(scope="session")
 def base_transcriber():
-    from audiotools.transcriber import TranscribeOptions, Transcriber
+    from audiotools.asr.transcribe import TranscribeOptions, Transcriber
     return Transcriber(TranscribeOptions(model="base", device="cpu"))
 
 
 @pytest.fixture(scope="session")
 def tiny_transcriber():
-    from audiotools.transcriber import TranscribeOptions, Transcriber
+    from audiotools.asr.transcribe import TranscribeOptions, Transcriber
     return Transcriber(TranscribeOptions(model="tiny.en", device="cpu", language="en"))
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audiotools.audio import SAMPLE_RATE, load_audio, pcm_sha256
+from audiotools.audio.decode import SAMPLE_RATE, load_audio, pcm_sha256
 from audiotools.errors import InputError
 from audiotools.fileio import sha256_file
 
@@ -28,7 +28,7 @@ def test_flac_44k_stereo_to_16k_mono():
 
 def test_soundfile_fast_path_equals_ffmpeg_path(tmp_path):
     """A 16 kHz WAV decodes to the same PCM hash whether soundfile or FFmpeg reads it."""
-    from audiotools import audio as audio_mod
+    from audiotools.audio import decode as audio_mod
     p = SHARED / "diarization" / "sample.wav"
     fast = load_audio(p)
     assert fast.info.decoder.startswith("soundfile")

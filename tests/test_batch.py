@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from audiotools.batch import BatchOptions, discover, recipe_fingerprint, remove_stale_temp_files, run_batch
-from audiotools.pipeline import load_recipe, override
+from audiotools.batch.engine import BatchOptions
+from audiotools.batch.plan import discover, recipe_fingerprint, remove_stale_temp_files
+from audiotools.batch.run import run_batch
+from audiotools.pipeline.recipe import load_recipe, override
 
 from conftest import JFK, JFK_TEXT, ROOT, SHARED, wer
 
@@ -40,7 +42,7 @@ def utterances(n: int, speaker: str = "1998") -> list[Path]:
 
 
 def tiny_recipe(**transcribe) -> dict:
-    from audiotools.pipeline import step_module
+    from audiotools.pipeline.recipe import step_module
     r = load_recipe("default")
     r = override(r, "transcribe", model="tiny.en", language="en", device="cpu", **transcribe)
     mod = step_module("diarize")
@@ -127,8 +129,8 @@ def test_stale_temp_files_are_removed(tmp_path):
 
 def test_batched_text_equals_sequential(tiny_transcriber):
     """Windows of many files sharing batches give exactly the per-file transcripts."""
-    from audiotools.audio import load_audio
-    from audiotools.transcriber import EngineItem
+    from audiotools.audio.decode import load_audio
+    from audiotools.asr.transcribe import EngineItem
     files = [JFK, SHARED / "diarization" / "sample.wav", *utterances(2), *utterances(1, "cohort")]
     audios = [load_audio(f) for f in files]
     sequential = [tiny_transcriber.transcribe(a) for a in audios]
@@ -227,7 +229,7 @@ def test_corrupt_file_does_not_stop_the_batch(tmp_path):
 
 
 def test_kill_9_then_rerun_completes_without_partial_or_duplicate_outputs(tmp_path):
-    from audiotools.provenance import sibling_exports, verify
+    from audiotools.provenance.document import sibling_exports, verify
     src = tmp_path / "in"
     src.mkdir()
     inputs = utterances(4, "1688") + utterances(3, "2609")
@@ -300,7 +302,7 @@ def test_ray_local_mode(tmp_path, tiny_transcriber):
     rep = report(out)
     assert rep["run"]["ray"]["shards"] == 2 and rep["complete"]
     # the shards' transcripts are the local engine's
-    from audiotools.audio import load_audio
+    from audiotools.audio.decode import load_audio
     doc = json.loads((out / "jfk.json").read_text())
     local = tiny_transcriber.transcribe(load_audio(src / "jfk.flac"))
     assert [s["text"] for s in doc["segments"]] == [s.text for s in local.segments]
@@ -313,11 +315,11 @@ def test_ray_local_mode(tmp_path, tiny_transcriber):
 def test_identification_reuses_the_transcription_vad(tiny_transcriber, monkeypatch):
     """The speech regions the windows were cut from go with the audio (single file and decode
     workers), so identification does not run Silero again; with other VAD options they do not."""
-    import audiotools.vad as vad
-    from audiotools.audio import load_audio
-    from audiotools.embedding_cache import Audio, Extractor
-    from audiotools.prefetch import PrepareOptions, prepare
-    from audiotools.transcriber import TranscribeOptions, Transcriber
+    import audiotools.vad.silero as vad
+    from audiotools.audio.decode import load_audio
+    from audiotools.speakers.embedding_cache import Audio, Extractor
+    from audiotools.batch.prefetch import PrepareOptions, prepare
+    from audiotools.asr.transcribe import TranscribeOptions, Transcriber
 
     path = ROOT / "samples" / "conversation.wav"
     audio = load_audio(path)
@@ -349,7 +351,7 @@ def test_prefetcher_start_and_warm_up(tmp_path):
     """``start`` submits the first files before iteration (decoding overlaps model loading) with the
     same results; ``warm_up`` spawns the workers, at a lower priority than the engine, and decodes
     nothing; a bad file is reported in its place either way."""
-    from audiotools.prefetch import Prefetcher, PrepareOptions, prepare
+    from audiotools.batch.prefetch import Prefetcher, PrepareOptions, prepare
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF....WAVEnot audio")
     paths = [JFK, bad, ROOT / "samples" / "conversation.wav"]

@@ -92,7 +92,7 @@ def test_recipe_sets_defaults_and_flags_override(tmp_path):
 
 def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
     """A crash while writing leaves neither a half-written file nor a temp file behind."""
-    from audiotools import writers
+    from audiotools.export import writers
 
     def boom(t):
         raise RuntimeError("disk full")
@@ -113,9 +113,10 @@ def test_help_reads_well():
 
 def test_python_api():
     import audiotools
+    from audiotools.export import to_srt, to_vtt
     t = audiotools.transcribe(str(JFK), model="tiny.en", language="en")
     assert wer(JFK_TEXT, t.text) <= 0.1
-    assert t.to_srt().startswith("1\n") and t.to_vtt().startswith("WEBVTT")
+    assert to_srt(t).startswith("1\n") and to_vtt(t).startswith("WEBVTT")
     assert json.loads(t.to_json())["segments"]
 
 

@@ -10,17 +10,17 @@ import torch
 from conftest import JFK, JFK_TEXT, run_cli, wer
 from torch import nn
 
-from audiotools.audio import load_audio
+from audiotools.audio.decode import load_audio
 
 
 @pytest.fixture(scope="module")
 def int8_transcriber():
-    from audiotools.transcriber import TranscribeOptions, Transcriber
+    from audiotools.asr.transcribe import TranscribeOptions, Transcriber
     return Transcriber(TranscribeOptions(model="tiny.en", device="cpu", language="en", compute_type="int8"))
 
 
 def test_int8_model_is_quantised(int8_transcriber):
-    from audiotools.quantize import Int8Linear
+    from audiotools.asr.quantize import Int8Linear
     model = int8_transcriber.model
     assert int8_transcriber.compute_type == "int8" and model.compute_type == "int8"
     # every Linear (openai-whisper's whisper.model.Linear subclasses included) was replaced
@@ -59,7 +59,7 @@ def test_int8_jfk_wer_and_word_timestamps(int8_transcriber):
 
 def test_compute_type_resolution_and_cache_key():
     from audiotools.errors import UsageError
-    from audiotools.quantize import resolve_compute_type
+    from audiotools.asr.quantize import resolve_compute_type
     assert resolve_compute_type(None, "cpu") == "float32"
     assert resolve_compute_type(None, "cuda") == "float16"
     assert resolve_compute_type(None, "cpu", fp16=True) == "float16"     # the legacy alias
@@ -75,7 +75,7 @@ def test_compute_type_resolution_and_cache_key():
     assert resolve_compute_type("int8_bfloat16", "cpu") == "int8_bfloat16"
     with pytest.raises(UsageError):
         resolve_compute_type("int8_bfloat16", "cuda")
-    from audiotools.transcriber import get_model
+    from audiotools.asr.transcribe import get_model
     m8, _ = get_model("tiny.en", "cpu", compute_type="int8")
     m32, _ = get_model("tiny.en", "cpu")
     assert m8 is not m32 and m32.compute_type == "float32" and m8.compute_type == "int8"
@@ -83,8 +83,8 @@ def test_compute_type_resolution_and_cache_key():
 
 
 def test_resume_fingerprint_int8_is_not_volatile():
-    from audiotools.batch import recipe_fingerprint
-    from audiotools.pipeline import load_recipe, override
+    from audiotools.batch.plan import recipe_fingerprint
+    from audiotools.pipeline.recipe import load_recipe, override
     plain = load_recipe("default")
     assert plain["steps"]["transcribe"]["compute_type"] is None
     assert recipe_fingerprint(override(plain, "transcribe", compute_type="float32")) == recipe_fingerprint(plain)
@@ -116,14 +116,14 @@ def test_cli_int8_records_compute_type_in_provenance(tmp_path):
 
 @pytest.fixture(scope="module")
 def bf16_transcribers():
-    from audiotools.transcriber import TranscribeOptions, Transcriber
+    from audiotools.asr.transcribe import TranscribeOptions, Transcriber
     return {ct: Transcriber(TranscribeOptions(model="tiny.en", device="cpu", language="en", compute_type=ct))
             for ct in ("float32", "bfloat16", "int8_bfloat16")}
 
 
 def test_bfloat16_runs_the_encoder_in_bfloat16_and_the_decoder_in_float32(bf16_transcribers):
-    from audiotools.quantize import Int8Linear
-    from audiotools.windows import fixed_windows
+    from audiotools.asr.quantize import Int8Linear
+    from audiotools.asr.windows import fixed_windows
     t32, tbf, tmix = (bf16_transcribers[k] for k in ("float32", "bfloat16", "int8_bfloat16"))
     for t in (tbf, tmix):
         enc = t.model.encoder
@@ -162,7 +162,7 @@ def test_float16_engine_runs_end_to_end_on_cpu():
     """The float16 path (the default on CUDA) through the whole engine: float16 weights, features and
     decoder, layer norms in float32 as openai-whisper computes them, batched decoding of two files
     and word alignment. It runs here on the CPU, so the GPU's dtype plumbing is tested without a GPU."""
-    from audiotools.transcriber import EngineItem, TranscribeOptions, Transcriber
+    from audiotools.asr.transcribe import EngineItem, TranscribeOptions, Transcriber
     t = Transcriber(TranscribeOptions(model="tiny.en", device="cpu", language="en", compute_type="float16"))
     m = t.model
     assert t.dtype == torch.float16 and t.compute_type == "float16"

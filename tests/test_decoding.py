@@ -9,7 +9,7 @@ import torch
 from whisper.decoding import ApplyTimestampRules
 from whisper.tokenizer import get_tokenizer
 
-from audiotools.decoding import _BatchedTimestampRules
+from audiotools.asr.decoding import _BatchedTimestampRules
 
 
 def _histories(tok, rng: np.random.Generator, batch: int, length: int, sample_begin: int) -> torch.Tensor:
@@ -61,7 +61,7 @@ def test_batched_timestamp_rules_equal_openai_whisper(multilingual, length):
 def test_column_major_weights_same_outputs_same_memory():
     from whisper.model import ModelDimensions, Whisper
 
-    from audiotools.weight_layout import column_major_linears
+    from audiotools.asr.weight_layout import column_major_linears
     torch.manual_seed(0)
     dims = ModelDimensions(n_mels=80, n_audio_ctx=64, n_audio_state=64, n_audio_head=4, n_audio_layer=2,
                            n_vocab=51864, n_text_ctx=32, n_text_state=64, n_text_head=4, n_text_layer=2)
@@ -100,12 +100,12 @@ def test_alignment_same_with_and_without_the_decoding_cross_attention_cache(tiny
     which CUDA and int8 models take; forced here on the CPU)."""
     from conftest import JFK
 
-    import audiotools.decoder_step as decoder_step
+    import audiotools.asr.decoder_step as decoder_step
     monkeypatch.setattr(decoder_step, "cross_from_features", lambda model: False)
 
-    from audiotools.audio import load_audio
-    from audiotools.decoding import decode_windows
-    from audiotools.timing import AlignJob, find_alignments, num_frames_for, split_segments, text_tokens_of
+    from audiotools.audio.decode import load_audio
+    from audiotools.asr.decoding import decode_windows
+    from audiotools.asr.timing import AlignJob, find_alignments, num_frames_for, split_segments, text_tokens_of
 
     t = tiny_transcriber
     samples = load_audio(JFK).samples
@@ -141,7 +141,7 @@ def test_alignment_same_with_and_without_the_decoding_cross_attention_cache(tiny
 def _jfk_windows(t):
     from conftest import JFK
 
-    from audiotools.audio import load_audio
+    from audiotools.audio.decode import load_audio
     samples = load_audio(JFK).samples
     # three lengths: the short windows end first and are dropped from the batch mid-loop
     chunks = [samples, samples[: 16000 * 3], samples[16000 * 4:]]
@@ -153,8 +153,8 @@ def test_cross_attention_from_features_same_as_projected_keys_values(tiny_transc
     """decoder_step computes the cross-attention from the encoder output on a float32 CPU model and
     from projected keys/values otherwise: the same logits (to float rounding) and the same tokens,
     batched (rows dropped as windows end) or one window at a time."""
-    import audiotools.decoder_step as decoder_step
-    from audiotools.decoding import decode_windows
+    import audiotools.asr.decoder_step as decoder_step
+    from audiotools.asr.decoding import decode_windows
 
     t = tiny_transcriber
     features = _jfk_windows(t)
@@ -193,7 +193,7 @@ def test_cross_attention_from_features_same_as_projected_keys_values(tiny_transc
 
 def test_step_decoder_keep_rows_moves_whole_rows():
     """Dropping ended rows: each filler row lands on its hole in every cache, the rest stay put."""
-    from audiotools.decoder_step import StepDecoder
+    from audiotools.asr.decoder_step import StepDecoder
 
     step = StepDecoder.__new__(StepDecoder)
     step.self_kv = [[torch.arange(5.0)[:, None, None].repeat(1, 4, 6) + 0, torch.arange(5.0)[:, None, None] * 10
@@ -211,8 +211,8 @@ def test_step_decoder_keep_rows_moves_whole_rows():
 def _words_by_method(method: str, **options):
     from conftest import JFK, ROOT
 
-    from audiotools.audio import load_audio
-    from audiotools.transcriber import EngineItem, TranscribeOptions, Transcriber
+    from audiotools.audio.decode import load_audio
+    from audiotools.asr.transcribe import EngineItem, TranscribeOptions, Transcriber
     tr = Transcriber(TranscribeOptions(model="tiny.en", device="cpu", language="en", word_alignment=method,
                                        **options))
     items = [EngineItem(k, load_audio(p).samples, language="en")
@@ -254,7 +254,7 @@ def test_windows_decoded_by_sampling_get_the_alignment_pass():
 
 def test_word_timings_from_decoding_refuses_what_it_cannot_align():
     """None (the caller then runs the pass) when the decoding has no EOT step or other text."""
-    from audiotools.timing import word_timings_from_decoding
+    from audiotools.asr.timing import word_timings_from_decoding
     tok = get_tokenizer(False, language="en", task="transcribe")
     text = tok.encode(" ask not what your country can do")
     sampled = [tok.timestamp_begin] + text + [tok.timestamp_begin + 100]

@@ -18,11 +18,11 @@ import pytest
 import soundfile as sf
 from pyannote.core import Annotation, Segment, Timeline
 
-from audiotools.audio import DecodedAudio, load_audio
+from audiotools.audio.decode import DecodedAudio, load_audio
 from audiotools.cli import main as cli_main
-from audiotools.diarization import DiarizationOptions, diarize, run_diarization
+from audiotools.diarize.diarization import DiarizationOptions, diarize, run_diarization
 from audiotools.errors import InputError, ModelError, UsageError
-from audiotools.rttm import read_rttm, read_uem, rttm_text, write_rttm
+from audiotools.export.rttm import read_rttm, read_uem, rttm_text, write_rttm
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
@@ -34,7 +34,7 @@ SR = 16000
 
 
 def der(reference: Annotation, hypothesis: Annotation, duration: float, collar: float = 0.0) -> dict:
-    from audiotools.cli.eval_cmd import der_report
+    from audiotools.eval.der import der_report
     uem = {"f": Timeline([Segment(0.0, duration)])}
     return der_report({"f": reference}, {"f": hypothesis}, uem, collar=collar)["total"]
 
@@ -229,8 +229,8 @@ def test_split_on_a_mono_file_falls_back_to_the_mix():
 # ------------------------------------------------------------------ the pipeline step
 
 def test_run_step_labels_words_and_splits_segments(conversation_audio):
-    from audiotools.diarization import run_step
-    from audiotools.pipeline import Job
+    from audiotools.diarize.diarization import run_step
+    from audiotools.pipeline.recipe import Job
     from audiotools.transcript import Segment as TSeg
     from audiotools.transcript import Transcript, Word
     truth = json.loads((SAMPLES / "conversation.json").read_text())["turns"]
@@ -261,7 +261,7 @@ def test_run_step_labels_words_and_splits_segments(conversation_audio):
     assert set(d["speakers"]) == {"SPEAKER_00", "SPEAKER_01", "SPEAKER_02"}
     assert all(set(v) == {"duration", "segments"} for v in d["speakers"].values())
     assert {"start", "end", "speaker"} == set(d["diarization"]["turns"][0])
-    from audiotools.writers import to_rttm
+    from audiotools.export.writers import to_rttm
     assert to_rttm(job.transcript).count("SPEAKER conversation 1 ") == len(d["diarization"]["turns"])
 
 
@@ -291,7 +291,7 @@ def test_auto_backend_without_pyannote_pipeline_uses_builtin(monkeypatch, tmp_pa
 
 
 def test_pyannote_backend_errors_are_one_line(tmp_path, monkeypatch):
-    from audiotools import pyannote_backend as pb
+    from audiotools.diarize import pyannote_backend as pb
     if not pb.installed():
         with pytest.raises(ModelError, match="pip install"):
             run_diarization(np.zeros(SR, dtype=np.float32), {"backend": "pyannote"})
@@ -350,7 +350,7 @@ def build_local_pyannote_pipeline(root: Path) -> Path:
 
 def test_pyannote_adapter_with_a_local_pipeline(tmp_path):
     pytest.importorskip("pyannote.audio", reason="optional extra audiotools[pyannote] not installed")
-    from audiotools import pyannote_backend as pb
+    from audiotools.diarize import pyannote_backend as pb
     pipe_dir = build_local_pyannote_pipeline(tmp_path / "pipeline")
     assert pb.offline_pipeline(pipe_dir) == pipe_dir
     x = load_audio(SAMPLE_WAV).samples[: 12 * SR]
@@ -430,7 +430,7 @@ def test_batched_vad_equals_frame_by_frame_silero():
     import torch
     from silero_vad import get_speech_timestamps
 
-    from audiotools.vad import VADOptions, load_vad_model, normalize_level, speech_probabilities, speech_regions
+    from audiotools.vad.silero import VADOptions, load_vad_model, normalize_level, speech_probabilities, speech_regions
     x = load_audio(SAMPLES / "phone_call.wav").samples
     model = load_vad_model()
     audio = normalize_level(x)

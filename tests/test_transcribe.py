@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audiotools.audio import load_audio
-from audiotools.windows import make_windows
+from audiotools.audio.decode import load_audio
+from audiotools.asr.windows import make_windows
 
 from conftest import JFK, JFK_TEXT, SAMPLES, ROOT, wer
 
@@ -61,7 +61,7 @@ def test_phone_band_8khz_audio(base_transcriber, tmp_path):
 def test_russian_with_forced_language():
     """espeak-ng's synthetic Russian is detected as Polish (by openai-whisper too), so the user forces
     ``--language ru``; the text then comes out in Cyrillic with the key words right."""
-    from audiotools.transcriber import TranscribeOptions, Transcriber
+    from audiotools.asr.transcribe import TranscribeOptions, Transcriber
     t = Transcriber(TranscribeOptions(model="base", device="cpu", language="ru")).transcribe(
         load_audio(SAMPLES / "russian.wav"))
     assert t.language == "ru"
@@ -92,10 +92,10 @@ def test_ct2_converted_model_matches_faster_whisper(model_name, tmp_path):
     """The same CTranslate2 weights give the same text in audiotools (torch) and faster-whisper."""
     from faster_whisper import WhisperModel
 
-    from audiotools.models import _ct2_files, resolve
-    from audiotools.transcriber import TranscribeOptions, Transcriber
+    from audiotools.asr.models import ct2_files, resolve
+    from audiotools.asr.transcribe import TranscribeOptions, Transcriber
     src = resolve(model_name, allow_download=False)
-    bins, cfg_dir = _ct2_files(src)
+    bins, cfg_dir = ct2_files(src)
     d = tmp_path / "ct2"
     d.mkdir()
     for f in ("config.json", "tokenizer.json", "vocabulary.txt"):
@@ -155,7 +155,7 @@ def test_voice_detection_leaves_torch_thread_count_alone():
     import subprocess
     import sys
     code = ("import numpy as np, torch; torch.set_num_threads(2)\n"
-            "from audiotools.vad import speech_regions, load_vad_model\n"
+            "from audiotools.vad.silero import speech_regions, load_vad_model\n"
             "speech_regions(np.random.default_rng(0).standard_normal(16000 * 3).astype('float32') * 0.1)\n"
             "load_vad_model()\n"
             "print(torch.get_num_threads())")
@@ -170,7 +170,7 @@ def test_median_filter_equals_openai_whisper(width):
     import torch
     from whisper.timing import median_filter as reference
 
-    from audiotools.timing import median_filter
+    from audiotools.asr.timing import median_filter
     gen = torch.Generator().manual_seed(width)
     for shape in [(6, 40, 700), (3, 5, width // 2 + 1), (2, 4, 2), (1, 1, 12)]:
         x = torch.round(torch.randn(*shape, generator=gen) * 4) / 4     # coarse values: many ties

@@ -40,7 +40,7 @@ def _private_cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def scorer():
-    from audiotools.verification import Scorer
+    from audiotools.speakers.verification import Scorer
     return Scorer()
 
 
@@ -63,7 +63,7 @@ def tel_dir(tmp_path_factory):
 
 # ------------------------------------------------------------------------------------------ metrics
 def test_metrics_against_brute_force():
-    from audiotools.calibration import cllr, eer, min_cllr, min_dcf
+    from audiotools.speakers.calibration import cllr, eer, min_cllr, min_dcf
     rng = np.random.default_rng(0)
     tar, non = rng.normal(2, 1, 400), rng.normal(0, 1, 4000)
     # brute-force EER: threshold where miss and false-alarm rates cross
@@ -85,7 +85,7 @@ def test_metrics_against_brute_force():
 
 
 def test_logistic_calibration_recovers_the_true_llr():
-    from audiotools.calibration import fit_logistic
+    from audiotools.speakers.calibration import fit_logistic
     rng = np.random.default_rng(1)
     tar, non = rng.normal(2, 1, 3000), rng.normal(0, 1, 30000)
     w, b = fit_logistic(tar, non, l2=0.0)
@@ -93,8 +93,8 @@ def test_logistic_calibration_recovers_the_true_llr():
 
 
 def test_open_set_decision_and_assignment():
-    from audiotools.calibration import logit
-    from audiotools.identification import assign, decide, posterior_log_odds
+    from audiotools.speakers.calibration import logit
+    from audiotools.speakers.identification import assign, decide, posterior_log_odds
     # one enrolled person: posterior log-odds = ln LR + logit(prior)
     lo = posterior_log_odds(np.array([[1.0]]), 0.2)
     assert lo[0, 0] == pytest.approx(math.log(10) + logit(0.2))
@@ -109,8 +109,8 @@ def test_open_set_decision_and_assignment():
 
 # ------------------------------------------------------------------------------------------ channel
 def test_condition_detection(tel_dir):
-    from audiotools import channel
-    from audiotools.audio import load_audio
+    from audiotools.audio import condition as channel
+    from audiotools.audio.decode import load_audio
     phone = channel.detect_audio(load_audio(SAMPLES / "phone_call.wav"))
     assert phone.condition == "telephone" and any("8000 Hz" in r for r in phone.reasons)
     assert channel.detect_audio(load_audio(SAMPLES / "conversation.wav")).condition == "wideband"
@@ -127,7 +127,7 @@ def test_condition_detection(tel_dir):
 
 # ------------------------------------------------------------------------------------- verification
 def test_clean_verification_target_and_nontarget(scorer):
-    from audiotools.embedding_cache import Audio
+    from audiotools.speakers.embedding_cache import Audio
     e = scorer.extractor
     a = [Audio.load(utt("1688", i)) for i in (0, 1)] + [Audio.load(utt("2414", 0))]
     emb = np.stack([r.embedding for r in e.embed([(x, None, "wideband") for x in a])])
@@ -139,7 +139,7 @@ def test_clean_verification_target_and_nontarget(scorer):
 @needs_sox
 def test_telephone_test_against_clean_enrolment(scorer, tel_dir):
     """Clean enrolment, sox telephone test: detected, compensated, right direction of evidence."""
-    from audiotools.verification import reference_from_files, verify
+    from audiotools.speakers.verification import reference_from_files, verify
     ref = reference_from_files([str(utt("1688", 0)), str(utt("1688", 1))], scorer)
     same = verify(tel_dir / (utt("1688", 3).stem + ".wav"), ref, scorer, diarize=False)
     diff = verify(tel_dir / (utt("1998", 3).stem + ".wav"), ref, scorer, diarize=False)
@@ -167,7 +167,8 @@ def test_verify_cli_segment_json(capsys):
 def test_verify_speaker_per_diarised_turns(tmp_path, scorer, capsys):
     """--speaker from a store, turns from the sample RTTM: Boris's turns carry the evidence."""
     from audiotools.cli import main
-    from audiotools.voiceprints import VoiceprintStore, enroll
+    from audiotools.speakers.enrol import enroll
+    from audiotools.speakers.voiceprints import VoiceprintStore
     store = VoiceprintStore(tmp_path / "vp")
     enroll(store, "Boris", [SAMPLES / "voices" / "boris.wav"], scorer)
     rc = main(["verify", str(SAMPLES / "conversation.wav"), "--speaker", "boris", "--voiceprints", str(store.dir),
@@ -183,7 +184,7 @@ def test_verify_speaker_per_diarised_turns(tmp_path, scorer, capsys):
 @needs_sox
 def test_trials_and_eval_eer(tmp_path, tel_dir, capsys):
     from audiotools.cli import main
-    from audiotools.cli.eval_eer import evaluate
+    from audiotools.eval.eer import evaluate
     enrol = [utt("1688", 0), utt("1998", 0)]
     tests = [utt("1688", 1), utt("1998", 1), utt("2414", 1)] + sorted(tel_dir.glob("*.wav"))
     lines, key = [], []
@@ -208,7 +209,7 @@ def test_trials_and_eval_eer(tmp_path, tel_dir, capsys):
     assert d["eer"] <= 0.1 and d["cllr"] < 0.5 and 0 <= d["min_cllr"] <= d["cllr"]
     # through argparse as the eval command registers it
     import argparse
-    from audiotools.cli.eval_eer import register_eer
+    from audiotools.cli.eval_cmd import register_eer
     p = argparse.ArgumentParser()
     register_eer(p.add_subparsers())
     args = p.parse_args(["eer", "--scores", str(tmp_path / "S.tsv"), "--key", str(tmp_path / "K.tsv"), "--json"])
@@ -231,8 +232,8 @@ def _rttm(path: Path, prefix: str = "SPEAKER_") -> list[dict]:
 def test_demo_store_names_conversation_and_rejects_the_phone_voices():
     """The shipped demo store (voiceprints/) on the sample RTTM turns: all three named, Clara (quiet)
     too; the two phone-call voices are not enrolled and must stay unnamed (open set)."""
-    from audiotools.audio import load_audio
-    from audiotools.identification import identify
+    from audiotools.audio.decode import load_audio
+    from audiotools.speakers.identification import identify
     turns = _rttm(SAMPLES / "conversation.rttm")
     res = identify(load_audio(SAMPLES / "conversation.wav"), turns, ROOT / "voiceprints")
     truth = {t["speaker"]: t["truth"] for t in turns}
@@ -245,9 +246,10 @@ def test_demo_store_names_conversation_and_rejects_the_phone_voices():
 
 def test_open_set_librispeech(tmp_path, scorer):
     """Enrol two LibriSpeech speakers; a third, unenrolled, speaker is not named; the enrolled are."""
-    from audiotools.embedding_cache import Audio
-    from audiotools.identification import identify
-    from audiotools.voiceprints import VoiceprintStore, enroll
+    from audiotools.speakers.embedding_cache import Audio
+    from audiotools.speakers.identification import identify
+    from audiotools.speakers.enrol import enroll
+    from audiotools.speakers.voiceprints import VoiceprintStore
     store = VoiceprintStore(tmp_path / "vp")
     enroll(store, "Speaker 1688", [utt("1688", 0), utt("1688", 1)], scorer)
     enroll(store, "Speaker 2609", [utt("2609", 0)], scorer)
@@ -259,11 +261,12 @@ def test_open_set_librispeech(tmp_path, scorer):
 
 
 def test_identify_step_renames_segments_words_and_turns(tmp_path, scorer):
-    from audiotools.audio import load_audio
-    from audiotools.identification import run_step
-    from audiotools.pipeline import Job
+    from audiotools.audio.decode import load_audio
+    from audiotools.speakers.identification import run_step
+    from audiotools.pipeline.recipe import Job
     from audiotools.transcript import Segment, Transcript, Word
-    from audiotools.voiceprints import VoiceprintStore, enroll
+    from audiotools.speakers.enrol import enroll
+    from audiotools.speakers.voiceprints import VoiceprintStore
     store = VoiceprintStore(tmp_path / "vp")
     enroll(store, "Clara", [SAMPLES / "voices" / "clara.wav"], scorer)
     audio = load_audio(SAMPLES / "conversation.wav")
@@ -274,7 +277,7 @@ def test_identify_step_renames_segments_words_and_turns(tmp_path, scorer):
                     speakers={lab: {"duration": 1.0, "segments": 1} for lab in {t["speaker"] for t in turns}},
                     extra={"diarization": {"backend": "rttm", "num_speakers": 3, "turns": turns}})
     job = Job(path=SAMPLES / "conversation.wav", recipe={}, audio=audio, transcript=tr)
-    from audiotools.identification import STEP_PARAMS
+    from audiotools.speakers.identification import STEP_PARAMS
     run_step(job, {**STEP_PARAMS, "voiceprints": str(store.dir)})
     clara = next(lab for lab, t in zip([t["speaker"] for t in _rttm(SAMPLES / "conversation.rttm")],
                                        _rttm(SAMPLES / "conversation.rttm")) if t["truth"] == "Clara")
@@ -284,14 +287,15 @@ def test_identify_step_renames_segments_words_and_turns(tmp_path, scorer):
     assert {s.speaker for s in tr.segments} == {"Clara", *others}
     assert {w.speaker for s in tr.segments for w in s.words} == {"Clara", *others}
     assert {t["speaker"] for t in tr.extra["diarization"]["turns"]} == {"Clara", *others}
-    assert "Clara" in tr.to_rttm() and tr.extra["identification"]["prior"] == 0.5
+    from audiotools.export import to_rttm
+    assert "Clara" in to_rttm(tr) and tr.extra["identification"]["prior"] == 0.5
     d = json.loads(tr.to_json())
     assert d["speakers"][clara]["identity"]["decision"] == "identified"
 
 
 def test_identify_step_without_store_does_nothing(tmp_path):
-    from audiotools.identification import STEP_PARAMS, run_step
-    from audiotools.pipeline import Job
+    from audiotools.speakers.identification import STEP_PARAMS, run_step
+    from audiotools.pipeline.recipe import Job
     job = Job(path=Path("x.wav"), recipe={}, audio=None, transcript=None)
     run_step(job, {**STEP_PARAMS, "voiceprints": str(tmp_path / "missing")})   # touches nothing
     (tmp_path / "empty").mkdir()
@@ -302,7 +306,7 @@ def test_welch_psd_equals_scipy():
     """Channel detection's whole-array Welch PSD is scipy.signal.welch's (default settings)."""
     from scipy import signal
 
-    from audiotools.channel import welch_psd
+    from audiotools.audio.condition import welch_psd
     rng = np.random.default_rng(3)
     for n in (1024, 1500, 16000 * 7 + 123):
         x = (rng.standard_normal(n) * 0.05).astype(np.float32)

@@ -36,14 +36,15 @@ def _private_cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def scorer():
-    from audiotools.verification import Scorer
+    from audiotools.speakers.verification import Scorer
     return Scorer()
 
 
 @pytest.fixture(scope="module")
 def enrolled(tmp_path_factory, scorer):
     """A store with Anna and Boris enrolled from the sample voices."""
-    from audiotools.voiceprints import VoiceprintStore, enroll
+    from audiotools.speakers.enrol import enroll
+    from audiotools.speakers.voiceprints import VoiceprintStore
     store = VoiceprintStore(tmp_path_factory.mktemp("store"))
     enroll(store, "Anna", [VOICES / "anna.wav"], scorer)
     enroll(store, "Борис", [VOICES / "boris.wav"], scorer)
@@ -53,7 +54,7 @@ def enrolled(tmp_path_factory, scorer):
 # ------------------------------------------------------------------------------------------- names
 @pytest.mark.parametrize("name", ["Anna", "Анна Петрова", "Jean-Luc O'Brien", "J. Smith", "李小龙", "Zoë", "x1"])
 def test_valid_names(name):
-    from audiotools.voiceprints import file_id, validate_name
+    from audiotools.speakers.voiceprints import file_id, validate_name
     assert validate_name(name)
     fid = file_id(name)
     assert "/" not in fid and "\\" not in fid and not fid.startswith(".") and fid
@@ -67,13 +68,13 @@ def test_valid_names(name):
 ])
 def test_bad_names_are_refused(name, reason):
     from audiotools.errors import UsageError
-    from audiotools.voiceprints import validate_name
+    from audiotools.speakers.voiceprints import validate_name
     with pytest.raises(UsageError, match=reason):
         validate_name(name)
 
 
 def test_file_ids_casefold_and_never_collide():
-    from audiotools.voiceprints import file_id
+    from audiotools.speakers.voiceprints import file_id
     assert file_id("Анна") == file_id("АННА") == file_id("анна") == "анна"
     assert file_id("Anna") == "anna"
     # NFC: a precomposed and a decomposed "é" are one person
@@ -85,7 +86,7 @@ def test_file_ids_casefold_and_never_collide():
 
 # --------------------------------------------------------------------------------------- enrolment
 def test_enrol_record_layout(enrolled):
-    from audiotools.voiceprints import SCHEMA
+    from audiotools.speakers.voiceprints import SCHEMA
     rec = json.loads((enrolled.dir / "anna.json").read_text(encoding="utf-8"))
     assert rec["schema"] == SCHEMA and rec["name"] == "Anna" and rec["created"]
     assert rec["model"]["id"] == "ge2e-resemblyzer-256" and len(rec["model"]["weights_sha256"]) == 64
@@ -107,7 +108,8 @@ def test_enrol_record_layout(enrolled):
 
 
 def test_enrol_appends_and_skips_duplicates(tmp_path, scorer):
-    from audiotools.voiceprints import VoiceprintStore, enroll
+    from audiotools.speakers.enrol import enroll
+    from audiotools.speakers.voiceprints import VoiceprintStore
     store = VoiceprintStore(tmp_path / "vp")
     enroll(store, "Clara", [VOICES / "clara.wav"], scorer, segment=(0.0, 5.5))
     vp, added, skipped = enroll(store, "clara", [VOICES / "clara.wav"], scorer, segment=(4.5, 10.3))
@@ -119,7 +121,9 @@ def test_enrol_appends_and_skips_duplicates(tmp_path, scorer):
 
 
 def test_enrol_rejects_too_little_speech(tmp_path, scorer):
-    from audiotools.voiceprints import EnrolmentRejected, VoiceprintStore, enroll
+    from audiotools.errors import EnrolmentRejected
+    from audiotools.speakers.enrol import enroll
+    from audiotools.speakers.voiceprints import VoiceprintStore
     store = VoiceprintStore(tmp_path / "vp")
     with pytest.raises(EnrolmentRejected, match=r"only \d\.\d s of speech .*at least 3 s"):
         enroll(store, "Anna", [VOICES / "anna.wav"], scorer, segment=(0.0, 2.0))
@@ -127,7 +131,9 @@ def test_enrol_rejects_too_little_speech(tmp_path, scorer):
 
 
 def test_enrol_rejects_two_voices(tmp_path, scorer):
-    from audiotools.voiceprints import EnrolmentRejected, VoiceprintStore, enroll
+    from audiotools.errors import EnrolmentRejected
+    from audiotools.speakers.enrol import enroll
+    from audiotools.speakers.voiceprints import VoiceprintStore
     store = VoiceprintStore(tmp_path / "vp")
     with pytest.raises(EnrolmentRejected, match="more than one voice"):
         enroll(store, "Mix", [SAMPLES / "conversation.wav"], scorer)
@@ -140,12 +146,12 @@ def test_enrol_rejects_two_voices(tmp_path, scorer):
 def _copy_store(src, dst):
     import shutil
     shutil.copytree(src, dst)
-    from audiotools.voiceprints import VoiceprintStore
+    from audiotools.speakers.voiceprints import VoiceprintStore
     return VoiceprintStore(dst)
 
 
 def test_corrupt_json_names_the_file(enrolled, tmp_path):
-    from audiotools.voiceprints import VoiceprintError
+    from audiotools.errors import VoiceprintError
     store = _copy_store(enrolled.dir, tmp_path / "s")
     (store.dir / "anna.json").write_text('{"schema": "audiotools.voiceprint/1", "name": ', encoding="utf-8")
     with pytest.raises(VoiceprintError) as e:
@@ -155,7 +161,7 @@ def test_corrupt_json_names_the_file(enrolled, tmp_path):
 
 
 def test_missing_and_truncated_embeddings(enrolled, tmp_path):
-    from audiotools.voiceprints import VoiceprintError
+    from audiotools.errors import VoiceprintError
     store = _copy_store(enrolled.dir, tmp_path / "s")
     rec = json.loads((store.dir / "anna.json").read_text(encoding="utf-8"))
     emb = store.dir / rec["embeddings"]["file"]
@@ -172,7 +178,7 @@ def test_missing_and_truncated_embeddings(enrolled, tmp_path):
 def test_shape_mismatch_and_missing_field(enrolled, tmp_path):
     from safetensors.numpy import save
     from audiotools.fileio import sha256_bytes
-    from audiotools.voiceprints import VoiceprintError
+    from audiotools.errors import VoiceprintError
     store = _copy_store(enrolled.dir, tmp_path / "s")
     p = store.dir / "anna.json"
     rec = json.loads(p.read_text(encoding="utf-8"))
@@ -189,9 +195,9 @@ def test_shape_mismatch_and_missing_field(enrolled, tmp_path):
 
 
 def test_other_embedding_model_is_never_compared(enrolled, tmp_path, scorer):
-    from audiotools.audio import load_audio
-    from audiotools.identification import identify
-    from audiotools.voiceprints import VoiceprintError
+    from audiotools.audio.decode import load_audio
+    from audiotools.speakers.identification import identify
+    from audiotools.errors import VoiceprintError
     store = _copy_store(enrolled.dir, tmp_path / "s")
     p = store.dir / "anna.json"
     rec = json.loads(p.read_text(encoding="utf-8"))
@@ -219,7 +225,7 @@ def test_cli_list_show_remove(enrolled, tmp_path, capsys):
 
 # ------------------------------------------------------------------------------------- concurrency
 def _writer(store_dir: str, name: str, seed: int, n: int) -> None:
-    from audiotools.voiceprints import Sample, VoiceprintStore
+    from audiotools.speakers.voiceprints import Sample, VoiceprintStore
     store = VoiceprintStore(store_dir)
     rng = np.random.default_rng(seed)
     for i in range(n):
@@ -233,7 +239,7 @@ def _writer(store_dir: str, name: str, seed: int, n: int) -> None:
 
 def test_concurrent_writers_keep_the_store_consistent(tmp_path):
     """4 processes append 6 samples each, two to the same person and two to others, all at once."""
-    from audiotools.voiceprints import VoiceprintStore
+    from audiotools.speakers.voiceprints import VoiceprintStore
     ctx = mp.get_context("spawn")
     jobs = [("Same Person", 1), ("Same Person", 2), ("Other", 3), ("Третий", 4)]
     procs = [ctx.Process(target=_writer, args=(str(tmp_path), name, seed, 6)) for name, seed in jobs]
@@ -264,7 +270,7 @@ def test_two_enrol_processes_at_once(tmp_path):
     for p in (a, b):
         out, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
-    from audiotools.voiceprints import VoiceprintStore
+    from audiotools.speakers.voiceprints import VoiceprintStore
     vp = VoiceprintStore(tmp_path).get("anna")
     assert len(vp.samples) == 2 and vp.embeddings["telephone"].shape == (2, 256)
     assert sorted(str(s.segment) for s in vp.samples) == ["None", "[0.0, 6.0]"]

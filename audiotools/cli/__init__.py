@@ -8,9 +8,9 @@ import importlib
 import importlib.util
 import sys
 
-from .. import __version__
-from ..errors import AudiotoolsError
-from .common import console, set_verbosity
+from audiotools.version import __version__
+from audiotools.errors import AudiotoolsError
+from audiotools.cli.common import console, set_verbosity
 
 # Order here is the order in --help.
 COMMANDS = ["transcribe", "diarize", "identify", "verify", "voiceprint", "mask", "provenance",

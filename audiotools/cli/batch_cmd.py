@@ -7,8 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import UsageError
-from .common import console, quiet
+from audiotools.errors import UsageError
+from audiotools.cli.common import console, quiet
 
 EPILOG = """\
 inputs: audio/video files, directories (searched recursively) and list files (.txt/.lst: one
@@ -27,7 +27,7 @@ any file failed. See docs/batch.md.
 
 
 def register(sub) -> None:
-    from .transcribe_cmd import add_step_options, add_transcribe_options
+    from audiotools.cli.transcribe_cmd import add_step_options, add_transcribe_options
     p = sub.add_parser("batch", help="transcribe many files (directories, lists), resumable, with a report",
                        description="Transcribe many files with one engine: windows of many files share "
                                    "encoder/decoder batches, decoding runs in worker processes ahead of the "
@@ -94,8 +94,9 @@ class RichProgress:
 
 
 def run(args) -> int:
-    from ..batch import BatchOptions, BatchProgress, run_batch
-    from .transcribe_cmd import recipe_from_args
+    from audiotools.batch.engine import BatchOptions, BatchProgress
+    from audiotools.batch.run import run_batch
+    from audiotools.cli.transcribe_cmd import recipe_from_args
 
     if not args.output_dir:
         raise UsageError("batch needs --output-dir DIR")

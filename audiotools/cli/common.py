@@ -8,7 +8,7 @@ import logging
 from rich.console import Console
 from rich.logging import RichHandler
 
-from ..errors import UsageError
+from audiotools.errors import UsageError
 
 console = Console(stderr=True, highlight=False)
 stdout = Console(highlight=False, soft_wrap=True)

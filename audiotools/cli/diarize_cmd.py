@@ -6,8 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
-from ..errors import AudiotoolsError
-from .common import console, info, quiet
+from audiotools.errors import AudiotoolsError
+from audiotools.cli.common import console, info, quiet
 
 EXAMPLES = """\
 examples:
@@ -19,7 +19,7 @@ examples:
 
 
 def register(sub) -> None:
-    from ..diarization import add_diarizer_options
+    from audiotools.diarize.diarization import add_diarizer_options
     p = sub.add_parser("diarize", help="who spoke when: write speaker turns as RTTM",
                        description="Diarise audio/video files: speaker turns per file as D/<stem>.rttm.",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -32,9 +32,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..audio import load_audio
-    from ..diarization import STEP_PARAMS, DiarizationOptions, cli_overrides, run_diarization
-    from ..rttm import write_rttm
+    from audiotools.audio.decode import load_audio
+    from audiotools.diarize.diarization import STEP_PARAMS, DiarizationOptions, cli_overrides, run_diarization
+    from audiotools.export.rttm import write_rttm
 
     params = {**STEP_PARAMS, **{k: v for k, v in cli_overrides(args).items() if v is not None}}
     params["device"] = args.device

@@ -1,14 +1,12 @@
-"""``audiotools eval ...``: evaluation sub-commands (``der``; ``eer`` when installed)."""
+"""``audiotools eval der|eer``: diarisation and speaker-verification metrics against references."""
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import warnings
 
-from ..errors import UsageError
-from .common import console, stdout
+from audiotools.errors import UsageError
+from audiotools.cli.common import console, stdout
 
 
 def register(sub) -> None:
@@ -17,9 +15,7 @@ def register(sub) -> None:
     subparsers = p.add_subparsers(dest="eval_command", metavar="METRIC")
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
     register_der(subparsers)
-    if importlib.util.find_spec("audiotools.cli.eval_eer"):
-        from .eval_eer import register_eer
-        register_eer(subparsers)
+    register_eer(subparsers)
 
 
 def register_der(subparsers) -> None:
@@ -40,54 +36,14 @@ def register_der(subparsers) -> None:
     d.set_defaults(func=run_der)
 
 
-def der_report(reference: dict, hypothesis: dict, uem: dict | None = None, collar: float = 0.0,
-               skip_overlap: bool = False) -> dict:
-    """{"files": {uri: components}, "total": components}; components: der (fraction), missed, false_alarm,
-    confusion, correct, total (seconds of reference speech)."""
-    from pyannote.core import Annotation, Segment, Timeline
-    from pyannote.metrics.diarization import DiarizationErrorRate
-
-    if collar < 0:
-        raise UsageError("--collar must be >= 0")
-    if len(reference) == 1 and len(hypothesis) == 1 and set(reference) != set(hypothesis):
-        (ref_uri,), (hyp_uri,) = reference.keys(), hypothesis.keys()
-        hypothesis = {ref_uri: hypothesis[hyp_uri]}
-    metric = DiarizationErrorRate(collar=collar, skip_overlap=skip_overlap)
-    files: dict[str, dict] = {}
-    for uri, ref in reference.items():
-        hyp = hypothesis.get(uri) or Annotation(uri=uri)
-        if uem and uri in uem:
-            scored = uem[uri]
-        else:
-            ends = [s.end for s in ref.get_timeline()] + [s.end for s in hyp.get_timeline()]
-            scored = Timeline([Segment(0.0, max(ends))]) if ends else Timeline([Segment(0.0, 1e-3)])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            detail = metric(ref, hyp, uem=scored, detailed=True)
-        files[uri] = _components(detail)
-    total = _components({k: sum(f[k2] for f in files.values()) for k, k2 in
-                         (("missed detection", "missed"), ("false alarm", "false_alarm"), ("confusion", "confusion"),
-                          ("correct", "correct"), ("total", "total"))})
-    return {"files": files, "total": total, "collar": collar, "skip_overlap": skip_overlap,
-            "missing_hypotheses": sorted(set(reference) - set(hypothesis)),
-            "extra_hypotheses": sorted(set(hypothesis) - set(reference))}
-
-
-def _components(d: dict) -> dict:
-    total = float(d.get("total", 0.0))
-    missed, fa, conf = float(d["missed detection"]), float(d["false alarm"]), float(d["confusion"])
-    return {"der": (missed + fa + conf) / total if total > 0 else (0.0 if missed + fa + conf == 0 else float("inf")),
-            "missed": round(missed, 3), "false_alarm": round(fa, 3), "confusion": round(conf, 3),
-            "correct": round(float(d.get("correct", 0.0)), 3), "total": round(total, 3)}
-
-
 def run_der(args) -> int:
-    from ..rttm import read_rttm, read_uem
+    from audiotools.export.rttm import read_rttm, read_uem
     reference = read_rttm(args.reference)
     hypothesis = read_rttm(args.hypothesis)
     if not reference:
         raise UsageError(f"{args.reference}: no SPEAKER lines: nothing to score against")
     uem = read_uem(args.uem) if args.uem else None
+    from audiotools.eval.der import der_report
     report = der_report(reference, hypothesis, uem, args.collar, args.skip_overlap)
     for uri in report["missing_hypotheses"]:
         console.print(f"[yellow]warning:[/] {args.hypothesis}: no turns for {uri} (all of it counts as missed)")
@@ -116,3 +72,43 @@ def _table(report: dict) -> None:
                   _pct(c["missed"], c["total"]), _pct(c["false_alarm"], c["total"]),
                   _pct(c["confusion"], c["total"]), f"{c['total']:.2f}")
     stdout.print(t)
+
+
+DESCRIPTION = """\
+Verification metrics of scored trials against a key.
+
+  S.tsv  ENROLMENT<TAB>TEST<TAB>score[<TAB>llr ...] (as written by `audiotools verify --trials`;
+         a header line naming the columns is allowed)
+  K.tsv  ENROLMENT<TAB>TEST<TAB>target|nontarget
+
+Reports EER (ROC convex hull), minDCF and actDCF at P_target (default 0.01, C_miss = C_fa = 1,
+normalised), Cllr and min Cllr (bits) when S.tsv has log10 likelihood ratios in an llr column.
+"""
+
+
+def register_eer(eval_sub) -> None:
+    p = eval_sub.add_parser("eer", help="EER, minDCF and Cllr of verification scores against a key",
+                            description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--scores", required=True, metavar="S.tsv", help="scored trials")
+    p.add_argument("--key", required=True, metavar="K.tsv", help="trial labels (target/nontarget)")
+    p.add_argument("--p-target", type=float, default=0.01, help="DCF operating point (default 0.01)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_eer)
+
+
+def cmd_eer(args) -> int:
+    from audiotools.eval.eer import evaluate
+    d = evaluate(args.scores, args.key, args.p_target)
+    if args.json:
+        stdout.print_json(json.dumps(d))
+        return 0
+    stdout.print(f"trials: {d['n_target']} target, {d['n_nontarget']} non-target"
+                 + (f" ([yellow]{d['missing_trials']} key trials without a score[/])" if d["missing_trials"] else ""))
+    stdout.print(f"EER:     {100 * d['eer']:.2f} %")
+    stdout.print(f"minDCF:  {d['min_dcf']:.4f}  (P_target = {d['p_target']:g}, C_miss = C_fa = 1, normalised)")
+    if "cllr" in d:
+        stdout.print(f"actDCF:  {d['act_dcf']:.4f}  (Bayes decisions from the llr column)")
+        stdout.print(f"Cllr:    {d['cllr']:.4f} bits  (min Cllr {d['min_cllr']:.4f}: the rest is calibration loss)")
+    else:
+        console.print("[dim]no llr column: Cllr and actDCF need log-likelihood ratios[/]")
+    return 0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..errors import AudiotoolsError, UsageError
-from .common import console, info, stdout
+from audiotools.errors import AudiotoolsError, UsageError
+from audiotools.cli.common import console, info, stdout
 
 DESCRIPTION = """\
 Diarise each recording (or read its turns from --rttm) and match every speaker against the
@@ -41,9 +41,9 @@ def register(sub) -> None:
 
 def _turns_for(args, path: str, decoded) -> list[dict]:
     if args.rttm:
-        from .verify_cmd import _rttm_turns
-        return _rttm_turns(args.rttm, path, single=len(args.files) == 1)
-    from ..verification import diarized_turns
+        from audiotools.export.rttm import recording_turns
+        return recording_turns(args.rttm, path, single=len(args.files) == 1)
+    from audiotools.speakers.verification import diarized_turns
     turns, note = diarized_turns(decoded)
     if turns is None:
         info(f"[yellow]note:[/] {note}")
@@ -52,10 +52,10 @@ def _turns_for(args, path: str, decoded) -> list[dict]:
 
 
 def run(args) -> int:
-    from ..audio import load_audio
-    from ..identification import check_prior, identify
-    from ..verification import Scorer
-    from ..voiceprints import VoiceprintStore
+    from audiotools.audio.decode import load_audio
+    from audiotools.speakers.identification import check_prior, identify
+    from audiotools.speakers.verification import Scorer
+    from audiotools.speakers.voiceprints import VoiceprintStore
     check_prior(args.prior)
     store = VoiceprintStore(args.voiceprints)
     if not store.exists() or store.is_empty():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ..errors import InputError
+from audiotools.errors import InputError
 
 EPILOG = """\
 examples:
@@ -18,7 +18,7 @@ Word files: one word or stem per line, '#' comments, 'stem*' matches every word 
 
 def register(sub) -> None:
     import argparse
-    from ..masking import LANGUAGES, STYLES
+    from audiotools.mask.masking import LANGUAGES, STYLES
     p = sub.add_parser("mask", help="mask obscene words in text (stdin -> stdout)",
                        description="Read text on standard input, write it with obscene words masked "
                                    "(English, Russian, Ukrainian, Belarusian). Spacing and punctuation "
@@ -59,7 +59,7 @@ def _write_stdout(text: str) -> None:
 
 
 def run(args) -> int:
-    from ..masking import Masker, MaskOptions, load_word_file
+    from audiotools.mask.masking import Masker, MaskOptions, load_word_file
     extra = tuple(load_word_file(args.mask_words)) if args.mask_words else ()
     allow = tuple(load_word_file(args.allow_words)) if args.allow_words else ()
     masker = Masker(MaskOptions(style=args.mask_style, language=args.language,

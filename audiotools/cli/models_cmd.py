@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import UsageError
-from .common import info, stdout
+from audiotools.errors import UsageError
+from audiotools.cli.common import info, stdout
 
 
 def register(sub) -> None:
@@ -34,7 +34,7 @@ def _size(n) -> str:
 
 
 def cmd_list(args) -> int:
-    from ..models import list_models
+    from audiotools.asr.models import list_models
     rows = [r for r in list_models() if r["available"] or args.all]
     if args.json:
         stdout.print_json(json.dumps(rows))
@@ -43,12 +43,12 @@ def cmd_list(args) -> int:
     t = Table(title="Whisper models")
     for c in ("name", "languages", "size", "source", "sha256"):
         t.add_column(c)
-    from ..models import resolve, weights_sha256, _ct2_files
+    from audiotools.asr.models import resolve, weights_sha256, ct2_files
     for r in rows:
         sha = "-"
         if r["available"]:
             src = resolve(r["name"], allow_download=False)
-            sha = weights_sha256(_ct2_files(src)[0] if src.kind == "ct2" else src.paths)[:16] + "…"
+            sha = weights_sha256(ct2_files(src)[0] if src.kind == "ct2" else src.paths)[:16] + "…"
         name = r["name"] + (" (default)" if r["default"] else "")
         t.add_row(name, r["languages"], _size(r["size_bytes"]), r["source"], sha)
     stdout.print(t)
@@ -58,7 +58,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from ..models import load_model
+    from audiotools.asr.models import load_model
     model, mi = load_model(args.model, "cpu")
     d = mi.to_dict()
     d["dims"] = mi.dims
@@ -72,7 +72,7 @@ def cmd_info(args) -> int:
 
 
 def cmd_convert(args) -> int:
-    from ..models import load_model, save_checkpoint
+    from audiotools.asr.models import load_model, save_checkpoint
     out = Path(args.output)
     if out.suffix not in (".pt", ".safetensors"):
         raise UsageError(f"{out}: output must end in .pt or .safetensors")

@@ -8,8 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-from ..errors import UsageError
-from .common import info
+from audiotools.errors import UsageError
+from audiotools.cli.common import info
 
 VERIFY_EPILOG = """\
 examples:
@@ -63,7 +63,7 @@ def register(sub) -> None:
 
 
 def cmd_verify(args) -> int:
-    from ..provenance import load_document, sibling_exports, verify
+    from audiotools.provenance.document import load_document, sibling_exports, verify
     doc = load_document(args.transcript)
     exports = [Path(e) for e in args.export]
     if args.exports:
@@ -107,8 +107,8 @@ def _print_table(args, checks) -> None:
 
 
 def cmd_sign(args) -> int:
-    from ..fileio import atomic_write_text
-    from ..provenance import load_document, sign
+    from audiotools.fileio import atomic_write_text
+    from audiotools.provenance.document import load_document, sign
     doc = load_document(args.transcript)
     sig = sign(doc, args.key)
     out = Path(args.output or args.transcript)
@@ -118,7 +118,7 @@ def cmd_sign(args) -> int:
 
 
 def cmd_keygen(args) -> int:
-    from ..signing import keygen
+    from audiotools.provenance.signing import keygen
     passphrase = None
     if args.passphrase_env:
         value = os.environ.get(args.passphrase_env)

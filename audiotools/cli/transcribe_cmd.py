@@ -6,8 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
-from ..errors import AudiotoolsError, UsageError
-from .common import CommaList, console, info, quiet
+from audiotools.errors import AudiotoolsError, UsageError
+from audiotools.cli.common import CommaList, console, info, quiet
 
 
 def add_transcribe_options(p: argparse.ArgumentParser) -> None:
@@ -43,8 +43,8 @@ def add_transcribe_options(p: argparse.ArgumentParser) -> None:
 
 
 def recipe_from_args(args) -> dict:
-    from ..pipeline import load_recipe, override
-    from ..writers import parse_formats
+    from audiotools.pipeline.recipe import load_recipe, override
+    from audiotools.export.writers import parse_formats
     recipe = load_recipe(args.pipeline)
     recipe = override(recipe, "transcribe", model=args.model, device=args.device, language=args.language,
                       task=args.task, beam_size=args.beam_size, batch_size=args.batch_size,
@@ -58,7 +58,7 @@ def recipe_from_args(args) -> dict:
         raise UsageError("--beam-size must be at least 1")
     if args.batch_size is not None and args.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
-    from ..pipeline import STEP_ORDER, step_module
+    from audiotools.pipeline.recipe import STEP_ORDER, step_module
     for step in STEP_ORDER[1:-1]:
         mod = step_module(step)
         if mod is not None and hasattr(mod, "cli_overrides"):
@@ -70,7 +70,7 @@ def recipe_from_args(args) -> dict:
 
 def add_step_options(p: argparse.ArgumentParser) -> None:
     """Flags of the installed pipeline steps (diarisation, voiceprints, masking, provenance)."""
-    from ..pipeline import STEP_ORDER, step_module
+    from audiotools.pipeline.recipe import STEP_ORDER, step_module
     for step in STEP_ORDER[1:-1]:
         mod = step_module(step)
         if mod is not None and hasattr(mod, "add_cli_options"):
@@ -88,8 +88,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..pipeline import run_file, transcribe_options
-    from ..transcriber import Transcriber
+    from audiotools.pipeline.recipe import run_file, transcribe_options
+    from audiotools.asr.transcribe import Transcriber
 
     recipe = recipe_from_args(args)
     out_dir = Path(args.output_dir or ".")

@@ -7,8 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import UsageError
-from .common import console, info, parse_range, quiet, stdout
+from audiotools.errors import UsageError
+from audiotools.cli.common import console, info, parse_range, quiet, stdout
 
 DESCRIPTION = """\
 Compare a questioned recording with a known voice and report calibrated evidence.
@@ -57,32 +57,6 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _rttm_turns(path: str, recording: str, single: bool = True) -> list[dict]:
-    """Turns for ``recording`` from an RTTM file: those whose file id is the recording's stem, or all
-    of them when the RTTM describes one file only and ``single`` (one recording was given)."""
-    turns = []
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise UsageError(f"{path}: cannot read RTTM ({e.strerror or e})") from None
-    uri = Path(recording).stem
-    uris = {ln.split()[1] for ln in lines if ln.startswith("SPEAKER") and len(ln.split()) > 1}
-    for n, ln in enumerate(lines, 1):
-        p = ln.split()
-        if not p or p[0] != "SPEAKER":
-            continue
-        if (uri in uris or len(uris) > 1 or not single) and p[1] != uri:
-            continue
-        try:
-            start, dur = float(p[3]), float(p[4])
-        except (IndexError, ValueError):
-            raise UsageError(f"{path}: line {n} is not an RTTM SPEAKER line") from None
-        turns.append({"start": start, "end": start + dur, "speaker": p[7]})
-    if not turns:
-        raise UsageError(f"{path}: no SPEAKER turns for {uri} (file ids: {', '.join(sorted(uris)) or 'none'})")
-    return turns
-
-
 def _calibration_store(args, store, uses_store: bool):
     """Whose calibration applies: a store's own refit (``_calibration.json``) describes the population
     of that store's cases, so it is used when comparing with its voiceprints, or for file-only
@@ -90,7 +64,7 @@ def _calibration_store(args, store, uses_store: bool):
     otherwise the shipped calibration."""
     import os
 
-    from ..voiceprints import ENV
+    from audiotools.speakers.voiceprints import ENV
     explicit = bool(args.voiceprints or os.environ.get(ENV))
     return store.dir if store.exists() and (uses_store or explicit) else None
 
@@ -102,9 +76,9 @@ def run(args) -> int:
         raise UsageError("verify needs a RECORDING (or --trials T.tsv)")
     if not args.speaker and not args.reference:
         raise UsageError("say whom to compare with: --speaker NAME (an enrolled voiceprint) or --reference FILE...")
-    from ..audio import check_input_file
-    from ..verification import Scorer, reference_from_files, reference_from_store, verify
-    from ..voiceprints import VoiceprintStore
+    from audiotools.audio.decode import check_input_file
+    from audiotools.speakers.verification import Scorer, reference_from_files, reference_from_store, verify
+    from audiotools.speakers.voiceprints import VoiceprintStore
     check_input_file(args.recording)
     store = VoiceprintStore(args.voiceprints)
     scorer = Scorer(_calibration_store(args, store, bool(args.speaker)))
@@ -112,7 +86,8 @@ def run(args) -> int:
         ref = reference_from_store(store, args.speaker, scorer)
     else:
         ref = reference_from_files(args.reference, scorer)
-    turns = _rttm_turns(args.rttm, args.recording) if args.rttm else None
+    from audiotools.export.rttm import recording_turns
+    turns = recording_turns(args.rttm, args.recording) if args.rttm else None
     res = verify(args.recording, ref, scorer, segment=args.segment, turns=turns, diarize=args.diarize,
                  condition=args.condition)
     if args.json:
@@ -163,8 +138,8 @@ def run_trials(args) -> int:
         raise UsageError("--trials scores the files named in T.tsv; do not also give RECORDING/--speaker/--reference")
     if not args.output:
         raise UsageError("--trials needs --output S.tsv")
-    from ..verification import Scorer, read_trials, score_trials, write_scores
-    from ..voiceprints import VoiceprintStore
+    from audiotools.speakers.verification import Scorer, read_trials, score_trials, write_scores
+    from audiotools.speakers.voiceprints import VoiceprintStore
     rows = read_trials(args.trials)
     if not rows:
         raise UsageError(f"{args.trials}: no trials")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..errors import UsageError
-from .common import console, info, parse_range, stdout
+from audiotools.errors import UsageError
+from audiotools.cli.common import console, info, parse_range, stdout
 
 STORE_HELP = "voiceprint store directory (default: $AUDIOTOOLS_VOICEPRINTS or ./voiceprints)"
 
@@ -69,13 +69,14 @@ def register(sub) -> None:
 
 
 def _store(args):
-    from ..voiceprints import VoiceprintStore
+    from audiotools.speakers.voiceprints import VoiceprintStore
     return VoiceprintStore(args.voiceprints)
 
 
 def cmd_enroll(args) -> int:
-    from ..verification import Scorer
-    from ..voiceprints import enroll, validate_name
+    from audiotools.speakers.verification import Scorer
+    from audiotools.speakers.enrol import enroll
+    from audiotools.speakers.voiceprints import validate_name
     validate_name(args.name)
     store = _store(args)
     vp, added, skipped = enroll(store, args.name, args.files, Scorer(store.dir), segment=args.segment,
@@ -96,7 +97,7 @@ def cmd_enroll(args) -> int:
 
 
 def _note_store_calibration(store) -> None:
-    from ..calibration import STORE_FILE
+    from audiotools.speakers.calibration import STORE_FILE
     p = store.dir / STORE_FILE
     if p.is_file():
         try:
@@ -161,13 +162,13 @@ def cmd_remove(args) -> int:
 def cmd_calibrate(args) -> int:
     from pathlib import Path
 
-    from ..calibration import STORE_FILE
-    from ..verification import Scorer, read_trials, recalibrate
+    from audiotools.speakers.calibration import STORE_FILE
+    from audiotools.speakers.verification import Scorer, read_trials, recalibrate
     store = _store(args)
     if args.reset:
         p = store.dir / STORE_FILE
         if p.is_file():
-            with store._lock(True):
+            with store.lock(True):
                 p.unlink()
             info(f"removed {p}; the shipped calibration applies again")
         else:

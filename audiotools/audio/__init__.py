@@ -1,0 +1,1 @@
+"""Decoding any audio file to 16 kHz mono float32, its hashes, and its recording condition."""

@@ -1,0 +1,1 @@
+"""Batch processing: plan, resume, the engine loop, decode workers and Ray."""

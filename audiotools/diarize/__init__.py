@@ -1,0 +1,1 @@
+"""Speaker diarisation: who spoke when."""

@@ -1,0 +1,1 @@
+"""Evaluation metrics: DER, EER, Cllr."""

@@ -1,0 +1,162 @@
+"""Exports: JSON, SRT, VTT, TXT, TSV, RTTM. Every file is written atomically (temp file + rename).
+
+When the transcript carries a provenance block, each text export names its ``transcript_sha256``:
+VTT in a NOTE block, TXT in a leading ``#`` comment line. SRT, TSV and RTTM have no comment syntax
+their readers skip (a ``#`` line breaks pandas/dscore/pyannote parsers), so they get a
+``<file>.sha256`` sidecar: ``<sha256 of the file>  <name>`` (``sha256sum -c`` format) followed by
+``# transcript_sha256 <hash>``. ``audiotools provenance verify T.json --exports`` checks them all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from audiotools.errors import UsageError
+from audiotools.fileio import atomic_write_text
+from audiotools.transcript import Transcript
+
+FORMATS = ("json", "srt", "vtt", "txt", "tsv", "rttm")
+SIDECAR_FORMATS = ("srt", "tsv", "rttm")  # carry the transcript hash in a .sha256 sidecar
+DEFAULT_FORMATS = ("json", "srt", "vtt", "txt", "tsv")
+
+
+def parse_formats(items: list[str] | tuple[str, ...] | str | None) -> list[str]:
+    if items is None:
+        return list(DEFAULT_FORMATS)
+    if isinstance(items, str):
+        items = [items]
+    out: list[str] = []
+    for item in items:
+        for f in str(item).split(","):
+            f = f.strip().lower()
+            if not f:
+                continue
+            if f == "all":
+                out.extend(x for x in FORMATS if x not in out)
+                continue
+            if f not in FORMATS:
+                raise UsageError(f"unknown output format {f!r} (choose from {', '.join(FORMATS)} or all)")
+            if f not in out:
+                out.append(f)
+    return out
+
+
+def transcript_hash(t: Transcript) -> str | None:
+    return (t.extra.get("provenance") or {}).get("transcript_sha256")
+
+
+def sidecar_path(path: Path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + ".sha256")
+
+
+def sidecar_text(path: Path, text: str, h: str) -> str:
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return f"{digest}  {Path(path).name}\n# transcript_sha256 {h}\n"
+
+
+def _ts(seconds: float, sep: str) -> str:
+    ms = max(0, int(round(seconds * 1000)))
+    h, ms = divmod(ms, 3_600_000)
+    m, ms = divmod(ms, 60_000)
+    s, ms = divmod(ms, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+def _speaker_label(t: Transcript, speaker: str | None) -> str | None:
+    """The display name for a speaker label (the identified person's name when known)."""
+    if speaker is None:
+        return None
+    return speaker
+
+
+def to_srt(t: Transcript) -> str:
+    lines = []
+    for i, s in enumerate(t.segments, 1):
+        text = s.text.strip()
+        spk = _speaker_label(t, s.speaker)
+        if spk:
+            text = f"[{spk}] {text}"
+        lines += [str(i), f"{_ts(s.start, ',')} --> {_ts(s.end, ',')}", text, ""]
+    return "\n".join(lines)
+
+
+def to_vtt(t: Transcript) -> str:
+    out = ["WEBVTT", ""]
+    h = transcript_hash(t)
+    if h:
+        out += [f"NOTE transcript_sha256 {h}", ""]
+    for s in t.segments:
+        text = s.text.strip()
+        spk = _speaker_label(t, s.speaker)
+        if spk:
+            text = f"<v {spk}>{text}"
+        out += [f"{_ts(s.start, '.')} --> {_ts(s.end, '.')}", text, ""]
+    return "\n".join(out)
+
+
+def to_txt(t: Transcript) -> str:
+    out = []
+    h = transcript_hash(t)
+    if h:
+        out.append(f"# transcript_sha256 {h}")
+    for s in t.segments:
+        spk = _speaker_label(t, s.speaker)
+        out.append(f"{spk}: {s.text.strip()}" if spk else s.text.strip())
+    return "\n".join(out) + "\n"
+
+
+def to_tsv(t: Transcript) -> str:
+    out = ["start\tend\tspeaker\ttext"]  # the transcript hash goes in the .sha256 sidecar
+    for s in t.segments:
+        text = s.text.strip().replace("\t", " ").replace("\n", " ")
+        out.append(f"{int(round(s.start * 1000))}\t{int(round(s.end * 1000))}\t{s.speaker or ''}\t{text}")
+    return "\n".join(out) + "\n"
+
+
+def rttm_lines(file_id: str, turns: list[tuple[float, float, str]]) -> list[str]:
+    file_id = file_id.replace(" ", "_") or "audio"
+    return [f"SPEAKER {file_id} 1 {start:.3f} {end - start:.3f} <NA> <NA> {spk.replace(' ', '_')} <NA> <NA>"
+            for start, end, spk in turns if end > start]
+
+
+def to_rttm(t: Transcript) -> str:
+    """Speaker turns from the diarisation (when present) or from the segments' speakers."""
+    turns = [(d["start"], d["end"], d["speaker"]) for d in (t.extra.get("diarization") or {}).get("turns", [])]
+    if not turns:
+        turns = [(s.start, s.end, s.speaker or "SPEAKER_00") for s in t.segments]
+    # the transcript hash goes in the .sha256 sidecar: RTTM readers reject comment lines
+    return "\n".join(rttm_lines(Path(t.audio.path).stem, turns)) + "\n"
+
+
+WRITERS = {"json": lambda t: t.to_json(), "srt": to_srt, "vtt": to_vtt, "txt": to_txt, "tsv": to_tsv,
+           "rttm": to_rttm}
+
+
+def output_paths(stem_path: Path, formats: list[str]) -> dict[str, Path]:
+    return {f: stem_path.with_name(stem_path.name + "." + f) for f in formats}
+
+
+def write_outputs(t: Transcript, output_dir: str | Path, formats: list[str] | None = None,
+                  stem: str | None = None) -> dict[str, Path]:
+    """Write every format for ``t`` into ``output_dir`` as ``<stem>.<ext>``; returns the paths.
+
+    JSON is written last, so its presence marks a complete set (batch resume relies on it).
+    """
+    formats = parse_formats(formats)
+    output_dir = Path(output_dir)
+    stem = stem or Path(t.audio.path).stem
+    paths = output_paths(output_dir / stem, formats)
+    order = [f for f in formats if f != "json"] + (["json"] if "json" in formats else [])
+    h = transcript_hash(t)
+    for f in order:
+        text = WRITERS[f](t)
+        atomic_write_text(paths[f], text)
+        if f in SIDECAR_FORMATS:
+            side = sidecar_path(paths[f])
+            if h:
+                atomic_write_text(side, sidecar_text(paths[f], text, h))
+            else:  # a sidecar left by an earlier run would name the wrong transcript
+                side.unlink(missing_ok=True)
+    return paths

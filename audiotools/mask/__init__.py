@@ -1,0 +1,1 @@
+"""Profanity masking of transcripts (English, Russian, Ukrainian, Belarusian)."""

@@ -1,0 +1,1 @@
+"""Recipes (YAML) and the steps they run."""

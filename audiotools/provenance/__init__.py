@@ -1,0 +1,1 @@
+"""Provenance: hashes that tie a transcript to its audio and models, and Ed25519 signatures."""

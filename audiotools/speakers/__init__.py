@@ -1,0 +1,1 @@
+"""Speaker embeddings, the voiceprint store, identification, verification and calibration."""

@@ -1,0 +1,1 @@
+"""Voice activity detection: where the speech is."""
