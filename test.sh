@@ -3,8 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
-if ! "$PY" -c "import audiotools, faster_whisper, jiwer, pytest, ray" 2>/dev/null || ! command -v sox >/dev/null 2>&1 \
+if ! "$PY" -c "import audiotools, faster_whisper, jiwer, pytest, ray" 2>/dev/null || ! "$PY" -m ruff --version >/dev/null 2>&1 || ! command -v sox >/dev/null 2>&1 \
    || ! "$PY" -c "import importlib.util as u, sys; sys.exit(u.find_spec('resemblyzer') is None)"; then
   bash setup.sh --no-run
 fi
+"$PY" -m ruff check --quiet .          # lint (pyproject.toml [tool.ruff]); fails the run on any finding
+"$PY" -m ruff format --check --quiet .
 exec "$PY" -m pytest -q "$@"

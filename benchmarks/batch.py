@@ -218,18 +218,16 @@ def run_pipeline(files, args) -> dict:
     """``audiotools batch`` end to end with the recipe (``--pipeline``), into a temporary folder."""
     from audiotools.audio.decode import load_audio
     from audiotools.batch.engine import BatchOptions
-    from audiotools.batch.plan import prepare_recipe
     from audiotools.batch.run import run_batch
-    from audiotools.pipeline.recipe import load_recipe, override, transcribe_options
+    from audiotools.pipeline.recipe import load_recipe
     from audiotools.asr.transcribe import Transcriber
     # the identify step caches speaker embeddings by PCM hash; the GPU corpus repeats its files, so
     # a warm cache would serve every copy after the first: time the work, not the cache
     os.environ["AUDIOTOOLS_NO_EMBEDDING_CACHE"] = "1"
     recipe = load_recipe(args.pipeline)
-    recipe = override(recipe, "transcribe", model=args.model, device=args.device, language=args.language,
-                      batch_size=args.batch_size, word_timestamps=args.words, threads=args.threads)
-    recipe = prepare_recipe(recipe)
-    tr = Transcriber(transcribe_options(recipe))
+    recipe = recipe.replace("transcribe", model=args.model, device=args.device, language=args.language,
+                            batch_size=args.batch_size, word_timestamps=args.words, threads=args.threads)
+    tr = Transcriber(recipe.options("transcribe"))
     tr.transcribe(load_audio(SHARED / "speech" / "jfk.flac"))  # warm-up
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
         lst = Path(tmp) / "files.lst"
@@ -254,7 +252,7 @@ def run_pipeline(files, args) -> dict:
             texts.append(" ".join(s["text"].strip() for s in doc["segments"]))
             for step, sec in ((doc.get("stats") or {}).get("step_seconds") or {}).items():
                 step_seconds[step] = round(step_seconds.get(step, 0.0) + sec, 3)
-    steps = [s for s, p in recipe["steps"].items() if isinstance(p, dict) and p.get("enabled", True)]
+    steps = [s for s in recipe.steps if recipe.enabled(s)]
     return {"seconds": elapsed, "texts": texts, "gpu": gpu,
             "details": {"recipe": recipe["name"], "steps": steps, "failed": failed, "step_seconds": step_seconds,
                         **res.info}}

@@ -102,7 +102,7 @@ def main() -> int:
 
     print(f"{'engine / language':<34} {'obsc':>5} {'innoc':>5} {'precision':>9} {'recall':>7} {'FPR':>6} {'µs/token':>9}")
     for lang in langs:
-        print(line(f"audiotools.mask.masking  {lang}", results["audiotools"][lang]))
+        print(line(f"audiotools.masking  {lang}", results["audiotools"][lang]))
     for lang in langs:
         print(line(f"audiotools (language=None)  {lang}", results["audiotools_all_languages"][lang]))
     for name, s in results["libraries_en"].items():

@@ -18,7 +18,7 @@ import soundfile as sf
 from audiotools.batch.engine import BatchOptions
 from audiotools.batch.plan import discover, recipe_fingerprint, remove_stale_temp_files
 from audiotools.batch.run import run_batch
-from audiotools.pipeline.recipe import load_recipe, override
+from audiotools.pipeline.recipe import load_recipe
 
 from conftest import JFK, JFK_TEXT, ROOT, SHARED, wer
 
@@ -41,14 +41,10 @@ def utterances(n: int, speaker: str = "1998") -> list[Path]:
     return files[:n]
 
 
-def tiny_recipe(**transcribe) -> dict:
-    from audiotools.pipeline.recipe import step_module
+def tiny_recipe(**transcribe):
     r = load_recipe("default")
-    r = override(r, "transcribe", model="tiny.en", language="en", device="cpu", **transcribe)
-    mod = step_module("diarize")
-    if mod is not None and "enabled" in mod.STEP_PARAMS:
-        r = override(r, "diarize", enabled=False)
-    return r
+    r = r.replace("transcribe", model="tiny.en", language="en", device="cpu", **transcribe)
+    return r.replace("diarize", enabled=False)
 
 
 def all_outputs(out: Path) -> list[Path]:
@@ -108,10 +104,10 @@ def test_directory_mirroring_list_files_and_stem_collisions(tmp_path):
 def test_recipe_fingerprint_ignores_scheduling_but_not_results():
     base = tiny_recipe()
     fp = recipe_fingerprint(base)
-    assert recipe_fingerprint(override(base, "transcribe", device="cuda", batch_size=32, threads=4)) == fp
-    assert recipe_fingerprint(override(base, "transcribe", beam_size=5)) != fp
-    assert recipe_fingerprint(override(base, "export", formats=["json", "srt"])) != fp
-    assert recipe_fingerprint(override(base, "mask", style="first")) != fp
+    assert recipe_fingerprint(base.replace("transcribe", device="cuda", batch_size=32, threads=4)) == fp
+    assert recipe_fingerprint(base.replace("transcribe", beam_size=5)) != fp
+    assert recipe_fingerprint(base.replace("export", formats=["json", "srt"])) != fp
+    assert recipe_fingerprint(base.replace("mask", style="first")) != fp
 
 
 def test_stale_temp_files_are_removed(tmp_path):
@@ -186,11 +182,11 @@ def test_resume_skips_unchanged_and_redoes_changed_input_or_recipe(tmp_path, tin
     assert doc["audio"]["sha256"] == sha256_file(b)
 
     # the recipe changed (masking style): both redone; a scheduling change (batch size) is not a change
-    r4 = run_batch([src], override(recipe, "transcribe", batch_size=3), opts(), transcriber=tiny_transcriber)
+    r4 = run_batch([src], recipe.replace("transcribe", batch_size=3), opts(), transcriber=tiny_transcriber)
     assert [r.status for r in r4.records] == ["skipped", "skipped"]
-    r5 = run_batch([src], override(recipe, "mask", style="first"), opts(), transcriber=tiny_transcriber)
+    r5 = run_batch([src], recipe.replace("mask", style="first"), opts(), transcriber=tiny_transcriber)
     assert [r.status for r in r5.records] == ["ok", "ok"]
-    r6 = run_batch([src], override(recipe, "mask", style="first"), opts(), transcriber=tiny_transcriber)
+    r6 = run_batch([src], recipe.replace("mask", style="first"), opts(), transcriber=tiny_transcriber)
     assert [r.status for r in r6.records] == ["skipped", "skipped"]
 
 
@@ -337,8 +333,8 @@ def test_identification_reuses_the_transcription_vad(tiny_transcriber, monkeypat
     monkeypatch.undo()
 
     other = load_audio(path)
-    opts = TranscribeOptions(model="tiny.en", device="cpu", language="en")
-    opts.vad_options = vad.VADOptions(threshold=0.6)
+    opts = TranscribeOptions(model="tiny.en", device="cpu", language="en", vad_options={"threshold": 0.6})
+    assert opts.vad_options == vad.VADOptions(threshold=0.6)
     Transcriber(opts).transcribe(other)
     assert other.speech is None
 

@@ -84,16 +84,16 @@ def test_compute_type_resolution_and_cache_key():
 
 def test_resume_fingerprint_int8_is_not_volatile():
     from audiotools.batch.plan import recipe_fingerprint
-    from audiotools.pipeline.recipe import load_recipe, override
+    from audiotools.pipeline.recipe import load_recipe
     plain = load_recipe("default")
-    assert plain["steps"]["transcribe"]["compute_type"] is None
-    assert recipe_fingerprint(override(plain, "transcribe", compute_type="float32")) == recipe_fingerprint(plain)
+    assert plain.options("transcribe").compute_type is None
+    assert recipe_fingerprint(plain.replace("transcribe", compute_type="float32")) == recipe_fingerprint(plain)
     # float32/float16/null follow the device (like fp16): the same work
-    assert recipe_fingerprint(override(plain, "transcribe", compute_type="float16")) == recipe_fingerprint(plain)
+    assert recipe_fingerprint(plain.replace("transcribe", compute_type="float16")) == recipe_fingerprint(plain)
     # int8 gives other text: a different fingerprint, so resume redoes the files
-    assert recipe_fingerprint(override(plain, "transcribe", compute_type="int8")) != recipe_fingerprint(plain)
+    assert recipe_fingerprint(plain.replace("transcribe", compute_type="int8")) != recipe_fingerprint(plain)
     for ct in ("bfloat16", "int8_bfloat16"):
-        assert recipe_fingerprint(override(plain, "transcribe", compute_type=ct)) != recipe_fingerprint(plain)
+        assert recipe_fingerprint(plain.replace("transcribe", compute_type=ct)) != recipe_fingerprint(plain)
 
 
 def test_cli_int8_records_compute_type_in_provenance(tmp_path):

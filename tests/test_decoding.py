@@ -10,6 +10,7 @@ from whisper.decoding import ApplyTimestampRules
 from whisper.tokenizer import get_tokenizer
 
 from audiotools.asr.decoding import _BatchedTimestampRules
+from audiotools.asr.transcribe import decode_options
 
 
 def _histories(tok, rng: np.random.Generator, batch: int, length: int, sample_begin: int) -> torch.Tensor:
@@ -113,7 +114,7 @@ def test_alignment_same_with_and_without_the_decoding_cross_attention_cache(tiny
     with torch.inference_mode():
         features = t._encode(chunks)
         cross_kv: dict = {}
-        results = decode_windows(t.model, features, ["en"] * 3, t.options.decode_options(), cross_kv=cross_kv)
+        results = decode_windows(t.model, features, ["en"] * 3, decode_options(t.options), cross_kv=cross_kv)
     assert cross_kv and all(v.shape[0] == 3 for v in cross_kv.values())
     tok = t.tokenizer("en")
 
@@ -158,7 +159,7 @@ def test_cross_attention_from_features_same_as_projected_keys_values(tiny_transc
 
     t = tiny_transcriber
     features = _jfk_windows(t)
-    opts = t.options.decode_options()
+    opts = decode_options(t.options)
     assert decoder_step.cross_from_features(t.model)
     tok = t.tokenizer("en")
     prompt = torch.tensor([list(tok.sot_sequence)] * 3)

@@ -157,9 +157,13 @@ def test_speaker_count_constraints(conversation_audio):
     assert run_diarization(conversation_audio, {"backend": "builtin", "max_speakers": 2}).num_speakers <= 2
     assert run_diarization(conversation_audio, {"backend": "builtin", "min_speakers": 4}).num_speakers >= 4
     with pytest.raises(UsageError):
-        DiarizationOptions(min_speakers=3, max_speakers=2).validate()
-    with pytest.raises(UsageError):
-        DiarizationOptions(num_speakers=0).validate()
+        DiarizationOptions(min_speakers=3, max_speakers=2)
+    with pytest.raises(UsageError, match="at least 1"):
+        DiarizationOptions(num_speakers=0)
+    with pytest.raises(UsageError, match="whole number"):
+        DiarizationOptions.from_params({"num_speakers": "two"})
+    with pytest.raises(UsageError, match="no parameter"):
+        DiarizationOptions.from_params({"speakers": 2})
 
 
 def _libri(speaker: str, n: int, pause: float = 0.5) -> np.ndarray:
@@ -230,7 +234,7 @@ def test_split_on_a_mono_file_falls_back_to_the_mix():
 
 def test_run_step_labels_words_and_splits_segments(conversation_audio):
     from audiotools.diarize.diarization import run_step
-    from audiotools.pipeline.recipe import Job
+    from audiotools.pipeline.run import Job
     from audiotools.transcript import Segment as TSeg
     from audiotools.transcript import Transcript, Word
     truth = json.loads((SAMPLES / "conversation.json").read_text())["turns"]
@@ -267,18 +271,19 @@ def test_run_step_labels_words_and_splits_segments(conversation_audio):
 
 def test_transcribe_flags_map_to_the_step():
     from audiotools.cli import build_parser
-    from audiotools.cli.transcribe_cmd import recipe_from_args
+    from audiotools.cli.options import recipe_from_args
     args = build_parser().parse_args(["transcribe", "x.wav", "--num-speakers", "2", "--diarizer", "builtin",
                                       "--channels", "split", "--hf-token", "hf_secret"])
-    step = recipe_from_args(args)["steps"]["diarize"]
-    assert step["enabled"] and step["num_speakers"] == 2 and step["backend"] == "builtin"
-    assert step["channels"] == "split"
-    assert "hf_secret" not in json.dumps(step)          # the token never lands in the recorded recipe
+    recipe = recipe_from_args(args)
+    step = recipe.options("diarize")
+    assert step.enabled and step.num_speakers == 2 and step.backend == "builtin"
+    assert step.channels == "split" and step.hf_token == "hf_secret"   # used ...
+    assert "hf_secret" not in json.dumps(recipe.parameters())           # ... but never recorded
+    assert "hf_secret" not in repr(step)
     args = build_parser().parse_args(["transcribe", "x.wav", "--no-diarize"])
-    assert recipe_from_args(args)["steps"]["diarize"]["enabled"] is False
+    assert recipe_from_args(args).options("diarize").enabled is False
     args = build_parser().parse_args(["transcribe", "x.wav"])
-    steps = recipe_from_args(args)["steps"]
-    assert "diarize" not in steps or steps["diarize"]["enabled"]
+    assert recipe_from_args(args).options("diarize").enabled
 
 
 def test_auto_backend_without_pyannote_pipeline_uses_builtin(monkeypatch, tmp_path):

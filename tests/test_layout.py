@@ -171,3 +171,16 @@ def test_every_exception_class_lives_in_errors():
             ):
                 outside.append(f"{m}.{node.name}")
     assert not outside, outside
+
+
+def test_public_api_is_lazy_and_complete():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, audiotools; heavy = {'torch', 'whisper', 'av'} & set(sys.modules); "
+        "assert not heavy, heavy; "
+        "[getattr(audiotools, n) for n in audiotools.__all__]; print('ok')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.stdout.strip() == "ok", out.stderr

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import pytest
 
 from audiotools.errors import InputError, UsageError
-from audiotools.mask.masking import STEP_PARAMS, Masker, MaskOptions, add_cli_options, cli_overrides, load_word_file, run_step
+from audiotools.mask.masking import Masker, MaskOptions, load_word_file, run_step
 from audiotools.transcript import AudioInfo, Segment, Transcript, Word
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -189,11 +189,11 @@ def test_word_files(tmp_path):
     f = tmp_path / "words.txt"
     f.write_text("# my words\nwazzock   # British\nгнид*\n\n  bloody \n", encoding="utf-8")
     assert load_word_file(f) == ["wazzock", "гнид*", "bloody"]
-    m = Masker(MaskOptions(extra_words=tuple(load_word_file(f))))
+    m = Masker(MaskOptions(mask_words=str(f)))
     assert m.mask_text("You Wazzock, гнидами bloody!") == "You *******, ******* ******!"
     a = tmp_path / "allow.txt"
     a.write_text("сука\nbastard*\n", encoding="utf-8")
-    m = Masker(MaskOptions(allow_words=tuple(load_word_file(a))))
+    m = Masker(MaskOptions(allow_words=[str(a)]))
     assert m.mask_text("сука bastards пиздец") == "сука bastards ******"
 
 
@@ -209,12 +209,21 @@ def test_word_file_errors(tmp_path):
 
 
 # ---------------------------------------------------------------- pipeline step
-def test_step_params_and_pipeline_registration():
-    from audiotools.pipeline import recipe as pipeline
-    assert STEP_PARAMS == {"enabled": True, "style": "stars", "language": None, "mask_words": None,
-                           "allow_words": None, "unmasked_copy": None}
-    assert pipeline.step_module("mask") is not None
-    assert pipeline.STEP_DEFAULTS["mask"]() == STEP_PARAMS
+def test_step_options_and_pipeline_registration(tmp_path):
+    from audiotools.pipeline.recipe import load_recipe
+    from audiotools.pipeline.steps import registry
+    assert MaskOptions().to_params() == {"enabled": True, "style": "stars", "language": None, "mask_words": None,
+                                         "allow_words": None, "unmasked_copy": None}
+    assert registry()["mask"].options is MaskOptions and registry()["mask"].run is run_step
+    assert load_recipe("default").options("mask") == MaskOptions()
+    with pytest.raises(UsageError, match="one of 'stars', 'first', 'tag'"):
+        MaskOptions(style="bleep")
+    with pytest.raises(UsageError, match="does not support language 'de'"):
+        MaskOptions(language="de")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("steps:\n  mask:\n    style: first\n    colour: red\n", encoding="utf-8")
+    with pytest.raises(UsageError, match="no parameter.*colour"):
+        load_recipe(recipe)
 
 
 def test_run_step_writes_private_unmasked_copy(tmp_path):
@@ -223,57 +232,57 @@ def test_run_step_writes_private_unmasked_copy(tmp_path):
     copy = tmp_path / "private" / "unmasked.json"
     words = tmp_path / "w.txt"
     words.write_text("man\n", encoding="utf-8")
-    run_step(job, {**STEP_PARAMS, "style": "first", "language": "en", "mask_words": str(words),
-                   "unmasked_copy": str(copy)})
+    run_step(job, MaskOptions(style="first", language="en", mask_words=str(words), unmasked_copy=str(copy)))
     assert stat.S_IMODE(os.stat(copy).st_mode) == 0o600
     raw = json.loads(copy.read_text(encoding="utf-8"))
     assert raw["segments"][0]["text"] == " What the fuck, сука man."
     assert "masking" not in raw
     # language "en" was asked for: the Russian word stays, the extra word is masked
     assert t.segments[0].text == " What the f***, сука m**."
-    assert t.extra["masking"] == {"style": "first", "masked_words": 6, "engine": "audiotools.mask.masking/1"}
+    assert t.extra["masking"] == {"style": "first", "masked_words": 6, "engine": "audiotools.masking/1"}
 
 
 def test_run_step_masks_every_language_by_default():
     """A Russian transcript with English swearing: both are masked unless a language is chosen."""
     t = make_transcript(language="ru")
-    run_step(SimpleNamespace(transcript=t), dict(STEP_PARAMS))
+    run_step(SimpleNamespace(transcript=t), MaskOptions())
     assert t.segments[0].text == " What the ****, **** man."
     t = make_transcript(language="ja")
-    run_step(SimpleNamespace(transcript=t), dict(STEP_PARAMS))
+    run_step(SimpleNamespace(transcript=t), MaskOptions())
     assert t.segments[0].text == " What the ****, **** man."
     t = make_transcript(language="en")                              # an explicit language restricts the rules
-    run_step(SimpleNamespace(transcript=t), {**STEP_PARAMS, "language": "ru"})
+    run_step(SimpleNamespace(transcript=t), MaskOptions(language="ru"))
     assert t.segments[0].text == " What the fuck, **** man."
     t = make_transcript(language="ru")
-    run_step(SimpleNamespace(transcript=t), {**STEP_PARAMS, "language": "all"})
+    run_step(SimpleNamespace(transcript=t), MaskOptions(language="all"))
     assert t.segments[0].text == " What the ****, **** man."
 
 
-def test_cli_options_and_overrides():
-    p = argparse.ArgumentParser()
-    add_cli_options(p)
-    assert cli_overrides(p.parse_args([])) == {"style": None, "mask_words": None, "allow_words": None,
-                                               "unmasked_copy": None}
-    args = p.parse_args(["--mask-style", "tag", "--mask-words", "a.txt", "--allow-words", "b.txt",
-                         "--unmasked-copy", "raw.json"])
-    assert cli_overrides(args) == {"style": "tag", "mask_words": "a.txt", "allow_words": "b.txt",
-                                   "unmasked_copy": "raw.json"}
-    assert cli_overrides(p.parse_args(["--no-mask"])) == {"enabled": False}
-    assert cli_overrides(argparse.Namespace()) == {"style": None, "mask_words": None,
-                                                   "allow_words": None, "unmasked_copy": None}
+def test_cli_flags_map_onto_the_mask_options():
+    from audiotools.cli import build_parser
+    from audiotools.cli.options import step_values
+    args = build_parser().parse_args(["transcribe", "x.wav"])
+    assert step_values(args, "mask") == {"style": None, "mask_words": None, "allow_words": None,
+                                         "unmasked_copy": None}
+    args = build_parser().parse_args(["transcribe", "x.wav", "--mask-style", "tag", "--mask-words", "a.txt",
+                                      "--allow-words", "b.txt", "--unmasked-copy", "raw.json"])
+    assert step_values(args, "mask") == {"style": "tag", "mask_words": "a.txt", "allow_words": "b.txt",
+                                         "unmasked_copy": "raw.json"}
+    assert step_values(build_parser().parse_args(["transcribe", "x.wav", "--no-mask"]), "mask") == {"enabled": False}
+    assert step_values(argparse.Namespace(), "mask") == {"style": None, "mask_words": None,
+                                                         "allow_words": None, "unmasked_copy": None}
 
 
 def test_transcribe_command_maps_mask_flags_onto_the_recipe():
     from audiotools.cli import build_parser
-    from audiotools.cli.transcribe_cmd import recipe_from_args
+    from audiotools.cli.options import recipe_from_args
     args = build_parser().parse_args(["transcribe", "x.wav", "--mask-style", "first",
                                       "--unmasked-copy", "raw.json"])
     recipe = recipe_from_args(args)
-    assert recipe["steps"]["mask"]["style"] == "first"
-    assert recipe["steps"]["mask"]["unmasked_copy"] == "raw.json"
+    assert recipe.options("mask").style == "first"
+    assert recipe.options("mask").unmasked_copy == "raw.json"
     args = build_parser().parse_args(["transcribe", "x.wav", "--no-mask"])
-    assert recipe_from_args(args)["steps"]["mask"]["enabled"] is False
+    assert recipe_from_args(args).options("mask").enabled is False
 
 
 # ---------------------------------------------------------------- audiotools mask

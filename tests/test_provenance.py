@@ -23,7 +23,8 @@ import soundfile as sf
 from audiotools.provenance import document as provenance
 from audiotools.audio.decode import load_audio
 from audiotools.cli import main
-from audiotools.pipeline.recipe import Job, load_recipe, resolved_parameters
+from audiotools.pipeline.recipe import load_recipe
+from audiotools.pipeline.run import Job
 from audiotools.transcript import Segment, Transcript, Word
 from audiotools.export.writers import write_outputs
 
@@ -52,14 +53,12 @@ def build(out_dir: Path, audio_path: Path = WAV, turns=TURNS, sign_key=None, for
     """Decode, make a transcript, run the provenance step as the pipeline does, write the exports."""
     audio = load_audio(audio_path)
     t = make_transcript(audio, turns)
-    recipe = load_recipe("default")
-    t.extra["parameters"] = resolved_parameters(recipe)
+    recipe = load_recipe("default").replace("provenance", sign_key=sign_key and str(sign_key))
+    t.extra["parameters"] = recipe.parameters()
     if prepare:
         prepare(t)
     job = Job(path=Path(audio_path), recipe=recipe, audio=audio, transcript=t)
-    # as pipeline.run_file does: a step missing from the recipe is added with its defaults
-    params = recipe["steps"]["provenance"] = {**provenance.STEP_PARAMS, "sign_key": sign_key and str(sign_key)}
-    provenance.run_step(job, params)
+    provenance.run_step(job, recipe.options("provenance"))
     paths = write_outputs(t, out_dir, list(formats))
     return paths, t
 
@@ -118,7 +117,7 @@ def test_block_contents(built):
     doc = json.loads(paths["json"].read_text(encoding="utf-8"))
     prov = doc["provenance"]
     assert list(doc)[-1] == "provenance"
-    assert prov["schema"] == "audiotools.provenance.document/1"
+    assert prov["schema"] == "audiotools.provenance/1"
     assert prov["source"]["sha256"] == hashlib.sha256(WAV.read_bytes()).hexdigest()
     assert prov["source"]["size_bytes"] == WAV.stat().st_size
     assert prov["pcm"]["sha256"] == doc["audio"]["pcm_sha256"]
@@ -494,7 +493,7 @@ def test_sign_command_and_raw_public_key(built, keys, tmp_path, capsys):
 
 def test_bad_sign_key_fails_early(tmp_path):
     from audiotools.cli import build_parser
-    from audiotools.cli.transcribe_cmd import recipe_from_args
+    from audiotools.cli.options import recipe_from_args
     from audiotools.errors import UsageError
     bad = tmp_path / "bad.key"
     bad.write_text("not a key")
@@ -502,7 +501,7 @@ def test_bad_sign_key_fails_early(tmp_path):
     with pytest.raises(UsageError, match="sign-key"):
         recipe_from_args(args)
     args = build_parser().parse_args(["transcribe", str(WAV), "--no-provenance"])
-    assert recipe_from_args(args)["steps"]["provenance"]["enabled"] is False
+    assert recipe_from_args(args).options("provenance").enabled is False
 
 
 # ---------------------------------------------------------------- end to end

@@ -263,7 +263,7 @@ def test_open_set_librispeech(tmp_path, scorer):
 def test_identify_step_renames_segments_words_and_turns(tmp_path, scorer):
     from audiotools.audio.decode import load_audio
     from audiotools.speakers.identification import run_step
-    from audiotools.pipeline.recipe import Job
+    from audiotools.pipeline.run import Job
     from audiotools.transcript import Segment, Transcript, Word
     from audiotools.speakers.enrol import enroll
     from audiotools.speakers.voiceprints import VoiceprintStore
@@ -276,9 +276,9 @@ def test_identify_step_renames_segments_words_and_turns(tmp_path, scorer):
     tr = Transcript(audio=audio.info, model={}, language="en", segments=segs,
                     speakers={lab: {"duration": 1.0, "segments": 1} for lab in {t["speaker"] for t in turns}},
                     extra={"diarization": {"backend": "rttm", "num_speakers": 3, "turns": turns}})
-    job = Job(path=SAMPLES / "conversation.wav", recipe={}, audio=audio, transcript=tr)
-    from audiotools.speakers.identification import STEP_PARAMS
-    run_step(job, {**STEP_PARAMS, "voiceprints": str(store.dir)})
+    job = Job(path=SAMPLES / "conversation.wav", recipe=None, audio=audio, transcript=tr)
+    from audiotools.speakers.identification import IdentifyOptions
+    run_step(job, IdentifyOptions(voiceprints=str(store.dir)))
     clara = next(lab for lab, t in zip([t["speaker"] for t in _rttm(SAMPLES / "conversation.rttm")],
                                        _rttm(SAMPLES / "conversation.rttm")) if t["truth"] == "Clara")
     assert tr.speakers[clara]["identity"]["name"] == "Clara"
@@ -294,12 +294,12 @@ def test_identify_step_renames_segments_words_and_turns(tmp_path, scorer):
 
 
 def test_identify_step_without_store_does_nothing(tmp_path):
-    from audiotools.speakers.identification import STEP_PARAMS, run_step
-    from audiotools.pipeline.recipe import Job
-    job = Job(path=Path("x.wav"), recipe={}, audio=None, transcript=None)
-    run_step(job, {**STEP_PARAMS, "voiceprints": str(tmp_path / "missing")})   # touches nothing
+    from audiotools.speakers.identification import IdentifyOptions, run_step
+    from audiotools.pipeline.run import Job
+    job = Job(path=Path("x.wav"), recipe=None, audio=None, transcript=None)
+    run_step(job, IdentifyOptions(voiceprints=str(tmp_path / "missing")))   # touches nothing
     (tmp_path / "empty").mkdir()
-    run_step(job, {**STEP_PARAMS, "voiceprints": str(tmp_path / "empty")})
+    run_step(job, IdentifyOptions(voiceprints=str(tmp_path / "empty")))
 
 
 def test_welch_psd_equals_scipy():

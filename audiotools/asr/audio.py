@@ -6,12 +6,11 @@ import functools
 
 import numpy as np
 import torch
+from audiotools.audio import SAMPLE_RATE
 
-SAMPLE_RATE = 16000
 N_FFT = 400
 HOP_LENGTH = 160
 N_SAMPLES = 30 * SAMPLE_RATE
-N_FRAMES = N_SAMPLES // HOP_LENGTH
 
 
 @functools.lru_cache(maxsize=8)

@@ -63,10 +63,6 @@ class _Concat:
     def close(self):
         self.f.close()
 
-    def readinto_array(self, nbytes: int) -> bytes:
-        return self.read(nbytes)
-
-
 def model_bin_parts(model_dir: str | os.PathLike, extra_dirs: list[Path] | None = None) -> list[Path]:
     """model.bin, or model.bin.part1, part2, ... (possibly spread over several directories)."""
     model_dir = Path(model_dir)

@@ -17,7 +17,7 @@ Two changes to the task, same tokens out:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -299,6 +299,3 @@ def decode_windows(model, features: torch.Tensor, languages: list[str], options:
                 cross_kv[m] = full
     return out  # type: ignore[return-value]
 
-
-def with_language(options: DecodeOptions, **changes) -> DecodeOptions:
-    return replace(options, **changes)

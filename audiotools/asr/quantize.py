@@ -3,9 +3,9 @@ quantisation) and int8_bfloat16 (bfloat16 encoder, int8 decoder).
 
 ``bfloat16`` runs the encoder's convolutions and matmuls in bfloat16 (layer norms, softmax
 statistics and the decoder stay float32; the encoder output is handed to the decoder as float32).
-On a CPU with AVX512-BF16 (or AMX) that is 1.75x faster than float32 for the encoder, which is
-about half of the CPU time of a batch; the features differ from float32 by ~1.4 % (relative L2),
-about what float16 changes on a GPU. The decoder is kept float32 because its many small matmuls
+It pays only on CPUs with native bfloat16 matmuls (AMX); where bfloat16 is emulated it is slower
+than float32 (benchmarks/results/batch.json has the figures of the machine that measured them).
+The features differ from float32 by ~1.4 % (relative L2), about what float16 changes on a GPU. The decoder is kept float32 because its many small matmuls
 gain little and openai-whisper's decoding checks the feature dtype. ``int8_bfloat16`` combines
 that encoder with the int8 decoder below (CTranslate2 has a compute type of the same name).
 
@@ -21,9 +21,8 @@ stay float32. Cross-attention hooks (word timestamps) and the kv-cache hooks see
 Which kernel: torch's eager int8 path is ``quantized::linear_dynamic`` (fbgemm on x86), the op
 behind ``torch.ao.quantization.quantize_dynamic``. torch 2.13 marks ``torch.ao.quantization`` and
 the quantised tensor dtypes as deprecated (a warning on every use) and points to torchao; torchao's
-``Int8DynamicActivationInt8WeightConfig`` is no faster than float32 on a CPU in eager mode
-(measured: 16000x512x2048, 1 thread: 333 ms vs 338 ms float32; fbgemm: 88 ms), it needs
-``torch.compile`` for speed. So audiotools builds the packed weights itself with the fbgemm ops
+``Int8DynamicActivationInt8WeightConfig`` gains nothing over float32 on a CPU in eager mode (it
+needs ``torch.compile`` for speed), while fbgemm's dynamic int8 GEMM does. So audiotools builds the packed weights itself with the fbgemm ops
 (no ``torch.ao.quantization`` import), silencing the deprecation warnings of the one-off weight
 packing only; if a later torch drops the ops, ``int8`` fails with a one-line ModelError and the
 float compute types keep working.
@@ -227,6 +226,3 @@ def quantize_int8(model, logits: bool = True, encoder: bool = True, **kw):
     model.compute_type = "int8"
     return model
 
-
-def is_quantized(model) -> bool:
-    return any(isinstance(m, Int8Linear) for m in model.modules())

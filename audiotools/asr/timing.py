@@ -25,9 +25,9 @@ from whisper.audio import TOKENS_PER_SECOND
 from whisper.timing import WordTiming, backtrace, merge_punctuations
 
 from audiotools.asr.quantize import output_logits
+from audiotools.audio import SAMPLE_RATE
 
 HOP_LENGTH = 160
-SAMPLE_RATE = 16000
 TIME_PRECISION = 0.02  # seconds per timestamp token
 PREPEND_PUNCTUATIONS = "\"'“¿([{-"
 APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
@@ -113,10 +113,10 @@ def _dtw_sequential(x):
 
 def median_filter(x: torch.Tensor, width: int) -> torch.Tensor:
     """openai-whisper's ``median_filter`` (reflect padding, a median over ``width`` frames along the
-    last axis), exactly, without its sort: on CPU it sorts a (heads, tokens, frames, width) copy,
-    which took 40 % of the alignment pass. Here the median comes from an odd-even transposition
-    network of element-wise min/max over ``width`` shifted views (5.6x faster for width 7; the
-    values are the same, since min and max only select). On CUDA openai-whisper's own filter runs
+    last axis), exactly, without its sort: on CPU it sorts a (heads, tokens, frames, width) copy, a
+    large part of the alignment pass. Here the median comes from an odd-even transposition network
+    of element-wise min/max over ``width`` shifted views (the values are the same, since min and
+    max only select). On CUDA openai-whisper's own filter runs
     (one Triton kernel instead of ~40 element-wise launches)."""
     pad = width // 2
     if x.shape[-1] <= pad:
@@ -379,12 +379,3 @@ def apply_alignment(segments: list[dict], alignment: list[WordTiming], tokenizer
 def num_frames_for(window_duration: float) -> int:
     return max(1, min(3000, int(round(window_duration * SAMPLE_RATE / HOP_LENGTH))))
 
-
-def add_words(model, tokenizer, segments: list[dict], features: torch.Tensor, offset: float,
-              window_duration: float, last_speech: float) -> float:
-    """Fill ``segment["words"]`` for one window's segments; returns the new last-speech time."""
-    if not segments:
-        return last_speech
-    job = AlignJob(tokenizer, text_tokens_of(segments, tokenizer), features, num_frames_for(window_duration))
-    alignment = find_alignments(model, [job])[0]
-    return apply_alignment(segments, alignment, tokenizer, offset, window_duration, last_speech)

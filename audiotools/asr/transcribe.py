@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
@@ -20,59 +20,32 @@ import torch
 from audiotools.audio.decode import DecodedAudio, load_audio
 from audiotools.asr.decoding import DecodeOptions, decode_windows
 from audiotools.asr.audio import log_mel_batch
-from audiotools.asr.models import DEFAULT_MODEL, load_model, resolve_device
+from audiotools.asr.models import load_model
+from audiotools.device import resolve_device
+from audiotools.errors import UsageError
 from audiotools.asr.quantize import encode_features
 from audiotools.asr.timing import AlignJob, apply_alignment, find_alignments, num_frames_for, split_segments, text_tokens_of, word_timings_from_decoding
 from audiotools.transcript import Segment, Transcript, Word
-from audiotools.vad.silero import VADOptions, as_vad_options, reusable_speech
+from audiotools.vad.silero import reusable_speech
 from audiotools.asr.weight_layout import column_major_linears
 from audiotools.asr.windows import Window, speech_windows
+from audiotools.audio import SAMPLE_RATE
+from audiotools.asr.options import TranscribeOptions
 
 log = logging.getLogger(__name__)
-SAMPLE_RATE = 16000
-# Windows per encoder call on a CPU. The encoder's GEMMs run near these cores' peak at any batch, but
-# one window's activations (3 MB per layer, 12 MB MLP) stay in cache: 33 windows of base on 2 cores
-# took 12.4-12.6 s one at a time against 14.0 s by 4 and 14.7-15.2 s by 16. The decoder keeps the
-# whole batch (each step's weight reads are shared by its rows). CUDA: the whole batch.
+# Windows per encoder call on a CPU. The encoder's GEMMs run near the cores' peak at any batch, but
+# one window's activations (3 MB per layer, 12 MB MLP) stay in cache, so one window per call is the
+# fastest (docs/batch.md). The decoder keeps the whole batch (each step's weight reads are shared by
+# its rows). CUDA: the whole batch.
 CPU_ENCODER_BATCH = 1
 
 
-@dataclass
-class TranscribeOptions:
-    model: str = DEFAULT_MODEL
-    device: str = "auto"
-    language: str | None = None          # None: detect
-    task: str = "transcribe"             # or "translate"
-    vad: bool = True                     # skip non-speech (no hallucinated text in silence)
-    word_timestamps: bool = True
-    # "decoding": from the cross-attention the greedy decoding computes anyway (no second decoder
-    # pass; windows that fell back to sampling still get the pass); "pass": openai-whisper's own
-    # method, a separate decoder pass over the text without timestamp tokens
-    word_alignment: str = "decoding"
-    batch_size: int = 8                  # windows per encoder/decoder batch
-    beam_size: int | None = None
-    best_of: int = 5
-    temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-    initial_prompt: str | None = None
-    compression_ratio_threshold: float | None = 2.4
-    logprob_threshold: float | None = -1.0
-    no_speech_threshold: float | None = 0.6
-    compute_type: str | None = None      # float32 | float16 | bfloat16 | int8 | int8_bfloat16; None: float16 on CUDA, float32 on CPU
-    fp16: bool | None = None             # legacy alias (True: float16, False: float32), used when compute_type is None
-    threads: int | None = None           # CPU threads for torch (None: torch's default)
-    allow_download: bool | None = None
-    vad_options: VADOptions = field(default_factory=VADOptions)
-
-    def decode_options(self) -> DecodeOptions:
-        return DecodeOptions(task=self.task, temperatures=tuple(self.temperatures), beam_size=self.beam_size,
-                             best_of=self.best_of, compression_ratio_threshold=self.compression_ratio_threshold,
-                             logprob_threshold=self.logprob_threshold, no_speech_threshold=self.no_speech_threshold,
-                             initial_prompt=self.initial_prompt)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["temperatures"] = list(self.temperatures)
-        return d
+def decode_options(o: TranscribeOptions) -> DecodeOptions:
+    """The decoding settings of a transcription."""
+    return DecodeOptions(task=o.task, temperatures=tuple(o.temperatures), beam_size=o.beam_size,
+                         best_of=o.best_of, compression_ratio_threshold=o.compression_ratio_threshold,
+                         logprob_threshold=o.logprob_threshold, no_speech_threshold=o.no_speech_threshold,
+                         initial_prompt=o.initial_prompt)
 
 
 @dataclass
@@ -164,11 +137,7 @@ class Transcriber:
         self.dtype = next(self.model.decoder.parameters()).dtype   # the decoder's: float32 for int8 and bfloat16
         self.compute_type = getattr(self.model, "compute_type", None) or \
             ("float16" if self.dtype == torch.float16 else "float32")
-        if self.options.word_alignment not in ("decoding", "pass"):
-            from audiotools.errors import UsageError
-            raise UsageError(f"word_alignment must be 'decoding' or 'pass', not {self.options.word_alignment!r}")
         if self.options.language and not self.model_info.multilingual and self.options.language != "en":
-            from audiotools.errors import UsageError
             raise UsageError(f"model {self.model_info.name} is English-only; cannot transcribe language "
                              f"{self.options.language!r} (use a multilingual model such as 'base')")
 
@@ -233,7 +202,7 @@ class Transcriber:
         queue: list[tuple[int, int]] = []  # (file id, window index) not yet decoded
         next_id = 0
         exhausted = False
-        decode_opts = self.options.decode_options()
+        decode_opts = decode_options(self.options)
         while True:
             while not exhausted and len(queue) < bs:
                 try:
@@ -342,9 +311,6 @@ class Transcriber:
 
 def transcribe_file(path, **options) -> Transcript:
     """Python API: ``audiotools.transcribe("call.wav", language="ru")``."""
-    vad_opts = options.pop("vad_options", None)
-    opts = TranscribeOptions(**options)
-    if vad_opts is not None:
-        opts.vad_options = as_vad_options(vad_opts)
+    opts = TranscribeOptions.from_params(options)
     audio = load_audio(path)
     return Transcriber(opts).transcribe(audio)

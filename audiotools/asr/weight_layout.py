@@ -1,11 +1,9 @@
 """CPU weight layout: Linear weights stored transposed (column-major), same values, same results.
 
 ``nn.Linear`` keeps its weight as (out, in), row-major, and computes ``x @ W.T``. For the few rows
-of a decoding step (one token per window), oneDNN/MKL is 2-3x faster when ``W.T`` is the
-contiguous operand: measured on 2 cores for 16 rows, a 512x512 layer 0.091 -> 0.036 ms, 2048x512
-0.48 -> 0.14 ms, the vocabulary projection of base (51865x512) 10.5 -> 5.1 ms; for the encoder's
-1500 rows both layouts run at the same speed; the outputs were bit-identical in these measurements
-(the GEMM only reads its operand in another order; tests hold them equal to 1e-5).
+of a decoding step (one token per window), oneDNN/MKL runs faster when ``W.T`` is the contiguous
+operand (docs/batch.md); for the encoder's 1500 rows both layouts run at the same speed. The GEMM
+only reads its operand in another order (tests hold the outputs equal to 1e-5).
 So on a CPU every float32 Linear weight (and the token embedding, whose transpose is the
 vocabulary projection) is copied once into a contiguous (in, out) buffer and the parameter
 becomes its transposed view: the model's memory does not grow, and ``weight`` still reads as

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from audiotools.audio import SAMPLE_RATE
 
-SAMPLE_RATE = 16000
 MAX_WINDOW = 30.0
 
 
@@ -67,13 +67,12 @@ def make_windows(regions: list[tuple[float, float]], samples: np.ndarray | None 
 def speech_windows(samples: np.ndarray, vad_options=None, vad: bool = True
                    ) -> tuple[list[Window], list[tuple[float, float]] | None]:
     """The engine's decoding windows for ``samples`` and the speech regions they were cut from:
-    Silero VAD (``vad_options``: a ``vad.VADOptions``, a dict of its fields or None for the
-    defaults), or fixed 30 s windows and no regions when ``vad`` is off. The transcriber and the
+    Silero VAD (``vad_options``: a ``VADOptions``, or None for the defaults), or fixed 30 s windows and no regions when ``vad`` is off. The transcriber and the
     batch's decode workers both cut their windows here."""
-    from audiotools.vad.silero import as_vad_options, speech_regions
+    from audiotools.vad.silero import VADOptions, speech_regions
     if not vad:
         return fixed_windows(len(samples) / SAMPLE_RATE), None
-    regions = speech_regions(samples, as_vad_options(vad_options))
+    regions = speech_regions(samples, vad_options or VADOptions())
     return make_windows(regions, samples), regions
 
 

@@ -31,10 +31,10 @@ import logging
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+from audiotools.audio import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 WIDEBAND = "wideband"
 TELEPHONE = "telephone"
 TELEPHONE_CODEC = "telephone-codec"

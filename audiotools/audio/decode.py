@@ -20,10 +20,10 @@ import numpy as np
 from audiotools.errors import InputError
 from audiotools.fileio import sha256_file
 from audiotools.transcript import AudioInfo
+from audiotools.audio import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".oga", ".m4a", ".aac", ".amr", ".wma", ".aiff",
                     ".aif", ".au", ".caf", ".mka", ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".3gp",
                     ".ts", ".mpg", ".mpeg", ".spx", ".ac3", ".wv", ".gsm"}

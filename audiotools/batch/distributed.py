@@ -22,6 +22,7 @@ import os
 from typing import Callable
 
 from audiotools.errors import UsageError
+from audiotools.pipeline.recipe import Recipe
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def _file_size(item) -> float:
         return 0.0
 
 
-def _run_shard(items: list[dict], recipe: dict, options: dict) -> tuple[list[tuple[int, dict]], dict]:
+def _run_shard(items: list[dict], recipe: Recipe, options: dict) -> tuple[list[tuple[int, dict]], dict]:
     """One shard, inside a Ray worker: the local batch engine; returns (index, record) pairs and run info."""
     from audiotools.batch.engine import BatchOptions, process_items
     from audiotools.batch.plan import PlanItem
@@ -65,7 +66,7 @@ def _run_shard(items: list[dict], recipe: dict, options: dict) -> tuple[list[tup
     return records, info
 
 
-def run_ray(items: list, recipe: dict, options, on_record: Callable, *, address: str | None = None,
+def run_ray(items: list, recipe: Recipe, options, on_record: Callable, *, address: str | None = None,
             shards: int | None = None) -> dict:
     """Process ``items`` (batch PlanItems) as Ray tasks; ``on_record(i, FileRecord)`` per file."""
     from dataclasses import asdict
@@ -85,17 +86,17 @@ def run_ray(items: list, recipe: dict, options, on_record: Callable, *, address:
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
         cpus = max(1, int(resources.get("CPU", 1)))
-        tparams = recipe["steps"].get("transcribe") or {}
-        device = str(tparams.get("device") or "auto")
+        topts = recipe.options("transcribe")
+        device = str(topts.device or "auto")
         use_gpu = device.startswith("cuda") or (device == "auto" and gpus > 0)
         if device.startswith("cuda") and gpus == 0:
             raise UsageError("--device cuda but the Ray cluster has no GPUs")
         if use_gpu:
             slots, task_opts = gpus, {"num_gpus": 1, "num_cpus": 1}
         else:
-            threads = int(tparams.get("threads") or 1)
+            threads = int(topts.threads or 1)
             slots, task_opts = max(1, cpus // threads), {"num_cpus": threads}
-            recipe = _with_transcribe(recipe, device="cpu", threads=threads)
+            recipe = recipe.replace("transcribe", device="cpu", threads=threads)
         n = shards or (2 * slots if len(items) >= 4 * slots else slots)
         groups = split_shards(items, n, _file_size)
         log.info("ray: %d files in %d shards on %d %s slot(s)", len(items), len(groups), slots,
@@ -132,10 +133,3 @@ def run_ray(items: list, recipe: dict, options, on_record: Callable, *, address:
     finally:
         if started_here:
             ray.shutdown()
-
-
-def _with_transcribe(recipe: dict, **values) -> dict:
-    import copy
-    r = copy.deepcopy(recipe)
-    r["steps"].setdefault("transcribe", {}).update(values)
-    return r

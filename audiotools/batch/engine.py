@@ -15,7 +15,8 @@ log = logging.getLogger(__name__)
 
 
 
-from audiotools.batch.plan import FileRecord, PlanItem, expected_outputs, prepare_recipe, with_device
+from audiotools.batch.plan import FileRecord, PlanItem, expected_outputs, with_device
+from audiotools.pipeline.recipe import Recipe
 
 
 # ------------------------------------------------------------------ options, progress
@@ -72,28 +73,27 @@ class _Finisher:
         self.pool.shutdown(wait=True)
 
 
-def process_items(items: list[PlanItem], recipe: dict, options: BatchOptions,
+def process_items(items: list[PlanItem], recipe: Recipe, options: BatchOptions,
                   on_record: Callable[[int, FileRecord], None], transcriber=None) -> dict:
     """Transcribe and finish ``items`` (none of them done yet) with one engine; ``on_record(i, record)``
     is called once per item, from any thread. Never raises for a bad file. Returns run info."""
-    from audiotools.pipeline.recipe import Job, finish, needs_channels, transcribe_options
+    from audiotools.pipeline.run import Job, finish
     from audiotools.batch.prefetch import Prefetcher, PrepareOptions, default_workers, error_line
-    from audiotools.asr.models import resolve_device
+    from audiotools.device import resolve_device
     from audiotools.asr.transcribe import EngineItem, Transcriber
 
     output_dir = Path(options.output_dir)
-    recipe = prepare_recipe(recipe)
     if all(it.error for it in items):  # nothing to transcribe: no model to load
         for i, it in enumerate(items):
             on_record(i, FileRecord(input=it.input, status="failed", error=it.error))
         return {}
     # the decode workers start first, so the first files are decoded while the model loads
-    opts = transcriber.options if transcriber is not None else transcribe_options(recipe)
+    opts = transcriber.options if transcriber is not None else recipe.options("transcribe")
     device = str(transcriber.device) if transcriber is not None else resolve_device(opts.device)
     recipe = with_device(recipe, device)
     workers = options.workers if options.workers is not None else default_workers(device)
     finish_threads = options.finish_threads or (4 if device.startswith("cuda") else 1)
-    prep = PrepareOptions(vad=opts.vad, vad_options=asdict(opts.vad_options), keep_channels=needs_channels(recipe))
+    prep = PrepareOptions(vad=opts.vad, vad_options=opts.vad_options, keep_channels=recipe.needs_channels)
     good = [i for i, it in enumerate(items) if not it.error]   # prefetch index -> item index
     prefetcher = Prefetcher([items[i].input for i in good], prep, workers=workers, depth=options.prefetch,
                             max_buffered_bytes=options.max_buffered_bytes).start()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import hashlib
 import json
 import logging
@@ -13,6 +12,7 @@ from pathlib import Path, PurePosixPath
 from typing import Iterable
 
 from audiotools.errors import UsageError
+from audiotools.pipeline.recipe import Recipe
 
 log = logging.getLogger(__name__)
 
@@ -158,17 +158,6 @@ def discover(inputs: Iterable[str | os.PathLike], output_dir: str | os.PathLike 
 
 # ------------------------------------------------------------------ recipe fingerprint
 
-def prepare_recipe(recipe: dict) -> dict:
-    """A copy of ``recipe`` with every installed step that it leaves out filled in with its defaults
-    (what ``pipeline.finish`` would add while running), so the fingerprint sees what is run."""
-    from audiotools.pipeline.recipe import STEP_ORDER, _defaults_for, step_module
-    r = copy.deepcopy(recipe)
-    for step in STEP_ORDER[1:-1]:
-        if step not in r["steps"] and step_module(step) is not None:
-            r["steps"][step] = _defaults_for(step)
-    return r
-
-
 # compute types that only follow the device (like fp16): float16 on CUDA, float32 on CPU. int8 is not
 # among them: a quantised model is a different computation (other text), so it is part of the fingerprint.
 VOLATILE_COMPUTE_TYPES = frozenset({None, "auto", "default", "float32", "float16", "fp32", "fp16"})
@@ -192,36 +181,32 @@ def fingerprint_parameters(parameters: dict | None) -> str | None:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def recipe_fingerprint(recipe: dict) -> str:
-    from audiotools.pipeline.recipe import resolved_parameters
-    params = json.loads(json.dumps(resolved_parameters(prepare_recipe(recipe)), ensure_ascii=False))
+def recipe_fingerprint(recipe: Recipe) -> str:
+    params = json.loads(json.dumps(recipe.parameters(), ensure_ascii=False))
     return fingerprint_parameters(params)
 
 
-def with_device(recipe: dict, device: str) -> dict:
+def with_device(recipe: Recipe, device: str) -> Recipe:
     """Pass the engine's device to later steps that take one (diarisation embeddings), unless set."""
-    r = copy.deepcopy(recipe)
     dev = "cuda" if str(device).startswith("cuda") else "cpu"
-    for step, params in r["steps"].items():
-        if step != "transcribe" and isinstance(params, dict) and "device" in params \
-                and params["device"] in (None, "auto"):
-            params["device"] = dev
-    return r
+    for step, options in recipe.steps.items():
+        if step != "transcribe" and getattr(options, "device", None) in (None, "auto"):
+            if hasattr(options, "device"):
+                recipe = recipe.replace(step, device=dev)
+    return recipe
 
 
 # ------------------------------------------------------------------ outputs and resume
 
-def formats_of(recipe: dict) -> list[str]:
-    from audiotools.export.writers import parse_formats
-    return parse_formats((recipe["steps"].get("export") or {}).get("formats"))
+def formats_of(recipe: Recipe) -> list[str]:
+    return list(recipe.options("export").formats)
 
 
-def expected_outputs(item: PlanItem, output_dir: Path, recipe: dict) -> dict[str, Path]:
+def expected_outputs(item: PlanItem, output_dir: Path, recipe: Recipe) -> dict[str, Path]:
     """Every file a finished item has: ``{format: path}`` plus ``{"<fmt>.sha256": sidecar}``."""
-    from audiotools.pipeline.recipe import enabled
     from audiotools.export.writers import SIDECAR_FORMATS, output_paths, sidecar_path
     paths = dict(output_paths(output_dir / item.rel, formats_of(recipe)))
-    if enabled(recipe, "provenance") and "json" in paths:
+    if recipe.enabled("provenance") and "json" in paths:
         for f in list(paths):
             if f in SIDECAR_FORMATS:
                 paths[f + ".sha256"] = sidecar_path(paths[f])

@@ -30,9 +30,10 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from audiotools.vad.silero import VADOptions
+
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 SHM_MIN_BYTES = 4 << 20          # arrays at least this big go through shared memory
 DEFAULT_BUFFER_BYTES = 2 << 30   # decoded samples waiting for the consumer
 
@@ -41,7 +42,7 @@ DEFAULT_BUFFER_BYTES = 2 << 30   # decoded samples waiting for the consumer
 class PrepareOptions:
     """What a worker does besides decoding (windows.speech_windows, as ``Transcriber.windows_for``)."""
     vad: bool = True
-    vad_options: object = None          # VADOptions (None: defaults)
+    vad_options: VADOptions | None = None   # None: the defaults
     keep_channels: bool = False         # also return per-channel samples (diarisation by channel)
     windows: bool = True                # compute windows (False: leave them to the engine)
     threads: int = 1                    # torch threads in a worker

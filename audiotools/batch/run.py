@@ -44,17 +44,18 @@ from pathlib import Path
 from typing import Iterable
 
 from audiotools.errors import UsageError
+from audiotools.pipeline.recipe import Recipe
 
 log = logging.getLogger(__name__)
 
 REPORT_NAME = "batch-report.json"
-REPORT_SCHEMA = "audiotools.batch.run-report/1"
+REPORT_SCHEMA = "audiotools.batch-report/1"
 REPORT_INTERVAL = 5.0  # seconds between report rewrites while running
 
 
 from audiotools.batch.engine import BatchOptions, BatchProgress, process_items
 from audiotools.batch.plan import (FileRecord, check_done, discover, expected_outputs, formats_of, output_lock,
-                                   prepare_recipe, recipe_fingerprint, remove_stale_temp_files)
+                                   recipe_fingerprint, remove_stale_temp_files)
 
 
 # ------------------------------------------------------------------ the batch
@@ -83,7 +84,7 @@ class BatchResult:
 
 
 class _Report:
-    def __init__(self, path: Path, output_dir: Path, recipe: dict, fingerprint: str, records: list[FileRecord],
+    def __init__(self, path: Path, output_dir: Path, recipe: Recipe, fingerprint: str, records: list[FileRecord],
                  options: BatchOptions):
         self.path, self.output_dir, self.records = path, output_dir, records
         self.recipe, self.fingerprint, self.options = recipe, fingerprint, options
@@ -105,7 +106,7 @@ class _Report:
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
             "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "output_dir": str(self.output_dir),
-            "recipe": {"name": self.recipe.get("name"), "fingerprint": self.fingerprint,
+            "recipe": {"name": self.recipe.name, "fingerprint": self.fingerprint,
                        "formats": formats_of(self.recipe)},
             "run": {**self.info, "workers": self.info.get("workers", self.options.workers)},
             "totals": {"files": len(self.records), **counts,
@@ -127,7 +128,7 @@ class _Report:
             atomic_write_text(self.path, json.dumps(self.data(complete), ensure_ascii=False, indent=2) + "\n")
 
 
-def run_batch(inputs: Iterable[str | os.PathLike], recipe: dict | None = None, options: BatchOptions | None = None,
+def run_batch(inputs: Iterable[str | os.PathLike], recipe: Recipe | None = None, options: BatchOptions | None = None,
               *, output_dir: str | os.PathLike | None = None, progress: BatchProgress | None = None,
               ray_address: str | None = None, use_ray: bool = False, ray_shards: int | None = None,
               transcriber=None) -> BatchResult:
@@ -139,7 +140,7 @@ def run_batch(inputs: Iterable[str | os.PathLike], recipe: dict | None = None, o
         options = BatchOptions(output_dir=Path(output_dir))
     options.output_dir = Path(os.path.abspath(options.output_dir))
     out = options.output_dir
-    recipe = prepare_recipe(recipe or load_recipe("default"))
+    recipe = recipe or load_recipe("default")
     formats = formats_of(recipe)
     if "json" not in formats:
         raise UsageError("batch needs the json output format (it marks a file as done and carries provenance); "

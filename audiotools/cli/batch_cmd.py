@@ -27,7 +27,7 @@ any file failed. See docs/batch.md.
 
 
 def register(sub) -> None:
-    from audiotools.cli.transcribe_cmd import add_step_options, add_transcribe_options
+    from audiotools.cli.options import add_step_options, add_transcribe_options
     p = sub.add_parser("batch", help="transcribe many files (directories, lists), resumable, with a report",
                        description="Transcribe many files with one engine: windows of many files share "
                                    "encoder/decoder batches, decoding runs in worker processes ahead of the "
@@ -96,7 +96,7 @@ class RichProgress:
 def run(args) -> int:
     from audiotools.batch.engine import BatchOptions, BatchProgress
     from audiotools.batch.run import run_batch
-    from audiotools.cli.transcribe_cmd import recipe_from_args
+    from audiotools.cli.options import recipe_from_args
 
     if not args.output_dir:
         raise UsageError("batch needs --output-dir DIR")

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Callable
+from typing import TypeVar
 
 from rich.console import Console
 from rich.logging import RichHandler
 
-from audiotools.errors import UsageError
+from audiotools.errors import AudiotoolsError, UsageError
+
+T = TypeVar("T")
 
 console = Console(stderr=True, highlight=False)
 stdout = Console(highlight=False, soft_wrap=True)
@@ -52,6 +56,22 @@ def parse_range(text: str) -> tuple[float, float]:
     if end <= start:
         raise UsageError(f"bad range {text!r}: end must be after start")
     return start, end
+
+
+def each_file(files: list[str], work: Callable[[str], T]) -> tuple[list[tuple[str, T]], int]:
+    """``work(f)`` for every file: ``([(file, result)], failures)``. A bad file is one line on stderr
+    and the others still run; with a single file its error propagates (exit code 1, one line)."""
+    done: list[tuple[str, T]] = []
+    failures = 0
+    for f in files:
+        try:
+            done.append((f, work(f)))
+        except AudiotoolsError as e:
+            if len(files) == 1:
+                raise
+            console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            failures += 1
+    return done, failures
 
 
 class CommaList(argparse.Action):

@@ -6,8 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from audiotools.errors import AudiotoolsError
-from audiotools.cli.common import console, info, quiet
+from audiotools.cli.common import console, each_file, info, quiet
 
 EXAMPLES = """\
 examples:
@@ -19,7 +18,7 @@ examples:
 
 
 def register(sub) -> None:
-    from audiotools.diarize.diarization import add_diarizer_options
+    from audiotools.cli.options import add_diarizer_options
     p = sub.add_parser("diarize", help="who spoke when: write speaker turns as RTTM",
                        description="Diarise audio/video files: speaker turns per file as D/<stem>.rttm.",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -33,29 +32,23 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from audiotools.audio.decode import load_audio
-    from audiotools.diarize.diarization import STEP_PARAMS, DiarizationOptions, cli_overrides, run_diarization
+    from audiotools.cli.options import diarization_options
+    from audiotools.diarize.diarization import run_diarization
     from audiotools.export.rttm import write_rttm
 
-    params = {**STEP_PARAMS, **{k: v for k, v in cli_overrides(args).items() if v is not None}}
-    params["device"] = args.device
-    options = DiarizationOptions.from_params(params).validate()
+    options = diarization_options(args)
     out_dir = Path(args.output_dir)
-    failures = 0
-    for f in args.files:
+
+    def one(f: str) -> None:
         t0 = time.perf_counter()
-        try:
-            audio = load_audio(f, keep_channels=options.channels == "split", hash_source=False)
-            result = run_diarization(audio, options, uri=Path(f).stem)
-            path = write_rttm(result.annotation, out_dir / f"{Path(f).stem}.rttm", uri=Path(f).stem,
-                              channels=result.info.get("channel_of"))
-        except AudiotoolsError as e:
-            if len(args.files) == 1:
-                raise
-            console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
-            failures += 1
-            continue
+        audio = load_audio(f, keep_channels=options.channels == "split", hash_source=False)
+        result = run_diarization(audio, options, uri=Path(f).stem)
+        path = write_rttm(result.annotation, out_dir / f"{Path(f).stem}.rttm", uri=Path(f).stem,
+                          channels=result.info.get("channel_of"))
         if not quiet():
             _summary(f, audio.duration, result, path, time.perf_counter() - t0)
+
+    _, failures = each_file(args.files, one)
     return 1 if failures else 0
 
 

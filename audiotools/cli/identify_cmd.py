@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from audiotools.errors import AudiotoolsError, UsageError
-from audiotools.cli.common import console, info, stdout
+from audiotools.errors import UsageError
+from audiotools.cli.common import each_file, stdout
 
 DESCRIPTION = """\
 Diarise each recording (or read its turns from --rttm) and match every speaker against the
@@ -29,9 +29,9 @@ def register(sub) -> None:
                    help="voiceprint store (default: $AUDIOTOOLS_VOICEPRINTS or ./voiceprints)")
     p.add_argument("--rttm", metavar="FILE", default=None,
                    help="speaker turns from an RTTM file (one file: all its turns; several: matched by file stem)")
-    p.add_argument("--prior", type=float, default=0.5,
+    p.add_argument("--prior", type=float, default=None,
                    help="prior probability that a speaker is one of the enrolled people (default 0.5)")
-    p.add_argument("--false-name-cost", type=float, default=1.0,
+    p.add_argument("--false-name-cost", type=float, default=None,
                    help="cost of naming the wrong person relative to leaving an enrolled person unnamed (default 1)")
     p.add_argument("--condition", choices=["wideband", "telephone", "telephone-codec"], default=None,
                    help="override the detected recording condition")
@@ -44,40 +44,31 @@ def _turns_for(args, path: str, decoded) -> list[dict]:
         from audiotools.export.rttm import recording_turns
         return recording_turns(args.rttm, path, single=len(args.files) == 1)
     from audiotools.speakers.verification import diarized_turns
-    turns, note = diarized_turns(decoded)
-    if turns is None:
-        info(f"[yellow]note:[/] {note}")
-        return [{"start": 0.0, "end": decoded.duration, "speaker": "SPEAKER_00"}]
-    return turns
+    return diarized_turns(decoded)
 
 
 def run(args) -> int:
     from audiotools.audio.decode import load_audio
-    from audiotools.speakers.identification import check_prior, identify
+    from audiotools.speakers.identification import IdentifyOptions, identify
     from audiotools.speakers.verification import Scorer
     from audiotools.speakers.voiceprints import VoiceprintStore
-    check_prior(args.prior)
+    options = IdentifyOptions().replace(prior=args.prior, false_name_cost=args.false_name_cost,
+                                        condition=args.condition)
     store = VoiceprintStore(args.voiceprints)
     if not store.exists() or store.is_empty():
         raise UsageError(f"{store.dir}: no voiceprints to identify against (enrol with `audiotools voiceprint enroll`)")
     scorer = Scorer(store.dir)
-    out, failures = [], 0
-    for f in args.files:
-        try:
-            decoded = load_audio(f)
-            turns = _turns_for(args, f, decoded)
-            res = identify(decoded, turns, store, prior=args.prior, false_name_cost=args.false_name_cost,
-                           condition=args.condition, scorer=scorer)
-        except AudiotoolsError as e:
-            if len(args.files) == 1:
-                raise
-            console.print(f"[bold red]error:[/] {e}")
-            failures += 1
-            continue
+
+    def one(f: str) -> dict:
+        decoded = load_audio(f)
+        res = identify(decoded, _turns_for(args, f, decoded), store, options, scorer=scorer)
         res["file"] = f
-        out.append(res)
         if not args.json:
             _print(res)
+        return res
+
+    done, failures = each_file(args.files, one)
+    out = [res for _, res in done]
     if args.json:
         stdout.print_json(json.dumps(out if len(args.files) > 1 else out[0], ensure_ascii=False))
     return 1 if failures else 0

@@ -18,7 +18,8 @@ Word files: one word or stem per line, '#' comments, 'stem*' matches every word 
 
 def register(sub) -> None:
     import argparse
-    from audiotools.mask.masking import LANGUAGES, STYLES
+    from audiotools.mask.masking import LANGUAGES, MaskOptions
+    from audiotools.options import choices
     p = sub.add_parser("mask", help="mask obscene words in text (stdin -> stdout)",
                        description="Read text on standard input, write it with obscene words masked "
                                    "(English, Russian, Ukrainian, Belarusian). Spacing and punctuation "
@@ -26,7 +27,7 @@ def register(sub) -> None:
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--language", "-l", choices=list(LANGUAGES), default=None,
                    help="apply only this language's rules (default: all four)")
-    p.add_argument("--mask-style", dest="mask_style", choices=list(STYLES), default="stars",
+    p.add_argument("--mask-style", dest="mask_style", choices=choices(MaskOptions, "style"), default="stars",
                    help="stars: '****' (default), first: 'f***', tag: '[expletive]'")
     p.add_argument("--mask-words", dest="mask_words", default=None, metavar="FILE",
                    help="extra words to mask (one word or stem* per line)")
@@ -59,10 +60,8 @@ def _write_stdout(text: str) -> None:
 
 
 def run(args) -> int:
-    from audiotools.mask.masking import Masker, MaskOptions, load_word_file
-    extra = tuple(load_word_file(args.mask_words)) if args.mask_words else ()
-    allow = tuple(load_word_file(args.allow_words)) if args.allow_words else ()
+    from audiotools.mask.masking import Masker, MaskOptions
     masker = Masker(MaskOptions(style=args.mask_style, language=args.language,
-                                extra_words=extra, allow_words=allow))
+                                mask_words=args.mask_words, allow_words=args.allow_words))
     _write_stdout(masker.mask_text(_read_stdin()))
     return 0

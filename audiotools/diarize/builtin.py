@@ -29,9 +29,9 @@ import numpy as np
 from audiotools.diarize.clustering import RHO, THRESHOLD, cluster, weighted_centroids
 from audiotools.diarize.resegmentation import core_windows, resegment
 from audiotools.diarize.window_embeddings import WindowEmbeddings, embed_regions
+from audiotools.audio import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
-SAMPLE_RATE = 16000
 VAD_FRAME = 512 / SAMPLE_RATE
 
 
@@ -180,8 +180,8 @@ def bridge(turns: list[tuple[float, float, int]], max_gap: float) -> list[tuple[
 @contextlib.contextmanager
 def torch_threads(n: int | None):
     """Run with ``n`` torch CPU threads, then restore. The diariser's work is small batches and a
-    sequential LSTM: one thread already runs it at >100x real time, while two threads on a busy
-    2-core machine spin against the other process and ran 5-40x slower in our measurements."""
+    sequential LSTM: one thread already runs it fast, while two threads on a busy machine spin
+    against the other process and run several times slower."""
     import torch
     old = torch.get_num_threads()
     if not n or n == old:

@@ -26,64 +26,46 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 from audiotools.errors import UsageError
+from audiotools.options import Options, secret
+from audiotools.device import resolve_device
+from audiotools.audio import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
-SAMPLE_RATE = 16000
-BACKENDS = ("auto", "builtin", "pyannote")
-CHANNEL_MODES = ("mix", "split")
 CROSSTALK_DB = 15.0      # in split mode, a channel this much quieter than the loudest one is crosstalk
 
-STEP_PARAMS: dict[str, Any] = {
-    "enabled": True,
-    "backend": "auto",            # auto | builtin | pyannote
-    "num_speakers": None,
-    "min_speakers": None,
-    "max_speakers": None,
-    "channels": "mix",            # mix | split
-    "device": "auto",             # auto | cpu | cuda
-    "pyannote_pipeline": None,    # local pipeline directory / config.yaml, or a hub id (with a token)
-    "hf_token": None,             # else $HF_TOKEN
-}
+@dataclass(frozen=True)
+class DiarizationOptions(Options):
+    """The ``diarize`` step (and ``audiotools diarize``)."""
 
+    STEP: ClassVar[str] = "diarize"
 
-@dataclass
-class DiarizationOptions:
-    backend: str = "auto"
+    enabled: bool = True
+    backend: Literal["auto", "builtin", "pyannote"] = "auto"
     num_speakers: int | None = None
     min_speakers: int | None = None
     max_speakers: int | None = None
-    channels: str = "mix"
-    device: str = "auto"
-    pyannote_pipeline: str | None = None
-    hf_token: str | None = None
+    channels: Literal["mix", "split"] = "mix"
+    device: str = "auto"                  # auto | cpu | cuda
+    pyannote_pipeline: str | None = None  # local pipeline directory / config.yaml, or a hub id (with a token)
+    hf_token: str | None = secret()       # else $HF_TOKEN; never recorded in the transcript
 
-    @classmethod
-    def from_params(cls, params: dict | None) -> "DiarizationOptions":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in (params or {}).items() if k in names})
-
-    def validate(self) -> "DiarizationOptions":
-        if self.backend not in BACKENDS:
-            raise UsageError(f"unknown diarizer {self.backend!r} (choose from {', '.join(BACKENDS)})")
-        if self.channels not in CHANNEL_MODES:
-            raise UsageError(f"unknown channel mode {self.channels!r} (choose from {', '.join(CHANNEL_MODES)})")
+    def check(self) -> None:
         for name in ("num_speakers", "min_speakers", "max_speakers"):
             v = getattr(self, name)
-            if v is not None and (not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1):
+            if v is not None and v < 1:
                 raise UsageError(f"--{name.replace('_', '-')} must be a whole number of at least 1, got {v!r}")
         if self.min_speakers and self.max_speakers and self.min_speakers > self.max_speakers:
             raise UsageError(f"--min-speakers ({self.min_speakers}) is larger than --max-speakers ({self.max_speakers})")
         if self.num_speakers and ((self.min_speakers and self.num_speakers < self.min_speakers)
                                   or (self.max_speakers and self.num_speakers > self.max_speakers)):
             raise UsageError(f"--num-speakers {self.num_speakers} is outside --min-speakers/--max-speakers")
-        return self
 
 
 @dataclass
@@ -125,16 +107,6 @@ def ordered_labels(annotation) -> list[str]:
     for _, _, label in sorted(annotation.itertracks(yield_label=True), key=lambda t: (t[0].start, t[0].end)):
         seen.setdefault(label, None)
     return list(seen)
-
-
-def resolve_device(device: str | None) -> str:
-    if device in (None, "", "auto"):
-        try:
-            import torch
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        except Exception:  # pragma: no cover
-            return "cpu"
-    return str(device)
 
 
 def _annotation(turns, uri: str, prefix: str | None = "SPEAKER_"):
@@ -227,11 +199,9 @@ def _input(audio) -> tuple[np.ndarray, np.ndarray | None, str]:
 def run_diarization(audio, options: DiarizationOptions | dict | None = None, *, uri: str | None = None,
                     **overrides) -> DiarizationResult:
     """Diarise ``audio`` (DecodedAudio, or 16 kHz float32 samples: (n,) or (channels, n))."""
-    if isinstance(options, dict) or options is None:
-        options = DiarizationOptions.from_params({**(options or {})})
-    for k, v in overrides.items():
-        setattr(options, k, v)
-    options.validate()
+    if not isinstance(options, DiarizationOptions):
+        options = DiarizationOptions.from_params(options)
+    options = options.replace(**overrides)
     samples, channel_samples, default_uri = _input(audio)
     uri = (uri or default_uri).replace(" ", "_") or "audio"
     t0 = time.perf_counter()
@@ -258,7 +228,7 @@ def run_diarization(audio, options: DiarizationOptions | dict | None = None, *, 
     info: dict[str, Any] = {}
     if backend == "pyannote":
         from audiotools.diarize import pyannote_backend as pb
-        pipeline = pb.load_pipeline(options.pyannote_pipeline, options.hf_token or cli_token(), device)
+        pipeline = pb.load_pipeline(options.pyannote_pipeline, options.hf_token, device)
         ann = pb.diarize(samples, pipeline, uri=uri, num_speakers=options.num_speakers,
                          min_speakers=options.min_speakers, max_speakers=options.max_speakers)
         turns = [(s.start, s.end, label) for s, _, label in ann.itertracks(yield_label=True)]
@@ -266,8 +236,8 @@ def run_diarization(audio, options: DiarizationOptions | dict | None = None, *, 
         info["pipeline"] = getattr(pipeline, "_audiotools_source", str(options.pyannote_pipeline))
     else:
         from audiotools.diarize.builtin import BuiltinOptions, diarize_samples
-        # torch threads: all of them when diarising on the main thread (the single-file CLI: 1.7x
-        # faster than one thread on 2 idle cores); one in a worker thread, where `audiotools batch`
+        # torch threads: all of them when diarising on the main thread (the single-file CLI, on
+        # otherwise idle cores); one in a worker thread, where `audiotools batch`
         # finishes files while the engine transcribes the next ones (two threads spin against it)
         import threading
         in_worker = threading.current_thread() is not threading.main_thread()
@@ -289,53 +259,10 @@ def diarize(audio, options: DiarizationOptions | dict | None = None, **overrides
 
 # ------------------------------------------------------------------ pipeline step
 
-def run_step(job, params: dict) -> None:
+def run_step(job, options: DiarizationOptions) -> None:
     """Diarise ``job.audio`` and give the words and segments of ``job.transcript`` their speakers."""
     from audiotools.diarize.speaker_turns import apply_turns
-    options = DiarizationOptions.from_params(params)
     uri = Path(str(job.path)).stem if getattr(job, "path", None) else None
     result = run_diarization(job.audio, options, uri=uri)
     apply_turns(job.transcript, result.turns(), channel_of=result.info.get("channel_of"))
     job.transcript.extra["diarization"] = result.to_dict()
-
-
-def add_cli_options(parser) -> None:
-    g = parser.add_argument_group("diarisation (who spoke when)")
-    g.add_argument("--no-diarize", dest="diarize", action="store_false", default=None,
-                   help="skip speaker diarisation")
-    add_diarizer_options(g)
-
-
-def add_diarizer_options(g) -> None:
-    """Options shared by ``transcribe`` and ``diarize`` (None = the recipe's value)."""
-    g.add_argument("--diarizer", choices=BACKENDS, default=None,
-                   help="auto: pyannote when its pipeline is available offline, else builtin (default: auto)")
-    g.add_argument("--num-speakers", type=int, default=None, metavar="N", help="exact number of speakers")
-    g.add_argument("--min-speakers", type=int, default=None, metavar="N")
-    g.add_argument("--max-speakers", type=int, default=None, metavar="N")
-    g.add_argument("--channels", choices=CHANNEL_MODES, default=None,
-                   help="mix: diarise the mono mix; split: one speaker per channel (phone calls) (default: mix)")
-    g.add_argument("--pyannote-pipeline", default=None, metavar="DIR_OR_CONFIG",
-                   help="pyannote.audio pipeline: local directory with config.yaml, or a hub id (needs a token)")
-    g.add_argument("--hf-token", default=None, metavar="TOKEN",
-                   help="Hugging Face token to download a pyannote pipeline (default: $HF_TOKEN)")
-
-
-_cli_token: dict[str, str] = {}
-
-
-def cli_token() -> str | None:
-    """The token given with --hf-token (kept out of the recipe, so it never reaches the JSON)."""
-    return _cli_token.get("token")
-
-
-def cli_overrides(args) -> dict:
-    """Step parameters set by the flags of ``add_cli_options`` (None: leave the recipe's value).
-    ``--hf-token`` is held aside (``cli_token``): recipes are recorded in the transcript."""
-    get = lambda name: getattr(args, name, None)  # noqa: E731
-    if get("hf_token"):
-        _cli_token["token"] = get("hf_token")
-    enabled = None if get("diarize") is None else bool(get("diarize"))
-    return {"enabled": enabled, "backend": get("diarizer"), "num_speakers": get("num_speakers"),
-            "min_speakers": get("min_speakers"), "max_speakers": get("max_speakers"),
-            "channels": get("channels"), "pyannote_pipeline": get("pyannote_pipeline")}

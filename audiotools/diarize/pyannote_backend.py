@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 
 from audiotools.errors import ModelError, UsageError
+from audiotools.audio import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 DEFAULT_PIPELINE = "pyannote/speaker-diarization-3.1"
-SAMPLE_RATE = 16000
 _cache: dict[tuple, Any] = {}
 
 

@@ -10,10 +10,13 @@ their readers skip (a ``#`` line breaks pandas/dscore/pyannote parsers), so they
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from audiotools.errors import UsageError
 from audiotools.fileio import atomic_write_text
+from audiotools.options import Options
 from audiotools.transcript import Transcript
 
 FORMATS = ("json", "srt", "vtt", "txt", "tsv", "rttm")
@@ -40,6 +43,19 @@ def parse_formats(items: list[str] | tuple[str, ...] | str | None) -> list[str]:
             if f not in out:
                 out.append(f)
     return out
+
+
+@dataclass(frozen=True)
+class ExportOptions(Options):
+    """The ``export`` step: which formats to write (``all``, or a comma list, is expanded)."""
+
+    STEP: ClassVar[str] = "export"
+
+    formats: str | tuple[str, ...] = DEFAULT_FORMATS   # a tuple after construction
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "formats", tuple(parse_formats(self.formats)))
 
 
 def transcript_hash(t: Transcript) -> str | None:

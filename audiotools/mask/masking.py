@@ -4,7 +4,7 @@ English, Russian, Ukrainian and Belarusian. The detection rules live in
 :mod:`audiotools.mask.profanity` (roots + prefixes + endings, not a flat word list); this module is
 the public face and the ``mask`` pipeline step::
 
-    from audiotools.mask.masking import Masker, MaskOptions
+    from audiotools.mask import Masker, MaskOptions
     m = Masker(MaskOptions(style="first", language="ru"))
     m.mask_text("Ну пиздец, приехали.")      # 'Ну п*****, приехали.'
     n = m.mask_transcript(transcript)          # in place; returns the number of masked words
@@ -14,27 +14,42 @@ Masking changes word text only, never timestamps. See docs/masking.md.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
+from typing import ClassVar, Literal
 
 from audiotools.errors import UsageError
+from audiotools.options import Options
 from audiotools.mask.profanity.engine import LANGUAGES, Detector, Span
 from audiotools.mask.profanity.wordlists import load_word_file, parse_words
 
-__all__ = ["MaskOptions", "Masker", "load_word_file", "parse_words", "STYLES", "LANGUAGES",
-           "STEP_PARAMS", "run_step", "add_cli_options", "cli_overrides"]
+__all__ = ["MaskOptions", "Masker", "load_word_file", "parse_words", "LANGUAGES", "run_step"]
 
-STYLES = ("stars", "first", "tag")
 TAG = "[expletive]"
-ENGINE = "audiotools.mask.masking/1"
+ENGINE = "audiotools.masking/1"
 
 
-@dataclass
-class MaskOptions:
-    style: str = "stars"              # "stars" | "first" | "tag"
-    language: str | None = None       # "en" | "ru" | "uk" | "be" | None (all)
-    extra_words: tuple[str, ...] = ()
-    allow_words: tuple[str, ...] = ()
+WordFiles = str | tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
+class MaskOptions(Options):
+    """The ``mask`` step (and ``audiotools mask``). By default every language's rules apply, whatever
+    was detected: Russian speech often carries English swearing and the reverse; ``language``
+    restricts them."""
+
+    STEP: ClassVar[str] = "mask"
+
+    enabled: bool = True
+    style: Literal["stars", "first", "tag"] = "stars"   # '****', 'f***', '[expletive]'
+    language: str | None = None       # "en" | "ru" | "uk" | "be"; None or "all": every language
+    mask_words: WordFiles = None      # word file(s): extra words to mask (one word or stem* per line)
+    allow_words: WordFiles = None     # word file(s): words never to mask
+    unmasked_copy: str | None = None  # also write the unmasked transcript JSON here (mode 0600)
+
+    def check(self) -> None:
+        if self.language not in (None, "all", *LANGUAGES):
+            raise UsageError(f"masking does not support language {self.language!r} "
+                             f"(supported: {', '.join(LANGUAGES)}, or none for all)")
 
 
 class Masker:
@@ -42,13 +57,9 @@ class Masker:
 
     def __init__(self, options: MaskOptions | None = None):
         self.options = options = options or MaskOptions()
-        if options.style not in STYLES:
-            raise UsageError(f"unknown mask style {options.style!r} (choose from {', '.join(STYLES)})")
-        if options.language is not None and options.language not in LANGUAGES:
-            raise UsageError(f"masking does not support language {options.language!r} "
-                             f"(supported: {', '.join(LANGUAGES)}, or none for all)")
-        self.detector = Detector(options.language, extra=tuple(options.extra_words),
-                                 allow=tuple(options.allow_words))
+        language = None if options.language == "all" else options.language
+        self.detector = Detector(language, extra=_words_of(options.mask_words),
+                                 allow=_words_of(options.allow_words))
 
     # ------------------------------------------------------------------ words and text
     def is_profane(self, word: str) -> bool:
@@ -148,62 +159,17 @@ class Masker:
 
 
 # ---------------------------------------------------------------------- pipeline step
-STEP_PARAMS = {"enabled": True, "style": "stars", "language": None, "mask_words": None,
-               "allow_words": None, "unmasked_copy": None}
-
-
-def _word_files(value) -> tuple[str, ...]:
-    if not value:
-        return ()
-    paths = [value] if isinstance(value, (str, os.PathLike)) else list(value)
-    words: list[str] = []
-    for p in paths:
-        words.extend(load_word_file(p))
-    return tuple(words)
-
-
-def options_from_params(params: dict, detected_language: str | None = None) -> MaskOptions:
-    """Step parameters -> options. By default every language's rules apply, whatever was detected:
-    Russian speech often carries English swearing and the reverse. ``language: xx`` restricts them."""
-    language = params.get("language")
-    if language == "all":
-        language = None
-    return MaskOptions(style=params.get("style") or "stars", language=language,
-                       extra_words=_word_files(params.get("mask_words")),
-                       allow_words=_word_files(params.get("allow_words")))
-
-
-def run_step(job, params: dict) -> None:
+def run_step(job, options: MaskOptions) -> None:
     """The ``mask`` pipeline step: optional unmasked copy, then mask ``job.transcript`` in place."""
-    params = {**STEP_PARAMS, **(params or {})}
     transcript = job.transcript
-    opts = options_from_params(params, getattr(transcript, "language", None))
-    masker = Masker(opts)            # fail on bad options/word files before writing anything
-    if params.get("unmasked_copy"):
+    masker = Masker(options)            # fail on bad word files before writing anything
+    if options.unmasked_copy:
         from audiotools.fileio import atomic_write_text
-        atomic_write_text(params["unmasked_copy"], transcript.to_json(), perms=0o600)
+        atomic_write_text(options.unmasked_copy, transcript.to_json(), perms=0o600)
     n = masker.mask_transcript(transcript)
-    transcript.extra["masking"] = {"style": opts.style, "masked_words": n, "engine": ENGINE}
+    transcript.extra["masking"] = {"style": options.style, "masked_words": n, "engine": ENGINE}
 
 
-def add_cli_options(parser) -> None:
-    g = parser.add_argument_group("profanity masking")
-    g.add_argument("--no-mask", dest="no_mask", action="store_true", default=None,
-                   help="do not mask obscene words")
-    g.add_argument("--mask-style", dest="mask_style", choices=list(STYLES), default=None,
-                   help="stars: '****' (default), first: 'f***', tag: '[expletive]'")
-    g.add_argument("--mask-words", dest="mask_words", default=None, metavar="FILE",
-                   help="extra words to mask: one word or stem* per line, # comments")
-    g.add_argument("--allow-words", dest="allow_words", default=None, metavar="FILE",
-                   help="words never to mask (same format)")
-    g.add_argument("--unmasked-copy", dest="unmasked_copy", default=None, metavar="PATH",
-                   help="also write the unmasked transcript JSON here (mode 0600)")
-
-
-def cli_overrides(args) -> dict:
-    if getattr(args, "no_mask", None):
-        return {"enabled": False}
-    return {"style": getattr(args, "mask_style", None),
-            "mask_words": getattr(args, "mask_words", None),
-            "allow_words": getattr(args, "allow_words", None),
-            "unmasked_copy": getattr(args, "unmasked_copy", None)}
+def _words_of(files: WordFiles) -> tuple[str, ...]:
+    paths = [files] if isinstance(files, str) else list(files or ())
+    return tuple(w for p in paths for w in load_word_file(p))

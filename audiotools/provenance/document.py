@@ -4,7 +4,7 @@ Pipeline step ``provenance`` (the last one before export, after masking). It add
 a ``provenance`` block (see docs/provenance.md for the full description)::
 
     "provenance": {
-      "schema": "audiotools.provenance.document/1",
+      "schema": "audiotools.provenance/1",
       "created": UTC time, "tool": {"name", "version", "python"},
       "source": {"path", "sha256" (of the file bytes), "size_bytes"},
       "pcm": {"sha256", "format": "f32le", "sample_rate": 16000, "channels": 1, "samples",
@@ -41,16 +41,17 @@ import platform
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from audiotools.errors import InputError, UsageError
+from audiotools.options import Options
+from audiotools.audio import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
-SCHEMA = "audiotools.provenance.document/1"
-SAMPLE_RATE = 16000
+SCHEMA = "audiotools.provenance/1"
 SEGMENT_HASHING = ("sha256 of the mono float32 little-endian PCM (16 kHz, as decoded by audiotools) samples "
                    "[round(start*16000), round(end*16000)), clamped to [0, samples]; start/end are the "
                    "segment's seconds as written in this JSON")
@@ -59,7 +60,14 @@ CANONICALIZATION = ("sha256 of json.dumps(document, sort_keys=True, separators=(
                     "provenance.transcript_sha256 and provenance.signature")
 
 # Pipeline step parameters (see pipeline.py).
-STEP_PARAMS: dict[str, Any] = {"enabled": True, "sign_key": None}
+@dataclass(frozen=True)
+class ProvenanceOptions(Options):
+    """The ``provenance`` step: hashes of the audio, segments, models and transcript, and a signature."""
+
+    STEP: ClassVar[str] = "provenance"
+
+    enabled: bool = True
+    sign_key: str | None = None       # Ed25519 private key (PEM) to sign the transcript hash with
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -318,55 +326,11 @@ def sign(doc: dict, private_key) -> dict:
     return prov["signature"]
 
 
-def verify_signature(doc: dict, public_key=None) -> tuple[bool, str]:
-    """Check ``provenance.signature`` over the recorded transcript_sha256 (see signing.verify_digest)."""
-    from audiotools.provenance.signing import load_public_key, verify_digest
-    prov = doc.get("provenance") or {}
-    sig = prov.get("signature")
-    if public_key is not None:
-        public_key = load_public_key(public_key)
-    if not sig:
-        return False, "no signature in the transcript"
-    return verify_digest(sig, prov.get("transcript_sha256", ""), public_key)
-
-
 # ---------------------------------------------------------------- pipeline step
 
-def run_step(job, params: dict) -> None:
-    if not params.get("enabled", True):
-        return
-    parameters = None
-    if getattr(job, "recipe", None):
-        from audiotools.pipeline.recipe import resolved_parameters
-        # Re-resolve: steps that were not in the recipe were added with their defaults while running.
-        parameters = resolved_parameters(job.recipe)
-        job.transcript.extra["parameters"] = parameters
-    apply_provenance(job.transcript, job.audio, sign_key=params.get("sign_key"), parameters=parameters)
-
-
-def add_cli_options(parser) -> None:
-    g = parser.add_argument_group("provenance")
-    g.add_argument("--sign-key", default=None, metavar="KEY",
-                   help="sign the transcript hash with this Ed25519 private key (PEM; see "
-                        "'audiotools provenance keygen')")
-    g.add_argument("--no-provenance", action="store_true", default=None,
-                   help="do not add the provenance block (hashes of audio, segments, models, transcript)")
-
-
-def cli_overrides(args) -> dict:
-    sign_key = getattr(args, "sign_key", None)
-    off = bool(getattr(args, "no_provenance", None))
-    if sign_key and off:
-        raise UsageError("--sign-key needs provenance; drop --no-provenance")
-    if sign_key:
-        from audiotools.provenance.signing import load_private_key
-        from audiotools.errors import KeyFileError
-        try:
-            load_private_key(sign_key)  # fail now, not after transcribing
-        except KeyFileError as e:
-            raise UsageError(f"--sign-key: {e}") from None
-        sign_key = str(Path(sign_key).resolve())
-    return {"enabled": False if off else None, "sign_key": sign_key}
+def run_step(job, options: ProvenanceOptions) -> None:
+    parameters = job.recipe.parameters() if getattr(job, "recipe", None) else None
+    apply_provenance(job.transcript, job.audio, sign_key=options.sign_key, parameters=parameters)
 
 
 # ---------------------------------------------------------------- verification

@@ -35,10 +35,10 @@ from audiotools.speakers.vectors import l2_normalize
 log = logging.getLogger(__name__)
 
 LN10 = math.log(10.0)
-DATA_DIR = Path(__file__).resolve().parent / "data" / "calibration"
+DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "calibration"
 SHIPPED = DATA_DIR / "calibration.json"
 STORE_FILE = "_calibration.json"        # a user's refit, inside the voiceprint store
-SCHEMA = "audiotools.speakers.calibration/1"
+SCHEMA = "audiotools.calibration/1"
 DEFAULT_P_TARGET = 0.01                 # the minDCF operating point we report
 
 

@@ -28,10 +28,10 @@ import numpy as np
 
 from audiotools.audio import condition as channel
 from audiotools.fileio import atomic_write_bytes
+from audiotools.audio import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 FRONTEND_VERSION = 1          # bump when the speech selection / embedding recipe changes
 VAD_VERSION = 1
 MIN_EMBED_SECONDS = 0.5       # below this there is nothing to embed
@@ -274,9 +274,6 @@ class Extractor:
                 if self.use_cache:
                     _save_npy(path, e.astype(np.float32))
         return out  # type: ignore[return-value]
-
-    def embed_one(self, audio: Audio, regions=None, condition: str | None = None) -> Embedded:
-        return self.embed([(audio, regions, condition or audio.channel.condition)])[0]
 
     def window_embeddings(self, audio: Audio, regions, condition: str, step_s: float = 0.5
                           ) -> np.ndarray:

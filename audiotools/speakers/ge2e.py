@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from audiotools.errors import ModelError
+from audiotools.audio import SAMPLE_RATE
 
-SAMPLE_RATE = 16000
 N_FFT = 400
 HOP = 160
 N_MELS = 40
@@ -164,9 +164,6 @@ class SpeakerEncoder:
         sums = torch.zeros(len(signals), emb.shape[1], device=emb.device).index_add_(0, owners_t, emb)
         out = sums / torch.linalg.vector_norm(sums, dim=1, keepdim=True).clamp_min(1e-8)
         return out.float().cpu().numpy()
-
-    def embed_utterance(self, samples: np.ndarray) -> np.ndarray:
-        return self.embed_utterances([samples])[0]
 
     @torch.inference_mode()
     def embed_windows(self, samples: np.ndarray, step_frames: int = 40, normalize: bool = True

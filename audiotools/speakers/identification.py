@@ -29,40 +29,38 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from audiotools.audio import condition as channel
+from audiotools.errors import UsageError
+from audiotools.options import Options
 from audiotools.speakers.calibration import LN10
 
 log = logging.getLogger(__name__)
 
-STEP_PARAMS = {
-    "enabled": True,
-    "voiceprints": None,          # store directory; None: $AUDIOTOOLS_VOICEPRINTS or ./voiceprints
-    "prior": 0.5,                 # P(a diarised speaker is one of the enrolled people)
-    "false_name_cost": 1.0,       # cost of naming the wrong person, relative to ...
-    "missed_name_cost": 1.0,      # ... the cost of leaving an enrolled person unnamed
-    "min_speech": 1.5,            # seconds of speech a diarised speaker needs to be compared
-    "condition": None,            # force a recording condition (wideband/telephone/telephone-codec)
-    "device": "auto",             # speaker embeddings on: auto | cpu | cuda (batch: the engine's device)
-}
+@dataclass(frozen=True)
+class IdentifyOptions(Options):
+    """The ``identify`` step (and ``audiotools identify``)."""
 
+    STEP: ClassVar[str] = "identify"
 
-def add_cli_options(parser) -> None:
-    g = parser.add_argument_group("voiceprints (speaker identification)")
-    g.add_argument("--voiceprints", default=None, metavar="DIR",
-                   help="voiceprint store to name speakers from (default: $AUDIOTOOLS_VOICEPRINTS or ./voiceprints; "
-                        "nothing happens when it does not exist or is empty)")
-    g.add_argument("--no-identify", dest="identify", action="store_false", default=None,
-                   help="do not name speakers from voiceprints")
-    g.add_argument("--identify-prior", type=float, default=None, metavar="P",
-                   help="prior probability that a speaker is one of the enrolled people (default 0.5)")
+    enabled: bool = True
+    voiceprints: str | None = None    # store directory; None: $AUDIOTOOLS_VOICEPRINTS or ./voiceprints
+    prior: float = 0.5                # P(a diarised speaker is one of the enrolled people)
+    false_name_cost: float = 1.0      # cost of naming the wrong person, relative to ...
+    missed_name_cost: float = 1.0     # ... the cost of leaving an enrolled person unnamed
+    min_speech: float = 1.5           # seconds of speech a diarised speaker needs to be compared
+    condition: str | None = None      # force a recording condition (wideband/telephone/telephone-codec)
+    device: str = "auto"              # speaker embeddings on: auto | cpu | cuda (batch: the engine's device)
 
-
-def cli_overrides(args) -> dict:
-    return {"voiceprints": getattr(args, "voiceprints", None), "enabled": getattr(args, "identify", None),
-            "prior": getattr(args, "identify_prior", None)}
+    def check(self) -> None:
+        if not 0.0 < self.prior < 1.0:
+            raise UsageError(f"prior must be strictly between 0 and 1, got {self.prior:g}")
+        if self.false_name_cost <= 0 or self.missed_name_cost <= 0:
+            raise UsageError("decision costs must be positive")
 
 
 # ------------------------------------------------------------------------------------------- decide
@@ -127,20 +125,8 @@ def assign(log_odds: np.ndarray, threshold: float = 0.0) -> dict[int, int]:
     return {int(r): int(c) for r, c in zip(rows, cols) if c < n and gain[r, c] > 0}
 
 
-def check_prior(prior: float) -> float:
-    from audiotools.errors import UsageError
-    try:
-        p = float(prior)
-    except (TypeError, ValueError):
-        raise UsageError(f"prior {prior!r} is not a number") from None
-    if not 0.0 < p < 1.0:
-        raise UsageError(f"prior must be strictly between 0 and 1, got {p}")
-    return p
-
-
 # ----------------------------------------------------------------------------------------- identify
-def identify(audio, turns: list[dict], store=None, *, prior: float = 0.5, false_name_cost: float = 1.0,
-             missed_name_cost: float = 1.0, min_speech: float = 1.5, condition: str | None = None,
+def identify(audio, turns: list[dict], store=None, options: IdentifyOptions | None = None, *,
              scorer=None) -> dict:
     """Match diarised speakers against a voiceprint store.
 
@@ -153,10 +139,8 @@ def identify(audio, turns: list[dict], store=None, *, prior: float = 0.5, false_
     from audiotools.speakers.verification import Scorer, units_from_turns
     from audiotools.speakers.voiceprints import VoiceprintStore
 
-    prior = check_prior(prior)
-    if false_name_cost <= 0 or missed_name_cost <= 0:
-        from audiotools.errors import UsageError
-        raise UsageError("decision costs must be positive")
+    options = options or IdentifyOptions()
+    prior, min_speech, condition = options.prior, options.min_speech, options.condition
     store = store if isinstance(store, VoiceprintStore) else VoiceprintStore(store)
     if not store.exists() or store.is_empty():
         return {"identities": {}, "candidates": {}, "info": {"store": str(store.dir), "people": 0,
@@ -187,7 +171,7 @@ def identify(audio, turns: list[dict], store=None, *, prior: float = 0.5, false_
         s = scorer.compare(vp.embeddings_for(cond), tests, cond)
         llr[usable, k] = s["llr"]
         raw[usable, k] = s["raw"]
-    threshold = math.log(false_name_cost / missed_name_cost)
+    threshold = math.log(options.false_name_cost / options.missed_name_cost)
     if usable:
         pairs, lo = decide(np.nan_to_num(llr[usable], nan=-10.0), prior, threshold)
     else:
@@ -222,7 +206,7 @@ def identify(audio, turns: list[dict], store=None, *, prior: float = 0.5, false_
                                "speech_seconds": embedded[i].speech_seconds}
     info = {"store": str(store.dir), "people": [vp.name for vp in people],
             "condition": a.channel.to_dict(), "prior": prior,
-            "false_name_cost": false_name_cost, "missed_name_cost": missed_name_cost,
+            "false_name_cost": options.false_name_cost, "missed_name_cost": options.missed_name_cost,
             "decision_rule": "name person k for speaker i when ln((prior/N) LR_ik) - ln((1-prior) + "
                              "(prior/N) sum_{j!=k} LR_ij) > ln(false_name_cost/missed_name_cost); one person per "
                              "speaker (Hungarian assignment)",
@@ -262,9 +246,9 @@ def apply_names(t, identities: dict[str, dict | None]) -> dict[str, str]:
     return names
 
 
-def run_step(job, params: dict) -> None:
+def run_step(job, options: IdentifyOptions) -> None:
     from audiotools.speakers.voiceprints import VoiceprintStore
-    store = VoiceprintStore(params.get("voiceprints"))
+    store = VoiceprintStore(options.voiceprints)
     if not store.exists() or store.is_empty():
         log.debug("identify: no voiceprints in %s; skipped", store.dir)
         return
@@ -274,13 +258,10 @@ def run_step(job, params: dict) -> None:
         log.info("identify: no diarised speakers in %s; run the diarize step to name speakers", job.path)
         t.extra["identification"] = {"store": str(store.dir), "skipped": "no diarised speakers"}
         return
-    from audiotools.asr.models import resolve_device
+    from audiotools.device import resolve_device
     from audiotools.speakers.verification import Scorer
-    scorer = Scorer(store.dir, device=resolve_device(params.get("device")))
-    res = identify(job.audio, turns, store, prior=params.get("prior", 0.5),
-                   false_name_cost=params.get("false_name_cost", 1.0),
-                   missed_name_cost=params.get("missed_name_cost", 1.0),
-                   min_speech=params.get("min_speech", 1.5), condition=params.get("condition"), scorer=scorer)
+    scorer = Scorer(store.dir, device=resolve_device(options.device))
+    res = identify(job.audio, turns, store, options, scorer=scorer)
     speakers = t.speakers if isinstance(t.speakers, dict) else {}
     for lab in res["identities"]:
         entry = speakers.setdefault(lab, {})

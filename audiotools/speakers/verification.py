@@ -112,10 +112,6 @@ class Scorer:
         s = m.score_matrix(enrol_model(enrol)[None, :], np.atleast_2d(tests))
         return {k: v[0] for k, v in s.items()}
 
-    def same_speaker_llr(self, a: np.ndarray, b: np.ndarray, condition: str) -> float:
-        return float(self.compare(a[None, :], b[None, :], condition)["llr"][0])
-
-
 # -------------------------------------------------------------------------------- single speaker
 # Rejection thresholds of the one-voice test: the 1st percentile of the statistic over the 176
 # single-speaker LibriSpeech recordings of ../shared/data/speakers in that condition (false
@@ -233,17 +229,12 @@ def reference_from_files(files: Sequence[str], scorer: Scorer) -> Reference:
 
 
 # -------------------------------------------------------------------------------------- questioned
-def diarized_turns(decoded, options=None) -> tuple[list[dict] | None, str | None]:
-    """Speaker turns from the diarisation module, or (None, reason) when it is not installed."""
-    import importlib.util
-    if importlib.util.find_spec("audiotools.diarize.diarization") is None:
-        return None, "diarisation is not installed: the whole recording is treated as one speaker"
+def diarized_turns(decoded, options=None) -> list[dict]:
+    """Speaker turns of ``decoded`` from the diariser: ``[{"start", "end", "speaker"}]``."""
     from audiotools.diarize import diarization
     ann = diarization.diarize(decoded, options)
-    turns = []
-    for seg, _, label in ann.itertracks(yield_label=True):
-        turns.append({"start": float(seg.start), "end": float(seg.end), "speaker": str(label)})
-    return turns, None
+    return [{"start": float(seg.start), "end": float(seg.end), "speaker": str(label)}
+            for seg, _, label in ann.itertracks(yield_label=True)]
 
 
 def units_from_turns(turns: list[dict]) -> dict[str, list[tuple[float, float]]]:
@@ -291,9 +282,7 @@ def verify(recording: str | os.PathLike, reference: Reference, scorer: Scorer, *
         mode = "segment"
     else:
         if turns is None and diarize:
-            turns, note = diarized_turns(decoded)
-            if note:
-                notes.append(note)
+            turns = diarized_turns(decoded)
         if turns:
             units = units_from_turns(turns)
             unit_turns = {spk: merge(r) for spk, r in units.items()}

@@ -10,14 +10,15 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
+from audiotools.audio import SAMPLE_RATE
+from audiotools.options import Options
 
-SAMPLE_RATE = 16000
 _model_lock = threading.Lock()
 _models: dict[str, object] = {}
 
 
-@dataclass
-class VADOptions:
+@dataclass(frozen=True)
+class VADOptions(Options):
     threshold: float = 0.45             # speech probability threshold
     min_speech_duration: float = 0.2    # seconds; shorter bursts are dropped
     min_silence_duration: float = 0.6   # seconds of silence that end a speech region
@@ -213,18 +214,11 @@ def active_spans(samples: np.ndarray, floor_db: float = -75.0, frame: int = 1600
     return out
 
 
-def as_vad_options(options: VADOptions | dict | None) -> VADOptions:
-    """``options`` as a VADOptions: a recipe's dict of its fields, or None for the defaults."""
-    if isinstance(options, VADOptions):
-        return options
-    return VADOptions(**options) if options else VADOptions()
-
-
-def reusable_speech(regions: list[tuple[float, float]] | None, options: VADOptions | dict | None
+def reusable_speech(regions: list[tuple[float, float]] | None, options: VADOptions | None
                     ) -> list[tuple[float, float]] | None:
     """``regions`` when ``options`` are the defaults, i.e. they are exactly what ``speech_regions(samples)``
     gives and other steps (identification) may reuse them; else None."""
-    return regions if regions is not None and as_vad_options(options) == VADOptions() else None
+    return regions if regions is not None and (options or VADOptions()) == VADOptions() else None
 
 
 def speech_regions(samples: np.ndarray, options: VADOptions | None = None) -> list[tuple[float, float]]:
@@ -232,7 +226,7 @@ def speech_regions(samples: np.ndarray, options: VADOptions | None = None) -> li
 
     Silero's ``get_speech_timestamps`` per active span, computed as its two halves: the frame
     probabilities come from the batched ``speech_probabilities`` (no scripted model call per 32 ms
-    frame: 7-8x faster) and go through Silero's own ``get_speech_timestamps_from_probs``."""
+    frame) and go through Silero's own ``get_speech_timestamps_from_probs``."""
     from_probs = _silero().utils_vad.get_speech_timestamps_from_probs
 
     options = options or VADOptions()

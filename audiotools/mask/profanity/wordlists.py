@@ -17,7 +17,7 @@ from pathlib import Path
 from audiotools.errors import InputError
 from audiotools.mask.profanity.normalize import fold, script_of, slavic_canonical, to_cyrillic, to_latin
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "profanity"
+DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "profanity"
 
 
 def load_word_file(path: str | os.PathLike) -> list[str]:

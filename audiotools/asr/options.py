@@ -1,0 +1,51 @@
+"""The ``transcribe`` step's options (kept apart from the engine, so reading them needs no torch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from audiotools.asr.models import DEFAULT_MODEL
+from audiotools.errors import UsageError
+from audiotools.options import Options
+from audiotools.vad.silero import VADOptions
+
+
+@dataclass(frozen=True)
+class TranscribeOptions(Options):
+    """The ``transcribe`` step: the model, where it runs, and how it decodes."""
+
+    STEP: ClassVar[str] = "transcribe"
+
+    model: str = DEFAULT_MODEL
+    device: str = "auto"
+    language: str | None = None          # None: detect
+    task: Literal["transcribe", "translate"] = "transcribe"
+    vad: bool = True                     # skip non-speech (no hallucinated text in silence)
+    word_timestamps: bool = True
+    # "decoding": from the cross-attention the greedy decoding computes anyway (no second decoder
+    # pass; windows that fell back to sampling still get the pass); "pass": openai-whisper's own
+    # method, a separate decoder pass over the text without timestamp tokens
+    word_alignment: Literal["decoding", "pass"] = "decoding"
+    batch_size: int = 8                  # windows per encoder/decoder batch
+    beam_size: int | None = None
+    best_of: int = 5
+    temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    initial_prompt: str | None = None
+    compression_ratio_threshold: float | None = 2.4
+    logprob_threshold: float | None = -1.0
+    no_speech_threshold: float | None = 0.6
+    # None: float16 on CUDA, float32 on CPU (quantize.resolve_compute_type)
+    compute_type: Literal["float32", "float16", "bfloat16", "int8", "int8_bfloat16"] | None = None
+    fp16: bool | None = None             # legacy alias (True: float16, False: float32), used when compute_type is None
+    threads: int | None = None           # CPU threads for torch (None: torch's default)
+    allow_download: bool | None = None
+    vad_options: VADOptions = VADOptions()
+
+    def check(self) -> None:
+        for name in ("batch_size", "beam_size", "best_of"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+        if not self.temperatures:
+            raise UsageError("transcribe: temperatures needs at least one value")
