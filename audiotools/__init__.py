@@ -31,8 +31,15 @@ _LAZY = {
 }
 
 __all__ = [
-    "__version__", "Transcript", "Segment", "Word",
-    "AudiotoolsError", "InputError", "ModelError", "UsageError", *_LAZY,
+    "__version__",
+    "Transcript",
+    "Segment",
+    "Word",
+    "AudiotoolsError",
+    "InputError",
+    "ModelError",
+    "UsageError",
+    *_LAZY,
 ]
 
 

@@ -14,5 +14,7 @@ def resolve_device(device: str | None = "auto") -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     device = str(device)
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelError(f"--device {device} asked for, but no CUDA GPU is available (torch.cuda.is_available() is False)")
+        raise ModelError(
+            f"--device {device} asked for, but no CUDA GPU is available (torch.cuda.is_available() is False)"
+        )
     return device

@@ -6,8 +6,8 @@ import contextlib
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 _CHUNK = 1 << 20
 
@@ -25,8 +25,9 @@ def sha256_bytes(data: bytes | memoryview) -> str:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "w", *, perms: int | None = None,
-                encoding: str | None = "utf-8") -> Iterator:
+def atomic_open(
+    path: str | os.PathLike, mode: str = "w", *, perms: int | None = None, encoding: str | None = "utf-8"
+) -> Iterator:
     """Open a temp file beside ``path``; on success fsync and rename it over ``path``.
 
     On any exception the temp file is removed and ``path`` is untouched, so a reader
@@ -42,8 +43,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", *, perms: int | None =
             perms = 0o666 & ~umask
         os.fchmod(fd, perms)
         binary = "b" in mode
-        with os.fdopen(fd, mode, encoding=None if binary else encoding,
-                       newline=None if binary else "") as f:
+        with os.fdopen(fd, mode, encoding=None if binary else encoding, newline=None if binary else "") as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -67,6 +67,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, perms: int | Non
 def read_text_input(path: str | os.PathLike, what: str = "file") -> str:
     """Read a UTF-8 input file; a missing or unreadable one raises a one-line ``InputError``."""
     from audiotools.errors import InputError
+
     p = Path(path)
     try:
         return p.read_text(encoding="utf-8")

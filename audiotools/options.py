@@ -29,7 +29,7 @@ def secret(default: Any = None) -> Any:
     return dataclasses.field(default=default, repr=False, metadata={"secret": True})
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
@@ -63,7 +63,7 @@ def _describe(hint: Any) -> str:
     )
 
 
-_NO = object()   # what _coerce returns for a value that does not fit
+_NO = object()  # what _coerce returns for a value that does not fit
 
 
 def _coerce(value: Any, hint: Any) -> Any:

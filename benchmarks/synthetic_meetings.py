@@ -26,7 +26,7 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 class Meeting:
     name: str
     samples: np.ndarray
-    turns: list[tuple[float, float, str]]   # reference (start, end, speaker)
+    turns: list[tuple[float, float, str]]  # reference (start, end, speaker)
 
     @property
     def duration(self) -> float:
@@ -47,6 +47,7 @@ def speaker_files(root: Path = SHARED / "speakers") -> dict[str, list[str]]:
 
 def _read(path: str) -> np.ndarray:
     import soundfile as sf
+
     x, sr = sf.read(path, dtype="float32")
     assert sr == SR, path
     return x if x.ndim == 1 else x.mean(axis=1)
@@ -70,6 +71,7 @@ def _speech_islands(x: np.ndarray, bridge: float = 0.3, min_len: float = 0.1) ->
     forced alignment would give (word gaps inside a turn, real pauses not); it leaves out the
     LibriSpeech recordings' own background noise, which an energy threshold would count as speech."""
     from audiotools.vad.silero import VADOptions, speech_probabilities
+
     p = speech_probabilities(x, VADOptions(normalize=True))
     frame = 512
     on = p >= 0.5
@@ -88,7 +90,7 @@ def _rms(x: np.ndarray) -> float:
     b = _speech_bounds(x)
     if b is None:
         return 0.0
-    seg = x[b[0]:b[1]]
+    seg = x[b[0] : b[1]]
     n = len(seg) // 320
     if n == 0:
         return float(np.sqrt(np.mean(np.square(seg))))
@@ -99,16 +101,25 @@ def _rms(x: np.ndarray) -> float:
 def room_impulse_response(rt60: float, rng: np.random.Generator, length: float | None = None) -> np.ndarray:
     length = length or min(1.0, rt60 * 1.2)
     t = np.arange(int(length * SR)) / SR
-    decay = np.exp(-6.9 * t / rt60)                  # -60 dB at rt60
+    decay = np.exp(-6.9 * t / rt60)  # -60 dB at rt60
     h = rng.standard_normal(len(t)) * decay
     h[: int(0.003 * SR)] = 0
-    h[0] = 1.0                                        # direct path
-    return (h / np.sqrt(np.sum(h ** 2))).astype(np.float32)
+    h[0] = 1.0  # direct path
+    return (h / np.sqrt(np.sum(h**2))).astype(np.float32)
 
 
-def make_meeting(seed: int, n_speakers: int, duration: float = 60.0, *, overlap_prob: float = 0.0,
-                 rt60: float | None = None, quiet_rms: float = 0.005, noise_rms: float = 0.0005,
-                 pool: dict[str, list[str]] | None = None, max_turn: float = 6.0) -> Meeting:
+def make_meeting(
+    seed: int,
+    n_speakers: int,
+    duration: float = 60.0,
+    *,
+    overlap_prob: float = 0.0,
+    rt60: float | None = None,
+    quiet_rms: float = 0.005,
+    noise_rms: float = 0.0005,
+    pool: dict[str, list[str]] | None = None,
+    max_turn: float = 6.0,
+) -> Meeting:
     rng = np.random.default_rng(seed)
     pool = pool or speaker_files()
     multi = [s for s, fs in pool.items() if len(fs) > 1]
@@ -139,12 +150,12 @@ def make_meeting(seed: int, n_speakers: int, duration: float = 60.0, *, overlap_
         n = int(length * SR)
         if cursor[spk] + n > len(src):
             cursor[spk] = 0
-        piece = src[cursor[spk]: cursor[spk] + n].copy()
+        piece = src[cursor[spk] : cursor[spk] + n].copy()
         cursor[spk] += n
         b = _speech_bounds(piece)
         if b is None or b[1] - b[0] < int(0.3 * SR):
             continue
-        piece = piece[b[0]:b[1]]
+        piece = piece[b[0] : b[1]]
         piece *= levels[spk] / max(_rms(piece), 1e-6)
         end = pos + len(piece)
         if end > len(out):
@@ -162,12 +173,13 @@ def make_meeting(seed: int, n_speakers: int, duration: float = 60.0, *, overlap_
     out = out[: int(total * SR)]
     if rt60:
         from scipy.signal import fftconvolve
+
         h = room_impulse_response(rt60, rng)
         wet = fftconvolve(out, h)[: len(out)].astype(np.float32)
         out = (0.5 * out + wet).astype(np.float32) / 1.2
-    noise = np.cumsum(rng.standard_normal(len(out))).astype(np.float32)     # brown-ish noise floor
+    noise = np.cumsum(rng.standard_normal(len(out))).astype(np.float32)  # brown-ish noise floor
     noise -= np.convolve(noise, np.ones(801) / 801, mode="same").astype(np.float32)
-    noise *= noise_rms / max(float(np.sqrt(np.mean(noise ** 2))), 1e-9)
+    noise *= noise_rms / max(float(np.sqrt(np.mean(noise**2))), 1e-9)
     out = np.clip(out + noise, -1, 1).astype(np.float32)
     name = f"meeting{seed}_{n_speakers}spk" + (f"_rt{rt60:g}" if rt60 else "") + ("_ovl" if overlap_prob else "")
     return Meeting(name, out, turns)
@@ -176,6 +188,12 @@ def make_meeting(seed: int, n_speakers: int, duration: float = 60.0, *, overlap_
 def meeting_set(pool: dict[str, list[str]] | None = None) -> list[Meeting]:
     """The benchmark's fixed set: 2-4 speakers, short turns, quiet talkers, some far-field and overlap."""
     pool = pool or speaker_files()
-    specs = [(1, 2, 0.0, None), (2, 3, 0.0, None), (3, 4, 0.0, None),
-             (4, 2, 0.0, 0.4), (5, 3, 0.15, 0.5), (6, 4, 0.15, 0.3)]
+    specs = [
+        (1, 2, 0.0, None),
+        (2, 3, 0.0, None),
+        (3, 4, 0.0, None),
+        (4, 2, 0.0, 0.4),
+        (5, 3, 0.15, 0.5),
+        (6, 4, 0.15, 0.3),
+    ]
     return [make_meeting(seed, k, 60.0, overlap_prob=ov, rt60=rt, pool=pool) for seed, k, ov, rt in specs]

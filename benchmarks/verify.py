@@ -57,10 +57,30 @@ TOP_N = 50
 FEATURES = ("snorm",)
 P_TARGET = 0.01
 SOX = {
-    channel.TELEPHONE: lambda src, dst: ["sox", "-R", str(src), "-r", "8000", "-e", "u-law", str(dst) + ".wav",
-                                         "sinc", "300-3400"],
-    channel.TELEPHONE_CODEC: lambda src, dst: ["sox", "-R", str(src), "-r", "8000", "-c", "1", str(dst) + ".gsm",
-                                               "sinc", "300-3400"],
+    channel.TELEPHONE: lambda src, dst: [
+        "sox",
+        "-R",
+        str(src),
+        "-r",
+        "8000",
+        "-e",
+        "u-law",
+        str(dst) + ".wav",
+        "sinc",
+        "300-3400",
+    ],
+    channel.TELEPHONE_CODEC: lambda src, dst: [
+        "sox",
+        "-R",
+        str(src),
+        "-r",
+        "8000",
+        "-c",
+        "1",
+        str(dst) + ".gsm",
+        "sinc",
+        "300-3400",
+    ],
 }
 EXT = {channel.TELEPHONE: ".wav", channel.TELEPHONE_CODEC: ".gsm"}
 
@@ -71,19 +91,37 @@ EXT = {channel.TELEPHONE: ".wav", channel.TELEPHONE_CODEC: ".gsm"}
 # excluded. They are never part of the shipped cohort or calibration; voiceprints/make_demo.sh uses
 # the same recipe to fit the demo store's own calibration.
 HARVARD = [
-    "The birch canoe slid on the smooth planks.", "Glue the sheet to the dark blue background.",
-    "It's easy to tell the depth of a well.", "These days a chicken leg is a rare dish.",
-    "Rice is often served in round bowls.", "The juice of lemons makes fine punch.",
-    "The box was thrown beside the parked truck.", "The hogs were fed chopped corn and garbage.",
-    "Four hours of steady work faced us.", "A large size in stockings is hard to sell.",
-    "The boy was there when the sun rose.", "A rod is used to catch pink salmon.",
-    "The source of the huge river is the clear spring.", "Kick the ball straight and follow through.",
-    "Help the woman get back to her feet.", "A pot of tea helps to pass the evening.",
-    "Smoky fires lack flame and heat.", "The soft cushion broke the man's fall.",
-    "The salt breeze came across from the sea.", "The girl at the booth sold fifty bonds.",
+    "The birch canoe slid on the smooth planks.",
+    "Glue the sheet to the dark blue background.",
+    "It's easy to tell the depth of a well.",
+    "These days a chicken leg is a rare dish.",
+    "Rice is often served in round bowls.",
+    "The juice of lemons makes fine punch.",
+    "The box was thrown beside the parked truck.",
+    "The hogs were fed chopped corn and garbage.",
+    "Four hours of steady work faced us.",
+    "A large size in stockings is hard to sell.",
+    "The boy was there when the sun rose.",
+    "A rod is used to catch pink salmon.",
+    "The source of the huge river is the clear spring.",
+    "Kick the ball straight and follow through.",
+    "Help the woman get back to her feet.",
+    "A pot of tea helps to pass the evening.",
+    "Smoky fires lack flame and heat.",
+    "The soft cushion broke the man's fall.",
+    "The salt breeze came across from the sea.",
+    "The girl at the booth sold fifty bonds.",
 ]
-SYN_ACCENTS = ["en-gb", "en-us", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029",
-               "en-us-nyc"]
+SYN_ACCENTS = [
+    "en-gb",
+    "en-us",
+    "en-gb-scotland",
+    "en-gb-x-rp",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+    "en-029",
+    "en-us-nyc",
+]
 SYN_VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5"]
 SYN_EXCLUDED = {("en-gb", "f4"), ("en-us", "m3"), ("en-gb-x-rp", "f2"), ("en-gb-scotland", "m2"), ("en-us", "f5")}
 SYN_PITCH = [35, 45, 50, 60, 70, 40, 55, 65]
@@ -107,13 +145,40 @@ def synthesize(tmp: Path) -> list[tuple[Path, str]]:
     def one(job):
         acc, var, p, sp, tag, text, stem = job
         raw, wav = Path(str(stem) + ".raw.wav"), Path(str(stem) + ".wav")
-        subprocess.run(["espeak-ng", "-v", f"{acc}+{var}", "-p", str(p), "-s", str(sp), "-w", str(raw), "--", text],
-                       check=True, capture_output=True)
-        subprocess.run(["sox", "-R", str(raw), "-r", "16000", "-b", "16", str(wav), "vol", "0.5",
-                        "silence", "1", "0.02", "0.1%", "reverse", "silence", "1", "0.02", "0.1%", "reverse"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["espeak-ng", "-v", f"{acc}+{var}", "-p", str(p), "-s", str(sp), "-w", str(raw), "--", text],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [
+                "sox",
+                "-R",
+                str(raw),
+                "-r",
+                "16000",
+                "-b",
+                "16",
+                str(wav),
+                "vol",
+                "0.5",
+                "silence",
+                "1",
+                "0.02",
+                "0.1%",
+                "reverse",
+                "silence",
+                "1",
+                "0.02",
+                "0.1%",
+                "reverse",
+            ],
+            check=True,
+            capture_output=True,
+        )
         raw.unlink()
         return wav, f"syn:{acc}+{var}"
+
     with ThreadPoolExecutor(2) as ex:
         return list(ex.map(one, jobs))
 
@@ -131,11 +196,13 @@ def list_files() -> list[Path]:
 
 def convert(files: list[Path], tmp: Path, condition: str) -> list[Path]:
     out = []
+
     def one(f):
         dst = tmp / condition / f.stem
         dst.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(SOX[condition](f, dst), check=True, capture_output=True)
         return Path(str(dst) + EXT[condition])
+
     with ThreadPoolExecutor(2) as ex:
         out = list(ex.map(one, files))
     return out
@@ -143,10 +210,11 @@ def convert(files: list[Path], tmp: Path, condition: str) -> list[Path]:
 
 def embed_all(extractor, paths: list[Path], condition: str, native_condition: str | None = None) -> np.ndarray:
     from audiotools.speakers.embedding_cache import Audio
+
     res = []
     block = 48
     for k in range(0, len(paths), block):
-        audios = [Audio.load(p) for p in paths[k:k + block]]
+        audios = [Audio.load(p) for p in paths[k : k + block]]
         for a in audios:
             if native_condition and a.channel.condition != native_condition:
                 raise SystemExit(f"{a.path}: detected {a.channel.condition}, expected {native_condition}")
@@ -159,7 +227,7 @@ def trial_pairs(n: int, ordered: bool) -> np.ndarray:
     return np.array(list(it), dtype=np.int64)
 
 
-def folds_of(spk: list[str]) -> np.ndarray:  # noqa: D401
+def folds_of(spk: list[str]) -> np.ndarray:
     """Fold index per file: multi-utterance speaker k -> fold k; other speakers round-robin."""
     cohort_spk = sorted({s for s in spk if s not in MAIN})
     fold_of_spk = {s: i for i, s in enumerate(MAIN)}
@@ -171,10 +239,16 @@ def fit_system(condition, enrol, test, spk, is_cohort, train_mask, ordered, top_
     """Cohort = cohort recordings in ``train_mask``; calibration on trials among ``train_mask``."""
     idx = np.flatnonzero(train_mask)
     cidx = np.flatnonzero(train_mask & is_cohort)
-    m = ConditionModel(condition=condition, cohort=enrol[cidx], top_n=top_n, weights=np.ones(len(features)),
-                       bias=0.0, features=tuple(features))
+    m = ConditionModel(
+        condition=condition,
+        cohort=enrol[cidx],
+        top_n=top_n,
+        weights=np.ones(len(features)),
+        bias=0.0,
+        features=tuple(features),
+    )
     pairs = idx[trial_pairs(len(idx), ordered)]
-    excl = cidx[None, :] == np.arange(len(enrol))[:, None]   # a recording never normalises itself
+    excl = cidx[None, :] == np.arange(len(enrol))[:, None]  # a recording never normalises itself
     s = m.index_pairs(enrol, test, pairs, excl, excl)
     tgt = spk[pairs[:, 0]] == spk[pairs[:, 1]]
     m.fit({k: v[tgt] for k, v in s.items()}, {k: v[~tgt] for k, v in s.items()})
@@ -183,8 +257,11 @@ def fit_system(condition, enrol, test, spk, is_cohort, train_mask, ordered, top_
 
 def fold_models(condition, enrol, test, spk, is_cohort, folds, ordered, **kw) -> dict:
     """(fold a, fold b) -> system fitted on the other folds (a == b: the other 4)."""
-    return {(a, b): fit_system(condition, enrol, test, spk, is_cohort, (folds != a) & (folds != b), ordered, **kw)
-            for a in range(N_FOLDS) for b in range(a, N_FOLDS)}
+    return {
+        (a, b): fit_system(condition, enrol, test, spk, is_cohort, (folds != a) & (folds != b), ordered, **kw)
+        for a in range(N_FOLDS)
+        for b in range(a, N_FOLDS)
+    }
 
 
 def held_out_scores(models, enrol, test, spk, folds, ordered):
@@ -206,10 +283,11 @@ def multi_enrolment_scores(models, enrol, test, spk, folds):
     """Enrolment = 3 utterances of a multi-utterance speaker (3 disjoint sets per speaker), tested
     against every other recording; held out as above."""
     from audiotools.speakers.verification import enrol_model
+
     sets = []
     for s in MAIN:
         idx = np.flatnonzero(spk == s)
-        sets += [idx[k:k + 3] for k in (0, 3, 6)]
+        sets += [idx[k : k + 3] for k in (0, 3, 6)]
     E = np.stack([enrol_model(enrol[ix]) for ix in sets])
     pairs = np.array([(i, j) for i, ix in enumerate(sets) for j in range(len(spk)) if j not in ix])
     sf = np.array([folds[ix[0]] for ix in sets])
@@ -239,6 +317,7 @@ def timing(files: list[Path], tel_files: list[Path], n_trials: int = 1000) -> di
     """1,000 trials (a mix of clean and telephone tests) through score_trials, cold and warm cache."""
     from audiotools.speakers.embedding_cache import Extractor
     from audiotools.speakers.verification import Scorer, score_trials
+
     rng = np.random.default_rng(0)
     spk = np.array([speaker_of(f) for f in files])
     main_idx = np.flatnonzero(np.isin(spk, MAIN))
@@ -267,29 +346,41 @@ def timing(files: list[Path], tel_files: list[Path], n_trials: int = 1000) -> di
             else:
                 os.environ["AUDIOTOOLS_CACHE"] = old
     n_files = len({r[1] for r in rows} | {r[0] for r in rows})
-    return {"trials": len(rows), "distinct_files": n_files, "cold_cache_s": round(cold, 1),
-            "warm_cache_s": round(warm, 1), "threads": int(__import__("torch").get_num_threads())}
+    return {
+        "trials": len(rows),
+        "distinct_files": n_files,
+        "cold_cache_s": round(cold, 1),
+        "warm_cache_s": round(warm, 1),
+        "threads": int(__import__("torch").get_num_threads()),
+    }
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "verify.json"))
-    ap.add_argument("--write-calibration", action="store_true",
-                    help="refit the shipped calibration on all LibriSpeech data (audiotools/data/calibration)")
+    ap.add_argument(
+        "--write-calibration",
+        action="store_true",
+        help="refit the shipped calibration on all LibriSpeech data (audiotools/data/calibration)",
+    )
     ap.add_argument("--no-timing", action="store_true")
     ap.add_argument("--conditions", default=",".join(channel.CONDITIONS))
     ap.add_argument("--top-n", type=int, default=TOP_N)
     ap.add_argument("--features", default=",".join(FEATURES))
     ap.add_argument("--no-synthetic", action="store_true", help="skip the espeak-ng (out-of-domain) evaluation")
     ap.add_argument("--no-voice-check", action="store_true", help="skip the enrolment one-voice check evaluation")
-    ap.add_argument("--demo-trials", metavar="DIR",
-                    help="only write the synthetic voices and a labelled K.tsv into DIR (for voiceprints/make_demo.sh)")
+    ap.add_argument(
+        "--demo-trials",
+        metavar="DIR",
+        help="only write the synthetic voices and a labelled K.tsv into DIR (for voiceprints/make_demo.sh)",
+    )
     args = ap.parse_args()
     if args.demo_trials:
         return demo_trials(Path(args.demo_trials))
     if not shutil.which("sox"):
         sys.exit("sox is needed for the telephone conversions")
     from audiotools.speakers.embedding_cache import Extractor
+
     extractor = Extractor()
     t_start = time.perf_counter()
     lib_files = list_files()
@@ -299,7 +390,8 @@ def main() -> int:
     use_syn = not args.no_synthetic and shutil.which("espeak-ng")
     if use_syn:
         for wav, sp in synthesize(Path(tmp_root.name)):
-            files.append(wav); spk_list.append(sp)
+            files.append(wav)
+            spk_list.append(sp)
     spk = np.array(spk_list)
     n_lib = len(lib_files)
     lib = np.arange(len(files)) < n_lib
@@ -307,19 +399,30 @@ def main() -> int:
     folds = folds_of(spk_list[:n_lib])
     features = tuple(args.features.split(","))
     conditions = args.conditions.split(",")
-    results: dict = {"data": {"dir": str(DATA), "recordings": n_lib, "speakers": int(len(set(spk[lib]))),
-                              "multi_utterance_speakers": MAIN, "cohort_recordings": int(is_cohort.sum()),
-                              "synthetic_voices_out_of_domain": int(len(set(spk[~lib])))},
-                     "protocol": {"folds": N_FOLDS,
-                                  "held_out": "every LibriSpeech trial is scored by a cohort + calibration fitted on "
-                                              "the folds that contain neither of its two speakers",
-                                  "top_n": args.top_n, "features": list(features), "p_target": P_TARGET,
-                                  "dcf": "normalised, C_miss = C_fa = 1",
-                                  "cllr": "bits; log10 LRs clipped to the calibration's empirical bounds",
-                                  "synthetic": "espeak-ng voices (out of domain): scored with the system fitted on "
-                                               "all LibriSpeech data, then with the calibration refit on the other "
-                                               "half of the voices (2-fold by voice), as `voiceprint calibrate` does"},
-                     "conditions": {}}
+    results: dict = {
+        "data": {
+            "dir": str(DATA),
+            "recordings": n_lib,
+            "speakers": int(len(set(spk[lib]))),
+            "multi_utterance_speakers": MAIN,
+            "cohort_recordings": int(is_cohort.sum()),
+            "synthetic_voices_out_of_domain": int(len(set(spk[~lib]))),
+        },
+        "protocol": {
+            "folds": N_FOLDS,
+            "held_out": "every LibriSpeech trial is scored by a cohort + calibration fitted on "
+            "the folds that contain neither of its two speakers",
+            "top_n": args.top_n,
+            "features": list(features),
+            "p_target": P_TARGET,
+            "dcf": "normalised, C_miss = C_fa = 1",
+            "cllr": "bits; log10 LRs clipped to the calibration's empirical bounds",
+            "synthetic": "espeak-ng voices (out of domain): scored with the system fitted on "
+            "all LibriSpeech data, then with the calibration refit on the other "
+            "half of the voices (2-fold by voice), as `voiceprint calibrate` does",
+        },
+        "conditions": {},
+    }
     shipped = {}
     with tmp_root as tmpd:
         tmp = Path(tmpd)
@@ -327,7 +430,7 @@ def main() -> int:
         clean = None
         for cond in conditions:
             t0 = time.perf_counter()
-            enrol = embed_all(extractor, files, cond)       # clean audio brought to `cond` (simulated)
+            enrol = embed_all(extractor, files, cond)  # clean audio brought to `cond` (simulated)
             if cond == channel.WIDEBAND:
                 test = clean = enrol
                 ordered = False
@@ -342,40 +445,64 @@ def main() -> int:
             if clean is None:
                 clean = embed_all(extractor, files, channel.WIDEBAND)
             L = np.flatnonzero(lib)
-            models = fold_models(cond, enrol[L], test[L], spk[L], is_cohort[L], folds, ordered,
-                                 top_n=args.top_n, features=features)
+            models = fold_models(
+                cond, enrol[L], test[L], spk[L], is_cohort[L], folds, ordered, top_n=args.top_n, features=features
+            )
             pairs, tgt, s = held_out_scores(models, enrol[L], test[L], spk[L], folds, ordered)
             raw_nc = np.sum(clean[L][pairs[:, 0]] * test[L][pairs[:, 1]], axis=1) / (
-                np.linalg.norm(clean[L][pairs[:, 0]], axis=1) * np.linalg.norm(test[L][pairs[:, 1]], axis=1))
+                np.linalg.norm(clean[L][pairs[:, 0]], axis=1) * np.linalg.norm(test[L][pairs[:, 1]], axis=1)
+            )
             no_comp = summary(raw_nc[tgt], raw_nc[~tgt], p_target=P_TARGET)
-            r = {"test_side": conv,
-                 "enrolment_side": "clean file" + ("" if cond == channel.WIDEBAND else
-                                                   f" passed through the {cond} simulation (channel.simulate)"),
-                 "baseline_raw_cosine_clean_enrolment_no_compensation": {
-                     "eer": round(no_comp["eer"], 5), "min_dcf": round(no_comp["min_dcf"], 5)},
-                 "held_out": report(tgt, s)}
+            r = {
+                "test_side": conv,
+                "enrolment_side": "clean file"
+                + ("" if cond == channel.WIDEBAND else f" passed through the {cond} simulation (channel.simulate)"),
+                "baseline_raw_cosine_clean_enrolment_no_compensation": {
+                    "eer": round(no_comp["eer"], 5),
+                    "min_dcf": round(no_comp["min_dcf"], 5),
+                },
+                "held_out": report(tgt, s),
+            }
             mt, ms = multi_enrolment_scores(models, enrol[L], test[L], spk[L], folds)
             r["held_out_3_utterance_enrolment"] = report(mt, ms)
             # the shipped system: cohort = all LibriSpeech cohort recordings, calibration on all trials
-            m = fit_system(cond, enrol[L], test[L], spk[L], is_cohort[L], np.ones(n_lib, bool), ordered,
-                           top_n=args.top_n, features=features)
+            m = fit_system(
+                cond,
+                enrol[L],
+                test[L],
+                spk[L],
+                is_cohort[L],
+                np.ones(n_lib, bool),
+                ordered,
+                top_n=args.top_n,
+                features=features,
+            )
             excl = np.flatnonzero(is_cohort[L])[None, :] == np.arange(n_lib)[:, None]
             r["all_data_fit_not_held_out"] = report(tgt, m.index_pairs(enrol[L], test[L], pairs, excl, excl))
             shipped[cond] = (m, enrol[is_cohort])
             h = r["held_out"]
-            print(f"{cond:16s} held-out: EER {100 * h['eer']:.2f} % (raw cosine {100 * h['eer_raw_cosine']:.2f} %), "
-                  f"Cllr {h['cllr']:.3f} (min {h['min_cllr']:.3f}), minDCF(P={P_TARGET}) {h['min_dcf']:.3f}, "
-                  f"actDCF {h['act_dcf']:.3f}  [{h['n_target']} target / {h['n_nontarget']} non-target trials]; "
-                  f"uncompensated raw cosine EER {100 * no_comp['eer']:.2f} %", flush=True)
+            print(
+                f"{cond:16s} held-out: EER {100 * h['eer']:.2f} % (raw cosine {100 * h['eer_raw_cosine']:.2f} %), "
+                f"Cllr {h['cllr']:.3f} (min {h['min_cllr']:.3f}), minDCF(P={P_TARGET}) {h['min_dcf']:.3f}, "
+                f"actDCF {h['act_dcf']:.3f}  [{h['n_target']} target / {h['n_nontarget']} non-target trials]; "
+                f"uncompensated raw cosine EER {100 * no_comp['eer']:.2f} %",
+                flush=True,
+            )
             h3 = r["held_out_3_utterance_enrolment"]
-            print(f"{'':16s} 3-utterance enrolment: EER {100 * h3['eer']:.2f} %, Cllr {h3['cllr']:.3f} "
-                  f"(min {h3['min_cllr']:.3f})  [{h3['n_target']} / {h3['n_nontarget']}]", flush=True)
+            print(
+                f"{'':16s} 3-utterance enrolment: EER {100 * h3['eer']:.2f} %, Cllr {h3['cllr']:.3f} "
+                f"(min {h3['min_cllr']:.3f})  [{h3['n_target']} / {h3['n_nontarget']}]",
+                flush=True,
+            )
             if use_syn:
                 r["synthetic_voices"] = synthetic_eval(m, enrol, test, spk, ~lib, ordered)
                 a, b = r["synthetic_voices"]["shipped_calibration"], r["synthetic_voices"]["refit_held_out"]
-                print(f"{'':16s} synthetic voices (out of domain): EER {100 * a['eer']:.2f} %, Cllr {a['cllr']:.3f} "
-                      f"with the shipped calibration, {b['cllr']:.3f} refit on other synthetic voices "
-                      f"(min {b['min_cllr']:.3f})", flush=True)
+                print(
+                    f"{'':16s} synthetic voices (out of domain): EER {100 * a['eer']:.2f} %, Cllr {a['cllr']:.3f} "
+                    f"with the shipped calibration, {b['cllr']:.3f} refit on other synthetic voices "
+                    f"(min {b['min_cllr']:.3f})",
+                    flush=True,
+                )
             r["seconds"] = round(time.perf_counter() - t0, 1)
             results["conditions"][cond] = r
         if args.write_calibration:
@@ -383,17 +510,25 @@ def main() -> int:
         if not args.no_voice_check and tel_files_for_timing is not None:
             v = results["enrolment_voice_check"] = voice_check_eval(lib_files, tel_files_for_timing)
             for cond, r in v.items():
-                print(f"one-voice check, {cond}: {r['false_rejections']}/{r['single_speaker_recordings']} single-speaker "
-                      f"recordings rejected (statistic 1st percentile {r['statistic_p1']}); mixtures detected: "
-                      + ", ".join(f"{k}: {n}" for k, n in r["mixtures_detected"].items()), flush=True)
+                print(
+                    f"one-voice check, {cond}: {r['false_rejections']}/{r['single_speaker_recordings']} single-speaker "
+                    f"recordings rejected (statistic 1st percentile {r['statistic_p1']}); mixtures detected: "
+                    + ", ".join(f"{k}: {n}" for k, n in r["mixtures_detected"].items()),
+                    flush=True,
+                )
         if not args.no_timing and tel_files_for_timing is not None:
             results["timing_1000_trials"] = timing(lib_files, tel_files_for_timing)
             t = results["timing_1000_trials"]
-            print(f"1,000 trials: {t['cold_cache_s']} s with an empty cache, {t['warm_cache_s']} s warm "
-                  f"({t['distinct_files']} files)")
+            print(
+                f"1,000 trials: {t['cold_cache_s']} s with an empty cache, {t['warm_cache_s']} s warm "
+                f"({t['distinct_files']} files)"
+            )
     results["total_seconds"] = round(time.perf_counter() - t_start, 1)
-    results["machine"] = {"python": platform.python_version(), "cpu_count": os.cpu_count(),
-                          "platform": platform.platform()}
+    results["machine"] = {
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+    }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
@@ -407,6 +542,7 @@ def voice_check_eval(files: list[Path], tel_files: list[Path], n_mix: int = 60) 
     from audiotools.audio.decode import pcm_sha256
     from audiotools.speakers.embedding_cache import Audio, cut
     from audiotools.speakers.verification import Scorer, two_speaker_test
+
     scorer = Scorer()
     out = {}
     for cond, paths in ((channel.WIDEBAND, files), (channel.TELEPHONE, tel_files)):
@@ -416,9 +552,12 @@ def voice_check_eval(files: list[Path], tel_files: list[Path], n_mix: int = 60) 
             rejected += not r["single_speaker"]
             if r["statistic"] is not None:
                 stats.append(r["statistic"])
-        out[cond] = {"single_speaker_recordings": len(paths), "false_rejections": rejected,
-                     "statistic_p1": round(float(np.percentile(stats, 1)), 3),
-                     "statistic_p5": round(float(np.percentile(stats, 5)), 3)}
+        out[cond] = {
+            "single_speaker_recordings": len(paths),
+            "false_rejections": rejected,
+            "statistic_p1": round(float(np.percentile(stats, 1)), 3),
+            "statistic_p5": round(float(np.percentile(stats, 5)), 3),
+        }
     rng = np.random.default_rng(7)
     spk = np.array([speaker_of(f) for f in files])
     audios = [Audio.load(f) for f in files]
@@ -431,7 +570,7 @@ def voice_check_eval(files: list[Path], tel_files: list[Path], n_mix: int = 60) 
                 continue
             frac = (0.5, 0.3, 0.2)[k % 3]
             parts, pa, pb, total = [], 0, 0, 0
-            while total < 14 * 16000:       # alternating turns of 2-5 s, the second voice `frac` of the speech
+            while total < 14 * 16000:  # alternating turns of 2-5 s, the second voice `frac` of the speech
                 la = int(rng.uniform(2, 5) * 16000 * (1 - frac) / 0.5)
                 lb = int(rng.uniform(2, 5) * 16000 * frac / 0.5)
                 parts += [np.resize(np.roll(speech[i], -pa), la), np.resize(np.roll(speech[j], -pb), lb)]
@@ -461,7 +600,7 @@ def demo_trials(out: Path) -> int:
     for cond in (channel.TELEPHONE, channel.TELEPHONE_CODEC):
         tests[cond] = convert(bw, out, cond)
     lines = []
-    for cond, tfiles in tests.items():
+    for tfiles in tests.values():
         for wa, sa in a:
             for (_, sb), tf in zip(b, tfiles):
                 lines.append(f"{wa}\t{tf}\t{'target' if sa == sb else 'nontarget'}")
@@ -484,8 +623,14 @@ def synthetic_eval(m, enrol, test, spk, syn_mask, ordered) -> dict:
     pf = np.where(f[pairs[:, 0]] == f[pairs[:, 1]], f[pairs[:, 0]], -1)
     llr = np.full(len(pairs), np.nan)
     for k in (0, 1):
-        mk = ConditionModel(condition=m.condition, cohort=m.cohort, top_n=m.top_n, weights=m.weights.copy(),
-                            bias=m.bias, features=m.features)
+        mk = ConditionModel(
+            condition=m.condition,
+            cohort=m.cohort,
+            top_n=m.top_n,
+            weights=m.weights.copy(),
+            bias=m.bias,
+            features=m.features,
+        )
         tr = pf == 1 - k
         mk.fit({q: v[tr & tgt] for q, v in s.items()}, {q: v[tr & ~tgt] for q, v in s.items()})
         ev = pf == k
@@ -499,27 +644,35 @@ def synthetic_eval(m, enrol, test, spk, syn_mask, ordered) -> dict:
 
 def write_shipped(shipped: dict, extractor, results: dict, top_n: int) -> None:
     from audiotools.speakers.calibration import DATA_DIR, SCHEMA
+
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     conds = {}
     for cond, (m, cohort) in shipped.items():
         name = f"cohort-{cond}.npy"
         np.save(DATA_DIR / name, cohort.astype(np.float32), allow_pickle=False)
         conds[cond] = {
-            "cohort": name, "cohort_size": int(len(cohort)),
-            "top_n": int(m.top_n), "features": list(m.features),
-            "weights": [round(float(w), 6) for w in m.weights], "bias": round(float(m.bias), 6),
-            "llr_bounds": [round(b, 3) for b in m.bounds], "trials": m.info.get("trials"),
+            "cohort": name,
+            "cohort_size": int(len(cohort)),
+            "top_n": int(m.top_n),
+            "features": list(m.features),
+            "weights": [round(float(w), 6) for w in m.weights],
+            "bias": round(float(m.bias), 6),
+            "llr_bounds": [round(b, 3) for b in m.bounds],
+            "trials": m.info.get("trials"),
             "fitted_on": results["conditions"][cond]["test_side"],
-            "held_out": {k: results["conditions"][cond]["held_out"][k]
-                         for k in ("eer", "cllr", "min_cllr", "min_dcf", "act_dcf")},
+            "held_out": {
+                k: results["conditions"][cond]["held_out"][k] for k in ("eer", "cllr", "min_cllr", "min_dcf", "act_dcf")
+            },
         }
-    doc = {"schema": SCHEMA,
-           "model": {"id": extractor.model_id, "weights_sha256": extractor.weights_sha256},
-           "data": "LibriSpeech test-other: 5 speakers x 10 utterances + 126 single utterances of other speakers "
-                   "(../shared/data/speakers); cohort = the 126; calibration = all trials (benchmarks/verify.py)",
-           "recipe": "embedding of VAD speech; centring on the cohort mean; AS-norm (top_n); "
-                     "ln LR = weights . features + bias; log10 LR clipped to llr_bounds",
-           "conditions": conds}
+    doc = {
+        "schema": SCHEMA,
+        "model": {"id": extractor.model_id, "weights_sha256": extractor.weights_sha256},
+        "data": "LibriSpeech test-other: 5 speakers x 10 utterances + 126 single utterances of other speakers "
+        "(../shared/data/speakers); cohort = the 126; calibration = all trials (benchmarks/verify.py)",
+        "recipe": "embedding of VAD speech; centring on the cohort mean; AS-norm (top_n); "
+        "ln LR = weights . features + bias; log10 LR clipped to llr_bounds",
+        "conditions": conds,
+    }
     (DATA_DIR / "calibration.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {DATA_DIR / 'calibration.json'}")
 

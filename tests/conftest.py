@@ -14,16 +14,22 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("AUDIOTOOLS_SHARED_DATA", ROOT.parent / "shared" / "data"))
 SAMPLES = ROOT / "samples"
 JFK = SHARED / "speech" / "jfk.flac"
-JFK_TEXT = ("And so my fellow Americans, ask not what your country can do for you, "
-            "ask what you can do for your country.")
+JFK_TEXT = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, input: str | None = None):
     """Run ``python -m audiotools ARGS`` in a subprocess; returns CompletedProcess (text)."""
     e = dict(os.environ)
     e.update(env or {})
-    return subprocess.run([sys.executable, "-m", "audiotools", *args], cwd=cwd or ROOT, env=e, input=input,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "audiotools", *args],
+        cwd=cwd or ROOT,
+        env=e,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -35,18 +41,21 @@ def shared() -> Path:
 @pytest.fixture(scope="session")
 def base_transcriber():
     from audiotools.asr.transcribe import TranscribeOptions, Transcriber
+
     return Transcriber(TranscribeOptions(model="base", device="cpu"))
 
 
 @pytest.fixture(scope="session")
 def tiny_transcriber():
     from audiotools.asr.transcribe import TranscribeOptions, Transcriber
+
     return Transcriber(TranscribeOptions(model="tiny.en", device="cpu", language="en"))
 
 
 def wer(reference: str, hypothesis: str) -> float:
     import jiwer
     from whisper.normalizers import EnglishTextNormalizer
+
     norm = EnglishTextNormalizer()
     return jiwer.wer(norm(reference), norm(hypothesis))
 

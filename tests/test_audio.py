@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import JFK, SAMPLES, SHARED
 
 from audiotools.audio.decode import SAMPLE_RATE, load_audio, pcm_sha256
 from audiotools.errors import InputError
 from audiotools.fileio import sha256_file
-
-from conftest import JFK, SAMPLES, SHARED
 
 
 def test_flac_44k_stereo_to_16k_mono():
@@ -29,6 +28,7 @@ def test_flac_44k_stereo_to_16k_mono():
 def test_soundfile_fast_path_equals_ffmpeg_path(tmp_path):
     """A 16 kHz WAV decodes to the same PCM hash whether soundfile or FFmpeg reads it."""
     from audiotools.audio import decode as audio_mod
+
     p = SHARED / "diarization" / "sample.wav"
     fast = load_audio(p)
     assert fast.info.decoder.startswith("soundfile")
@@ -47,6 +47,7 @@ def test_8khz_mulaw_phone_audio_is_resampled():
 def test_compressed_containers(tmp_path, fmt, codec):
     """Encode JFK with FFmpeg (PyAV) into lossy formats; each decodes to ~11 s at 16 kHz."""
     import av
+
     src = load_audio(JFK).samples
     out = tmp_path / f"jfk.{fmt}"
     with av.open(str(out), "w") as c:
@@ -65,8 +66,8 @@ def test_compressed_containers(tmp_path, fmt, codec):
     assert abs(a.duration - 11.0) < 0.15
     # the decoded signal still follows the original speech envelope (allowing for codec delay)
     n = min(len(a.samples), len(src)) - 8000
-    env = lambda x: np.sqrt(np.convolve(x ** 2, np.ones(1600) / 1600, mode="valid"))[::160]
-    best = max(np.corrcoef(env(a.samples[lag:lag + n]), env(src[:n]))[0, 1] for lag in range(0, 4800, 80))
+    env = lambda x: np.sqrt(np.convolve(x**2, np.ones(1600) / 1600, mode="valid"))[::160]
+    best = max(np.corrcoef(env(a.samples[lag : lag + n]), env(src[:n]))[0, 1] for lag in range(0, 4800, 80))
     assert best > 0.9
 
 

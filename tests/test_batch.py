@@ -14,18 +14,17 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from conftest import JFK, JFK_TEXT, ROOT, SHARED, wer
 
 from audiotools.batch.engine import BatchOptions
 from audiotools.batch.plan import discover, recipe_fingerprint, remove_stale_temp_files
 from audiotools.batch.run import run_batch
 from audiotools.pipeline.recipe import load_recipe
 
-from conftest import JFK, JFK_TEXT, ROOT, SHARED, wer
-
-
 
 def _batch_has_flag(flag: str) -> bool:
     from audiotools.cli import build_parser
+
     sub = next(a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
     return any(flag in a.option_strings for a in sub.choices["batch"]._actions)
 
@@ -48,8 +47,11 @@ def tiny_recipe(**transcribe):
 
 
 def all_outputs(out: Path) -> list[Path]:
-    return sorted(p for p in out.rglob("*") if p.is_file() and p.name not in ("batch-report.json",)
-                  and not p.name.startswith(".audiotools-batch"))
+    return sorted(
+        p
+        for p in out.rglob("*")
+        if p.is_file() and p.name not in ("batch-report.json",) and not p.name.startswith(".audiotools-batch")
+    )
 
 
 def report(out: Path) -> dict:
@@ -62,22 +64,37 @@ def by_input(rep: dict) -> dict:
 
 # ---------------------------------------------------------------- discovery (no model)
 
+
 def test_directory_mirroring_list_files_and_stem_collisions(tmp_path):
     root = tmp_path / "in"
     (root / "a" / "b").mkdir(parents=True)
     (root / ".hidden").mkdir()
-    for p in ["top.wav", "a/x.flac", "a/b/y.mp3", "a/b/y.wav", "a/b/Z.OGG", ".hidden/h.wav", "a/.h.wav",
-              "a/notes.txt", "a/cover.jpg"]:
+    for p in [
+        "top.wav",
+        "a/x.flac",
+        "a/b/y.mp3",
+        "a/b/y.wav",
+        "a/b/Z.OGG",
+        ".hidden/h.wav",
+        "a/.h.wav",
+        "a/notes.txt",
+        "a/cover.jpg",
+    ]:
         q = root / p
         q.parent.mkdir(parents=True, exist_ok=True)
         q.write_bytes(b"x")
-    out = root / "out"            # output inside the input tree: never scanned
+    out = root / "out"  # output inside the input tree: never scanned
     (out / "old").mkdir(parents=True)
     (out / "old" / "prev.wav").write_bytes(b"x")
     plan = discover([root], out)
     rels = {Path(it.input).relative_to(root).as_posix(): it.rel for it in plan}
-    assert rels == {"top.wav": "top", "a/x.flac": "a/x", "a/b/y.mp3": "a/b/y.mp3", "a/b/y.wav": "a/b/y.wav",
-                    "a/b/Z.OGG": "a/b/Z"}
+    assert rels == {
+        "top.wav": "top",
+        "a/x.flac": "a/x",
+        "a/b/y.mp3": "a/b/y.mp3",
+        "a/b/y.wav": "a/b/y.wav",
+        "a/b/Z.OGG": "a/b/Z",
+    }
     # deterministic: same plan again, whatever the order of the inputs on disk
     assert [(i.input, i.rel) for i in discover([root], out)] == [(i.input, i.rel) for i in plan]
 
@@ -90,8 +107,14 @@ def test_directory_mirroring_list_files_and_stem_collisions(tmp_path):
     lst.write_text(f"# my files\n\na/x.flac\n  {other / 'far.wav'}  \na/b\nmissing.wav\n# end\n")
     plan = discover([lst], tmp_path / "o2")
     got = [(Path(i.input).name, i.rel) for i in plan]
-    assert got == [("x.flac", "a/x"), ("far.wav", "far"), ("Z.OGG", "a/b/Z"), ("y.mp3", "a/b/y.mp3"),
-                   ("y.wav", "a/b/y.wav"), ("missing.wav", "missing")]
+    assert got == [
+        ("x.flac", "a/x"),
+        ("far.wav", "far"),
+        ("Z.OGG", "a/b/Z"),
+        ("y.mp3", "a/b/y.mp3"),
+        ("y.wav", "a/b/y.wav"),
+        ("missing.wav", "missing"),
+    ]
     # the same input twice counts once; two roots with the same relative name get a path hash
     d2 = tmp_path / "in2"
     d2.mkdir()
@@ -123,22 +146,27 @@ def test_stale_temp_files_are_removed(tmp_path):
 
 # ---------------------------------------------------------------- the engine
 
+
 def test_batched_text_equals_sequential(tiny_transcriber):
     """Windows of many files sharing batches give exactly the per-file transcripts."""
-    from audiotools.audio.decode import load_audio
     from audiotools.asr.transcribe import EngineItem
+    from audiotools.audio.decode import load_audio
+
     files = [JFK, SHARED / "diarization" / "sample.wav", *utterances(2), *utterances(1, "cohort")]
     audios = [load_audio(f) for f in files]
     sequential = [tiny_transcriber.transcribe(a) for a in audios]
-    batched = list(tiny_transcriber.transcribe_many(
-        EngineItem(key=i, samples=a.samples, language="en") for i, a in enumerate(audios)))
+    batched = list(
+        tiny_transcriber.transcribe_many(
+            EngineItem(key=i, samples=a.samples, language="en") for i, a in enumerate(audios)
+        )
+    )
     assert [b[0] for b in batched] == list(range(len(files)))  # input order
     for f, s, (_, segments, language, _) in zip(files, sequential, batched):
         assert [x.text for x in segments] == [x.text for x in s.segments], f
         # timestamps exactly; word probabilities (4 decimals) up to one rounding step: rows batched
         # with other files go through other matmul shapes, which moves the float32 sums by ~1e-6
         got, want = [x.to_dict() for x in segments], [x.to_dict() for x in s.segments]
-        probs = lambda d: [w.pop("probability") for seg in d for w in seg["words"]]  # noqa: E731
+        probs = lambda d: [w.pop("probability") for seg in d for w in seg["words"]]
         assert np.allclose(probs(got), probs(want), rtol=0, atol=1.5e-4), f
         assert got == want, f
         assert language == s.language
@@ -153,7 +181,7 @@ def test_resume_skips_unchanged_and_redoes_changed_input_or_recipe(tmp_path, tin
     shutil.copy(utterances(2, "2033")[1], b)
     out = tmp_path / "out"
     recipe = tiny_recipe()
-    opts = lambda: BatchOptions(output_dir=out, workers=0)  # noqa: E731  (decode inline: fast test)
+    opts = lambda: BatchOptions(output_dir=out, workers=0)
 
     r1 = run_batch([src], recipe, opts(), transcriber=tiny_transcriber)
     assert [r.status for r in r1.records] == ["ok", "ok"] and r1.exit_code == 0
@@ -179,6 +207,7 @@ def test_resume_skips_unchanged_and_redoes_changed_input_or_recipe(tmp_path, tin
     assert all(p.stat().st_mtime_ns == mtimes[p] for p in mtimes if p.name.startswith("a."))
     doc = json.loads((out / "b.json").read_text())
     from audiotools.fileio import sha256_file
+
     assert doc["audio"]["sha256"] == sha256_file(b)
 
     # the recipe changed (masking style): both redone; a scheduling change (batch size) is not a change
@@ -192,20 +221,26 @@ def test_resume_skips_unchanged_and_redoes_changed_input_or_recipe(tmp_path, tin
 
 # ---------------------------------------------------------------- the command
 
+
 def test_corrupt_file_does_not_stop_the_batch(tmp_path):
     src = tmp_path / "in"
     (src / "sub").mkdir(parents=True)
     shutil.copy(JFK, src / "jfk.flac")
     shutil.copy(utterances(1, "2414")[0], src / "sub" / "talk.flac")
-    (src / "sub" / "broken.mp3").write_bytes(os.urandom(4000))       # not audio at all
+    (src / "sub" / "broken.mp3").write_bytes(os.urandom(4000))  # not audio at all
     good = sf.read(JFK)[0]
-    sf.write(src / "truncated.wav", good[:44100 * 3], 44100)
-    with open(src / "truncated.wav", "r+b") as f:                      # header says more than is there
+    sf.write(src / "truncated.wav", good[: 44100 * 3], 44100)
+    with open(src / "truncated.wav", "r+b") as f:  # header says more than is there
         f.truncate(20000)
     (src / "empty.wav").write_bytes(b"")
     out = tmp_path / "out"
-    r = subprocess.run([sys.executable, "-m", "audiotools", "batch", str(src), "-o", str(out), *FAST, "--workers", "1"],
-                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "audiotools", "batch", str(src), "-o", str(out), *FAST, "--workers", "1"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert r.returncode == 1, r.stderr
     rep = report(out)
     files = by_input(rep)
@@ -226,6 +261,7 @@ def test_corrupt_file_does_not_stop_the_batch(tmp_path):
 
 def test_kill_9_then_rerun_completes_without_partial_or_duplicate_outputs(tmp_path):
     from audiotools.provenance.document import sibling_exports, verify
+
     src = tmp_path / "in"
     src.mkdir()
     inputs = utterances(4, "1688") + utterances(3, "2609")
@@ -246,12 +282,13 @@ def test_kill_9_then_rerun_completes_without_partial_or_duplicate_outputs(tmp_pa
                 break
             time.sleep(0.02)
         assert proc.poll() is None, "the batch ended before it could be killed: " + proc.stderr.read().decode()
-        os.killpg(proc.pid, signal.SIGKILL)   # the CLI and its decode workers, mid-run
+        os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its decode workers, mid-run
     finally:
         proc.wait(timeout=30)
         proc.stderr.close()
-    done_before = {p: p.stat().st_mtime_ns for p in all_outputs(out)
-                   if (out / "in" / (p.name.split(".")[0] + ".json")).exists()}
+    done_before = {
+        p: p.stat().st_mtime_ns for p in all_outputs(out) if (out / "in" / (p.name.split(".")[0] + ".json")).exists()
+    }
     assert done_before, "no file had finished at the kill"
 
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -279,7 +316,8 @@ def test_kill_9_then_rerun_completes_without_partial_or_duplicate_outputs(tmp_pa
 
 
 def test_ray_local_mode(tmp_path, tiny_transcriber):
-    import ray     # a dev dependency: the scale-out path is tested with real Ray, never skipped
+    import ray  # a dev dependency: the scale-out path is tested with real Ray, never skipped
+
     src = tmp_path / "in"
     src.mkdir()
     shutil.copy(JFK, src / "jfk.flac")
@@ -299,23 +337,28 @@ def test_ray_local_mode(tmp_path, tiny_transcriber):
     assert rep["run"]["ray"]["shards"] == 2 and rep["complete"]
     # the shards' transcripts are the local engine's
     from audiotools.audio.decode import load_audio
+
     doc = json.loads((out / "jfk.json").read_text())
     local = tiny_transcriber.transcribe(load_audio(src / "jfk.flac"))
     assert [s["text"] for s in doc["segments"]] == [s.text for s in local.segments]
     # a local re-run resumes what the Ray run did
     again = run_batch([src], tiny_recipe(), BatchOptions(output_dir=out, workers=0), transcriber=tiny_transcriber)
     assert {Path(r.input).name: r.status for r in again.records} == {
-        "jfk.flac": "skipped", "u0.flac": "skipped", "u1.flac": "skipped", "bad.wav": "failed"}
+        "jfk.flac": "skipped",
+        "u0.flac": "skipped",
+        "u1.flac": "skipped",
+        "bad.wav": "failed",
+    }
 
 
 def test_identification_reuses_the_transcription_vad(tiny_transcriber, monkeypatch):
     """The speech regions the windows were cut from go with the audio (single file and decode
     workers), so identification does not run Silero again; with other VAD options they do not."""
     import audiotools.vad.silero as vad
-    from audiotools.audio.decode import load_audio
-    from audiotools.speakers.embedding_cache import Audio, Extractor
-    from audiotools.batch.prefetch import PrepareOptions, prepare
     from audiotools.asr.transcribe import TranscribeOptions, Transcriber
+    from audiotools.audio.decode import load_audio
+    from audiotools.batch.prefetch import PrepareOptions, prepare
+    from audiotools.speakers.embedding_cache import Audio, Extractor
 
     path = ROOT / "samples" / "conversation.wav"
     audio = load_audio(path)
@@ -327,6 +370,7 @@ def test_identification_reuses_the_transcription_vad(tiny_transcriber, monkeypat
 
     def no_second_vad(*a, **k):
         raise AssertionError("VAD ran again")
+
     monkeypatch.setattr(vad, "speech_regions", no_second_vad)
     assert Extractor(use_cache=False).speech(Audio.from_decoded(audio)) == expected
     assert Extractor(use_cache=False).speech(Audio.from_decoded(prepared.audio).light()) == expected
@@ -348,6 +392,7 @@ def test_prefetcher_start_and_warm_up(tmp_path):
     same results; ``warm_up`` spawns the workers, at a lower priority than the engine, and decodes
     nothing; a bad file is reported in its place either way."""
     from audiotools.batch.prefetch import Prefetcher, PrepareOptions, prepare
+
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF....WAVEnot audio")
     paths = [JFK, bad, ROOT / "samples" / "conversation.wav"]
@@ -356,7 +401,7 @@ def test_prefetcher_start_and_warm_up(tmp_path):
     assert pf._pool.submit(_worker_niceness, 0).result() >= os.nice(0) + PrepareOptions().nice
     pf.close()
     started = Prefetcher(paths, PrepareOptions(), workers=1, depth=3).start()
-    assert started._next == 3                      # every file submitted before the first next()
+    assert started._next == 3  # every file submitted before the first next()
     got = list(started)
     assert [p.index for p in got] == [0, 1, 2]
     assert got[0].error is None and got[2].error is None

@@ -6,10 +6,9 @@ import json
 import re
 
 import pytest
+from conftest import JFK, JFK_TEXT, run_cli, wer
 
 from audiotools.cli import main
-
-from conftest import JFK, JFK_TEXT, run_cli, wer
 
 FAST = ["--model", "tiny.en", "--language", "en"]
 
@@ -37,14 +36,14 @@ def test_transcribe_writes_every_format(tmp_path):
     assert vtt.startswith("WEBVTT\n") and re.search(r"\d\d:\d\d:\d\d\.\d{3} --> ", vtt)
     tsv = (tmp_path / "jfk.tsv").read_text().splitlines()
     assert "start\tend\tspeaker\ttext" in tsv
-    rttm = [l for l in (tmp_path / "jfk.rttm").read_text().splitlines() if l.startswith("SPEAKER")]
-    assert rttm and all(len(l.split()) == 10 for l in rttm)
+    rttm = [ln for ln in (tmp_path / "jfk.rttm").read_text().splitlines() if ln.startswith("SPEAKER")]
+    assert rttm and all(len(ln.split()) == 10 for ln in rttm)
 
 
 def test_missing_file_is_one_line_exit_1_and_no_output(tmp_path):
     r = run_cli("transcribe", str(tmp_path / "missing.wav"), "-o", str(tmp_path / "out"), *FAST)
     assert r.returncode == 1
-    lines = [l for l in r.stderr.strip().splitlines() if l.strip()]
+    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and "missing.wav" in lines[0] and "no such file" in lines[0]
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
@@ -114,6 +113,7 @@ def test_help_reads_well():
 def test_python_api():
     import audiotools
     from audiotools.export import to_srt, to_vtt
+
     t = audiotools.transcribe(str(JFK), model="tiny.en", language="en")
     assert wer(JFK_TEXT, t.text) <= 0.1
     assert to_srt(t).startswith("1\n") and to_vtt(t).startswith("WEBVTT")
@@ -125,16 +125,27 @@ def test_word_alignment_choice_is_recorded_and_checked(tmp_path):
     provenance parameters; a recipe with an unknown method is a usage error (exit 2)."""
     docs = {}
     for method in ("pass", "decoding"):
-        r = run_cli("transcribe", str(JFK), "-o", str(tmp_path / method), "-f", "json", "--no-diarize",
-                    "--word-alignment", method, *FAST)
+        r = run_cli(
+            "transcribe",
+            str(JFK),
+            "-o",
+            str(tmp_path / method),
+            "-f",
+            "json",
+            "--no-diarize",
+            "--word-alignment",
+            method,
+            *FAST,
+        )
         assert r.returncode == 0, r.stderr
         docs[method] = json.loads((tmp_path / method / "jfk.json").read_text())
     for method, doc in docs.items():
         assert doc["provenance"]["parameters"]["steps"]["transcribe"]["word_alignment"] == method
     words = {m: [w for s in d["segments"] for w in s["words"]] for m, d in docs.items()}
     assert [w["word"] for w in words["pass"]] == [w["word"] for w in words["decoding"]]
-    assert sum(abs(a["start"] - b["start"]) <= 0.1 for a, b in zip(words["pass"], words["decoding"])) \
-        >= 0.9 * len(words["pass"])
+    assert sum(abs(a["start"] - b["start"]) <= 0.1 for a, b in zip(words["pass"], words["decoding"])) >= 0.9 * len(
+        words["pass"]
+    )
     recipe = tmp_path / "r.yaml"
     recipe.write_text("name: r\nsteps:\n  transcribe:\n    word_alignment: guess\n")
     r = run_cli("transcribe", str(JFK), "--pipeline", str(recipe), "-o", str(tmp_path / "bad"), *FAST)

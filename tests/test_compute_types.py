@@ -16,11 +16,13 @@ from audiotools.audio.decode import load_audio
 @pytest.fixture(scope="module")
 def int8_transcriber():
     from audiotools.asr.transcribe import TranscribeOptions, Transcriber
+
     return Transcriber(TranscribeOptions(model="tiny.en", device="cpu", language="en", compute_type="int8"))
 
 
 def test_int8_model_is_quantised(int8_transcriber):
     from audiotools.asr.quantize import Int8Linear
+
     model = int8_transcriber.model
     assert int8_transcriber.compute_type == "int8" and model.compute_type == "int8"
     # every Linear (openai-whisper's whisper.model.Linear subclasses included) was replaced
@@ -58,11 +60,12 @@ def test_int8_jfk_wer_and_word_timestamps(int8_transcriber):
 
 
 def test_compute_type_resolution_and_cache_key():
-    from audiotools.errors import UsageError
     from audiotools.asr.quantize import resolve_compute_type
+    from audiotools.errors import UsageError
+
     assert resolve_compute_type(None, "cpu") == "float32"
     assert resolve_compute_type(None, "cuda") == "float16"
-    assert resolve_compute_type(None, "cpu", fp16=True) == "float16"     # the legacy alias
+    assert resolve_compute_type(None, "cpu", fp16=True) == "float16"  # the legacy alias
     assert resolve_compute_type(None, "cuda", fp16=False) == "float32"
     assert resolve_compute_type("int8", "cpu") == "int8"
     with pytest.raises(UsageError):
@@ -76,6 +79,7 @@ def test_compute_type_resolution_and_cache_key():
     with pytest.raises(UsageError):
         resolve_compute_type("int8_bfloat16", "cuda")
     from audiotools.asr.transcribe import get_model
+
     m8, _ = get_model("tiny.en", "cpu", compute_type="int8")
     m32, _ = get_model("tiny.en", "cpu")
     assert m8 is not m32 and m32.compute_type == "float32" and m8.compute_type == "int8"
@@ -85,6 +89,7 @@ def test_compute_type_resolution_and_cache_key():
 def test_resume_fingerprint_int8_is_not_volatile():
     from audiotools.batch.plan import recipe_fingerprint
     from audiotools.pipeline.recipe import load_recipe
+
     plain = load_recipe("default")
     assert plain.options("transcribe").compute_type is None
     assert recipe_fingerprint(plain.replace("transcribe", compute_type="float32")) == recipe_fingerprint(plain)
@@ -97,8 +102,21 @@ def test_resume_fingerprint_int8_is_not_volatile():
 
 
 def test_cli_int8_records_compute_type_in_provenance(tmp_path):
-    r = run_cli("transcribe", str(JFK), "-o", str(tmp_path), "-f", "json", "--model", "tiny.en", "-l", "en",
-                "--compute-type", "int8", "--no-diarize")
+    r = run_cli(
+        "transcribe",
+        str(JFK),
+        "-o",
+        str(tmp_path),
+        "-f",
+        "json",
+        "--model",
+        "tiny.en",
+        "-l",
+        "en",
+        "--compute-type",
+        "int8",
+        "--no-diarize",
+    )
     assert r.returncode == 0, r.stderr
     doc = json.loads((tmp_path / "jfk.json").read_text())
     assert doc["model"]["compute_type"] == "int8"
@@ -114,23 +132,28 @@ def test_cli_int8_records_compute_type_in_provenance(tmp_path):
 
 # ------------------------------------------------------------------ bfloat16 encoder
 
+
 @pytest.fixture(scope="module")
 def bf16_transcribers():
     from audiotools.asr.transcribe import TranscribeOptions, Transcriber
-    return {ct: Transcriber(TranscribeOptions(model="tiny.en", device="cpu", language="en", compute_type=ct))
-            for ct in ("float32", "bfloat16", "int8_bfloat16")}
+
+    return {
+        ct: Transcriber(TranscribeOptions(model="tiny.en", device="cpu", language="en", compute_type=ct))
+        for ct in ("float32", "bfloat16", "int8_bfloat16")
+    }
 
 
 def test_bfloat16_runs_the_encoder_in_bfloat16_and_the_decoder_in_float32(bf16_transcribers):
     from audiotools.asr.quantize import Int8Linear
     from audiotools.asr.windows import fixed_windows
+
     t32, tbf, tmix = (bf16_transcribers[k] for k in ("float32", "bfloat16", "int8_bfloat16"))
     for t in (tbf, tmix):
         enc = t.model.encoder
         assert enc.conv1.weight.dtype == torch.bfloat16
         assert enc.blocks[0].mlp[0].weight.dtype == torch.bfloat16
-        assert enc.blocks[0].attn_ln.weight.dtype == torch.float32      # layer norms stay float32
-        assert t.dtype == torch.float32                                  # what the decoder is fed
+        assert enc.blocks[0].attn_ln.weight.dtype == torch.float32  # layer norms stay float32
+        assert t.dtype == torch.float32  # what the decoder is fed
     assert not [m for m in tbf.model.modules() if isinstance(m, Int8Linear)]
     assert tbf.model.decoder.blocks[0].mlp[0].weight.dtype == torch.float32
     # int8_bfloat16: int8 decoder, bfloat16 (not int8) encoder
@@ -144,7 +167,7 @@ def test_bfloat16_runs_the_encoder_in_bfloat16_and_the_decoder_in_float32(bf16_t
     fbf = tbf.encode(samples, windows)
     assert fbf.dtype == torch.float32 and fbf.shape == f32.shape
     assert torch.linalg.norm(fbf - f32) < 0.05 * torch.linalg.norm(f32)
-    assert torch.linalg.norm(fbf - f32) > 0          # it really ran in another precision
+    assert torch.linalg.norm(fbf - f32) > 0  # it really ran in another precision
 
 
 @pytest.mark.parametrize("ct", ["bfloat16", "int8_bfloat16"])
@@ -163,17 +186,19 @@ def test_float16_engine_runs_end_to_end_on_cpu():
     decoder, layer norms in float32 as openai-whisper computes them, batched decoding of two files
     and word alignment. It runs here on the CPU, so the GPU's dtype plumbing is tested without a GPU."""
     from audiotools.asr.transcribe import EngineItem, TranscribeOptions, Transcriber
+
     t = Transcriber(TranscribeOptions(model="tiny.en", device="cpu", language="en", compute_type="float16"))
     m = t.model
     assert t.dtype == torch.float16 and t.compute_type == "float16"
     assert m.encoder.blocks[0].mlp[0].weight.dtype == torch.float16
     assert m.decoder.token_embedding.weight.dtype == torch.float16
-    assert all(p.dtype == torch.float32 for mod in m.modules() if isinstance(mod, nn.LayerNorm)
-               for p in mod.parameters())
+    assert all(
+        p.dtype == torch.float32 for mod in m.modules() if isinstance(mod, nn.LayerNorm) for p in mod.parameters()
+    )
     samples = load_audio(JFK).samples
     out = list(t.transcribe_many([EngineItem(k, samples) for k in range(2)]))
     assert [k for k, *_ in out] == [0, 1]
-    for _, segments, language, _stats in out:
+    for _, segments, _language, _stats in out:
         text = " ".join(s.text for s in segments)
         assert wer(JFK_TEXT, text) <= 0.05, text
         words = [w for s in segments for w in s.words]

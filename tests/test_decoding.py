@@ -46,8 +46,8 @@ def test_batched_timestamp_rules_equal_openai_whisper(multilingual, length):
     tokens = _histories(tok, rng, batch, length, sample_begin)
     logits = torch.from_numpy(rng.normal(0, 3, (batch, n_vocab)).astype(np.float32))
     # some rows where the timestamps together outweigh every text token, some where one text token wins
-    logits[: batch // 3, tok.timestamp_begin:] += 4.0
-    logits[batch // 3: batch // 2, 11] += 40.0
+    logits[: batch // 3, tok.timestamp_begin :] += 4.0
+    logits[batch // 3 : batch // 2, 11] += 40.0
     for max_initial in (None, 50):
         ref, got = logits.clone(), logits.clone()
         ApplyTimestampRules(tok, sample_begin, max_initial).apply(ref, tokens)
@@ -63,12 +63,23 @@ def test_column_major_weights_same_outputs_same_memory():
     from whisper.model import ModelDimensions, Whisper
 
     from audiotools.asr.weight_layout import column_major_linears
+
     torch.manual_seed(0)
-    dims = ModelDimensions(n_mels=80, n_audio_ctx=64, n_audio_state=64, n_audio_head=4, n_audio_layer=2,
-                           n_vocab=51864, n_text_ctx=32, n_text_state=64, n_text_head=4, n_text_layer=2)
+    dims = ModelDimensions(
+        n_mels=80,
+        n_audio_ctx=64,
+        n_audio_state=64,
+        n_audio_head=4,
+        n_audio_layer=2,
+        n_vocab=51864,
+        n_text_ctx=32,
+        n_text_state=64,
+        n_text_head=4,
+        n_text_layer=2,
+    )
     model = Whisper(dims).eval()
     with torch.no_grad():
-        for p in model.parameters():    # some of openai-whisper's parameters start uninitialised
+        for p in model.parameters():  # some of openai-whisper's parameters start uninitialised
             p.copy_(torch.randn_like(p) * 0.1)
     mel = torch.randn(3, 80, 128)
     tokens = torch.randint(0, 50000, (3, 7))
@@ -102,15 +113,16 @@ def test_alignment_same_with_and_without_the_decoding_cross_attention_cache(tiny
     from conftest import JFK
 
     import audiotools.asr.decoder_step as decoder_step
+
     monkeypatch.setattr(decoder_step, "cross_from_features", lambda model: False)
 
-    from audiotools.audio.decode import load_audio
     from audiotools.asr.decoding import decode_windows
     from audiotools.asr.timing import AlignJob, find_alignments, num_frames_for, split_segments, text_tokens_of
+    from audiotools.audio.decode import load_audio
 
     t = tiny_transcriber
     samples = load_audio(JFK).samples
-    chunks = [samples, samples[: 16000 * 6], samples[16000 * 4:]]
+    chunks = [samples, samples[: 16000 * 6], samples[16000 * 4 :]]
     with torch.inference_mode():
         features = t._encode(chunks)
         cross_kv: dict = {}
@@ -122,8 +134,9 @@ def test_alignment_same_with_and_without_the_decoding_cross_attention_cache(tiny
         out = []
         for k in rows:
             segs = split_segments(results[k].tokens, tok, 0.0, len(chunks[k]) / 16000)
-            out.append(AlignJob(tok, text_tokens_of(segs, tok), features[k], num_frames_for(len(chunks[k]) / 16000),
-                                row=k))
+            out.append(
+                AlignJob(tok, text_tokens_of(segs, tok), features[k], num_frames_for(len(chunks[k]) / 16000), row=k)
+            )
         return out
 
     def words(alignment):
@@ -143,9 +156,10 @@ def _jfk_windows(t):
     from conftest import JFK
 
     from audiotools.audio.decode import load_audio
+
     samples = load_audio(JFK).samples
     # three lengths: the short windows end first and are dropped from the batch mid-loop
-    chunks = [samples, samples[: 16000 * 3], samples[16000 * 4:]]
+    chunks = [samples, samples[: 16000 * 3], samples[16000 * 4 :]]
     with torch.inference_mode():
         return t._encode(chunks)
 
@@ -173,7 +187,7 @@ def test_cross_attention_from_features_same_as_projected_keys_values(tiny_transc
             nxt = step.logits(torch.cat([prompt, first[:, -1:].argmax(-1)], 1), features)
             qks = (qk_first, step.last_qk)
             batched = [r.tokens for r in decode_windows(t.model, features, ["en"] * 3, opts, cross_kv={})]
-            alone = [decode_windows(t.model, features[k:k + 1], ["en"], opts)[0].tokens for k in range(3)]
+            alone = [decode_windows(t.model, features[k : k + 1], ["en"], opts)[0].tokens for k in range(3)]
         return step, first, nxt, batched, alone, qks
 
     f_step, f_first, f_next, f_batched, f_alone, f_qks = run()
@@ -197,8 +211,12 @@ def test_step_decoder_keep_rows_moves_whole_rows():
     from audiotools.asr.decoder_step import StepDecoder
 
     step = StepDecoder.__new__(StepDecoder)
-    step.self_kv = [[torch.arange(5.0)[:, None, None].repeat(1, 4, 6) + 0, torch.arange(5.0)[:, None, None] * 10
-                     + torch.zeros(5, 4, 6)]]
+    step.self_kv = [
+        [
+            torch.arange(5.0)[:, None, None].repeat(1, 4, 6) + 0,
+            torch.arange(5.0)[:, None, None] * 10 + torch.zeros(5, 4, 6),
+        ]
+    ]
     step.xt = torch.arange(5.0)[:, None, None] + torch.zeros(5, 6, 7)
     step.cross_kv = {"k": torch.arange(5.0)[:, None, None, None] + torch.zeros(5, 2, 7, 3)}
     # rows 1 and 3 ended; 5 rows -> 3: row 4 fills hole 1 (row 3 is beyond n_keep)
@@ -212,12 +230,14 @@ def test_step_decoder_keep_rows_moves_whole_rows():
 def _words_by_method(method: str, **options):
     from conftest import JFK, ROOT
 
-    from audiotools.audio.decode import load_audio
     from audiotools.asr.transcribe import EngineItem, TranscribeOptions, Transcriber
-    tr = Transcriber(TranscribeOptions(model="tiny.en", device="cpu", language="en", word_alignment=method,
-                                       **options))
-    items = [EngineItem(k, load_audio(p).samples, language="en")
-             for k, p in enumerate([JFK, ROOT / "samples" / "conversation.wav"])]
+    from audiotools.audio.decode import load_audio
+
+    tr = Transcriber(TranscribeOptions(model="tiny.en", device="cpu", language="en", word_alignment=method, **options))
+    items = [
+        EngineItem(k, load_audio(p).samples, language="en")
+        for k, p in enumerate([JFK, ROOT / "samples" / "conversation.wav"])
+    ]
     words = {k: [w for s in segs for w in s.words] for k, segs, _, _ in tr.transcribe_many(items)}
     return words, tr.alignment_counts
 
@@ -256,18 +276,19 @@ def test_windows_decoded_by_sampling_get_the_alignment_pass():
 def test_word_timings_from_decoding_refuses_what_it_cannot_align():
     """None (the caller then runs the pass) when the decoding has no EOT step or other text."""
     from audiotools.asr.timing import word_timings_from_decoding
+
     tok = get_tokenizer(False, language="en", task="transcribe")
     text = tok.encode(" ask not what your country can do")
     sampled = [tok.timestamp_begin] + text + [tok.timestamp_begin + 100]
     prompt = len(tok.sot_sequence)
-    n_pos = prompt + len(sampled)           # the prompt, then a query per step up to EOT
+    n_pos = prompt + len(sampled)  # the prompt, then a query per step up to EOT
     qk = torch.randn(n_pos, 4, 1500)
     lps = [-0.1] * (len(sampled) + 1)
     words = word_timings_from_decoding(tok, sampled, text, qk, lps, prompt, 600)
     assert [w.word for w in words] == [" ask", " not", " what", " your", " country", " can", " do"]
     assert all(abs(w.probability - np.exp(-0.1)) < 1e-6 for w in words)
-    assert word_timings_from_decoding(tok, sampled, text, qk[:-1], lps, prompt, 600) is None   # no EOT step
-    assert word_timings_from_decoding(tok, sampled, text[:-1], qk, lps, prompt, 600) is None   # other text
+    assert word_timings_from_decoding(tok, sampled, text, qk[:-1], lps, prompt, 600) is None  # no EOT step
+    assert word_timings_from_decoding(tok, sampled, text[:-1], qk, lps, prompt, 600) is None  # other text
     assert word_timings_from_decoding(tok, sampled, text, None, None, prompt, 600) is None
 
 

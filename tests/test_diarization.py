@@ -35,6 +35,7 @@ SR = 16000
 
 def der(reference: Annotation, hypothesis: Annotation, duration: float, collar: float = 0.0) -> dict:
     from audiotools.eval.der import der_report
+
     uem = {"f": Timeline([Segment(0.0, duration)])}
     return der_report({"f": reference}, {"f": hypothesis}, uem, collar=collar)["total"]
 
@@ -46,6 +47,7 @@ def ref_annotation(path: Path) -> Annotation:
 
 def mapping(reference: Annotation, hypothesis: Annotation) -> dict:
     from pyannote.metrics.diarization import DiarizationErrorRate
+
     return DiarizationErrorRate().optimal_mapping(reference, hypothesis)
 
 
@@ -71,16 +73,20 @@ def conversation_result(conversation_audio):
 
 # ------------------------------------------------------------------ accuracy and speaker counts
 
+
 def test_sample_two_speakers_and_der_regression_bound(sample_result, sample_audio):
     d = der(ref_annotation(SAMPLE_RTTM), sample_result.annotation, sample_audio.duration)
     assert sample_result.num_speakers == 2
-    assert d["der"] <= 0.20, d          # measured 17.8 % (collar 0, overlap scored); see the target below
+    assert d["der"] <= 0.20, d  # measured 17.8 % (collar 0, overlap scored); see the target below
 
 
-@pytest.mark.xfail(strict=True, reason="target not reached by the built-in diariser: 17.8 % DER on sample.wav, of "
-                   "which 7.8 % is overlapped speech a one-speaker-per-frame diariser cannot label; GE2E "
-                   "windows with the reference's own speaker centroids reach only 15.9 % (benchmarks/"
-                   "diarize.py, docs/diarization.md). strict: remove this marker when it passes")
+@pytest.mark.xfail(
+    strict=True,
+    reason="target not reached by the built-in diariser: 17.8 % DER on sample.wav, of "
+    "which 7.8 % is overlapped speech a one-speaker-per-frame diariser cannot label; GE2E "
+    "windows with the reference's own speaker centroids reach only 15.9 % (benchmarks/"
+    "diarize.py, docs/diarization.md). strict: remove this marker when it passes",
+)
 def test_sample_der_at_most_10_percent(sample_result, sample_audio):
     d = der(ref_annotation(SAMPLE_RTTM), sample_result.annotation, sample_audio.duration)
     assert d["der"] <= 0.10, d
@@ -101,7 +107,7 @@ def test_conversation_three_speakers_including_the_quiet_one(conversation_result
     hyp = conversation_result.annotation
     assert conversation_result.num_speakers == 3
     m = mapping(ref, hyp)
-    assert sorted(m.values()) == ["Anna", "Boris", "Clara"]    # Clara (RMS 0.007) has her own label
+    assert sorted(m.values()) == ["Anna", "Boris", "Clara"]  # Clara (RMS 0.007) has her own label
     assert der(ref, hyp, conversation_audio.duration)["der"] <= 0.10
 
 
@@ -114,7 +120,7 @@ def test_labels_in_order_of_first_appearance(conversation_result):
 
 
 def test_quiet_far_field_level_gives_the_same_speakers(conversation_audio, conversation_result):
-    quiet = conversation_audio.samples * np.float32(0.003 / 0.07)      # loud talkers at RMS ~0.003
+    quiet = conversation_audio.samples * np.float32(0.003 / 0.07)  # loud talkers at RMS ~0.003
     res = run_diarization(quiet, {"backend": "builtin"})
     assert res.num_speakers == 3
     ref = ref_annotation(SAMPLES / "conversation.rttm")
@@ -145,9 +151,9 @@ def test_stereo_file_split_and_mixed():
     for label, c in split.info["channel_of"].items():
         x = audio.channel_samples[c - 1]
         for seg in split.annotation.label_timeline(label):
-            piece = x[int(seg.start * SR):int(seg.end * SR)]
-            other = audio.channel_samples[2 - c][int(seg.start * SR):int(seg.end * SR)]
-            assert np.sqrt(np.mean(piece ** 2)) > 0.5 * np.sqrt(np.mean(other ** 2))
+            piece = x[int(seg.start * SR) : int(seg.end * SR)]
+            other = audio.channel_samples[2 - c][int(seg.start * SR) : int(seg.end * SR)]
+            assert np.sqrt(np.mean(piece**2)) > 0.5 * np.sqrt(np.mean(other**2))
     mixed = run_diarization(audio, {"channels": "mix"})
     assert mixed.num_speakers == 2
 
@@ -173,7 +179,7 @@ def _libri(speaker: str, n: int, pause: float = 0.5) -> np.ndarray:
 
 
 def test_one_librispeech_speaker_is_one_speaker():
-    x = _libri("1688", 5) * np.float32(0.005 / 0.075)           # quiet, RMS ~0.005
+    x = _libri("1688", 5) * np.float32(0.005 / 0.075)  # quiet, RMS ~0.005
     assert run_diarization(x, {"backend": "builtin"}).num_speakers == 1
 
 
@@ -189,6 +195,7 @@ def test_twenty_speakers():
 
 # ------------------------------------------------------------------ bad input
 
+
 def test_silence_gives_no_speakers():
     assert len(diarize(np.zeros(10 * SR, dtype=np.float32))) == 0
     noise = (np.random.default_rng(0).standard_normal(10 * SR) * 0.0005).astype(np.float32)
@@ -196,7 +203,7 @@ def test_silence_gives_no_speakers():
 
 
 def test_very_short_file():
-    x = _libri("2033", 1)[SR: SR + int(0.3 * SR)]
+    x = _libri("2033", 1)[SR : SR + int(0.3 * SR)]
     ann = diarize(x)
     assert len(ann.labels()) <= 1
     assert len(diarize(np.zeros(100, dtype=np.float32))) == 0
@@ -221,7 +228,7 @@ def test_non_finite_and_odd_shapes():
     assert len(diarize(x).labels()) <= 1
     with pytest.raises(UsageError):
         diarize(np.zeros((2, 2, 2), dtype=np.float32))
-    stereo = np.stack([x, x])                      # (channels, n) arrays work; split needs 2 channels
+    stereo = np.stack([x, x])  # (channels, n) arrays work; split needs 2 channels
     assert diarize(stereo, channels="split").labels() in (["CHANNEL_1", "CHANNEL_2"], ["CHANNEL_1"], ["CHANNEL_2"])
 
 
@@ -232,22 +239,27 @@ def test_split_on_a_mono_file_falls_back_to_the_mix():
 
 # ------------------------------------------------------------------ the pipeline step
 
+
 def test_run_step_labels_words_and_splits_segments(conversation_audio):
     from audiotools.diarize.diarization import run_step
     from audiotools.pipeline.run import Job
     from audiotools.transcript import Segment as TSeg
     from audiotools.transcript import Transcript, Word
+
     truth = json.loads((SAMPLES / "conversation.json").read_text())["turns"]
     segments = []
-    for a, b in zip(truth[0::2], truth[1::2]):     # two turns per segment: each must be split in two
+    for a, b in zip(truth[0::2], truth[1::2]):  # two turns per segment: each must be split in two
         words = []
         for turn in (a, b):
             toks = turn["text"].split()
             step = (turn["end"] - turn["start"]) / len(toks)
-            words += [Word(" " + w, turn["start"] + i * step, turn["start"] + (i + 0.8) * step, 0.9)
-                      for i, w in enumerate(toks)]
-        segments.append(TSeg(id=len(segments), start=a["start"], end=b["end"],
-                             text="".join(w.word for w in words), words=words))
+            words += [
+                Word(" " + w, turn["start"] + i * step, turn["start"] + (i + 0.8) * step, 0.9)
+                for i, w in enumerate(toks)
+            ]
+        segments.append(
+            TSeg(id=len(segments), start=a["start"], end=b["end"], text="".join(w.word for w in words), words=words)
+        )
     t = Transcript(audio=conversation_audio.info, model={}, language="en", segments=segments)
     job = Job(path=SAMPLES / "conversation.wav", recipe={}, audio=conversation_audio, transcript=t)
     run_step(job, {"enabled": True, "backend": "builtin"})
@@ -266,19 +278,33 @@ def test_run_step_labels_words_and_splits_segments(conversation_audio):
     assert all(set(v) == {"duration", "segments"} for v in d["speakers"].values())
     assert {"start", "end", "speaker"} == set(d["diarization"]["turns"][0])
     from audiotools.export.writers import to_rttm
+
     assert to_rttm(job.transcript).count("SPEAKER conversation 1 ") == len(d["diarization"]["turns"])
 
 
 def test_transcribe_flags_map_to_the_step():
     from audiotools.cli import build_parser
     from audiotools.cli.options import recipe_from_args
-    args = build_parser().parse_args(["transcribe", "x.wav", "--num-speakers", "2", "--diarizer", "builtin",
-                                      "--channels", "split", "--hf-token", "hf_secret"])
+
+    args = build_parser().parse_args(
+        [
+            "transcribe",
+            "x.wav",
+            "--num-speakers",
+            "2",
+            "--diarizer",
+            "builtin",
+            "--channels",
+            "split",
+            "--hf-token",
+            "hf_secret",
+        ]
+    )
     recipe = recipe_from_args(args)
     step = recipe.options("diarize")
     assert step.enabled and step.num_speakers == 2 and step.backend == "builtin"
-    assert step.channels == "split" and step.hf_token == "hf_secret"   # used ...
-    assert "hf_secret" not in json.dumps(recipe.parameters())           # ... but never recorded
+    assert step.channels == "split" and step.hf_token == "hf_secret"  # used ...
+    assert "hf_secret" not in json.dumps(recipe.parameters())  # ... but never recorded
     assert "hf_secret" not in repr(step)
     args = build_parser().parse_args(["transcribe", "x.wav", "--no-diarize"])
     assert recipe_from_args(args).options("diarize").enabled is False
@@ -297,6 +323,7 @@ def test_auto_backend_without_pyannote_pipeline_uses_builtin(monkeypatch, tmp_pa
 
 def test_pyannote_backend_errors_are_one_line(tmp_path, monkeypatch):
     from audiotools.diarize import pyannote_backend as pb
+
     if not pb.installed():
         with pytest.raises(ModelError, match="pip install"):
             run_diarization(np.zeros(SR, dtype=np.float32), {"backend": "pyannote"})
@@ -312,6 +339,7 @@ def test_pyannote_backend_errors_are_one_line(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------ pyannote.audio adapter
 
+
 def build_local_pyannote_pipeline(root: Path) -> Path:
     """A real pyannote.audio SpeakerDiarization pipeline directory with local (random-weight)
     segmentation/embedding checkpoints and a PLDA: enough to run the real API end to end."""
@@ -325,15 +353,23 @@ def build_local_pyannote_pipeline(root: Path) -> Path:
 
     def save(model, sub):
         (root / sub).mkdir(parents=True, exist_ok=True)
-        ckpt = {"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
-                "pytorch-lightning_version": lightning.__version__}
+        ckpt = {
+            "state_dict": model.state_dict(),
+            "hyper_parameters": dict(model.hparams),
+            "pytorch-lightning_version": lightning.__version__,
+        }
         model.on_save_checkpoint(ckpt)
         torch.save(ckpt, root / sub / "pytorch_model.bin")
 
     seg = PyanNet(sincnet={"stride": 10})
-    seg.specifications = Specifications(problem=Problem.MONO_LABEL_CLASSIFICATION, resolution=Resolution.FRAME,
-                                        duration=10.0, classes=["speaker#1", "speaker#2", "speaker#3"],
-                                        powerset_max_classes=2, permutation_invariant=True)
+    seg.specifications = Specifications(
+        problem=Problem.MONO_LABEL_CLASSIFICATION,
+        resolution=Resolution.FRAME,
+        duration=10.0,
+        classes=["speaker#1", "speaker#2", "speaker#3"],
+        powerset_max_classes=2,
+        permutation_invariant=True,
+    )
     seg.build()
     save(seg, "segmentation")
     emb = XVectorMFCC(dimension=256)
@@ -349,13 +385,15 @@ def build_local_pyannote_pipeline(root: Path) -> Path:
         "    clustering: AgglomerativeClustering\n    embedding_exclude_overlap: true\n"
         "    embedding_batch_size: 32\n    segmentation_batch_size: 32\n"
         "params:\n  segmentation:\n    min_duration_off: 0.0\n"
-        "  clustering:\n    method: centroid\n    min_cluster_size: 12\n    threshold: 0.7\n")
+        "  clustering:\n    method: centroid\n    min_cluster_size: 12\n    threshold: 0.7\n"
+    )
     return root
 
 
 def test_pyannote_adapter_with_a_local_pipeline(tmp_path):
     pytest.importorskip("pyannote.audio", reason="optional extra audiotools[pyannote] not installed")
     from audiotools.diarize import pyannote_backend as pb
+
     pipe_dir = build_local_pyannote_pipeline(tmp_path / "pipeline")
     assert pb.offline_pipeline(pipe_dir) == pipe_dir
     x = load_audio(SAMPLE_WAV).samples[: 12 * SR]
@@ -363,19 +401,31 @@ def test_pyannote_adapter_with_a_local_pipeline(tmp_path):
     assert res.backend == "pyannote" and "found at" in res.reason
     assert isinstance(res.annotation, Annotation) and res.annotation.uri == "sample"
     assert res.labels == [f"SPEAKER_{i:02d}" for i in range(len(res.labels))]
-    res2 = run_diarization(x, {"backend": "pyannote", "pyannote_pipeline": str(pipe_dir / "config.yaml"),
-                               "num_speakers": 2})
+    res2 = run_diarization(
+        x, {"backend": "pyannote", "pyannote_pipeline": str(pipe_dir / "config.yaml"), "num_speakers": 2}
+    )
     assert res2.backend == "pyannote" and res2.info["pipeline"].endswith("config.yaml")
     assert res2.to_dict()["backend"] == "pyannote"
 
 
 # ------------------------------------------------------------------ CLI
 
+
 def test_cli_diarize_writes_rttm_and_reports_bad_files(tmp_path, capsys):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"this is not audio at all" * 10)
-    rc = cli_main(["diarize", str(SAMPLES / "russian.wav"), str(bad), str(tmp_path / "missing.wav"),
-                   "--output-dir", str(tmp_path / "out"), "--diarizer", "builtin"])
+    rc = cli_main(
+        [
+            "diarize",
+            str(SAMPLES / "russian.wav"),
+            str(bad),
+            str(tmp_path / "missing.wav"),
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--diarizer",
+            "builtin",
+        ]
+    )
     assert rc == 1
     err = capsys.readouterr().err
     assert "bad.wav" in err and "missing.wav" in err
@@ -401,8 +451,25 @@ def test_cli_eval_der(tmp_path, capsys):
     hyp[Segment(6.0, 30.0)] = "A"
     write_rttm(hyp, tmp_path / "h.rttm")
     (tmp_path / "u.uem").write_text("sample 1 0.000 30.000\n")
-    assert cli_main(["eval", "der", "-r", str(SAMPLE_RTTM), "-H", str(tmp_path / "h.rttm"), "--uem",
-                     str(tmp_path / "u.uem"), "--collar", "0.25", "--skip-overlap", "--json"]) == 0
+    assert (
+        cli_main(
+            [
+                "eval",
+                "der",
+                "-r",
+                str(SAMPLE_RTTM),
+                "-H",
+                str(tmp_path / "h.rttm"),
+                "--uem",
+                str(tmp_path / "u.uem"),
+                "--collar",
+                "0.25",
+                "--skip-overlap",
+                "--json",
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     c = out["total"]
     assert 0 < c["der"] < 1 and c["confusion"] > 0 and c["false_alarm"] > 0 and out["skip_overlap"]
@@ -431,11 +498,13 @@ def test_rttm_and_uem_parsing(tmp_path):
 
 # ------------------------------------------------------------------ VAD speed-up keeps behaviour
 
+
 def test_batched_vad_equals_frame_by_frame_silero():
     import torch
     from silero_vad import get_speech_timestamps
 
     from audiotools.vad.silero import VADOptions, load_vad_model, normalize_level, speech_probabilities, speech_regions
+
     x = load_audio(SAMPLES / "phone_call.wav").samples
     model = load_vad_model()
     audio = normalize_level(x)
@@ -443,15 +512,20 @@ def test_batched_vad_equals_frame_by_frame_silero():
     padded = torch.nn.functional.pad(torch.from_numpy(audio), (0, n * 512 - len(audio)))
     with torch.inference_mode():
         model.reset_states()
-        ref = np.array([model(padded[i * 512:(i + 1) * 512], SR).item() for i in range(n)])
+        ref = np.array([model(padded[i * 512 : (i + 1) * 512], SR).item() for i in range(n)])
     assert np.abs(speech_probabilities(x, block_seconds=3.0) - ref).max() < 1e-4
     o = VADOptions()
     with torch.inference_mode():
         model.reset_states()
-        stamps = get_speech_timestamps(torch.from_numpy(audio), model, threshold=o.threshold, sampling_rate=SR,
-                                       min_speech_duration_ms=int(o.min_speech_duration * 1000),
-                                       min_silence_duration_ms=int(o.min_silence_duration * 1000),
-                                       speech_pad_ms=int(o.speech_pad * 1000))
+        stamps = get_speech_timestamps(
+            torch.from_numpy(audio),
+            model,
+            threshold=o.threshold,
+            sampling_rate=SR,
+            min_speech_duration_ms=int(o.min_speech_duration * 1000),
+            min_silence_duration_ms=int(o.min_silence_duration * 1000),
+            speech_pad_ms=int(o.speech_pad * 1000),
+        )
     assert speech_regions(x) == [(s["start"] / SR, s["end"] / SR) for s in stamps]
 
 

@@ -48,7 +48,7 @@ def absolute(module: str, node: ast.ImportFrom) -> str:
     if not node.level:
         return node.module or ""
     base = module.split(".")
-    if not MODULES[module].name == "__init__.py":
+    if MODULES[module].name != "__init__.py":
         base = base[:-1]
     base = base[: len(base) - (node.level - 1)]
     return ".".join(base + ([node.module] if node.module else []))
@@ -90,7 +90,7 @@ def find_cycle(g: dict[str, set[str]]) -> list[str] | None:
         path.append(m)
         for n in sorted(g[m]):
             if colour[n] == GREY:
-                return path[path.index(n):] + [n]
+                return path[path.index(n) :] + [n]
             if colour[n] == WHITE and (c := visit(n)):
                 return c
         path.pop()

@@ -26,8 +26,7 @@ MIN_PER_LABEL = {"ru": 150, "en": 150, "uk": 60, "be": 60}
 
 def labelled_rows():
     with open(LABELLED, encoding="utf-8", newline="") as f:
-        rows = [r for r in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-                if r and not r[0].startswith("#")]
+        rows = [r for r in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE) if r and not r[0].startswith("#")]
     assert rows[0] == ["language", "token", "label"]
     return [(lang, tok, int(label)) for lang, tok, label in rows[1:]]
 
@@ -85,35 +84,104 @@ def test_language_restricts_the_rules(maskers):
 
 
 # ---------------------------------------------------------------- rules generalise
-@pytest.mark.parametrize("word", [
-    # prefixes x roots x endings that are in no list
-    "поразъебали", "недоёбанный", "перепиздеть", "расхуячивший", "охуевающий", "распиздяйка",
-    "выблядки", "отмудохали", "злоебучий", "уёбывай", "наебнётся", "пиздоболка", "хуеплётство",
-    "пидорасня", "сучары", "сукины", "ебанашка", "заебашить", "спиздивший",
-    "з'їбалися", "підарасня", "розпиздяї", "даебаліся", "праебалі", "піздзюк",
-    "motherfuckingly", "shitstains", "cuntfaces", "dickweeds", "arseholes", "bullshitters",
-])
+@pytest.mark.parametrize(
+    "word",
+    [
+        # prefixes x roots x endings that are in no list
+        "поразъебали",
+        "недоёбанный",
+        "перепиздеть",
+        "расхуячивший",
+        "охуевающий",
+        "распиздяйка",
+        "выблядки",
+        "отмудохали",
+        "злоебучий",
+        "уёбывай",
+        "наебнётся",
+        "пиздоболка",
+        "хуеплётство",
+        "пидорасня",
+        "сучары",
+        "сукины",
+        "ебанашка",
+        "заебашить",
+        "спиздивший",
+        "з'їбалися",
+        "підарасня",
+        "розпиздяї",
+        "даебаліся",
+        "праебалі",
+        "піздзюк",
+        "motherfuckingly",
+        "shitstains",
+        "cuntfaces",
+        "dickweeds",
+        "arseholes",
+        "bullshitters",
+    ],
+)
 def test_unseen_inflections(maskers, word):
     assert maskers[None].is_profane(word), word
 
 
-@pytest.mark.parametrize("word", [
-    "скрипка", "оскорблять", "assassin", "Scunthorpe", "potebnya", "застрахуй", "страхуйся",
-    "хулиган", "бляха", "мудрый", "мудрость", "сукно", "суккулент", "употреблять", "рубля",
-    "корабля", "ребята", "hello", "class", "passage", "Dickens", "cocktail", "shiitake", "therapist",
-    "grape", "Essex", "Sussex", "bass", "title", "document", "analysis", "ебонит", "Amanda", "Аманда",
-    "команда", "подрозділ", "підрозділ", "підряд", "Фука", "Matsushita", "Shiite", "who're",
-])
+@pytest.mark.parametrize(
+    "word",
+    [
+        "скрипка",
+        "оскорблять",
+        "assassin",
+        "Scunthorpe",
+        "potebnya",
+        "застрахуй",
+        "страхуйся",
+        "хулиган",
+        "бляха",
+        "мудрый",
+        "мудрость",
+        "сукно",
+        "суккулент",
+        "употреблять",
+        "рубля",
+        "корабля",
+        "ребята",
+        "hello",
+        "class",
+        "passage",
+        "Dickens",
+        "cocktail",
+        "shiitake",
+        "therapist",
+        "grape",
+        "Essex",
+        "Sussex",
+        "bass",
+        "title",
+        "document",
+        "analysis",
+        "ебонит",
+        "Amanda",
+        "Аманда",
+        "команда",
+        "подрозділ",
+        "підрозділ",
+        "підряд",
+        "Фука",
+        "Matsushita",
+        "Shiite",
+        "who're",
+    ],
+)
 def test_innocent_words(maskers, word):
     assert not maskers[None].is_profane(word), word
 
 
 def test_lookalikes_and_obfuscation(maskers):
     m = maskers[None]
-    assert m.mask_text("xуй") == "***"            # Latin x
-    assert m.mask_text("пиздeц") == "******"       # Latin e
-    assert m.mask_text("fuсk") == "****"           # Cyrillic с
-    assert m.mask_text("cyka") == "****"           # every letter a look-alike
+    assert m.mask_text("xуй") == "***"  # Latin x
+    assert m.mask_text("пиздeц") == "******"  # Latin e
+    assert m.mask_text("fuсk") == "****"  # Cyrillic с
+    assert m.mask_text("cyka") == "****"  # every letter a look-alike
     for w in ("f*ck", "sh1t", "$hit", "a$$hole", "@sshole", "fuuuuck", "b1tch", "fvck"):
         assert m.mask_text(w) == "*" * len(w), w
 
@@ -133,9 +201,9 @@ def test_whitespace_and_punctuation_are_kept():
     assert m.mask_word(" fuck,") == " ****,"
     assert m.mask_word(" «Сука!»") == " «****!»"
     assert m.mask_word(" hello") == " hello"
-    text = "  Oh,\tshit!!  Ну пиздец...\n\"bullshit\" (fuck-up) — ok ?"
+    text = '  Oh,\tshit!!  Ну пиздец...\n"bullshit" (fuck-up) — ok ?'
     out = m.mask_text(text)
-    assert out == "  Oh,\t****!!  Ну ******...\n\"********\" (****-up) — ok ?"
+    assert out == '  Oh,\t****!!  Ну ******...\n"********" (****-up) — ok ?'
     assert len(out) == len(text)
     assert Masker(MaskOptions(style="tag")).mask_text("Oh, shit!") == "Oh, [expletive]!"
 
@@ -154,14 +222,23 @@ def test_is_profane():
 
 # ---------------------------------------------------------------- transcripts
 def make_transcript(language="en"):
-    audio = AudioInfo(path="x.wav", sha256="0" * 64, pcm_sha256="1" * 64, duration=9.0,
-                      sample_rate=16000, channels=1)
-    words = [Word(" What", 0.0, 0.4, 0.9), Word(" the", 0.4, 0.6, 0.9), Word(" fuck,", 0.6, 1.0, 0.8),
-             Word(" сука", 1.0, 1.5, 0.7), Word(" man.", 1.5, 2.0, 0.9)]
+    audio = AudioInfo(path="x.wav", sha256="0" * 64, pcm_sha256="1" * 64, duration=9.0, sample_rate=16000, channels=1)
+    words = [
+        Word(" What", 0.0, 0.4, 0.9),
+        Word(" the", 0.4, 0.6, 0.9),
+        Word(" fuck,", 0.6, 1.0, 0.8),
+        Word(" сука", 1.0, 1.5, 0.7),
+        Word(" man.", 1.5, 2.0, 0.9),
+    ]
     seg1 = Segment(id=0, start=0.0, end=2.0, text=" What the fuck, сука man.", words=words)
     seg2 = Segment(id=1, start=2.0, end=4.0, text=" No words, just bullshit here.")
-    spelled = [Word(" f", 4.0, 4.2), Word(" u", 4.2, 4.4), Word(" c", 4.4, 4.6), Word(" k", 4.6, 4.8),
-               Word(" it", 4.8, 5.0)]
+    spelled = [
+        Word(" f", 4.0, 4.2),
+        Word(" u", 4.2, 4.4),
+        Word(" c", 4.4, 4.6),
+        Word(" k", 4.6, 4.8),
+        Word(" it", 4.8, 5.0),
+    ]
     seg3 = Segment(id=2, start=4.0, end=5.0, text=" f u c k it", words=spelled)
     return Transcript(audio=audio, model={"name": "tiny"}, language=language, segments=[seg1, seg2, seg3])
 
@@ -212,8 +289,15 @@ def test_word_file_errors(tmp_path):
 def test_step_options_and_pipeline_registration(tmp_path):
     from audiotools.pipeline.recipe import load_recipe
     from audiotools.pipeline.steps import registry
-    assert MaskOptions().to_params() == {"enabled": True, "style": "stars", "language": None, "mask_words": None,
-                                         "allow_words": None, "unmasked_copy": None}
+
+    assert MaskOptions().to_params() == {
+        "enabled": True,
+        "style": "stars",
+        "language": None,
+        "mask_words": None,
+        "allow_words": None,
+        "unmasked_copy": None,
+    }
     assert registry()["mask"].options is MaskOptions and registry()["mask"].run is run_step
     assert load_recipe("default").options("mask") == MaskOptions()
     with pytest.raises(UsageError, match="one of 'stars', 'first', 'tag'"):
@@ -250,7 +334,7 @@ def test_run_step_masks_every_language_by_default():
     t = make_transcript(language="ja")
     run_step(SimpleNamespace(transcript=t), MaskOptions())
     assert t.segments[0].text == " What the ****, **** man."
-    t = make_transcript(language="en")                              # an explicit language restricts the rules
+    t = make_transcript(language="en")  # an explicit language restricts the rules
     run_step(SimpleNamespace(transcript=t), MaskOptions(language="ru"))
     assert t.segments[0].text == " What the fuck, **** man."
     t = make_transcript(language="ru")
@@ -261,23 +345,43 @@ def test_run_step_masks_every_language_by_default():
 def test_cli_flags_map_onto_the_mask_options():
     from audiotools.cli import build_parser
     from audiotools.cli.options import step_values
+
     args = build_parser().parse_args(["transcribe", "x.wav"])
-    assert step_values(args, "mask") == {"style": None, "mask_words": None, "allow_words": None,
-                                         "unmasked_copy": None}
-    args = build_parser().parse_args(["transcribe", "x.wav", "--mask-style", "tag", "--mask-words", "a.txt",
-                                      "--allow-words", "b.txt", "--unmasked-copy", "raw.json"])
-    assert step_values(args, "mask") == {"style": "tag", "mask_words": "a.txt", "allow_words": "b.txt",
-                                         "unmasked_copy": "raw.json"}
+    assert step_values(args, "mask") == {"style": None, "mask_words": None, "allow_words": None, "unmasked_copy": None}
+    args = build_parser().parse_args(
+        [
+            "transcribe",
+            "x.wav",
+            "--mask-style",
+            "tag",
+            "--mask-words",
+            "a.txt",
+            "--allow-words",
+            "b.txt",
+            "--unmasked-copy",
+            "raw.json",
+        ]
+    )
+    assert step_values(args, "mask") == {
+        "style": "tag",
+        "mask_words": "a.txt",
+        "allow_words": "b.txt",
+        "unmasked_copy": "raw.json",
+    }
     assert step_values(build_parser().parse_args(["transcribe", "x.wav", "--no-mask"]), "mask") == {"enabled": False}
-    assert step_values(argparse.Namespace(), "mask") == {"style": None, "mask_words": None,
-                                                         "allow_words": None, "unmasked_copy": None}
+    assert step_values(argparse.Namespace(), "mask") == {
+        "style": None,
+        "mask_words": None,
+        "allow_words": None,
+        "unmasked_copy": None,
+    }
 
 
 def test_transcribe_command_maps_mask_flags_onto_the_recipe():
     from audiotools.cli import build_parser
     from audiotools.cli.options import recipe_from_args
-    args = build_parser().parse_args(["transcribe", "x.wav", "--mask-style", "first",
-                                      "--unmasked-copy", "raw.json"])
+
+    args = build_parser().parse_args(["transcribe", "x.wav", "--mask-style", "first", "--unmasked-copy", "raw.json"])
     recipe = recipe_from_args(args)
     assert recipe.options("mask").style == "first"
     assert recipe.options("mask").unmasked_copy == "raw.json"
@@ -288,6 +392,7 @@ def test_transcribe_command_maps_mask_flags_onto_the_recipe():
 # ---------------------------------------------------------------- audiotools mask
 def test_cli_mask_in_process(monkeypatch, capsys, tmp_path):
     from audiotools.cli import main
+
     monkeypatch.setattr(sys, "stdin", io.StringIO("Ну пиздец,  what the fuck?\n"))
     assert main(["mask", "--mask-style", "first"]) == 0
     assert capsys.readouterr().out == "Ну п*****,  what the f***?\n"
@@ -306,10 +411,22 @@ def test_cli_mask_in_process(monkeypatch, capsys, tmp_path):
 def test_cli_mask_subprocess():
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     text = "Блядь, опять! shit\n  сукно, class.\n"
-    r = subprocess.run([sys.executable, "-m", "audiotools", "mask", "--mask-style", "tag"],
-                       input=text.encode("utf-8"), capture_output=True, cwd=ROOT, env=env, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "audiotools", "mask", "--mask-style", "tag"],
+        input=text.encode("utf-8"),
+        capture_output=True,
+        cwd=ROOT,
+        env=env,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr.decode()
     assert r.stdout.decode("utf-8") == "[expletive], опять! [expletive]\n  сукно, class.\n"
-    r = subprocess.run([sys.executable, "-m", "audiotools", "mask", "--mask-style", "bleep"],
-                       input=b"x", capture_output=True, cwd=ROOT, env=env, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "audiotools", "mask", "--mask-style", "bleep"],
+        input=b"x",
+        capture_output=True,
+        cwd=ROOT,
+        env=env,
+        timeout=60,
+    )
     assert r.returncode == 2

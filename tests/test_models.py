@@ -7,11 +7,19 @@ import shutil
 
 import pytest
 import torch
-
-from audiotools.errors import ModelError
-from audiotools.asr.models import PACKAGES, ct2_files, cache_dir, convert_ct2, list_models, load_model, resolve, weights_sha256
-
 from conftest import run_cli
+
+from audiotools.asr.models import (
+    PACKAGES,
+    cache_dir,
+    convert_ct2,
+    ct2_files,
+    list_models,
+    load_model,
+    resolve,
+    weights_sha256,
+)
+from audiotools.errors import ModelError
 
 
 def test_default_base_resolves_to_offline_package():
@@ -80,8 +88,10 @@ def test_openai_cache_is_preferred_when_present(tmp_path, monkeypatch):
     m, info = load_model("tiny.en", "cpu")
     whisper_dir = tmp_path / "whisper"
     whisper_dir.mkdir()
-    torch.save({"dims": info.dims, "model_state_dict": {k: v.half() for k, v in m.state_dict().items()}},
-               whisper_dir / "tiny.en.pt")
+    torch.save(
+        {"dims": info.dims, "model_state_dict": {k: v.half() for k, v in m.state_dict().items()}},
+        whisper_dir / "tiny.en.pt",
+    )
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     src = resolve("tiny.en")
     assert src.kind == "openai-pt" and src.origin == "~/.cache/whisper"
@@ -93,5 +103,5 @@ def test_models_list_cli():
     rows = {row["name"]: row for row in json.loads(r.stdout)}
     assert rows["base"]["available"] and rows["base"]["default"] and rows["base"]["languages"] == "multilingual"
     assert rows["tiny.en"]["size_bytes"] > 70e6
-    assert set(rows) <= set(n for n in (r["name"] for r in list_models()))
+    assert set(rows) <= {r["name"] for r in list_models()}
     assert "base" in PACKAGES

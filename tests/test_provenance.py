@@ -20,13 +20,13 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from audiotools.provenance import document as provenance
 from audiotools.audio.decode import load_audio
 from audiotools.cli import main
+from audiotools.export.writers import write_outputs
 from audiotools.pipeline.recipe import load_recipe
 from audiotools.pipeline.run import Job
+from audiotools.provenance import document as provenance
 from audiotools.transcript import Segment, Transcript, Word
-from audiotools.export.writers import write_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 WAV = ROOT / "samples" / "conversation.wav"
@@ -34,9 +34,12 @@ JFK = Path(os.environ.get("AUDIOTOOLS_SHARED_DATA", ROOT.parent / "shared" / "da
 FAKE_MODEL = {"name": "tiny.en", "sha256": "ab" * 32, "source": "test", "kind": "ct2"}
 
 # (start, end, text): the first turns of samples/conversation.wav
-TURNS = [(0.5, 8.75, " Good evening, I'm Anna."), (9.45, 11.495, " Thanks for having me, Anna."),
-         (12.395, 16.562, " Boris, spending rises four percent next year."),
-         (17.162, 24.927, " Mostly roads and the library.")]
+TURNS = [
+    (0.5, 8.75, " Good evening, I'm Anna."),
+    (9.45, 11.495, " Thanks for having me, Anna."),
+    (12.395, 16.562, " Boris, spending rises four percent next year."),
+    (17.162, 24.927, " Mostly roads and the library."),
+]
 
 
 def make_transcript(audio, turns=TURNS) -> Transcript:
@@ -44,8 +47,15 @@ def make_transcript(audio, turns=TURNS) -> Transcript:
     for i, (s, e, text) in enumerate(turns):
         words = text.split()
         step = (e - s) / len(words)
-        segs.append(Segment(id=i, start=s, end=e, text=text,
-                            words=[Word(" " + w, s + k * step, s + (k + 1) * step, 0.9) for k, w in enumerate(words)]))
+        segs.append(
+            Segment(
+                id=i,
+                start=s,
+                end=e,
+                text=text,
+                words=[Word(" " + w, s + k * step, s + (k + 1) * step, 0.9) for k, w in enumerate(words)],
+            )
+        )
     return Transcript(audio=audio.info, model=dict(FAKE_MODEL), language="en", segments=segs)
 
 
@@ -87,7 +97,7 @@ def rewrite(path: Path, edit) -> dict:
 def data_offset(wav: bytes) -> int:
     i = 12
     while i < len(wav):
-        cid, size = wav[i:i + 4], struct.unpack("<I", wav[i + 4:i + 8])[0]
+        cid, size = wav[i : i + 4], struct.unpack("<I", wav[i + 4 : i + 8])[0]
         if cid == b"data":
             return i + 8
         i += 8 + size + (size & 1)
@@ -112,6 +122,7 @@ def copy_of(built, tmp_path):
 
 # ---------------------------------------------------------------- the block itself
 
+
 def test_block_contents(built):
     paths, t = built
     doc = json.loads(paths["json"].read_text(encoding="utf-8"))
@@ -122,8 +133,7 @@ def test_block_contents(built):
     assert prov["source"]["size_bytes"] == WAV.stat().st_size
     assert prov["pcm"]["sha256"] == doc["audio"]["pcm_sha256"]
     assert prov["pcm"]["decoder"].startswith("soundfile") and prov["pcm"]["decoder_versions"]["libsndfile"]
-    assert prov["models"][0] == {"role": "asr", "name": "tiny.en", "sha256": "ab" * 32, "kind": "ct2",
-                                 "source": "test"}
+    assert prov["models"][0] == {"role": "asr", "name": "tiny.en", "sha256": "ab" * 32, "kind": "ct2", "source": "test"}
     assert prov["parameters"] == doc["parameters"] and prov["parameters"]["steps"]["provenance"]["enabled"]
     assert prov["tool"]["version"] and prov["created"].endswith("Z")
     assert [s["id"] for s in prov["segments"]] == [s["id"] for s in doc["segments"]]
@@ -149,15 +159,20 @@ def test_hashes_can_be_checked_by_hand(built):
         assert hashlib.sha256(pcm[a:b].astype("<f4").tobytes()).hexdigest() == s["sha256"]
     # an excerpt cut from the original checks against its segment
     seg = prov["segments"][1]
-    excerpt = pcm[round(seg["start"] * 16000):round(seg["end"] * 16000)].copy()
+    excerpt = pcm[round(seg["start"] * 16000) : round(seg["end"] * 16000)].copy()
     assert provenance.segment_sha256(excerpt, 0, len(excerpt) / 16000) == seg["sha256"]
 
 
 def test_canonical_json():
     doc = {"b": 1.0, "a": ["ü", 0.1, None], "provenance": {"transcript_sha256": "x", "signature": {}, "k": 2}}
-    assert provenance.canonical_json(doc) == '{"a":["ü",0.1,null],"b":1.0,"provenance":{"k":2,"signature":{},"transcript_sha256":"x"}}'.encode()
-    assert provenance.transcript_sha256(doc) == hashlib.sha256(
-        '{"a":["ü",0.1,null],"b":1.0,"provenance":{"k":2}}'.encode()).hexdigest()
+    assert (
+        provenance.canonical_json(doc)
+        == '{"a":["ü",0.1,null],"b":1.0,"provenance":{"k":2,"signature":{},"transcript_sha256":"x"}}'.encode()
+    )
+    assert (
+        provenance.transcript_sha256(doc)
+        == hashlib.sha256('{"a":["ü",0.1,null],"b":1.0,"provenance":{"k":2}}'.encode()).hexdigest()
+    )
 
 
 def test_models_found_in_the_steps_output():
@@ -168,12 +183,16 @@ def test_models_found_in_the_steps_output():
     t.extra["verification"] = {"embedding": {"model_id": "ge2e-resemblyzer-256", "weights_sha256": "cd" * 32}}
     block = provenance.apply_provenance(t, audio)
     got = {(m["role"], m["name"], m["sha256"]) for m in block["models"]}
-    assert got == {("asr", "tiny.en", "ab" * 32), ("speaker-embedding", "ge2e-resemblyzer-256", "cd" * 32),
-                   ("diarization.segmentation_model", "seg-v1", "ef" * 32)}
+    assert got == {
+        ("asr", "tiny.en", "ab" * 32),
+        ("speaker-embedding", "ge2e-resemblyzer-256", "cd" * 32),
+        ("diarization.segmentation_model", "seg-v1", "ef" * 32),
+    }
     assert provenance.verify(t.to_dict(), audio=audio)[-1].ok
 
 
 # ---------------------------------------------------------------- verify: untouched
+
 
 def test_untouched_verifies(built, capsys):
     paths, _ = built
@@ -199,6 +218,7 @@ def test_verify_subprocess(built):
 
 
 # ---------------------------------------------------------------- tampering with the audio
+
 
 @pytest.mark.parametrize("where", ["header", "inside segment 1", "between segments"])
 def test_flipped_audio_byte(built, tmp_path, capsys, where):
@@ -234,9 +254,12 @@ def test_flipped_flac_byte(tmp_path, capsys):
     """A compressed source: one flipped byte in the middle of the stream."""
     if not JFK.is_file():
         pytest.skip(f"{JFK} not available")
-    paths, _ = build(tmp_path / "out", JFK, turns=[(0.3, 4.0, " And so my fellow Americans,"),
-                                                   (4.0, 10.5, " ask not what your country can do for you")],
-                     formats=["json"])
+    paths, _ = build(
+        tmp_path / "out",
+        JFK,
+        turns=[(0.3, 4.0, " And so my fellow Americans,"), (4.0, 10.5, " ask not what your country can do for you")],
+        formats=["json"],
+    )
     data = bytearray(JFK.read_bytes())
     data[len(data) // 2] ^= 0x10
     bad = tmp_path / "jfk.flac"
@@ -251,10 +274,12 @@ def test_flipped_flac_byte(tmp_path, capsys):
 
 def test_decoder_version_mismatch_is_named(copy_of, capsys):
     """Same file, PCM hash mismatch, different decoder recorded -> the message says so."""
+
     def edit(doc):
         doc["provenance"]["pcm"]["decoder"] = "soundfile 0.1.0 (libsndfile 1.0.0)"
         doc["provenance"]["pcm"]["sha256"] = "0" * 64
         doc["provenance"]["transcript_sha256"] = provenance.transcript_sha256(doc)
+
     rewrite(copy_of["json"], edit)
     rc, report = verify_json(capsys, copy_of["json"], "--audio", WAV)
     detail = next(c["detail"] for c in report["checks"] if c["name"] == "pcm_sha256")
@@ -263,6 +288,7 @@ def test_decoder_version_mismatch_is_named(copy_of, capsys):
 
 
 # ---------------------------------------------------------------- tampering with the transcript
+
 
 def test_edited_word_detected(copy_of, capsys):
     rewrite(copy_of["json"], lambda d: d["segments"][1].update(text=d["segments"][1]["text"].replace("Anna", "Anne")))
@@ -288,10 +314,12 @@ def test_shifted_timestamp_detected(copy_of, capsys):
 def test_shifted_timestamp_with_forged_hashes_detected(copy_of, capsys):
     """Even if the editor also fixes provenance.segments and recomputes transcript_sha256, the audio
     slice hash gives it away (without a signature that is all that can be checked)."""
+
     def edit(doc):
         doc["segments"][2]["end"] = round(doc["segments"][2]["end"] - 0.5, 3)
         doc["provenance"]["segments"][2]["end"] = doc["segments"][2]["end"]
         doc["provenance"]["transcript_sha256"] = provenance.transcript_sha256(doc)
+
     rewrite(copy_of["json"], edit)
     rc, report = verify_json(capsys, copy_of["json"])
     assert rc == 0  # the document alone is self-consistent ...
@@ -314,6 +342,7 @@ def test_not_json_is_an_error(tmp_path, capsys):
 
 # ---------------------------------------------------------------- exports
 
+
 def test_exports_carry_hash(built):
     paths, t = built
     h = t.extra["provenance"]["transcript_sha256"]
@@ -326,8 +355,9 @@ def test_exports_carry_hash(built):
     assert paths["tsv"].read_text(encoding="utf-8").startswith("start\tend\tspeaker\ttext\n")
     assert paths["rttm"].read_text(encoding="utf-8").startswith("SPEAKER ")
     if shutil.which("sha256sum"):
-        r = subprocess.run(["sha256sum", "-c", paths["srt"].name + ".sha256"], cwd=paths["srt"].parent,
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            ["sha256sum", "-c", paths["srt"].name + ".sha256"], cwd=paths["srt"].parent, capture_output=True, text=True
+        )
         assert r.returncode == 0, r.stdout + r.stderr
 
 
@@ -335,14 +365,20 @@ def test_edited_exports_detected(copy_of, capsys):
     srt, vtt, txt = copy_of["srt"], copy_of["vtt"], copy_of["txt"]
     srt.write_text(srt.read_text(encoding="utf-8").replace("Anna", "Anne"), encoding="utf-8")
     vtt.write_text(vtt.read_text(encoding="utf-8").replace("Boris", "Doris"), encoding="utf-8")
-    txt.write_text(txt.read_text(encoding="utf-8").replace("# transcript_sha256 ", "# transcript_sha256 0"
-                                                           )[:-1], encoding="utf-8")
-    rc, report = verify_json(capsys, copy_of["json"], "--export", srt, "--export", vtt, "--export", txt,
-                             "--export", copy_of["tsv"])
+    txt.write_text(
+        txt.read_text(encoding="utf-8").replace("# transcript_sha256 ", "# transcript_sha256 0")[:-1], encoding="utf-8"
+    )
+    rc, report = verify_json(
+        capsys, copy_of["json"], "--export", srt, "--export", vtt, "--export", txt, "--export", copy_of["tsv"]
+    )
     assert rc == 1
-    assert set(report["failed"]) == {"export conversation.srt: file sha256", "export conversation.srt: content",
-                                     "export conversation.vtt: content", "export conversation.txt: transcript_sha256",
-                                     "export conversation.txt: content"}
+    assert set(report["failed"]) == {
+        "export conversation.srt: file sha256",
+        "export conversation.srt: content",
+        "export conversation.vtt: content",
+        "export conversation.txt: transcript_sha256",
+        "export conversation.txt: content",
+    }
 
 
 def test_export_of_another_transcript(copy_of, tmp_path, capsys):
@@ -361,6 +397,7 @@ def test_no_provenance_leaves_no_stale_sidecar(copy_of):
 
 
 # ---------------------------------------------------------------- signing
+
 
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory):
@@ -407,17 +444,23 @@ def test_encrypted_key(tmp_path, built, monkeypatch, capsys):
 
 def test_sign_key_in_recipe_parameters_and_ge2e_model(keys, tmp_path):
     """A speaker step that only names the GE2E encoder still gets its weights hashed."""
+
     def prepare(t):
         t.extra["diarization"] = {"embedding": "ge2e-resemblyzer-256", "turns": []}
+
     try:
         from audiotools.speakers.ge2e import MODEL_ID, weights_path
+
         wp = weights_path()
     except Exception as e:  # resemblyzer weights not installed
         pytest.skip(str(e))
     _, t = build(tmp_path, turns=TURNS[:1], sign_key=keys[0], formats=["json"], prepare=prepare)
     models = t.extra["provenance"]["models"]
-    assert {"role": "speaker-embedding", "name": MODEL_ID,
-            "sha256": hashlib.sha256(wp.read_bytes()).hexdigest()} in models
+    assert {
+        "role": "speaker-embedding",
+        "name": MODEL_ID,
+        "sha256": hashlib.sha256(wp.read_bytes()).hexdigest(),
+    } in models
     assert t.extra["parameters"]["steps"]["provenance"]["sign_key"] == str(keys[0])
 
 
@@ -430,6 +473,7 @@ def signed(keys, tmp_path_factory):
 
 def test_signature_block(signed, keys):
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
     paths, _ = signed
     sig = json.loads(paths["json"].read_text(encoding="utf-8"))["provenance"]["signature"]
     pub = load_pem_public_key(keys[1].read_bytes())
@@ -467,6 +511,7 @@ def test_tampered_signed_transcript(signed, keys, tmp_path, capsys):
     def edit(doc):
         doc["segments"][0]["text"] = " Good morning."
         doc["provenance"]["transcript_sha256"] = provenance.transcript_sha256(doc)
+
     rewrite(p, edit)
     rc, report = verify_json(capsys, p)
     assert rc == 1 and report["failed"] == ["signature"]
@@ -495,6 +540,7 @@ def test_bad_sign_key_fails_early(tmp_path):
     from audiotools.cli import build_parser
     from audiotools.cli.options import recipe_from_args
     from audiotools.errors import UsageError
+
     bad = tmp_path / "bad.key"
     bad.write_text("not a key")
     args = build_parser().parse_args(["transcribe", str(WAV), "--sign-key", str(bad)])
@@ -506,12 +552,14 @@ def test_bad_sign_key_fails_early(tmp_path):
 
 # ---------------------------------------------------------------- end to end
 
+
 def test_end_to_end_tiny(tmp_path, keys, capsys):
     if not JFK.is_file():
         pytest.skip(f"{JFK} not available")
     out = tmp_path / "out"
-    rc = main(["transcribe", str(JFK), "-o", str(out), "--model", "tiny.en", "--language", "en",
-               "--sign-key", str(keys[0])])
+    rc = main(
+        ["transcribe", str(JFK), "-o", str(out), "--model", "tiny.en", "--language", "en", "--sign-key", str(keys[0])]
+    )
     assert rc == 0
     doc = json.loads((out / "jfk.json").read_text(encoding="utf-8"))
     prov = doc["provenance"]

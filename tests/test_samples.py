@@ -252,9 +252,7 @@ def test_quiet_speaker_is_at_least_10db_below_the_others():
     x, sr = sf.read(str(SAMPLES / "conversation.wav"))
     level = {}
     for name in meta["speakers"]:
-        speech = np.concatenate(
-            [segment(x, sr, t["start"], t["end"]) for t in meta["turns"] if t["speaker"] == name]
-        )
+        speech = np.concatenate([segment(x, sr, t["start"], t["end"]) for t in meta["turns"] if t["speaker"] == name])
         level[name] = rms(speech)
     quiet = min(level, key=level.get)
     assert meta["speakers"][quiet]["relative_level_db"] <= -10

@@ -8,7 +8,13 @@ import time
 
 import pytest
 
-from audiotools.diarize.speaker_turns import apply_turns, assign_intervals, normalize_turns, speaker_summary, split_segment
+from audiotools.diarize.speaker_turns import (
+    apply_turns,
+    assign_intervals,
+    normalize_turns,
+    speaker_summary,
+    split_segment,
+)
 from audiotools.transcript import AudioInfo, Segment, Transcript, Word
 
 
@@ -50,8 +56,13 @@ def random_case(rng: random.Random, n_words: int, n_turns: int, n_speakers: int,
 @pytest.mark.parametrize("seed", range(12))
 def test_sweep_matches_brute_force(seed):
     rng = random.Random(seed)
-    words, turns = random_case(rng, n_words=rng.randrange(1, 400), n_turns=rng.randrange(1, 60),
-                               n_speakers=rng.randrange(1, 6), duration=rng.uniform(5, 120))
+    words, turns = random_case(
+        rng,
+        n_words=rng.randrange(1, 400),
+        n_turns=rng.randrange(1, 60),
+        n_speakers=rng.randrange(1, 6),
+        duration=rng.uniform(5, 120),
+    )
     assert assign_intervals(words, turns) == brute_force(words, turns)
 
 
@@ -99,8 +110,14 @@ def _transcript(segments):
 
 
 def test_split_segment_on_word_boundaries():
-    seg = Segment(id=3, start=0.9, end=4.2, text=" Hello there. Hi!", avg_logprob=-0.2,
-                  words=[_word(" Hello", 1.0, 1.4, "A"), _word(" there.", 1.5, 2.0, "A"), _word(" Hi!", 3.0, 4.0, "B")])
+    seg = Segment(
+        id=3,
+        start=0.9,
+        end=4.2,
+        text=" Hello there. Hi!",
+        avg_logprob=-0.2,
+        words=[_word(" Hello", 1.0, 1.4, "A"), _word(" there.", 1.5, 2.0, "A"), _word(" Hi!", 3.0, 4.0, "B")],
+    )
     pieces = split_segment(seg)
     assert [p.text for p in pieces] == [" Hello there.", " Hi!"]
     assert [p.speaker for p in pieces] == ["A", "B"]
@@ -110,11 +127,22 @@ def test_split_segment_on_word_boundaries():
 
 
 def test_apply_turns_splits_renumbers_and_summarises():
-    segs = [Segment(id=0, start=0.0, end=4.0, text=" one two three four",
-                    words=[_word(" one", 0.1, 0.5), _word(" two", 0.6, 1.0), _word(" three", 2.1, 2.6),
-                           _word(" four", 2.7, 3.5)]),
-            Segment(id=1, start=5.0, end=6.0, text=" five", words=[_word(" five", 5.1, 5.8)]),
-            Segment(id=2, start=7.0, end=9.0, text=" (no words)", words=[])]
+    segs = [
+        Segment(
+            id=0,
+            start=0.0,
+            end=4.0,
+            text=" one two three four",
+            words=[
+                _word(" one", 0.1, 0.5),
+                _word(" two", 0.6, 1.0),
+                _word(" three", 2.1, 2.6),
+                _word(" four", 2.7, 3.5),
+            ],
+        ),
+        Segment(id=1, start=5.0, end=6.0, text=" five", words=[_word(" five", 5.1, 5.8)]),
+        Segment(id=2, start=7.0, end=9.0, text=" (no words)", words=[]),
+    ]
     t = _transcript(segs)
     turns = [(0.0, 2.0, "SPEAKER_00"), (2.0, 6.5, "SPEAKER_01"), (6.9, 9.5, "SPEAKER_00")]
     apply_turns(t, turns)
@@ -122,8 +150,10 @@ def test_apply_turns_splits_renumbers_and_summarises():
     assert [s.speaker for s in t.segments] == ["SPEAKER_00", "SPEAKER_01", "SPEAKER_01", "SPEAKER_00"]
     assert [s.text for s in t.segments[:2]] == [" one two", " three four"]
     assert all(w.speaker == s.speaker for s in t.segments for w in s.words)
-    assert t.speakers == {"SPEAKER_00": {"duration": 4.6, "segments": 2},
-                          "SPEAKER_01": {"duration": 4.5, "segments": 2}}
+    assert t.speakers == {
+        "SPEAKER_00": {"duration": 4.6, "segments": 2},
+        "SPEAKER_01": {"duration": 4.5, "segments": 2},
+    }
     d = t.to_dict()
     assert d["segments"][0]["speaker"] == "SPEAKER_00"
     assert d["segments"][1]["words"][0]["speaker"] == "SPEAKER_01"

@@ -41,6 +41,7 @@ def _private_cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def scorer():
     from audiotools.speakers.verification import Scorer
+
     return Scorer()
 
 
@@ -53,39 +54,50 @@ def tel_dir(tmp_path_factory):
     for spk in ("1688", "1998"):
         for i in (3, 4):
             src = utt(spk, i)
-            subprocess.run(["sox", "-R", str(src), "-r", "8000", "-e", "u-law", str(d / (src.stem + ".wav")),
-                            "sinc", "300-3400"], check=True, capture_output=True)
+            subprocess.run(
+                ["sox", "-R", str(src), "-r", "8000", "-e", "u-law", str(d / (src.stem + ".wav")), "sinc", "300-3400"],
+                check=True,
+                capture_output=True,
+            )
     src = utt("1688", 5)
-    subprocess.run(["sox", "-R", str(src), "-r", "8000", "-c", "1", str(d / (src.stem + ".gsm")), "sinc", "300-3400"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["sox", "-R", str(src), "-r", "8000", "-c", "1", str(d / (src.stem + ".gsm")), "sinc", "300-3400"],
+        check=True,
+        capture_output=True,
+    )
     return d
 
 
 # ------------------------------------------------------------------------------------------ metrics
 def test_metrics_against_brute_force():
     from audiotools.speakers.calibration import cllr, eer, min_cllr, min_dcf
+
     rng = np.random.default_rng(0)
     tar, non = rng.normal(2, 1, 400), rng.normal(0, 1, 4000)
     # brute-force EER: threshold where miss and false-alarm rates cross
     ths = np.sort(np.concatenate([tar, non]))
-    pm = np.array([np.mean(tar < t) for t in ths]); pf = np.array([np.mean(non >= t) for t in ths])
+    pm = np.array([np.mean(tar < t) for t in ths])
+    pf = np.array([np.mean(non >= t) for t in ths])
     k = np.argmin(np.abs(pm - pf))
     assert abs(eer(tar, non) - (pm[k] + pf[k]) / 2) < 0.01
-    assert abs(eer(tar, non) - 0.1587) < 0.02                      # Phi(-1) for unit-variance classes 2 apart
+    assert abs(eer(tar, non) - 0.1587) < 0.02  # Phi(-1) for unit-variance classes 2 apart
     # minDCF at P_target = 0.5 is 2 * min(P_target*Pmiss + (1-P_target)*Pfa) = min(Pmiss + Pfa)
     assert abs(min_dcf(tar, non, 0.5) - np.min(pm + pf)) < 0.01
+
     # perfectly calibrated LLRs for these Gaussians: ln LR = 2s - 2
     def llr10(s):
         return (2 * s - 2) / math.log(10)
+
     c = cllr(llr10(tar), llr10(non))
     assert 0.4 < c < 0.6 and c >= min_cllr(tar, non) - 0.02
     assert cllr(np.zeros(10), np.zeros(10)) == pytest.approx(1.0)  # an uninformative system costs 1 bit
-    assert cllr(llr10(tar) + 3, llr10(non) + 3) > c + 0.5            # miscalibration is penalised
+    assert cllr(llr10(tar) + 3, llr10(non) + 3) > c + 0.5  # miscalibration is penalised
     assert min_cllr(tar * 5 + 1, non * 5 + 1) == pytest.approx(min_cllr(tar, non), abs=1e-9)
 
 
 def test_logistic_calibration_recovers_the_true_llr():
     from audiotools.speakers.calibration import fit_logistic
+
     rng = np.random.default_rng(1)
     tar, non = rng.normal(2, 1, 3000), rng.normal(0, 1, 30000)
     w, b = fit_logistic(tar, non, l2=0.0)
@@ -95,14 +107,15 @@ def test_logistic_calibration_recovers_the_true_llr():
 def test_open_set_decision_and_assignment():
     from audiotools.speakers.calibration import logit
     from audiotools.speakers.identification import assign, decide, posterior_log_odds
+
     # one enrolled person: posterior log-odds = ln LR + logit(prior)
     lo = posterior_log_odds(np.array([[1.0]]), 0.2)
     assert lo[0, 0] == pytest.approx(math.log(10) + logit(0.2))
     # two speakers both resemble person 0; speaker 1 resembles person 0 more, so speaker 0 gets person 1
     llr = np.array([[3.0, 2.5], [4.0, -2.0]])
-    assert assign(posterior_log_odds(llr, 0.5)) == {1: 0}       # speaker 0 alone: person 0 explains it better
+    assert assign(posterior_log_odds(llr, 0.5)) == {1: 0}  # speaker 0 alone: person 0 explains it better
     pairs, lo = decide(llr, 0.5)
-    assert pairs == {0: 1, 1: 0} and lo[0, 1] > 0                # once person 0 is taken, person 1 is likely
+    assert pairs == {0: 1, 1: 0} and lo[0, 1] > 0  # once person 0 is taken, person 1 is likely
     # nobody above the threshold: nobody named
     assert assign(posterior_log_odds(np.array([[-1.0, -2.0]]), 0.5)) == {}
 
@@ -111,6 +124,7 @@ def test_open_set_decision_and_assignment():
 def test_condition_detection(tel_dir):
     from audiotools.audio import condition as channel
     from audiotools.audio.decode import load_audio
+
     phone = channel.detect_audio(load_audio(SAMPLES / "phone_call.wav"))
     assert phone.condition == "telephone" and any("8000 Hz" in r for r in phone.reasons)
     assert channel.detect_audio(load_audio(SAMPLES / "conversation.wav")).condition == "wideband"
@@ -128,6 +142,7 @@ def test_condition_detection(tel_dir):
 # ------------------------------------------------------------------------------------- verification
 def test_clean_verification_target_and_nontarget(scorer):
     from audiotools.speakers.embedding_cache import Audio
+
     e = scorer.extractor
     a = [Audio.load(utt("1688", i)) for i in (0, 1)] + [Audio.load(utt("2414", 0))]
     emb = np.stack([r.embedding for r in e.embed([(x, None, "wideband") for x in a])])
@@ -140,6 +155,7 @@ def test_clean_verification_target_and_nontarget(scorer):
 def test_telephone_test_against_clean_enrolment(scorer, tel_dir):
     """Clean enrolment, sox telephone test: detected, compensated, right direction of evidence."""
     from audiotools.speakers.verification import reference_from_files, verify
+
     ref = reference_from_files([str(utt("1688", 0)), str(utt("1688", 1))], scorer)
     same = verify(tel_dir / (utt("1688", 3).stem + ".wav"), ref, scorer, diarize=False)
     diff = verify(tel_dir / (utt("1998", 3).stem + ".wav"), ref, scorer, diarize=False)
@@ -154,8 +170,18 @@ def test_telephone_test_against_clean_enrolment(scorer, tel_dir):
 def test_verify_cli_segment_json(capsys):
     """verify against a reference file, one segment of the conversation (Clara's first turn)."""
     from audiotools.cli import main
-    rc = main(["verify", str(SAMPLES / "conversation.wav"), "--reference", str(SAMPLES / "voices" / "clara.wav"),
-               "--segment", "26.1-29.85", "--json"])
+
+    rc = main(
+        [
+            "verify",
+            str(SAMPLES / "conversation.wav"),
+            "--reference",
+            str(SAMPLES / "voices" / "clara.wav"),
+            "--segment",
+            "26.1-29.85",
+            "--json",
+        ]
+    )
     assert rc == 0
     d = json.loads(capsys.readouterr().out)
     assert d["mode"] == "segment" and d["condition"] == "wideband"
@@ -169,29 +195,43 @@ def test_verify_speaker_per_diarised_turns(tmp_path, scorer, capsys):
     from audiotools.cli import main
     from audiotools.speakers.enrol import enroll
     from audiotools.speakers.voiceprints import VoiceprintStore
+
     store = VoiceprintStore(tmp_path / "vp")
     enroll(store, "Boris", [SAMPLES / "voices" / "boris.wav"], scorer)
-    rc = main(["verify", str(SAMPLES / "conversation.wav"), "--speaker", "boris", "--voiceprints", str(store.dir),
-               "--rttm", str(SAMPLES / "conversation.rttm"), "--json"])
+    rc = main(
+        [
+            "verify",
+            str(SAMPLES / "conversation.wav"),
+            "--speaker",
+            "boris",
+            "--voiceprints",
+            str(store.dir),
+            "--rttm",
+            str(SAMPLES / "conversation.rttm"),
+            "--json",
+        ]
+    )
     assert rc == 0
     d = json.loads(capsys.readouterr().out)
     units = {u["speaker"]: u for u in d["units"]}
     assert set(units) == {"Anna", "Boris", "Clara"} and d["best"] == "Boris"
     assert units["Boris"]["llr"] > units["Anna"]["llr"] and units["Boris"]["llr"] > units["Clara"]["llr"]
-    assert len(units["Boris"]["segments"]) == 4   # his 4 turns, each scored
+    assert len(units["Boris"]["segments"]) == 4  # his 4 turns, each scored
 
 
 @needs_sox
 def test_trials_and_eval_eer(tmp_path, tel_dir, capsys):
     from audiotools.cli import main
     from audiotools.eval.eer import evaluate
+
     enrol = [utt("1688", 0), utt("1998", 0)]
     tests = [utt("1688", 1), utt("1998", 1), utt("2414", 1)] + sorted(tel_dir.glob("*.wav"))
     lines, key = [], []
     for e in enrol:
         for t in tests:
             lab = "target" if t.name.split("-")[0] == e.name.split("-")[0] else "nontarget"
-            lines.append(f"{e}\t{t}"); key.append(f"{e}\t{t}\t{lab}")
+            lines.append(f"{e}\t{t}")
+            key.append(f"{e}\t{t}\t{lab}")
     lines.append(f"{utt('1688', 0)},{utt('1688', 2)}\t{utt('1688', 1)}")
     key.append(f"{utt('1688', 0)},{utt('1688', 2)}\t{utt('1688', 1)}\ttarget")
     (tmp_path / "T.tsv").write_text("\n".join(lines) + "\n")
@@ -209,7 +249,9 @@ def test_trials_and_eval_eer(tmp_path, tel_dir, capsys):
     assert d["eer"] <= 0.1 and d["cllr"] < 0.5 and 0 <= d["min_cllr"] <= d["cllr"]
     # through argparse as the eval command registers it
     import argparse
+
     from audiotools.cli.eval_cmd import register_eer
+
     p = argparse.ArgumentParser()
     register_eer(p.add_subparsers())
     args = p.parse_args(["eer", "--scores", str(tmp_path / "S.tsv"), "--key", str(tmp_path / "K.tsv"), "--json"])
@@ -234,6 +276,7 @@ def test_demo_store_names_conversation_and_rejects_the_phone_voices():
     too; the two phone-call voices are not enrolled and must stay unnamed (open set)."""
     from audiotools.audio.decode import load_audio
     from audiotools.speakers.identification import identify
+
     turns = _rttm(SAMPLES / "conversation.rttm")
     res = identify(load_audio(SAMPLES / "conversation.wav"), turns, ROOT / "voiceprints")
     truth = {t["speaker"]: t["truth"] for t in turns}
@@ -247,9 +290,10 @@ def test_demo_store_names_conversation_and_rejects_the_phone_voices():
 def test_open_set_librispeech(tmp_path, scorer):
     """Enrol two LibriSpeech speakers; a third, unenrolled, speaker is not named; the enrolled are."""
     from audiotools.speakers.embedding_cache import Audio
-    from audiotools.speakers.identification import identify
     from audiotools.speakers.enrol import enroll
+    from audiotools.speakers.identification import identify
     from audiotools.speakers.voiceprints import VoiceprintStore
+
     store = VoiceprintStore(tmp_path / "vp")
     enroll(store, "Speaker 1688", [utt("1688", 0), utt("1688", 1)], scorer)
     enroll(store, "Speaker 2609", [utt("2609", 0)], scorer)
@@ -262,25 +306,46 @@ def test_open_set_librispeech(tmp_path, scorer):
 
 def test_identify_step_renames_segments_words_and_turns(tmp_path, scorer):
     from audiotools.audio.decode import load_audio
-    from audiotools.speakers.identification import run_step
     from audiotools.pipeline.run import Job
-    from audiotools.transcript import Segment, Transcript, Word
     from audiotools.speakers.enrol import enroll
+    from audiotools.speakers.identification import run_step
     from audiotools.speakers.voiceprints import VoiceprintStore
+    from audiotools.transcript import Segment, Transcript, Word
+
     store = VoiceprintStore(tmp_path / "vp")
     enroll(store, "Clara", [SAMPLES / "voices" / "clara.wav"], scorer)
     audio = load_audio(SAMPLES / "conversation.wav")
     turns = [{k: t[k] for k in ("start", "end", "speaker")} for t in _rttm(SAMPLES / "conversation.rttm")]
-    segs = [Segment(id=i, start=t["start"], end=t["end"], text=" x", speaker=t["speaker"],
-                    words=[Word(" x", t["start"], t["end"], 0.9, speaker=t["speaker"])]) for i, t in enumerate(turns)]
-    tr = Transcript(audio=audio.info, model={}, language="en", segments=segs,
-                    speakers={lab: {"duration": 1.0, "segments": 1} for lab in {t["speaker"] for t in turns}},
-                    extra={"diarization": {"backend": "rttm", "num_speakers": 3, "turns": turns}})
+    segs = [
+        Segment(
+            id=i,
+            start=t["start"],
+            end=t["end"],
+            text=" x",
+            speaker=t["speaker"],
+            words=[Word(" x", t["start"], t["end"], 0.9, speaker=t["speaker"])],
+        )
+        for i, t in enumerate(turns)
+    ]
+    tr = Transcript(
+        audio=audio.info,
+        model={},
+        language="en",
+        segments=segs,
+        speakers={lab: {"duration": 1.0, "segments": 1} for lab in {t["speaker"] for t in turns}},
+        extra={"diarization": {"backend": "rttm", "num_speakers": 3, "turns": turns}},
+    )
     job = Job(path=SAMPLES / "conversation.wav", recipe=None, audio=audio, transcript=tr)
     from audiotools.speakers.identification import IdentifyOptions
+
     run_step(job, IdentifyOptions(voiceprints=str(store.dir)))
-    clara = next(lab for lab, t in zip([t["speaker"] for t in _rttm(SAMPLES / "conversation.rttm")],
-                                       _rttm(SAMPLES / "conversation.rttm")) if t["truth"] == "Clara")
+    clara = next(
+        lab
+        for lab, t in zip(
+            [t["speaker"] for t in _rttm(SAMPLES / "conversation.rttm")], _rttm(SAMPLES / "conversation.rttm")
+        )
+        if t["truth"] == "Clara"
+    )
     assert tr.speakers[clara]["identity"]["name"] == "Clara"
     others = [lab for lab in tr.speakers if lab != clara]
     assert all(tr.speakers[lab]["identity"] is None for lab in others)
@@ -288,16 +353,18 @@ def test_identify_step_renames_segments_words_and_turns(tmp_path, scorer):
     assert {w.speaker for s in tr.segments for w in s.words} == {"Clara", *others}
     assert {t["speaker"] for t in tr.extra["diarization"]["turns"]} == {"Clara", *others}
     from audiotools.export import to_rttm
+
     assert "Clara" in to_rttm(tr) and tr.extra["identification"]["prior"] == 0.5
     d = json.loads(tr.to_json())
     assert d["speakers"][clara]["identity"]["decision"] == "identified"
 
 
 def test_identify_step_without_store_does_nothing(tmp_path):
-    from audiotools.speakers.identification import IdentifyOptions, run_step
     from audiotools.pipeline.run import Job
+    from audiotools.speakers.identification import IdentifyOptions, run_step
+
     job = Job(path=Path("x.wav"), recipe=None, audio=None, transcript=None)
-    run_step(job, IdentifyOptions(voiceprints=str(tmp_path / "missing")))   # touches nothing
+    run_step(job, IdentifyOptions(voiceprints=str(tmp_path / "missing")))  # touches nothing
     (tmp_path / "empty").mkdir()
     run_step(job, IdentifyOptions(voiceprints=str(tmp_path / "empty")))
 
@@ -307,6 +374,7 @@ def test_welch_psd_equals_scipy():
     from scipy import signal
 
     from audiotools.audio.condition import welch_psd
+
     rng = np.random.default_rng(3)
     for n in (1024, 1500, 16000 * 7 + 123):
         x = (rng.standard_normal(n) * 0.05).astype(np.float32)

@@ -37,6 +37,7 @@ def _private_cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def scorer():
     from audiotools.speakers.verification import Scorer
+
     return Scorer()
 
 
@@ -45,6 +46,7 @@ def enrolled(tmp_path_factory, scorer):
     """A store with Anna and Boris enrolled from the sample voices."""
     from audiotools.speakers.enrol import enroll
     from audiotools.speakers.voiceprints import VoiceprintStore
+
     store = VoiceprintStore(tmp_path_factory.mktemp("store"))
     enroll(store, "Anna", [VOICES / "anna.wav"], scorer)
     enroll(store, "Борис", [VOICES / "boris.wav"], scorer)
@@ -55,38 +57,55 @@ def enrolled(tmp_path_factory, scorer):
 @pytest.mark.parametrize("name", ["Anna", "Анна Петрова", "Jean-Luc O'Brien", "J. Smith", "李小龙", "Zoë", "x1"])
 def test_valid_names(name):
     from audiotools.speakers.voiceprints import file_id, validate_name
+
     assert validate_name(name)
     fid = file_id(name)
     assert "/" not in fid and "\\" not in fid and not fid.startswith(".") and fid
 
 
-@pytest.mark.parametrize("name,reason", [
-    ("../etc/passwd", "path separator"), ("a/b", "path separator"), ("a\\b", "path separator"),
-    (".hidden", "dot"), ("", "empty"), ("   ", "empty"), ("x" * 65, "too long"), ("a\x00b", "control"),
-    ("a\nb", "control"), ("..", "dot"), ("-x", "letter or digit"), ("a..b", "'..'"), ("a*b", "letters, digits"),
-    ("a\u202eb", "control"),
-])
+@pytest.mark.parametrize(
+    "name,reason",
+    [
+        ("../etc/passwd", "path separator"),
+        ("a/b", "path separator"),
+        ("a\\b", "path separator"),
+        (".hidden", "dot"),
+        ("", "empty"),
+        ("   ", "empty"),
+        ("x" * 65, "too long"),
+        ("a\x00b", "control"),
+        ("a\nb", "control"),
+        ("..", "dot"),
+        ("-x", "letter or digit"),
+        ("a..b", "'..'"),
+        ("a*b", "letters, digits"),
+        ("a\u202eb", "control"),
+    ],
+)
 def test_bad_names_are_refused(name, reason):
     from audiotools.errors import UsageError
     from audiotools.speakers.voiceprints import validate_name
+
     with pytest.raises(UsageError, match=reason):
         validate_name(name)
 
 
 def test_file_ids_casefold_and_never_collide():
     from audiotools.speakers.voiceprints import file_id
+
     assert file_id("Анна") == file_id("АННА") == file_id("анна") == "анна"
     assert file_id("Anna") == "anna"
     # NFC: a precomposed and a decomposed "é" are one person
     assert file_id("Ren\u00e9") == file_id("Rene\u0301")
     # information lost in the slug: a hash keeps the names apart
     assert file_id("J. Smith") != file_id("J Smith") != file_id("J_Smith")
-    assert file_id("con") != "con"                      # Windows device name
+    assert file_id("con") != "con"  # Windows device name
 
 
 # --------------------------------------------------------------------------------------- enrolment
 def test_enrol_record_layout(enrolled):
     from audiotools.speakers.voiceprints import SCHEMA
+
     rec = json.loads((enrolled.dir / "anna.json").read_text(encoding="utf-8"))
     assert rec["schema"] == SCHEMA and rec["name"] == "Anna" and rec["created"]
     assert rec["model"]["id"] == "ge2e-resemblyzer-256" and len(rec["model"]["weights_sha256"]) == 64
@@ -97,6 +116,7 @@ def test_enrol_record_layout(enrolled):
     emb = enrolled.dir / rec["embeddings"]["file"]
     assert emb.suffix == ".safetensors" and emb.is_file()
     from safetensors.numpy import load_file
+
     t = load_file(str(emb))
     assert set(t) == {"wideband", "telephone", "telephone-codec"}
     assert all(v.shape == (1, 256) and v.dtype == np.float32 for v in t.values())
@@ -110,6 +130,7 @@ def test_enrol_record_layout(enrolled):
 def test_enrol_appends_and_skips_duplicates(tmp_path, scorer):
     from audiotools.speakers.enrol import enroll
     from audiotools.speakers.voiceprints import VoiceprintStore
+
     store = VoiceprintStore(tmp_path / "vp")
     enroll(store, "Clara", [VOICES / "clara.wav"], scorer, segment=(0.0, 5.5))
     vp, added, skipped = enroll(store, "clara", [VOICES / "clara.wav"], scorer, segment=(4.5, 10.3))
@@ -117,13 +138,14 @@ def test_enrol_appends_and_skips_duplicates(tmp_path, scorer):
     assert vp.embeddings["wideband"].shape == (2, 256)
     vp, added, skipped = enroll(store, "CLARA", [VOICES / "clara.wav"], scorer, segment=(0.0, 5.5))
     assert len(vp.samples) == 2 and len(skipped) == 1
-    assert len(list(store.dir.glob("clara.*.safetensors"))) == 1   # the old embeddings file was removed
+    assert len(list(store.dir.glob("clara.*.safetensors"))) == 1  # the old embeddings file was removed
 
 
 def test_enrol_rejects_too_little_speech(tmp_path, scorer):
     from audiotools.errors import EnrolmentRejected
     from audiotools.speakers.enrol import enroll
     from audiotools.speakers.voiceprints import VoiceprintStore
+
     store = VoiceprintStore(tmp_path / "vp")
     with pytest.raises(EnrolmentRejected, match=r"only \d\.\d s of speech .*at least 3 s"):
         enroll(store, "Anna", [VOICES / "anna.wav"], scorer, segment=(0.0, 2.0))
@@ -134,6 +156,7 @@ def test_enrol_rejects_two_voices(tmp_path, scorer):
     from audiotools.errors import EnrolmentRejected
     from audiotools.speakers.enrol import enroll
     from audiotools.speakers.voiceprints import VoiceprintStore
+
     store = VoiceprintStore(tmp_path / "vp")
     with pytest.raises(EnrolmentRejected, match="more than one voice"):
         enroll(store, "Mix", [SAMPLES / "conversation.wav"], scorer)
@@ -145,13 +168,16 @@ def test_enrol_rejects_two_voices(tmp_path, scorer):
 # ---------------------------------------------------------------------------------- corrupt stores
 def _copy_store(src, dst):
     import shutil
+
     shutil.copytree(src, dst)
     from audiotools.speakers.voiceprints import VoiceprintStore
+
     return VoiceprintStore(dst)
 
 
 def test_corrupt_json_names_the_file(enrolled, tmp_path):
     from audiotools.errors import VoiceprintError
+
     store = _copy_store(enrolled.dir, tmp_path / "s")
     (store.dir / "anna.json").write_text('{"schema": "audiotools.voiceprint/1", "name": ', encoding="utf-8")
     with pytest.raises(VoiceprintError) as e:
@@ -162,13 +188,15 @@ def test_corrupt_json_names_the_file(enrolled, tmp_path):
 
 def test_missing_and_truncated_embeddings(enrolled, tmp_path):
     from audiotools.errors import VoiceprintError
+
     store = _copy_store(enrolled.dir, tmp_path / "s")
     rec = json.loads((store.dir / "anna.json").read_text(encoding="utf-8"))
     emb = store.dir / rec["embeddings"]["file"]
     data = emb.read_bytes()
     emb.write_bytes(data[: len(data) // 2])
-    with pytest.raises(VoiceprintError,
-                       match=r"\.safetensors: embeddings file of voiceprint 'Anna' is corrupt or truncated"):
+    with pytest.raises(
+        VoiceprintError, match=r"\.safetensors: embeddings file of voiceprint 'Anna' is corrupt or truncated"
+    ):
         store.get("Anna")
     emb.unlink()
     with pytest.raises(VoiceprintError, match="is missing"):
@@ -177,8 +205,10 @@ def test_missing_and_truncated_embeddings(enrolled, tmp_path):
 
 def test_shape_mismatch_and_missing_field(enrolled, tmp_path):
     from safetensors.numpy import save
-    from audiotools.fileio import sha256_bytes
+
     from audiotools.errors import VoiceprintError
+    from audiotools.fileio import sha256_bytes
+
     store = _copy_store(enrolled.dir, tmp_path / "s")
     p = store.dir / "anna.json"
     rec = json.loads(p.read_text(encoding="utf-8"))
@@ -196,8 +226,9 @@ def test_shape_mismatch_and_missing_field(enrolled, tmp_path):
 
 def test_other_embedding_model_is_never_compared(enrolled, tmp_path, scorer):
     from audiotools.audio.decode import load_audio
-    from audiotools.speakers.identification import identify
     from audiotools.errors import VoiceprintError
+    from audiotools.speakers.identification import identify
+
     store = _copy_store(enrolled.dir, tmp_path / "s")
     p = store.dir / "anna.json"
     rec = json.loads(p.read_text(encoding="utf-8"))
@@ -210,6 +241,7 @@ def test_other_embedding_model_is_never_compared(enrolled, tmp_path, scorer):
 
 def test_cli_list_show_remove(enrolled, tmp_path, capsys):
     from audiotools.cli import main
+
     store = _copy_store(enrolled.dir, tmp_path / "s")
     assert main(["voiceprint", "list", "--voiceprints", str(store.dir), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -226,20 +258,28 @@ def test_cli_list_show_remove(enrolled, tmp_path, capsys):
 # ------------------------------------------------------------------------------------- concurrency
 def _writer(store_dir: str, name: str, seed: int, n: int) -> None:
     from audiotools.speakers.voiceprints import Sample, VoiceprintStore
+
     store = VoiceprintStore(store_dir)
     rng = np.random.default_rng(seed)
     for i in range(n):
         e = rng.standard_normal((1, 256)).astype(np.float32)
         e /= np.linalg.norm(e)
-        s = Sample(file=f"w{seed}-{i}.wav", sha256=f"{seed:032x}{i:032x}", pcm_sha256=f"{seed:032x}{i:032x}",
-                   duration=5.0, speech_seconds=4.0)
-        store.add_samples(name, [s], {c: e for c in ("wideband", "telephone", "telephone-codec")},
-                          "ge2e-resemblyzer-256", "0" * 64)
+        s = Sample(
+            file=f"w{seed}-{i}.wav",
+            sha256=f"{seed:032x}{i:032x}",
+            pcm_sha256=f"{seed:032x}{i:032x}",
+            duration=5.0,
+            speech_seconds=4.0,
+        )
+        store.add_samples(
+            name, [s], dict.fromkeys(("wideband", "telephone", "telephone-codec"), e), "ge2e-resemblyzer-256", "0" * 64
+        )
 
 
 def test_concurrent_writers_keep_the_store_consistent(tmp_path):
     """4 processes append 6 samples each, two to the same person and two to others, all at once."""
     from audiotools.speakers.voiceprints import VoiceprintStore
+
     ctx = mp.get_context("spawn")
     jobs = [("Same Person", 1), ("Same Person", 2), ("Other", 3), ("Третий", 4)]
     procs = [ctx.Process(target=_writer, args=(str(tmp_path), name, seed, 6)) for name, seed in jobs]
@@ -263,14 +303,27 @@ def test_two_enrol_processes_at_once(tmp_path):
     """Two real `audiotools voiceprint enroll` processes into one store at the same time."""
     env = dict(os.environ)
     cmd = [sys.executable, "-m", "audiotools", "voiceprint", "enroll"]
-    a = subprocess.Popen(cmd + ["Anna", str(VOICES / "anna.wav"), "--voiceprints", str(tmp_path)], env=env,
-                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    b = subprocess.Popen(cmd + ["Anna", str(VOICES / "anna.wav"), "--segment", "0-6", "--voiceprints", str(tmp_path)],
-                         env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    a = subprocess.Popen(
+        cmd + ["Anna", str(VOICES / "anna.wav"), "--voiceprints", str(tmp_path)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    b = subprocess.Popen(
+        cmd + ["Anna", str(VOICES / "anna.wav"), "--segment", "0-6", "--voiceprints", str(tmp_path)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for p in (a, b):
         out, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
     from audiotools.speakers.voiceprints import VoiceprintStore
+
     vp = VoiceprintStore(tmp_path).get("anna")
     assert len(vp.samples) == 2 and vp.embeddings["telephone"].shape == (2, 256)
     assert sorted(str(s.segment) for s in vp.samples) == ["None", "[0.0, 6.0]"]

@@ -6,6 +6,7 @@ import functools
 
 import numpy as np
 import torch
+
 from audiotools.audio import SAMPLE_RATE
 
 N_FFT = 400
@@ -16,6 +17,7 @@ N_SAMPLES = 30 * SAMPLE_RATE
 @functools.lru_cache(maxsize=8)
 def _filters(n_mels: int, device: str) -> torch.Tensor:
     from whisper.audio import mel_filters
+
     return mel_filters(torch.device(device), n_mels)
 
 

@@ -12,8 +12,9 @@ import json
 import os
 import re
 import struct
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 import numpy as np
 
@@ -42,7 +43,8 @@ class _Concat:
     """Read several files (model.bin.part1, part2, ...) as one stream, without joining them on disk."""
 
     def __init__(self, paths: list[Path]):
-        self.paths, self.i, self.f = paths, 0, open(paths[0], "rb")
+        # a reader that keeps its current part open across read() calls; close() closes it
+        self.paths, self.i, self.f = paths, 0, open(paths[0], "rb")  # noqa: SIM115
         self.name = str(paths[0])
 
     def read(self, n: int) -> bytes:
@@ -54,7 +56,7 @@ class _Concat:
                     break
                 self.f.close()
                 self.i += 1
-                self.f = open(self.paths[self.i], "rb")
+                self.f = open(self.paths[self.i], "rb")  # noqa: SIM115
                 continue
             out += chunk
             n -= len(chunk)
@@ -62,6 +64,7 @@ class _Concat:
 
     def close(self):
         self.f.close()
+
 
 def model_bin_parts(model_dir: str | os.PathLike, extra_dirs: list[Path] | None = None) -> list[Path]:
     """model.bin, or model.bin.part1, part2, ... (possibly spread over several directories)."""
@@ -72,7 +75,7 @@ def model_bin_parts(model_dir: str | os.PathLike, extra_dirs: list[Path] | None 
     parts = {}
     for d in dirs:
         for p in d.glob("model.bin.part*"):
-            suffix = p.name[len("model.bin.part"):]
+            suffix = p.name[len("model.bin.part") :]
             if suffix.isdigit():
                 parts[int(suffix)] = p
     if not parts or sorted(parts) != list(range(1, max(parts) + 1)):
@@ -151,12 +154,20 @@ def convert_to_whisper_state(paths: list[Path], config: dict) -> tuple[dict, dic
     for name in ("conv1", "conv2"):
         lin(f"encoder.{name}", f"encoder/{name}")
     sd["encoder.positional_embedding"] = v["encoder/position_encodings/encodings"]
+
     def block(s: str, d: str) -> None:
         """Self-attention (fused q|k|v split; key without bias) and MLP of one residual block."""
         q, k, vv = split(v[f"{s}/self_attention/linear_0/weight"], 3)
         qb, _kb, vb = split(v[f"{s}/self_attention/linear_0/bias"], 3)
-        sd.update({f"{d}.attn.query.weight": q, f"{d}.attn.query.bias": qb, f"{d}.attn.key.weight": k,
-                   f"{d}.attn.value.weight": vv, f"{d}.attn.value.bias": vb})
+        sd.update(
+            {
+                f"{d}.attn.query.weight": q,
+                f"{d}.attn.query.bias": qb,
+                f"{d}.attn.key.weight": k,
+                f"{d}.attn.value.weight": vv,
+                f"{d}.attn.value.bias": vb,
+            }
+        )
         lin(f"{d}.attn.out", f"{s}/self_attention/linear_1")
         ln(f"{d}.attn_ln", f"{s}/self_attention/layer_norm")
         lin(f"{d}.mlp.0", f"{s}/ffn/linear_0")
@@ -174,20 +185,27 @@ def convert_to_whisper_state(paths: list[Path], config: dict) -> tuple[dict, dic
         lin(f"{d}.cross_attn.query", f"{s}/attention/linear_0")
         k, vv = split(v[f"{s}/attention/linear_1/weight"], 2)
         _kb, vb = split(v[f"{s}/attention/linear_1/bias"], 2)
-        sd.update({f"{d}.cross_attn.key.weight": k, f"{d}.cross_attn.value.weight": vv,
-                   f"{d}.cross_attn.value.bias": vb})
+        sd.update(
+            {f"{d}.cross_attn.key.weight": k, f"{d}.cross_attn.value.weight": vv, f"{d}.cross_attn.value.bias": vb}
+        )
         lin(f"{d}.cross_attn.out", f"{s}/attention/linear_2")
         ln(f"{d}.cross_attn_ln", f"{s}/attention/layer_norm")
     ln("decoder.ln", "decoder/layer_norm")
 
     conv1 = v["encoder/conv1/weight"]
     tok = v["decoder/embeddings/weight"]
-    dims = {"n_mels": int(conv1.shape[1]), "n_audio_ctx": int(v["encoder/position_encodings/encodings"].shape[0]),
-            "n_audio_state": int(conv1.shape[0]), "n_audio_head": int(v["encoder/num_heads"]),
-            "n_audio_layer": n_audio_layer, "n_vocab": int(tok.shape[0]),
-            "n_text_ctx": int(v["decoder/position_encodings/encodings"].shape[0]),
-            "n_text_state": int(tok.shape[1]), "n_text_head": int(v["decoder/num_heads"]),
-            "n_text_layer": n_text_layer}
+    dims = {
+        "n_mels": int(conv1.shape[1]),
+        "n_audio_ctx": int(v["encoder/position_encodings/encodings"].shape[0]),
+        "n_audio_state": int(conv1.shape[0]),
+        "n_audio_head": int(v["encoder/num_heads"]),
+        "n_audio_layer": n_audio_layer,
+        "n_vocab": int(tok.shape[0]),
+        "n_text_ctx": int(v["decoder/position_encodings/encodings"].shape[0]),
+        "n_text_state": int(tok.shape[1]),
+        "n_text_head": int(v["decoder/num_heads"]),
+        "n_text_layer": n_text_layer,
+    }
     heads = config.get("alignment_heads") or []
     sd = {k: np.ascontiguousarray(a) for k, a in sd.items()}
     return dims, sd, [list(map(int, h)) for h in heads]

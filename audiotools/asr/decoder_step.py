@@ -68,11 +68,16 @@ class StepDecoder:
     """Inference for a greedy ``DecodingTask``: ``logits(tokens, audio_features)`` as in
     openai-whisper (the whole initial prompt at the first call, the last token after that)."""
 
-    def __init__(self, model, cross: str | None = None, keep_projections: bool = False,
-                 align_pairs: list[tuple[int, int]] | None = None):
+    def __init__(
+        self,
+        model,
+        cross: str | None = None,
+        keep_projections: bool = False,
+        align_pairs: list[tuple[int, int]] | None = None,
+    ):
         self.model = model
         self.keep_projections = keep_projections
-        self.align_heads: dict[int, list[int]] = {}      # layer -> alignment heads, in pair order
+        self.align_heads: dict[int, list[int]] = {}  # layer -> alignment heads, in pair order
         for layer, head in align_pairs or []:
             self.align_heads.setdefault(layer, []).append(head)
         order = [(layer, h) for layer in sorted(self.align_heads) for h in self.align_heads[layer]]
@@ -81,11 +86,11 @@ class StepDecoder:
         self.last_qk: torch.Tensor | None = None
         self.cross = cross or ("features" if cross_from_features(model) else "kv")
         self.n_head = model.dims.n_text_head
-        self.length = 0                          # positions in the self-attention cache
-        self.self_kv: list[list[torch.Tensor]] = []   # per layer [keys, values]: (B, capacity, n_state)
-        self.cross_kv: dict = {}                 # "kv": {projection module: (B, heads, frames, d)}
-        self.projected: dict = {}                # "kv" with keep_projections: {module: (B, frames, n_state)}
-        self.xt: torch.Tensor | None = None      # "features": (B, n_state, frames), contiguous
+        self.length = 0  # positions in the self-attention cache
+        self.self_kv: list[list[torch.Tensor]] = []  # per layer [keys, values]: (B, capacity, n_state)
+        self.cross_kv: dict = {}  # "kv": {projection module: (B, heads, frames, d)}
+        self.projected: dict = {}  # "kv" with keep_projections: {module: (B, frames, n_state)}
+        self.xt: torch.Tensor | None = None  # "features": (B, n_state, frames), contiguous
 
     # ---------------------------------------------------------------- per step
     @torch.inference_mode()
@@ -137,34 +142,35 @@ class StepDecoder:
                 bufs[j] = buf = grown
             buf[:, start:end] = new
         keys, values = bufs[0][:, :end], bufs[1][:, :end]
-        o = F.scaled_dot_product_attention(_heads(q, self.n_head), _heads(keys, self.n_head),
-                                           _heads(values, self.n_head), is_causal=end - start > 1)
+        o = F.scaled_dot_product_attention(
+            _heads(q, self.n_head), _heads(keys, self.n_head), _heads(values, self.n_head), is_causal=end - start > 1
+        )
         return attn.out(o.transpose(1, 2).flatten(start_dim=2))
 
-    def _cross_attention(self, ca, h: torch.Tensor, heads: list[int] | None = None,
-                         qks: list[torch.Tensor] | None = None) -> torch.Tensor:
+    def _cross_attention(
+        self, ca, h: torch.Tensor, heads: list[int] | None = None, qks: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
         """The cross-attention output; with ``heads``, those heads' logits (B, T, len(heads), frames)
         are appended to ``qks``."""
-        q = ca.query(h)                                           # (B, T, n_state)
+        q = ca.query(h)  # (B, T, n_state)
         b, t, n_state = q.shape
         hd = n_state // self.n_head
         if self.cross == "kv":
             qh = _heads(q, self.n_head)
             keys = self.cross_kv[ca.key]
             o = F.scaled_dot_product_attention(qh, keys, self.cross_kv[ca.value])
-            if heads:   # head by head: keys[:, h] is a view, keys[:, heads] would copy them
-                qks.append(torch.stack([qh[:, h] @ keys[:, h].transpose(-1, -2) for h in heads], dim=2)
-                           .mul_(hd ** -0.5))
+            if heads:  # head by head: keys[:, h] is a view, keys[:, heads] would copy them
+                qks.append(torch.stack([qh[:, h] @ keys[:, h].transpose(-1, -2) for h in heads], dim=2).mul_(hd**-0.5))
             return ca.out(o.transpose(1, 2).flatten(start_dim=2))
-        wk = ca.key.weight.view(self.n_head, hd, n_state)        # (heads, d, n_state)
+        wk = ca.key.weight.view(self.n_head, hd, n_state)  # (heads, d, n_state)
         wv = ca.value.weight.view(self.n_head, hd, n_state)
         # q_h Wk_h for every (token, head): (B, T * heads, n_state)
         qk = torch.einsum("bthd,hde->bthe", q.view(b, t, self.n_head, hd), wk).reshape(b, t * self.n_head, n_state)
-        scores = torch.bmm(qk, self.xt).mul_(hd ** -0.5)         # (B, T * heads, frames)
+        scores = torch.bmm(qk, self.xt).mul_(hd**-0.5)  # (B, T * heads, frames)
         if heads:
             qks.append(scores.view(b, t, self.n_head, -1)[:, :, heads])
         weights = scores.softmax(dim=-1)
-        ctx = torch.bmm(self.xt, weights.transpose(1, 2))        # (B, n_state, T * heads): softmax(s) X
+        ctx = torch.bmm(self.xt, weights.transpose(1, 2))  # (B, n_state, T * heads): softmax(s) X
         o = torch.einsum("beth,hde->bthd", ctx.view(b, n_state, t, self.n_head), wv)
         o = o + ca.value.bias.view(self.n_head, hd)
         return ca.out(o.reshape(b, t, n_state))

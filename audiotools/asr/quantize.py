@@ -2,30 +2,31 @@
 quantisation) and int8_bfloat16 (bfloat16 encoder, int8 decoder).
 
 ``bfloat16`` runs the encoder's convolutions and matmuls in bfloat16 (layer norms, softmax
-statistics and the decoder stay float32; the encoder output is handed to the decoder as float32).
-It pays only on CPUs with native bfloat16 matmuls (AMX); where bfloat16 is emulated it is slower
-than float32 (benchmarks/results/batch.json has the figures of the machine that measured them).
-The features differ from float32 by ~1.4 % (relative L2), about what float16 changes on a GPU. The decoder is kept float32 because its many small matmuls
-gain little and openai-whisper's decoding checks the feature dtype. ``int8_bfloat16`` combines
-that encoder with the int8 decoder below (CTranslate2 has a compute type of the same name).
+statistics and the decoder stay float32; the encoder output is handed to the decoder as float32). It
+pays only on CPUs with native bfloat16 matmuls (AMX); where bfloat16 is emulated it is slower than
+float32 (benchmarks/results/batch.json has the figures of the machine that measured them). The
+features differ from float32 by ~1.4 % (relative L2), about what float16 changes on a GPU. The
+decoder is kept float32 because its many small matmuls gain little and openai-whisper's decoding
+checks the feature dtype. ``int8_bfloat16`` combines that encoder with the int8 decoder below
+(CTranslate2 has a compute type of the same name).
 
 ``int8`` replaces every ``nn.Linear`` of the model (openai-whisper's ``whisper.model.Linear``
-subclasses included: attention projections and MLPs of encoder and decoder) and the decoder's
-output projection onto the vocabulary (``x @ token_embedding.weight.T``, the largest matmul of a
-decoding step) by ``Int8Linear``: weights stored as int8, one symmetric scale per output channel;
-activations quantised per call (dynamic quantisation), then one fbgemm int8 GEMM with the
-dequantisation and bias fused. The convolutions, layer norms and the token/positional embeddings
-stay float32. Cross-attention hooks (word timestamps) and the kv-cache hooks see the same modules
+subclasses included: attention projections and MLPs of encoder and decoder) and the decoder's output
+projection onto the vocabulary (``x @ token_embedding.weight.T``, the largest matmul of a decoding
+step) by ``Int8Linear``: weights stored as int8, one symmetric scale per output channel; activations
+quantised per call (dynamic quantisation), then one fbgemm int8 GEMM with the dequantisation and
+bias fused. The convolutions, layer norms and the token/positional embeddings stay float32.
+Cross-attention hooks (word timestamps) and the kv-cache hooks see the same modules
 (``MultiHeadAttention``) and tensors as before, only computed from int8 weights.
 
 Which kernel: torch's eager int8 path is ``quantized::linear_dynamic`` (fbgemm on x86), the op
 behind ``torch.ao.quantization.quantize_dynamic``. torch 2.13 marks ``torch.ao.quantization`` and
 the quantised tensor dtypes as deprecated (a warning on every use) and points to torchao; torchao's
 ``Int8DynamicActivationInt8WeightConfig`` gains nothing over float32 on a CPU in eager mode (it
-needs ``torch.compile`` for speed), while fbgemm's dynamic int8 GEMM does. So audiotools builds the packed weights itself with the fbgemm ops
-(no ``torch.ao.quantization`` import), silencing the deprecation warnings of the one-off weight
-packing only; if a later torch drops the ops, ``int8`` fails with a one-line ModelError and the
-float compute types keep working.
+needs ``torch.compile`` for speed), while fbgemm's dynamic int8 GEMM does. So audiotools builds the
+packed weights itself with the fbgemm ops (no ``torch.ao.quantization`` import), silencing the
+deprecation warnings of the one-off weight packing only; if a later torch drops the ops, ``int8``
+fails with a one-line ModelError and the float compute types keep working.
 """
 
 from __future__ import annotations
@@ -43,20 +44,23 @@ def resolve_compute_type(compute_type: str | None, device: str, fp16: bool | Non
     """The compute type to run: ``compute_type`` when set; else the legacy ``fp16`` flag (True:
     float16, False: float32); else float16 on CUDA, float32 on CPU."""
     from audiotools.errors import UsageError
+
     cuda = str(device).startswith("cuda")
     if compute_type in (None, "auto", "default"):
         if fp16 is not None:
             return "float16" if fp16 else "float32"
         return "float16" if cuda else "float32"
-    ct = {"fp32": "float32", "fp16": "float16", "half": "float16", "qint8": "int8", "bf16": "bfloat16"
-          }.get(compute_type, compute_type)
+    ct = {"fp32": "float32", "fp16": "float16", "half": "float16", "qint8": "int8", "bf16": "bfloat16"}.get(
+        compute_type, compute_type
+    )
     if ct not in COMPUTE_TYPES:
         raise UsageError(f"unknown compute type {compute_type!r} (choose from {', '.join(COMPUTE_TYPES)})")
     if fp16 is not None and (ct == "float16") != bool(fp16):
         raise UsageError(f"compute_type {ct!r} contradicts fp16={fp16} (fp16 is an alias: leave it unset)")
     if ct.startswith("int8") and cuda:
-        raise UsageError("compute type int8 runs on the CPU only (dynamic int8 quantisation via fbgemm); "
-                         "use float16 on CUDA")
+        raise UsageError(
+            "compute type int8 runs on the CPU only (dynamic int8 quantisation via fbgemm); use float16 on CUDA"
+        )
     return ct
 
 
@@ -68,8 +72,7 @@ def _quiet_deprecations():
 
 
 def int8_available() -> bool:
-    return "fbgemm" in torch.backends.quantized.supported_engines or \
-        "x86" in torch.backends.quantized.supported_engines
+    return "fbgemm" in torch.backends.quantized.supported_engines or "x86" in torch.backends.quantized.supported_engines
 
 
 _FULL_RANGE: bool | None = None
@@ -89,7 +92,7 @@ def full_range_safe() -> bool:
             x = torch.cat([torch.ones(4, 512), -torch.ones(4, 512)])
             y = Int8Linear(w, None, per_row=False, reduce_range=False)(x)
             _FULL_RANGE = bool(((y - x @ w.T).abs().max() / 512) < 0.02)
-        except Exception:  # noqa: BLE001 - any failure: the safe 7-bit range
+        except Exception:
             _FULL_RANGE = False
     return _FULL_RANGE
 
@@ -104,12 +107,18 @@ class Int8Linear(nn.Module):
     benchmark corpus, base: 9.7 % vs 3.9 % word disagreement with float32). ``reduce_range``: 7-bit
     activations; None: only where the CPU needs it (``full_range_safe``)."""
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None, per_row: bool = True,
-                 reduce_range: bool | None = None):
+    def __init__(
+        self,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None = None,
+        per_row: bool = True,
+        reduce_range: bool | None = None,
+    ):
         super().__init__()
         self.per_row = per_row
         self.reduce_range = (not full_range_safe()) if reduce_range is None else reduce_range
         from audiotools.errors import ModelError
+
         w = weight.detach().to("cpu", torch.float32).contiguous()
         self.out_features, self.in_features = w.shape
         scale = (w.abs().amax(dim=1).double() / 127.0).clamp(min=1e-12)
@@ -117,12 +126,12 @@ class Int8Linear(nn.Module):
         self.register_buffer("bias", b if per_row else None, persistent=False)
         try:
             with _quiet_deprecations():
-                qw = torch.quantize_per_channel(w, scale, torch.zeros(len(scale), dtype=torch.long), 0,
-                                                torch.qint8)
+                qw = torch.quantize_per_channel(w, scale, torch.zeros(len(scale), dtype=torch.long), 0, torch.qint8)
                 self._packed = torch.ops.quantized.linear_prepack(qw, None if per_row else b)
         except (AttributeError, RuntimeError) as e:
-            raise ModelError(f"compute type int8 is not available in this torch build "
-                             f"({type(e).__name__}: {str(e).splitlines()[0]})") from None
+            raise ModelError(
+                f"compute type int8 is not available in this torch build ({type(e).__name__}: {str(e).splitlines()[0]})"
+            ) from None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.float()
@@ -155,7 +164,7 @@ def _int8_decoder_class():
 
         def forward(self, x, xa, kv_cache=None):
             offset = next(iter(kv_cache.values())).shape[1] if kv_cache else 0
-            x = self.token_embedding(x) + self.positional_embedding[offset: offset + x.shape[-1]]
+            x = self.token_embedding(x) + self.positional_embedding[offset : offset + x.shape[-1]]
             x = x.to(xa.dtype)
             for block in self.blocks:
                 x = block(x, xa, mask=self.mask, kv_cache=kv_cache)
@@ -207,12 +216,16 @@ def quantize_int8(model, logits: bool = True, encoder: bool = True, **kw):
     leaves the encoder's layers alone (int8_bfloat16 runs it in bfloat16 instead)."""
     global _INT8_DECODER
     from audiotools.errors import ModelError
+
     if next(model.parameters()).device.type != "cpu":
         raise ModelError("int8 quantisation needs the model on the CPU")
     if not int8_available():
         raise ModelError("compute type int8 needs torch's fbgemm/x86 quantised engine, not in this torch build")
-    targets = [(name, mod) for name, mod in model.named_modules() if isinstance(mod, nn.Linear)
-               and (encoder or not name.startswith("encoder."))]
+    targets = [
+        (name, mod)
+        for name, mod in model.named_modules()
+        if isinstance(mod, nn.Linear) and (encoder or not name.startswith("encoder."))
+    ]
     for name, mod in targets:
         parent_name, _, attr = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
@@ -225,4 +238,3 @@ def quantize_int8(model, logits: bool = True, encoder: bool = True, **kw):
         dec.__class__ = _INT8_DECODER
     model.compute_type = "int8"
     return model
-

@@ -123,10 +123,11 @@ def median_filter(x: torch.Tensor, width: int) -> torch.Tensor:
         return x
     if x.is_cuda:
         from whisper.timing import median_filter as whisper_median_filter
+
         return whisper_median_filter(x, width)
     padded = F.pad(x.reshape(-1, 1, x.shape[-1]), (pad, pad), mode="reflect").reshape(*x.shape[:-1], -1)
     n = x.shape[-1]
-    v = [padded[..., i:i + n] for i in range(width)]
+    v = [padded[..., i : i + n] for i in range(width)]
     for r in range(width):
         for i in range(r % 2, width - 1, 2):
             v[i], v[i + 1] = torch.minimum(v[i], v[i + 1]), torch.maximum(v[i], v[i + 1])
@@ -140,19 +141,21 @@ def dtw(x: torch.Tensor) -> np.ndarray:
 @dataclass
 class AlignJob:
     """One window to align: its text tokens, encoder features (n_audio_ctx, n_state) and frame count."""
+
     tokenizer: object
     text_tokens: list
     features: torch.Tensor
     num_frames: int
-    row: int | None = None      # the window's row in ``cross_kv`` (see find_alignments)
+    row: int | None = None  # the window's row in ``cross_kv`` (see find_alignments)
 
 
 def _alignment_pairs(model) -> list[tuple[int, int]]:
     return [tuple(p) for p in model.alignment_heads.indices().T.tolist()]
 
 
-def _decoder_forward(model, tokens: torch.Tensor, features: torch.Tensor, kv: dict | None,
-                     heads_by_layer: dict[int, list[int]]) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+def _decoder_forward(
+    model, tokens: torch.Tensor, features: torch.Tensor, kv: dict | None, heads_by_layer: dict[int, list[int]]
+) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
     """``TextDecoder.forward`` without a self-attention cache, up to the final layer norm, and the
     cross-attention logits ``q k^T / sqrt(d)`` of the alignment heads only: ``{layer: (B, heads, T, frames)}``.
 
@@ -185,8 +188,9 @@ def _decoder_forward(model, tokens: torch.Tensor, features: torch.Tensor, kv: di
 
 
 @torch.no_grad()
-def find_alignments(model, jobs: list[AlignJob], medfilt_width: int = 7, qk_scale: float = 1.0,
-                    cross_kv: dict | None = None) -> list[list[WordTiming]]:
+def find_alignments(
+    model, jobs: list[AlignJob], medfilt_width: int = 7, qk_scale: float = 1.0, cross_kv: dict | None = None
+) -> list[list[WordTiming]]:
     """openai-whisper's ``find_alignment`` for many windows, with one decoder forward per chunk of windows.
 
     ``cross_kv`` (from ``decoding.decode_windows``): the cross-attention keys/values of the batch,
@@ -211,20 +215,21 @@ def find_alignments(model, jobs: list[AlignJob], medfilt_width: int = 7, qk_scal
     if cur:
         chunks.append(cur)
     for chunk in chunks:
-        chunk.sort()    # batch order: the rows of ``cross_kv`` are then often one slice, not a copy
+        chunk.sort()  # batch order: the rows of ``cross_kv`` are then often one slice, not a copy
         rows = []
         for i in chunk:
             tok = jobs[i].tokenizer
             rows.append([*tok.sot_sequence, tok.no_timestamps, *jobs[i].text_tokens, tok.eot])
         width = max(len(r) for r in rows)
-        tokens = torch.tensor([r + [jobs[chunk[0]].tokenizer.eot] * (width - len(r)) for r in rows],
-                              device=model.device)
+        tokens = torch.tensor(
+            [r + [jobs[chunk[0]].tokenizer.eot] * (width - len(r)) for r in rows], device=model.device
+        )
         features = torch.stack([jobs[i].features for i in chunk])
         kv = None
         if cross_kv and all(jobs[i].row is not None for i in chunk):
             sel = [jobs[i].row for i in chunk]
             if sel == list(range(sel[0], sel[0] + len(sel))):
-                kv = {m: t[sel[0]: sel[0] + len(sel)] for m, t in cross_kv.items()}
+                kv = {m: t[sel[0] : sel[0] + len(sel)] for m, t in cross_kv.items()}
             else:
                 idx = torch.tensor(sel, device=features.device)
                 kv = {m: t.index_select(0, idx) for m, t in cross_kv.items()}
@@ -232,7 +237,7 @@ def find_alignments(model, jobs: list[AlignJob], medfilt_width: int = 7, qk_scal
         # vocabulary logits only where a text token is predicted (not the prompt, EOT or padding)
         n_sots = [len(jobs[i].tokenizer.sot_sequence) for i in chunk]
         n_texts = [len(jobs[i].text_tokens) for i in chunk]
-        picked = torch.cat([hidden[b, n_sots[b]: n_sots[b] + n_texts[b]] for b in range(len(chunk))])
+        picked = torch.cat([hidden[b, n_sots[b] : n_sots[b] + n_texts[b]] for b in range(len(chunk))])
         text_logits = output_logits(model.decoder, picked).split(n_texts)
         # (windows, alignment heads, tokens, frames), heads in openai-whisper's order
         pos = {layer: {h: k for k, h in enumerate(hs)} for layer, hs in heads_by_layer.items()}
@@ -243,13 +248,29 @@ def find_alignments(model, jobs: list[AlignJob], medfilt_width: int = 7, qk_scal
             token_probs = text_logits[b][:, : tok.eot].softmax(dim=-1)
             text_token_probs = token_probs[np.arange(len(job.text_tokens)), job.text_tokens].tolist()
             # rows: the prompt, no_timestamps (predicts the first text token), the text, EOT
-            out[i] = word_timings(tok, job.text_tokens, stacked[b, :, : len(rows[b])], n_sots[b],
-                                  text_token_probs, job.num_frames, medfilt_width, qk_scale)
+            out[i] = word_timings(
+                tok,
+                job.text_tokens,
+                stacked[b, :, : len(rows[b])],
+                n_sots[b],
+                text_token_probs,
+                job.num_frames,
+                medfilt_width,
+                qk_scale,
+            )
     return out
 
 
-def word_timings(tok, text_tokens: list[int], qk: torch.Tensor, first: int, text_token_probs: list[float],
-                 num_frames: int, medfilt_width: int = 7, qk_scale: float = 1.0) -> list[WordTiming]:
+def word_timings(
+    tok,
+    text_tokens: list[int],
+    qk: torch.Tensor,
+    first: int,
+    text_token_probs: list[float],
+    num_frames: int,
+    medfilt_width: int = 7,
+    qk_scale: float = 1.0,
+) -> list[WordTiming]:
     """openai-whisper's ``find_alignment`` after the forward pass, for one window.
 
     ``qk``: the alignment heads' cross-attention logits (heads, rows, frames), one row per query
@@ -260,7 +281,7 @@ def word_timings(tok, text_tokens: list[int], qk: torch.Tensor, first: int, text
     std, mean = torch.std_mean(weights, dim=-2, keepdim=True, unbiased=False)
     weights = (weights - mean) / std
     # the filter runs along frames, so only the matrix rows need it
-    matrix = median_filter(weights[:, first: first + len(text_tokens) + 1], medfilt_width).mean(axis=0)
+    matrix = median_filter(weights[:, first : first + len(text_tokens) + 1], medfilt_width).mean(axis=0)
     text_indices, time_indices = dtw(-matrix)
     words, word_tokens = tok.split_to_word_tokens(text_tokens + [tok.eot])
     if len(word_tokens) <= 1:
@@ -271,13 +292,23 @@ def word_timings(tok, text_tokens: list[int], qk: torch.Tensor, first: int, text
     start_times = jump_times[word_boundaries[:-1]]
     end_times = jump_times[word_boundaries[1:]]
     word_probabilities = [np.mean(text_token_probs[a:z]) for a, z in zip(word_boundaries[:-1], word_boundaries[1:])]
-    return [WordTiming(w, t, s, e, p) for w, t, s, e, p in
-            zip(words, word_tokens, start_times, end_times, word_probabilities)]
+    return [
+        WordTiming(w, t, s, e, p)
+        for w, t, s, e, p in zip(words, word_tokens, start_times, end_times, word_probabilities)
+    ]
 
 
-def word_timings_from_decoding(tok, sampled: list[int], text_tokens: list[int], attention: torch.Tensor | None,
-                               step_logprobs: list[float] | None, prompt_length: int, num_frames: int,
-                               medfilt_width: int = 7, qk_scale: float = 1.0) -> list[WordTiming] | None:
+def word_timings_from_decoding(
+    tok,
+    sampled: list[int],
+    text_tokens: list[int],
+    attention: torch.Tensor | None,
+    step_logprobs: list[float] | None,
+    prompt_length: int,
+    num_frames: int,
+    medfilt_width: int = 7,
+    qk_scale: float = 1.0,
+) -> list[WordTiming] | None:
     """Word timings from the cross-attention the greedy decoding computed anyway (no second pass).
 
     ``attention``: the alignment heads' logits of every query position of the decoding,
@@ -290,13 +321,12 @@ def word_timings_from_decoding(tok, sampled: list[int], text_tokens: list[int], 
     probabilities. None when the decoding did not end with EOT (cut at the length limit) or its
     text is not ``text_tokens``: the caller aligns in a separate pass."""
     n = len(sampled)
-    if attention is None or step_logprobs is None or attention.shape[0] < prompt_length + n \
-            or len(step_logprobs) <= n:
+    if attention is None or step_logprobs is None or attention.shape[0] < prompt_length + n or len(step_logprobs) <= n:
         return None
     steps = [j for j, t in enumerate(sampled) if t < tok.eot]
     if not steps or [sampled[j] for j in steps] != list(text_tokens):
         return None
-    last = prompt_length - 1                      # the query that predicted the first sampled token
+    last = prompt_length - 1  # the query that predicted the first sampled token
     # the normalisation's leading rows: the SOT sequence's (an initial prompt before it is left out,
     # as openai-whisper's pass has none)
     lead = list(range(max(0, prompt_length - len(tok.sot_sequence)), last))
@@ -310,8 +340,14 @@ def text_tokens_of(segments: list[dict], tokenizer) -> list[int]:
     return [t for s in segments for t in s["tokens"] if t < tokenizer.eot]
 
 
-def apply_alignment(segments: list[dict], alignment: list[WordTiming], tokenizer, offset: float,
-                    window_duration: float, last_speech: float) -> float:
+def apply_alignment(
+    segments: list[dict],
+    alignment: list[WordTiming],
+    tokenizer,
+    offset: float,
+    window_duration: float,
+    last_speech: float,
+) -> float:
     """openai-whisper's ``add_word_timestamps`` after the alignment (its heuristics, unchanged), then
     words clamped to the window. Fills ``segment["words"]``; returns the new last-speech time."""
     if not segments:
@@ -341,14 +377,21 @@ def apply_alignment(segments: list[dict], alignment: list[WordTiming], tokenizer
         while word_index < len(alignment) and saved_tokens < len(text_tokens):
             timing = alignment[word_index]
             if timing.word:
-                words.append(dict(word=timing.word, start=round(time_offset + timing.start, 2),
-                                  end=round(time_offset + timing.end, 2), probability=timing.probability))
+                words.append(
+                    {
+                        "word": timing.word,
+                        "start": round(time_offset + timing.start, 2),
+                        "end": round(time_offset + timing.end, 2),
+                        "probability": timing.probability,
+                    }
+                )
             saved_tokens += len(timing.tokens)
             word_index += 1
         if len(words) > 0:
             if words[0]["end"] - last_speech > median_duration * 4 and (
-                    words[0]["end"] - words[0]["start"] > max_duration
-                    or (len(words) > 1 and words[1]["end"] - words[0]["start"] > max_duration * 2)):
+                words[0]["end"] - words[0]["start"] > max_duration
+                or (len(words) > 1 and words[1]["end"] - words[0]["start"] > max_duration * 2)
+            ):
                 if len(words) > 1 and words[1]["end"] - words[1]["start"] > max_duration:
                     boundary = max(words[1]["end"] / 2, words[1]["end"] - max_duration)
                     words[0]["end"] = words[1]["start"] = boundary
@@ -378,4 +421,3 @@ def apply_alignment(segments: list[dict], alignment: list[WordTiming], tokenizer
 
 def num_frames_for(window_duration: float) -> int:
     return max(1, min(3000, int(round(window_duration * SAMPLE_RATE / HOP_LENGTH))))
-

@@ -11,26 +11,35 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 
-from audiotools.audio.decode import DecodedAudio, load_audio
-from audiotools.asr.decoding import DecodeOptions, decode_windows
 from audiotools.asr.audio import log_mel_batch
+from audiotools.asr.decoding import DecodeOptions, decode_windows
 from audiotools.asr.models import load_model
-from audiotools.device import resolve_device
-from audiotools.errors import UsageError
+from audiotools.asr.options import TranscribeOptions
 from audiotools.asr.quantize import encode_features
-from audiotools.asr.timing import AlignJob, apply_alignment, find_alignments, num_frames_for, split_segments, text_tokens_of, word_timings_from_decoding
-from audiotools.transcript import Segment, Transcript, Word
-from audiotools.vad.silero import reusable_speech
+from audiotools.asr.timing import (
+    AlignJob,
+    apply_alignment,
+    find_alignments,
+    num_frames_for,
+    split_segments,
+    text_tokens_of,
+    word_timings_from_decoding,
+)
 from audiotools.asr.weight_layout import column_major_linears
 from audiotools.asr.windows import Window, speech_windows
 from audiotools.audio import SAMPLE_RATE
-from audiotools.asr.options import TranscribeOptions
+from audiotools.audio.decode import DecodedAudio, load_audio
+from audiotools.device import resolve_device
+from audiotools.errors import UsageError
+from audiotools.transcript import Segment, Transcript, Word
+from audiotools.vad.silero import reusable_speech
 
 log = logging.getLogger(__name__)
 # Windows per encoder call on a CPU. The encoder's GEMMs run near the cores' peak at any batch, but
@@ -42,15 +51,22 @@ CPU_ENCODER_BATCH = 1
 
 def decode_options(o: TranscribeOptions) -> DecodeOptions:
     """The decoding settings of a transcription."""
-    return DecodeOptions(task=o.task, temperatures=tuple(o.temperatures), beam_size=o.beam_size,
-                         best_of=o.best_of, compression_ratio_threshold=o.compression_ratio_threshold,
-                         logprob_threshold=o.logprob_threshold, no_speech_threshold=o.no_speech_threshold,
-                         initial_prompt=o.initial_prompt)
+    return DecodeOptions(
+        task=o.task,
+        temperatures=tuple(o.temperatures),
+        beam_size=o.beam_size,
+        best_of=o.best_of,
+        compression_ratio_threshold=o.compression_ratio_threshold,
+        logprob_threshold=o.logprob_threshold,
+        no_speech_threshold=o.no_speech_threshold,
+        initial_prompt=o.initial_prompt,
+    )
 
 
 @dataclass
 class EngineItem:
     """One file for the engine: its samples and, when already computed (e.g. by a prefetch worker), its windows."""
+
     key: Any
     samples: np.ndarray
     windows: list[Window] | None = None
@@ -74,16 +90,36 @@ class _FileState:
             for s in self.segments[wi]:
                 if not s["text"].strip():
                     continue
-                words = [Word(word=w["word"], start=float(w["start"]), end=float(w["end"]),
-                              probability=float(w["probability"])) for w in s.get("words", [])]
-                out.append(Segment(id=len(out), start=float(s["start"]), end=float(s["end"]), text=s["text"],
-                                   words=words, avg_logprob=s["avg_logprob"], no_speech_prob=s["no_speech_prob"],
-                                   compression_ratio=s["compression_ratio"], temperature=s["temperature"]))
+                words = [
+                    Word(
+                        word=w["word"],
+                        start=float(w["start"]),
+                        end=float(w["end"]),
+                        probability=float(w["probability"]),
+                    )
+                    for w in s.get("words", [])
+                ]
+                out.append(
+                    Segment(
+                        id=len(out),
+                        start=float(s["start"]),
+                        end=float(s["end"]),
+                        text=s["text"],
+                        words=words,
+                        avg_logprob=s["avg_logprob"],
+                        no_speech_prob=s["no_speech_prob"],
+                        compression_ratio=s["compression_ratio"],
+                        temperature=s["temperature"],
+                    )
+                )
         return out
 
     def stats(self) -> dict:
-        d = {"windows": len(self.windows), "speech_seconds": round(sum(w.duration for w in self.windows), 3),
-             "seconds": round(time.perf_counter() - self.t0, 3)}
+        d = {
+            "windows": len(self.windows),
+            "speech_seconds": round(sum(w.duration for w in self.windows), 3),
+            "seconds": round(time.perf_counter() - self.t0, 3),
+        }
         if self.language_probability is not None:
             d["language_probability"] = round(self.language_probability, 4)
         return d
@@ -93,28 +129,38 @@ _model_cache: dict[tuple, tuple] = {}
 _model_lock = threading.Lock()
 
 
-def get_model(spec: str, device: str, fp16: bool | None = None, allow_download: bool | None = None,
-              compute_type: str | None = None):
+def get_model(
+    spec: str,
+    device: str,
+    fp16: bool | None = None,
+    allow_download: bool | None = None,
+    compute_type: str | None = None,
+):
     """Load (once per process) and return ``(model, info)``.
 
     ``compute_type``: float32, float16, bfloat16 (encoder), int8 or int8_bfloat16 (CPU; see quantize.py);
     None: ``fp16`` decides (True: float16, False: float32), and when that is None too, float16 on
     CUDA and float32 on CPU. Each (model, device, compute type) is loaded once."""
     from audiotools.asr.quantize import bf16_fast, bfloat16_encoder, quantize_int8, resolve_compute_type
+
     device = resolve_device(device)
     ct = resolve_compute_type(compute_type, device, fp16)
     key = (spec, device, ct)
     with _model_lock:
         if key not in _model_cache:
-            model, info = load_model(spec, device, dtype=torch.float16 if ct == "float16" else torch.float32,
-                                     allow_download=allow_download)
+            model, info = load_model(
+                spec, device, dtype=torch.float16 if ct == "float16" else torch.float32, allow_download=allow_download
+            )
             if ct in ("int8", "int8_bfloat16"):
                 model = quantize_int8(model, encoder=ct == "int8")
             if ct in ("bfloat16", "int8_bfloat16"):
                 model = bfloat16_encoder(model)
                 if device == "cpu" and not bf16_fast():
-                    log.warning("compute type %s: this CPU has no AVX512-BF16/AMX, bfloat16 is emulated and "
-                                "may be slower than float32", ct)
+                    log.warning(
+                        "compute type %s: this CPU has no AVX512-BF16/AMX, bfloat16 is emulated and "
+                        "may be slower than float32",
+                        ct,
+                    )
             if device == "cpu":
                 # the int8 decoder projects logits with its own int8 copy: its embedding keeps rows
                 column_major_linears(model, embedding=getattr(model.decoder, "int8_logits", None) is None)
@@ -130,35 +176,48 @@ class Transcriber:
         self.options = options or TranscribeOptions()
         if self.options.threads:
             torch.set_num_threads(self.options.threads)
-        self.model, self.model_info = get_model(self.options.model, self.options.device, self.options.fp16,
-                                                self.options.allow_download, self.options.compute_type)
+        self.model, self.model_info = get_model(
+            self.options.model,
+            self.options.device,
+            self.options.fp16,
+            self.options.allow_download,
+            self.options.compute_type,
+        )
         self.device = self.model.device
-        self.alignment_counts = {"decoding": 0, "pass": 0}   # windows given word timings by each method
-        self.dtype = next(self.model.decoder.parameters()).dtype   # the decoder's: float32 for int8 and bfloat16
-        self.compute_type = getattr(self.model, "compute_type", None) or \
-            ("float16" if self.dtype == torch.float16 else "float32")
+        self.alignment_counts = {"decoding": 0, "pass": 0}  # windows given word timings by each method
+        self.dtype = next(self.model.decoder.parameters()).dtype  # the decoder's: float32 for int8 and bfloat16
+        self.compute_type = getattr(self.model, "compute_type", None) or (
+            "float16" if self.dtype == torch.float16 else "float32"
+        )
         if self.options.language and not self.model_info.multilingual and self.options.language != "en":
-            raise UsageError(f"model {self.model_info.name} is English-only; cannot transcribe language "
-                             f"{self.options.language!r} (use a multilingual model such as 'base')")
+            raise UsageError(
+                f"model {self.model_info.name} is English-only; cannot transcribe language "
+                f"{self.options.language!r} (use a multilingual model such as 'base')"
+            )
 
     # ------------------------------------------------------------------ helpers
     def tokenizer(self, language: str | None):
         from whisper.tokenizer import get_tokenizer
-        return get_tokenizer(self.model.is_multilingual, num_languages=self.model.num_languages,
-                             language=language, task=self.options.task)
+
+        return get_tokenizer(
+            self.model.is_multilingual,
+            num_languages=self.model.num_languages,
+            language=language,
+            task=self.options.task,
+        )
 
     def windows_for(self, samples: np.ndarray) -> list[Window]:
         return speech_windows(samples, self.options.vad_options, self.options.vad)[0]
 
     @torch.inference_mode()
     def encode(self, samples: np.ndarray, windows: list[Window]) -> torch.Tensor:
-        return self._encode([samples[int(w.start * SAMPLE_RATE): int(w.end * SAMPLE_RATE)] for w in windows])
+        return self._encode([samples[int(w.start * SAMPLE_RATE) : int(w.end * SAMPLE_RATE)] for w in windows])
 
     def _encode(self, chunks: list[np.ndarray]) -> torch.Tensor:
         """Encoder features (B, n_audio_ctx, n_state) for audio chunks of at most 30 s."""
         mel = log_mel_batch(chunks, self.model.dims.n_mels, self.device)
         step = len(chunks) if self.device.type == "cuda" else CPU_ENCODER_BATCH
-        parts = [encode_features(self.model, mel[i:i + step], self.dtype) for i in range(0, len(chunks), step)]
+        parts = [encode_features(self.model, mel[i : i + step], self.dtype) for i in range(0, len(chunks), step)]
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     @torch.inference_mode()
@@ -177,8 +236,9 @@ class Transcriber:
         return max(total, key=total.get), total
 
     # ------------------------------------------------------------------ the engine
-    def transcribe_samples(self, samples: np.ndarray, windows: list[Window] | None = None,
-                           progress: Callable[[float], None] | None = None) -> tuple[list[Segment], str | None, dict]:
+    def transcribe_samples(
+        self, samples: np.ndarray, windows: list[Window] | None = None, progress: Callable[[float], None] | None = None
+    ) -> tuple[list[Segment], str | None, dict]:
         """Transcribe mono 16 kHz samples; returns (segments, language, stats)."""
         item = EngineItem(key=0, samples=samples, windows=windows, language=self.options.language)
         cb = (lambda key, t: progress(t)) if progress else None
@@ -186,9 +246,9 @@ class Transcriber:
             return segments, language, stats
         raise AssertionError("unreachable")
 
-    def transcribe_many(self, items: Iterable["EngineItem"],
-                        progress: Callable[[object, float], None] | None = None
-                        ) -> Iterator[tuple[object, list[Segment], str | None, dict]]:
+    def transcribe_many(
+        self, items: Iterable[EngineItem], progress: Callable[[object, float], None] | None = None
+    ) -> Iterator[tuple[object, list[Segment], str | None, dict]]:
         """The batch engine: windows of many files share encoder/decoder batches.
 
         ``items`` is consumed lazily (only as many files are held as fill the next batch), and each
@@ -198,7 +258,7 @@ class Transcriber:
         bs = max(1, self.options.batch_size)
         source = iter(items)
         files: dict[int, _FileState] = {}
-        order: list[int] = []          # file ids in input order (for in-order yielding)
+        order: list[int] = []  # file ids in input order (for in-order yielding)
         queue: list[tuple[int, int]] = []  # (file id, window index) not yet decoded
         next_id = 0
         exhausted = False
@@ -212,8 +272,7 @@ class Transcriber:
                     break
                 t0 = time.perf_counter()
                 windows = self.windows_for(item.samples) if item.windows is None else item.windows
-                st = _FileState(item=item, windows=windows, language=item.language or self.options.language,
-                                t0=t0)
+                st = _FileState(item=item, windows=windows, language=item.language or self.options.language, t0=t0)
                 files[next_id] = st
                 order.append(next_id)
                 queue.extend((next_id, i) for i in range(len(windows)))
@@ -225,8 +284,11 @@ class Transcriber:
                     for fid, wi in batch:
                         progress(files[fid].item.key, files[fid].windows[wi].end)
             # yield every leading file that is complete
-            while order and files[order[0]].done == len(files[order[0]].windows) and \
-                    not any(fid == order[0] for fid, _ in queue):
+            while (
+                order
+                and files[order[0]].done == len(files[order[0]].windows)
+                and not any(fid == order[0] for fid, _ in queue)
+            ):
                 fid = order.pop(0)
                 st = files.pop(fid)
                 yield st.item.key, st.finish(), st.language, st.stats()
@@ -236,21 +298,28 @@ class Transcriber:
     @torch.inference_mode()
     def _run_batch(self, files: dict, batch: list[tuple[int, int]], decode_opts: DecodeOptions) -> None:
         samples_windows = [(files[fid].item.samples, files[fid].windows[wi]) for fid, wi in batch]
-        features = self._encode([s[int(w.start * SAMPLE_RATE): int(w.end * SAMPLE_RATE)] for s, w in samples_windows])
+        features = self._encode([s[int(w.start * SAMPLE_RATE) : int(w.end * SAMPLE_RATE)] for s, w in samples_windows])
         # language: per file, from its first (up to 3) windows in this batch
         for fid in dict.fromkeys(fid for fid, _ in batch):
             st = files[fid]
             if st.language is None:
                 rows = [k for k, (f, _) in enumerate(batch) if f == fid][:3]
-                st.language, probs = self.detect_language(features[rows],
-                                                          [files[fid].windows[batch[k][1]].duration for k in rows])
+                st.language, probs = self.detect_language(
+                    features[rows], [files[fid].windows[batch[k][1]].duration for k in rows]
+                )
                 st.language_probability = probs.get(st.language, 0.0)
                 log.info("detected language: %s (p=%.2f)", st.language, st.language_probability)
         from_decoding = self.options.word_timestamps and self.options.word_alignment == "decoding"
         # the alignment pass reuses the decoding's cross-attention projections (when it makes them)
         cross_kv: dict | None = {} if self.options.word_timestamps and not from_decoding else None
-        results = decode_windows(self.model, features, [files[fid].language for fid, _ in batch], decode_opts,
-                                 cross_kv=cross_kv, attention=from_decoding)
+        results = decode_windows(
+            self.model,
+            features,
+            [files[fid].language for fid, _ in batch],
+            decode_opts,
+            cross_kv=cross_kv,
+            attention=from_decoding,
+        )
         per_window = []  # (file state, window index, window, tokenizer, segments)
         for k, ((fid, wi), r) in enumerate(zip(batch, results)):
             st = files[fid]
@@ -261,20 +330,28 @@ class Transcriber:
             tok = self.tokenizer(st.language)
             segs = split_segments(r.tokens, tok, w.start, w.duration)
             for s in segs:
-                s.update(avg_logprob=r.result.avg_logprob, no_speech_prob=r.result.no_speech_prob,
-                         compression_ratio=r.result.compression_ratio, temperature=r.result.temperature)
+                s.update(
+                    avg_logprob=r.result.avg_logprob,
+                    no_speech_prob=r.result.no_speech_prob,
+                    compression_ratio=r.result.compression_ratio,
+                    temperature=r.result.temperature,
+                )
             per_window.append((k, st, wi, w, tok, segs))
         if self.options.word_timestamps:
             # word timings from the decoding's own cross-attention where it has them, one batched
             # alignment pass for the other windows with text, then each file's windows in order
             texts = [text_tokens_of(segs, tok) for k, st, wi, w, tok, segs in per_window]
             alignments: list = []
-            for (k, st, wi, w, tok, segs), text in zip(per_window, texts):
+            for (k, _st, _wi, w, tok, segs), text in zip(per_window, texts):
                 r = results[k]
-                alignments.append(word_timings_from_decoding(
-                    tok, r.tokens, text, r.attention, r.step_logprobs, r.prompt_length,
-                    num_frames_for(w.duration)) if from_decoding and segs else None)
-                r.attention = None      # (positions, heads, frames) per window: not kept past here
+                alignments.append(
+                    word_timings_from_decoding(
+                        tok, r.tokens, text, r.attention, r.step_logprobs, r.prompt_length, num_frames_for(w.duration)
+                    )
+                    if from_decoding and segs
+                    else None
+                )
+                r.attention = None  # (positions, heads, frames) per window: not kept past here
             todo = [n for n, a in enumerate(alignments) if a is None]
             jobs = []
             for n in todo:
@@ -284,25 +361,31 @@ class Transcriber:
                 alignments[n] = alignment
             self.alignment_counts["decoding"] += len(per_window) - len(todo)
             self.alignment_counts["pass"] += sum(1 for j in jobs if j.text_tokens)
-            for (k, st, wi, w, tok, segs), alignment in zip(per_window, alignments):
+            for (_k, st, _wi, w, tok, segs), alignment in zip(per_window, alignments):
                 if segs:
                     st.last_speech = apply_alignment(segs, alignment, tok, w.start, w.duration, st.last_speech)
-        for k, st, wi, w, tok, segs in per_window:
+        for _k, st, wi, _w, tok, segs in per_window:
             for s in segs:
                 s["text"] = tok.decode(s["tokens"])
             st.segments[wi] = segs
 
     def transcribe(self, audio: DecodedAudio, progress=None) -> Transcript:
         windows, regions = speech_windows(audio.samples, self.options.vad_options, self.options.vad)
-        audio.speech = reusable_speech(regions, self.options.vad_options)    # identification reuses them
+        audio.speech = reusable_speech(regions, self.options.vad_options)  # identification reuses them
         segments, language, stats = self.transcribe_samples(audio.samples, windows, progress=progress)
         return self.make_transcript(audio, segments, language, stats)
 
-    def make_transcript(self, audio: DecodedAudio, segments: list[Segment], language: str | None,
-                        stats: dict) -> Transcript:
+    def make_transcript(
+        self, audio: DecodedAudio, segments: list[Segment], language: str | None, stats: dict
+    ) -> Transcript:
         """The Transcript for one engine result (``transcribe`` and the batch command share it)."""
-        model = {"name": self.model_info.name, "sha256": self.model_info.sha256, "source": self.model_info.source,
-                 "kind": self.model_info.kind, "compute_type": self.compute_type}
+        model = {
+            "name": self.model_info.name,
+            "sha256": self.model_info.sha256,
+            "source": self.model_info.source,
+            "kind": self.model_info.kind,
+            "compute_type": self.compute_type,
+        }
         extra = {"stats": stats}
         if audio.warnings:
             extra["warnings"] = list(audio.warnings)

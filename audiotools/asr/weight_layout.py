@@ -24,12 +24,10 @@ def column_major_linears(model: nn.Module, embedding: bool = True) -> nn.Module:
     """Re-lay every float32 ``nn.Linear`` weight of ``model`` (in place) and, with ``embedding``,
     the decoder's token embedding; returns the model."""
     for module in model.modules():
-        if isinstance(module, nn.Linear) and module.weight.dtype == torch.float32 \
-                and module.weight.is_contiguous():
+        if isinstance(module, nn.Linear) and module.weight.dtype == torch.float32 and module.weight.is_contiguous():
             module.weight = _transposed_storage(module.weight)
     decoder = getattr(model, "decoder", None)
     emb = getattr(decoder, "token_embedding", None)
-    if embedding and isinstance(emb, nn.Embedding) and emb.weight.dtype == torch.float32 \
-            and emb.weight.is_contiguous():
+    if embedding and isinstance(emb, nn.Embedding) and emb.weight.dtype == torch.float32 and emb.weight.is_contiguous():
         emb.weight = _transposed_storage(emb.weight)
     return model

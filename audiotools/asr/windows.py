@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from audiotools.audio import SAMPLE_RATE
 
 MAX_WINDOW = 30.0
@@ -37,14 +38,17 @@ def _quietest_cut(samples: np.ndarray, lo: float, hi: float) -> float:
     return lo + (int(np.argmin(energy)) + 0.5) * frame / SAMPLE_RATE
 
 
-def make_windows(regions: list[tuple[float, float]], samples: np.ndarray | None = None,
-                 max_len: float = MAX_WINDOW, max_gap: float = 4.0) -> list[Window]:
+def make_windows(
+    regions: list[tuple[float, float]],
+    samples: np.ndarray | None = None,
+    max_len: float = MAX_WINDOW,
+    max_gap: float = 4.0,
+) -> list[Window]:
     """Merge regions into windows <= max_len; regions further apart than ``max_gap`` start a new window."""
     pieces: list[tuple[float, float]] = []
     for s, e in regions:
         while e - s > max_len:
-            cut = _quietest_cut(samples, s + max_len / 2, s + max_len - 0.2) if samples is not None \
-                else s + max_len
+            cut = _quietest_cut(samples, s + max_len / 2, s + max_len - 0.2) if samples is not None else s + max_len
             pieces.append((s, cut))
             s = cut
         if e > s:
@@ -64,12 +68,14 @@ def make_windows(regions: list[tuple[float, float]], samples: np.ndarray | None 
     return windows
 
 
-def speech_windows(samples: np.ndarray, vad_options=None, vad: bool = True
-                   ) -> tuple[list[Window], list[tuple[float, float]] | None]:
+def speech_windows(
+    samples: np.ndarray, vad_options=None, vad: bool = True
+) -> tuple[list[Window], list[tuple[float, float]] | None]:
     """The engine's decoding windows for ``samples`` and the speech regions they were cut from:
-    Silero VAD (``vad_options``: a ``VADOptions``, or None for the defaults), or fixed 30 s windows and no regions when ``vad`` is off. The transcriber and the
-    batch's decode workers both cut their windows here."""
+    Silero VAD (``vad_options``: a ``VADOptions``, or None for the defaults), or fixed 30 s windows
+    and no regions when ``vad`` is off. The transcriber and the batch's decode workers both cut their windows here."""
     from audiotools.vad.silero import VADOptions, speech_regions
+
     if not vad:
         return fixed_windows(len(samples) / SAMPLE_RATE), None
     regions = speech_regions(samples, vad_options or VADOptions())

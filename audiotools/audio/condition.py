@@ -31,6 +31,7 @@ import logging
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+
 from audiotools.audio import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
@@ -38,29 +39,54 @@ log = logging.getLogger(__name__)
 WIDEBAND = "wideband"
 TELEPHONE = "telephone"
 TELEPHONE_CODEC = "telephone-codec"
-CONDITIONS = (WIDEBAND, TELEPHONE, TELEPHONE_CODEC)   # ordered: least to most degraded
+CONDITIONS = (WIDEBAND, TELEPHONE, TELEPHONE_CODEC)  # ordered: least to most degraded
 DESCRIPTIONS = {
     WIDEBAND: "wideband (16 kHz or more, full speech band)",
     TELEPHONE: "telephone band (8 kHz, 300-3400 Hz, G.711/PCM)",
     TELEPHONE_CODEC: "telephone band through a low-rate speech codec (GSM/AMR)",
 }
 # Codec names as FFmpeg reports them.
-LOWRATE_CODECS = {"gsm", "gsm_ms", "libgsm", "libgsm_ms", "amr_nb", "amrnb", "libopencore_amrnb", "amr",
-                  "g723_1", "g729", "ilbc", "qcelp", "evrc", "sipr", "ra_144", "ra_288", "speex", "libspeex",
-                  "truespeech", "adpcm_g726", "g726", "adpcm_g726le", "dss_sp", "smv", "acelp.kelvin"}
+LOWRATE_CODECS = {
+    "gsm",
+    "gsm_ms",
+    "libgsm",
+    "libgsm_ms",
+    "amr_nb",
+    "amrnb",
+    "libopencore_amrnb",
+    "amr",
+    "g723_1",
+    "g729",
+    "ilbc",
+    "qcelp",
+    "evrc",
+    "sipr",
+    "ra_144",
+    "ra_288",
+    "speex",
+    "libspeex",
+    "truespeech",
+    "adpcm_g726",
+    "g726",
+    "adpcm_g726le",
+    "dss_sp",
+    "smv",
+    "acelp.kelvin",
+}
 NARROWBAND_CODECS = {"pcm_mulaw", "pcm_alaw", "mulaw", "alaw", "u-law", "a-law", "ulaw", "pcm_vidc"}
-NARROWBAND_RATE = 11025          # a source sampled at or below this rate cannot hold wideband speech
-HF_THRESHOLD_DB = -50.0          # energy 4.3-7.6 kHz vs 0.3-3.4 kHz below this: band-limited
-SIMULATION_VERSION = 1           # part of the embedding-cache key: bump when simulate() changes
+NARROWBAND_RATE = 11025  # a source sampled at or below this rate cannot hold wideband speech
+HF_THRESHOLD_DB = -50.0  # energy 4.3-7.6 kHz vs 0.3-3.4 kHz below this: band-limited
+SIMULATION_VERSION = 1  # part of the embedding-cache key: bump when simulate() changes
 
 
 @dataclass
 class ChannelInfo:
     """What we know about a recording's channel, and the condition it implies."""
+
     condition: str
     source_sample_rate: int | None = None
     codec: str | None = None
-    hf_energy_db: float | None = None          # energy above 4.3 kHz relative to 300-3400 Hz, dB
+    hf_energy_db: float | None = None  # energy above 4.3 kHz relative to 300-3400 Hz, dB
     reasons: list[str] = field(default_factory=list)
 
     @property
@@ -77,6 +103,7 @@ class ChannelInfo:
 
 def check_condition(condition: str) -> str:
     from audiotools.errors import UsageError
+
     if condition not in CONDITIONS:
         raise UsageError(f"unknown recording condition {condition!r} (choose from {', '.join(CONDITIONS)})")
     return condition
@@ -100,14 +127,14 @@ def welch_psd(x: np.ndarray, sample_rate: int, nperseg: int = 512) -> tuple[np.n
     freqs = np.fft.rfftfreq(nperseg, 1.0 / sample_rate)
     total = np.zeros(len(freqs))
     x = np.asarray(x, dtype=np.float64)
-    block = 4096                                       # segments per FFT call: bounded memory
+    block = 4096  # segments per FFT call: bounded memory
     for b0 in range(0, n, block):
         idx = (np.arange(b0, min(n, b0 + block)) * step)[:, None] + np.arange(nperseg)[None]
         seg = x[idx]
         seg -= seg.mean(axis=1, keepdims=True)
         total += np.square(np.abs(np.fft.rfft(seg * window, axis=1))).sum(axis=0)
     psd = total / max(n, 1) / (sample_rate * np.square(window).sum())
-    psd[1:-1 if nperseg % 2 == 0 else None] *= 2      # one-sided: every bin but DC (and Nyquist)
+    psd[1 : -1 if nperseg % 2 == 0 else None] *= 2  # one-sided: every bin but DC (and Nyquist)
     return freqs, psd
 
 
@@ -116,10 +143,10 @@ def hf_energy_db(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float |
     if len(samples) < 1024:
         return None
     x = samples
-    max_len = 120 * sample_rate          # two minutes are plenty for a spectrum estimate
+    max_len = 120 * sample_rate  # two minutes are plenty for a spectrum estimate
     if len(x) > max_len:
         idx = np.linspace(0, len(x) - max_len // 8, 8).astype(int)
-        x = np.concatenate([x[i:i + max_len // 8] for i in idx])
+        x = np.concatenate([x[i : i + max_len // 8] for i in idx])
     f, p = welch_psd(x, sample_rate, nperseg=512)
     band = float(p[(f >= 300) & (f <= 3400)].sum())
     high = float(p[(f >= 4300) & (f <= 7600)].sum())
@@ -153,8 +180,9 @@ def detect(samples: np.ndarray, source_sample_rate: int | None = None, codec: st
         condition = WIDEBAND
         if hf is not None:
             reasons.append(f"energy above 4 kHz present ({hf:.0f} dB relative to 300-3400 Hz)")
-    return ChannelInfo(condition=condition, source_sample_rate=source_sample_rate, codec=codec,
-                       hf_energy_db=hf, reasons=reasons)
+    return ChannelInfo(
+        condition=condition, source_sample_rate=source_sample_rate, codec=codec, hf_energy_db=hf, reasons=reasons
+    )
 
 
 def detect_audio(audio) -> ChannelInfo:
@@ -174,12 +202,13 @@ def _speech_level(x: np.ndarray, frame: int = 160) -> float:
 def _to_telephone_band(samples: np.ndarray) -> np.ndarray:
     """16 kHz -> 8 kHz, 300-3400 Hz band-pass (8th-order Butterworth, zero phase), at a phone level."""
     from scipy import signal
+
     y = signal.resample_poly(np.asarray(samples, dtype=np.float64), 1, 2)
     sos = signal.butter(8, [300, 3400], btype="bandpass", fs=8000, output="sos")
     if len(y) > 64:
         y = signal.sosfiltfilt(sos, y)
     level = _speech_level(y)
-    if level > 1e-6:                      # speech at about -20 dBFS (loud frames), as a phone line carries it
+    if level > 1e-6:  # speech at about -20 dBFS (loud frames), as a phone line carries it
         y = y * (0.1 / level)
     return np.clip(y, -1.0, 1.0)
 
@@ -195,6 +224,7 @@ def mulaw(x: np.ndarray, mu: int = 255) -> np.ndarray:
 def amr_roundtrip(x8k: np.ndarray, bit_rate: int = 12200) -> np.ndarray | None:
     """Encode and decode 8 kHz audio with AMR-NB through FFmpeg (PyAV); None when no encoder."""
     import av
+
     try:
         av.codec.Codec("libopencore_amrnb", "w")
     except Exception:
@@ -223,7 +253,7 @@ def amr_roundtrip(x8k: np.ndarray, bit_rate: int = 12200) -> np.ndarray | None:
     y = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     y = y.astype(np.float64) / 32768.0 if y.dtype == np.int16 else y.astype(np.float64)
     d = 40  # codec delay (samples at 8 kHz); irrelevant for embeddings, kept for alignment
-    y = y[d:d + len(x8k)]
+    y = y[d : d + len(x8k)]
     if len(y) < len(x8k):
         y = np.pad(y, (0, len(x8k) - len(y)))
     return y
@@ -235,6 +265,7 @@ def simulate(samples: np.ndarray, condition: str) -> np.ndarray:
     ``wideband`` returns the input. Deterministic (no random noise is added).
     """
     from scipy import signal
+
     if condition == WIDEBAND or len(samples) == 0:
         return samples
     y = _to_telephone_band(samples)

@@ -17,22 +17,50 @@ from pathlib import Path
 
 import numpy as np
 
+from audiotools.audio import SAMPLE_RATE
 from audiotools.errors import InputError
 from audiotools.fileio import sha256_file
 from audiotools.transcript import AudioInfo
-from audiotools.audio import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
-AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".oga", ".m4a", ".aac", ".amr", ".wma", ".aiff",
-                    ".aif", ".au", ".caf", ".mka", ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".3gp",
-                    ".ts", ".mpg", ".mpeg", ".spx", ".ac3", ".wv", ".gsm"}
+AUDIO_EXTENSIONS = {
+    ".wav",
+    ".flac",
+    ".mp3",
+    ".ogg",
+    ".opus",
+    ".oga",
+    ".m4a",
+    ".aac",
+    ".amr",
+    ".wma",
+    ".aiff",
+    ".aif",
+    ".au",
+    ".caf",
+    ".mka",
+    ".mp4",
+    ".m4v",
+    ".mov",
+    ".mkv",
+    ".webm",
+    ".avi",
+    ".3gp",
+    ".ts",
+    ".mpg",
+    ".mpeg",
+    ".spx",
+    ".ac3",
+    ".wv",
+    ".gsm",
+}
 _SF_FAST = {".wav", ".flac", ".ogg"}
 
 
 @dataclass
 class DecodedAudio:
-    samples: np.ndarray                  # float32 mono at SAMPLE_RATE
+    samples: np.ndarray  # float32 mono at SAMPLE_RATE
     info: AudioInfo
     channel_samples: np.ndarray | None = None  # float32 (channels, n) at SAMPLE_RATE, when asked for
     warnings: list[str] = field(default_factory=list)
@@ -48,12 +76,18 @@ class DecodedAudio:
 def decoder_versions() -> dict[str, str]:
     import av
     import soundfile
-    return {"pyav": av.__version__, "ffmpeg_libavcodec": _libavcodec_version(),
-            "soundfile": soundfile.__version__, "libsndfile": soundfile.__libsndfile_version__}
+
+    return {
+        "pyav": av.__version__,
+        "ffmpeg_libavcodec": _libavcodec_version(),
+        "soundfile": soundfile.__version__,
+        "libsndfile": soundfile.__libsndfile_version__,
+    }
 
 
 def _libavcodec_version() -> str:
     import av
+
     v = av.library_versions.get("libavcodec", ())
     return ".".join(str(x) for x in v)
 
@@ -63,7 +97,7 @@ def pcm_sha256(samples: np.ndarray) -> str:
     h = hashlib.sha256()
     block = 1 << 22
     for i in range(0, len(samples), block):
-        h.update(memoryview(np.ascontiguousarray(samples[i:i + block], dtype="<f4")).cast("B"))
+        h.update(memoryview(np.ascontiguousarray(samples[i : i + block], dtype="<f4")).cast("B"))
     return h.hexdigest()
 
 
@@ -101,15 +135,26 @@ def load_audio(path: str | os.PathLike, *, keep_channels: bool = False, hash_sou
     # mono shares memory with a single channel (no copy of a multi-hour signal)
     mono = chans[0] if n_ch == 1 else chans.mean(axis=0, dtype=np.float32)
     np.clip(mono, -1.0, 1.0, out=mono)
-    info = AudioInfo(path=str(p), sha256=sha256_file(p) if hash_source else "", pcm_sha256=pcm_sha256(mono),
-                     duration=round(len(mono) / SAMPLE_RATE, 3), sample_rate=SAMPLE_RATE, channels=n_ch,
-                     source_sample_rate=src_rate, codec=codec, container=container, decoder=decoder)
-    return DecodedAudio(samples=mono, info=info, channel_samples=chans if keep_channels and n_ch > 1 else None,
-                        warnings=warnings)
+    info = AudioInfo(
+        path=str(p),
+        sha256=sha256_file(p) if hash_source else "",
+        pcm_sha256=pcm_sha256(mono),
+        duration=round(len(mono) / SAMPLE_RATE, 3),
+        sample_rate=SAMPLE_RATE,
+        channels=n_ch,
+        source_sample_rate=src_rate,
+        codec=codec,
+        container=container,
+        decoder=decoder,
+    )
+    return DecodedAudio(
+        samples=mono, info=info, channel_samples=chans if keep_channels and n_ch > 1 else None, warnings=warnings
+    )
 
 
 def _load_soundfile(p: Path, keep_channels: bool):
     import soundfile as sf
+
     try:
         info = sf.info(str(p))
     except Exception:
@@ -167,7 +212,7 @@ def _load_pyav(p: Path, keep_channels: bool):
                     grown = np.zeros((n_ch, max(buf.shape[1] * 3 // 2, pos + n)), dtype=np.float32)
                     grown[:, :pos] = buf[:, :pos]
                     buf = grown
-                buf[:, pos:pos + n] = arr
+                buf[:, pos : pos + n] = arr
                 pos += n
 
         try:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Callable
+from collections.abc import Callable
 
 from audiotools.errors import UsageError
 from audiotools.pipeline.recipe import Recipe
@@ -58,16 +58,19 @@ def _run_shard(items: list[dict], recipe: Recipe, options: dict) -> tuple[list[t
     """One shard, inside a Ray worker: the local batch engine; returns (index, record) pairs and run info."""
     from audiotools.batch.engine import BatchOptions, process_items
     from audiotools.batch.plan import PlanItem
+
     records: list[tuple[int, dict]] = []
     plan = [PlanItem(**d) for d in items]
-    info = process_items(plan, recipe, BatchOptions.from_dict(options),
-                         lambda i, rec: records.append((i, rec.to_dict())))
+    info = process_items(
+        plan, recipe, BatchOptions.from_dict(options), lambda i, rec: records.append((i, rec.to_dict()))
+    )
     info["node"] = os.uname().nodename
     return records, info
 
 
-def run_ray(items: list, recipe: Recipe, options, on_record: Callable, *, address: str | None = None,
-            shards: int | None = None) -> dict:
+def run_ray(
+    items: list, recipe: Recipe, options, on_record: Callable, *, address: str | None = None, shards: int | None = None
+) -> dict:
     """Process ``items`` (batch PlanItems) as Ray tasks; ``on_record(i, FileRecord)`` per file."""
     from dataclasses import asdict
 
@@ -99,8 +102,9 @@ def run_ray(items: list, recipe: Recipe, options, on_record: Callable, *, addres
             recipe = recipe.replace("transcribe", device="cpu", threads=threads)
         n = shards or (2 * slots if len(items) >= 4 * slots else slots)
         groups = split_shards(items, n, _file_size)
-        log.info("ray: %d files in %d shards on %d %s slot(s)", len(items), len(groups), slots,
-                 "GPU" if use_gpu else "CPU")
+        log.info(
+            "ray: %d files in %d shards on %d %s slot(s)", len(items), len(groups), slots, "GPU" if use_gpu else "CPU"
+        )
         opts = options.to_dict()
         if not use_gpu and opts.get("workers") is None:
             opts["workers"] = 0 if slots > 1 else 1  # shards already use every core: decode inline
@@ -118,6 +122,7 @@ def run_ray(items: list, recipe: Recipe, options, on_record: Callable, *, addres
                     records, info = ray.get(ref)
                 except Exception as e:  # the whole shard died (node lost, OOM): its files failed
                     from audiotools.batch.prefetch import error_line
+
                     msg = f"ray shard failed: {error_line(e)}"
                     for i in g:
                         on_record(i, FileRecord(input=items[i].input, status="failed", error=msg))
@@ -125,8 +130,15 @@ def run_ray(items: list, recipe: Recipe, options, on_record: Callable, *, addres
                 infos.append(info)
                 for j, rec in records:
                     on_record(g[j], FileRecord.from_dict(rec))
-        info = {"ray": {"address": address or os.environ.get("RAY_ADDRESS") or "local", "shards": len(groups),
-                        "slots": slots, "gpu": use_gpu, "nodes": sorted({i.get("node") for i in infos})}}
+        info = {
+            "ray": {
+                "address": address or os.environ.get("RAY_ADDRESS") or "local",
+                "shards": len(groups),
+                "slots": slots,
+                "gpu": use_gpu,
+                "nodes": sorted({i.get("node") for i in infos}),
+            }
+        }
         if infos:
             info.update({k: infos[0][k] for k in ("device", "batch_size", "model") if k in infos[0]})
         return info

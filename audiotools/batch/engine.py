@@ -5,31 +5,29 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable
-
-
-log = logging.getLogger(__name__)
-
-
 
 from audiotools.batch.plan import FileRecord, PlanItem, expected_outputs, with_device
 from audiotools.pipeline.recipe import Recipe
 
+log = logging.getLogger(__name__)
+
 
 # ------------------------------------------------------------------ options, progress
+
 
 @dataclass
 class BatchOptions:
     output_dir: Path
-    workers: int | None = None            # decode worker processes (None: 1 on CPU, up to 8 on CUDA)
-    prefetch: int | None = None           # files decoded ahead (None: 2 x workers)
-    max_buffered_bytes: int = 2 << 30     # decoded samples waiting for the engine
-    finish_threads: int | None = None     # threads for diarise/mask/provenance/export (None: 1 CPU, 4 CUDA)
-    resume: bool = True                   # skip files whose outputs are done (False: redo everything)
-    report: Path | None = None            # default OUT/batch-report.json
+    workers: int | None = None  # decode worker processes (None: 1 on CPU, up to 8 on CUDA)
+    prefetch: int | None = None  # files decoded ahead (None: 2 x workers)
+    max_buffered_bytes: int = 2 << 30  # decoded samples waiting for the engine
+    finish_threads: int | None = None  # threads for diarise/mask/provenance/export (None: 1 CPU, 4 CUDA)
+    resume: bool = True  # skip files whose outputs are done (False: redo everything)
+    report: Path | None = None  # default OUT/batch-report.json
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -38,7 +36,7 @@ class BatchOptions:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "BatchOptions":
+    def from_dict(cls, d: dict) -> BatchOptions:
         d = dict(d)
         d["output_dir"] = Path(d["output_dir"])
         d["report"] = Path(d["report"]) if d.get("report") else None
@@ -57,6 +55,7 @@ class BatchProgress:
 
 # ------------------------------------------------------------------ processing
 
+
 class _Finisher:
     """Runs the post-transcription steps and export in background threads (bounded queue)."""
 
@@ -73,14 +72,19 @@ class _Finisher:
         self.pool.shutdown(wait=True)
 
 
-def process_items(items: list[PlanItem], recipe: Recipe, options: BatchOptions,
-                  on_record: Callable[[int, FileRecord], None], transcriber=None) -> dict:
+def process_items(
+    items: list[PlanItem],
+    recipe: Recipe,
+    options: BatchOptions,
+    on_record: Callable[[int, FileRecord], None],
+    transcriber=None,
+) -> dict:
     """Transcribe and finish ``items`` (none of them done yet) with one engine; ``on_record(i, record)``
     is called once per item, from any thread. Never raises for a bad file. Returns run info."""
-    from audiotools.pipeline.run import Job, finish
+    from audiotools.asr.transcribe import EngineItem, Transcriber
     from audiotools.batch.prefetch import Prefetcher, PrepareOptions, default_workers, error_line
     from audiotools.device import resolve_device
-    from audiotools.asr.transcribe import EngineItem, Transcriber
+    from audiotools.pipeline.run import Job, finish
 
     output_dir = Path(options.output_dir)
     if all(it.error for it in items):  # nothing to transcribe: no model to load
@@ -94,9 +98,14 @@ def process_items(items: list[PlanItem], recipe: Recipe, options: BatchOptions,
     workers = options.workers if options.workers is not None else default_workers(device)
     finish_threads = options.finish_threads or (4 if device.startswith("cuda") else 1)
     prep = PrepareOptions(vad=opts.vad, vad_options=opts.vad_options, keep_channels=recipe.needs_channels)
-    good = [i for i, it in enumerate(items) if not it.error]   # prefetch index -> item index
-    prefetcher = Prefetcher([items[i].input for i in good], prep, workers=workers, depth=options.prefetch,
-                            max_buffered_bytes=options.max_buffered_bytes).start()
+    good = [i for i, it in enumerate(items) if not it.error]  # prefetch index -> item index
+    prefetcher = Prefetcher(
+        [items[i].input for i in good],
+        prep,
+        workers=workers,
+        depth=options.prefetch,
+        max_buffered_bytes=options.max_buffered_bytes,
+    ).start()
     if transcriber is None:
         try:
             transcriber = Transcriber(opts)
@@ -107,12 +116,14 @@ def process_items(items: list[PlanItem], recipe: Recipe, options: BatchOptions,
     recorded: set[int] = set()
     report_record = on_record
 
-    def on_record(i: int, rec: FileRecord) -> None:  # noqa: F811  (remember who got a record)
+    def on_record(i: int, rec: FileRecord) -> None:
         recorded.add(i)
         report_record(i, rec)
 
-    out_rel = {i: sorted(str(p.relative_to(output_dir)) for p in expected_outputs(it, output_dir, recipe).values())
-               for i, it in enumerate(items)}
+    out_rel = {
+        i: sorted(str(p.relative_to(output_dir)) for p in expected_outputs(it, output_dir, recipe).values())
+        for i, it in enumerate(items)
+    }
 
     def fail(i: int, error: str, **kw) -> None:
         on_record(i, FileRecord(input=items[i].input, status="failed", error=error, **kw))
@@ -127,12 +138,26 @@ def process_items(items: list[PlanItem], recipe: Recipe, options: BatchOptions,
             finish(job, output_dir / rel.parent, stem=rel.name)
         except Exception as e:
             log.debug("finishing %s failed", prepared.path, exc_info=True)
-            fail(i, error_line(e), audio_seconds=audio.duration, decode_seconds=prepared.decode_seconds,
-                 processing_seconds=stats.get("seconds", 0.0) + time.perf_counter() - t0)
+            fail(
+                i,
+                error_line(e),
+                audio_seconds=audio.duration,
+                decode_seconds=prepared.decode_seconds,
+                processing_seconds=stats.get("seconds", 0.0) + time.perf_counter() - t0,
+            )
             return
-        on_record(i, FileRecord(input=items[i].input, outputs=out_rel[i], status="ok", audio_seconds=audio.duration,
-                                processing_seconds=stats.get("seconds", 0.0) + time.perf_counter() - t0,
-                                decode_seconds=prepared.decode_seconds, language=language))
+        on_record(
+            i,
+            FileRecord(
+                input=items[i].input,
+                outputs=out_rel[i],
+                status="ok",
+                audio_seconds=audio.duration,
+                processing_seconds=stats.get("seconds", 0.0) + time.perf_counter() - t0,
+                decode_seconds=prepared.decode_seconds,
+                language=language,
+            ),
+        )
 
     for i, it in enumerate(items):
         if it.error:
@@ -185,6 +210,11 @@ def process_items(items: list[PlanItem], recipe: Recipe, options: BatchOptions,
     for i in range(len(items)):  # only if decoding itself broke down: never leave a file unaccounted for
         if i not in recorded:
             fail(i, f"not processed: the engine stopped ({last_error or 'unknown error'})")
-    return {"device": device, "workers": workers, "finish_threads": finish_threads,
-            "batch_size": opts.batch_size, "engine_seconds": round(time.perf_counter() - t_start, 3),
-            "model": {"name": transcriber.model_info.name, "sha256": transcriber.model_info.sha256}}
+    return {
+        "device": device,
+        "workers": workers,
+        "finish_threads": finish_threads,
+        "batch_size": opts.batch_size,
+        "engine_seconds": round(time.perf_counter() - t_start, 3),
+        "model": {"name": transcriber.model_info.name, "sha256": transcriber.model_info.sha256},
+    }

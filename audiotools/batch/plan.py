@@ -7,9 +7,9 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Iterable
 
 from audiotools.errors import UsageError
 from audiotools.pipeline.recipe import Recipe
@@ -23,18 +23,19 @@ VOLATILE_KEYS = frozenset({"device", "batch_size", "threads", "workers", "fp16",
 
 # ------------------------------------------------------------------ plan
 
+
 @dataclass
 class PlanItem:
-    input: str                 # absolute path of the input file
-    rel: str                   # output stem relative to the output directory (posix, no extension)
-    error: str | None = None   # set when discovery already knows the file is unusable
+    input: str  # absolute path of the input file
+    rel: str  # output stem relative to the output directory (posix, no extension)
+    error: str | None = None  # set when discovery already knows the file is unusable
 
 
 @dataclass
 class FileRecord:
     input: str
     outputs: list[str] = field(default_factory=list)
-    status: str = "pending"          # ok | skipped | failed | pending
+    status: str = "pending"  # ok | skipped | failed | pending
     error: str | None = None
     audio_seconds: float = 0.0
     processing_seconds: float = 0.0
@@ -52,7 +53,7 @@ class FileRecord:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "FileRecord":
+    def from_dict(cls, d: dict) -> FileRecord:
         return cls(**{k: d.get(k) for k in cls.__dataclass_fields__ if k in d})
 
 
@@ -63,10 +64,12 @@ def _hidden(name: str) -> bool:
 def _walk(root: Path, skip: set[str]) -> list[Path]:
     """Audio/video files under ``root``, sorted, hidden entries and ``skip`` folders left out."""
     from audiotools.audio.decode import AUDIO_EXTENSIONS
+
     out: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not _hidden(d)
-                             and os.path.realpath(os.path.join(dirpath, d)) not in skip)
+        dirnames[:] = sorted(
+            d for d in dirnames if not _hidden(d) and os.path.realpath(os.path.join(dirpath, d)) not in skip
+        )
         for f in sorted(filenames):
             if not _hidden(f) and os.path.splitext(f)[1].lower() in AUDIO_EXTENSIONS:
                 out.append(Path(dirpath) / f)
@@ -99,7 +102,7 @@ def _safe_relative(entry: str) -> PurePosixPath | None:
 def discover(inputs: Iterable[str | os.PathLike], output_dir: str | os.PathLike | None = None) -> list[PlanItem]:
     """Expand inputs into a deterministic plan: one :class:`PlanItem` per distinct input file."""
     skip = {os.path.realpath(output_dir)} if output_dir is not None else set()
-    entries: list[tuple[Path, PurePosixPath]] = []   # (file, output path with the file name, relative)
+    entries: list[tuple[Path, PurePosixPath]] = []  # (file, output path with the file name, relative)
 
     def add_dir(root: Path, prefix: PurePosixPath) -> None:
         for f in _walk(root, skip):
@@ -165,8 +168,11 @@ VOLATILE_COMPUTE_TYPES = frozenset({None, "auto", "default", "float32", "float16
 
 def _strip_volatile(obj):
     if isinstance(obj, dict):
-        return {k: _strip_volatile(v) for k, v in obj.items() if k not in VOLATILE_KEYS
-                and not (k == "compute_type" and v in VOLATILE_COMPUTE_TYPES)}
+        return {
+            k: _strip_volatile(v)
+            for k, v in obj.items()
+            if k not in VOLATILE_KEYS and not (k == "compute_type" and v in VOLATILE_COMPUTE_TYPES)
+        }
     if isinstance(obj, list):
         return [_strip_volatile(v) for v in obj]
     return obj
@@ -176,8 +182,7 @@ def fingerprint_parameters(parameters: dict | None) -> str | None:
     """Recipe fingerprint of a JSON ``parameters`` block (see the module docstring)."""
     if not isinstance(parameters, dict) or not isinstance(parameters.get("steps"), dict):
         return None
-    text = json.dumps(_strip_volatile(parameters["steps"]), sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False)
+    text = json.dumps(_strip_volatile(parameters["steps"]), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -190,13 +195,13 @@ def with_device(recipe: Recipe, device: str) -> Recipe:
     """Pass the engine's device to later steps that take one (diarisation embeddings), unless set."""
     dev = "cuda" if str(device).startswith("cuda") else "cpu"
     for step, options in recipe.steps.items():
-        if step != "transcribe" and getattr(options, "device", None) in (None, "auto"):
-            if hasattr(options, "device"):
-                recipe = recipe.replace(step, device=dev)
+        if step != "transcribe" and hasattr(options, "device") and options.device in (None, "auto"):
+            recipe = recipe.replace(step, device=dev)
     return recipe
 
 
 # ------------------------------------------------------------------ outputs and resume
+
 
 def formats_of(recipe: Recipe) -> list[str]:
     return list(recipe.options("export").formats)
@@ -205,6 +210,7 @@ def formats_of(recipe: Recipe) -> list[str]:
 def expected_outputs(item: PlanItem, output_dir: Path, recipe: Recipe) -> dict[str, Path]:
     """Every file a finished item has: ``{format: path}`` plus ``{"<fmt>.sha256": sidecar}``."""
     from audiotools.export.writers import SIDECAR_FORMATS, output_paths, sidecar_path
+
     paths = dict(output_paths(output_dir / item.rel, formats_of(recipe)))
     if recipe.enabled("provenance") and "json" in paths:
         for f in list(paths):
@@ -216,6 +222,7 @@ def expected_outputs(item: PlanItem, output_dir: Path, recipe: Recipe) -> dict[s
 def check_done(item: PlanItem, outputs: dict[str, Path], fingerprint: str) -> tuple[bool, str, dict | None]:
     """(done, reason, JSON document) for one planned file."""
     from audiotools.fileio import sha256_file
+
     js = outputs.get("json")
     if js is None:
         return False, "no JSON output requested: cannot tell what is done", None

@@ -24,9 +24,9 @@ import logging
 import multiprocessing
 import os
 import time
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -34,29 +34,30 @@ from audiotools.vad.silero import VADOptions
 
 log = logging.getLogger(__name__)
 
-SHM_MIN_BYTES = 4 << 20          # arrays at least this big go through shared memory
-DEFAULT_BUFFER_BYTES = 2 << 30   # decoded samples waiting for the consumer
+SHM_MIN_BYTES = 4 << 20  # arrays at least this big go through shared memory
+DEFAULT_BUFFER_BYTES = 2 << 30  # decoded samples waiting for the consumer
 
 
 @dataclass
 class PrepareOptions:
     """What a worker does besides decoding (windows.speech_windows, as ``Transcriber.windows_for``)."""
+
     vad: bool = True
-    vad_options: VADOptions | None = None   # None: the defaults
-    keep_channels: bool = False         # also return per-channel samples (diarisation by channel)
-    windows: bool = True                # compute windows (False: leave them to the engine)
-    threads: int = 1                    # torch threads in a worker
-    nice: int = 10                      # workers' scheduling priority below the engine's (os.nice)
+    vad_options: VADOptions | None = None  # None: the defaults
+    keep_channels: bool = False  # also return per-channel samples (diarisation by channel)
+    windows: bool = True  # compute windows (False: leave them to the engine)
+    threads: int = 1  # torch threads in a worker
+    nice: int = 10  # workers' scheduling priority below the engine's (os.nice)
 
 
 @dataclass
 class Prepared:
-    index: int                           # position in the input sequence
+    index: int  # position in the input sequence
     path: str
-    audio: object = None                 # DecodedAudio
-    windows: list | None = None          # list[Window] (None when not computed)
-    error: str | None = None             # one-line reason when decoding failed
-    decode_seconds: float = 0.0          # worker time: decode + hash + VAD
+    audio: object = None  # DecodedAudio
+    windows: list | None = None  # list[Window] (None when not computed)
+    error: str | None = None  # one-line reason when decoding failed
+    decode_seconds: float = 0.0  # worker time: decode + hash + VAD
     extra: dict = field(default_factory=dict)
 
     @property
@@ -73,6 +74,7 @@ class Prepared:
 def error_line(e: BaseException) -> str:
     """A one-line description of an exception (``AudiotoolsError`` messages are already one line)."""
     from audiotools.errors import AudiotoolsError
+
     text = str(e).strip()
     first = text.splitlines()[0] if text else ""
     if isinstance(e, AudiotoolsError):
@@ -83,19 +85,20 @@ def error_line(e: BaseException) -> str:
 def prepare(index: int, path: str, options: PrepareOptions) -> Prepared:
     """Decode one file and cut its speech windows (runs in a worker; never raises)."""
     from audiotools.audio.decode import load_audio
+
     t0 = time.perf_counter()
     try:
         audio = load_audio(path, keep_channels=options.keep_channels)
         windows = None
         if options.windows:
-            from audiotools.vad.silero import reusable_speech
             from audiotools.asr.windows import speech_windows
+            from audiotools.vad.silero import reusable_speech
+
             windows, regions = speech_windows(audio.samples, options.vad_options, options.vad)
             audio.speech = reusable_speech(regions, options.vad_options)
     except Exception as e:  # one bad file must not stop the batch: report it
         return Prepared(index=index, path=str(path), error=error_line(e), decode_seconds=time.perf_counter() - t0)
-    return Prepared(index=index, path=str(path), audio=audio, windows=windows,
-                    decode_seconds=time.perf_counter() - t0)
+    return Prepared(index=index, path=str(path), audio=audio, windows=windows, decode_seconds=time.perf_counter() - t0)
 
 
 # ------------------------------------------------------------------ shared-memory transport
@@ -123,7 +126,7 @@ def remove_orphaned_shared_memory() -> int:
         if not name.startswith(SHM_PREFIX):
             continue
         try:
-            owner = int(name[len(SHM_PREFIX):].split("_")[0])
+            owner = int(name[len(SHM_PREFIX) :].split("_")[0])
             os.kill(owner, 0)
             continue  # its batch is still running
         except ProcessLookupError:
@@ -142,6 +145,7 @@ def _pack(arr: np.ndarray | None):
     if arr is None or arr.nbytes < SHM_MIN_BYTES:
         return ("raw", arr)
     from multiprocessing import shared_memory
+
     shm = shared_memory.SharedMemory(name=_shm_name(), create=True, size=arr.nbytes)
     try:
         np.ndarray(arr.shape, dtype=arr.dtype, buffer=shm.buf)[...] = arr
@@ -155,6 +159,7 @@ def _unpack(packed) -> np.ndarray | None:
     if packed[0] == "raw":
         return packed[1]
     from multiprocessing import shared_memory
+
     _, name, shape, dtype = packed
     shm = shared_memory.SharedMemory(name=name)
     try:
@@ -168,6 +173,7 @@ def _unpack(packed) -> np.ndarray | None:
 def _release(packed) -> None:
     if packed and packed[0] == "shm":
         from multiprocessing import shared_memory
+
         try:
             shm = shared_memory.SharedMemory(name=packed[1])
             shm.close()
@@ -182,6 +188,7 @@ def _init_worker(threads: int, nice: int = 0) -> None:
         os.nice(nice)
     try:
         import torch
+
         torch.set_num_threads(max(1, threads))
     except Exception:  # pragma: no cover - torch is a dependency
         pass
@@ -190,9 +197,11 @@ def _init_worker(threads: int, nice: int = 0) -> None:
 def _warm(options: PrepareOptions) -> int:
     """Load what ``prepare`` needs (FFmpeg bindings, the Silero VAD model) in a worker; its pid."""
     import importlib
+
     importlib.import_module("av")
     if options.windows and options.vad:
         from audiotools.vad.silero import load_vad_model
+
         load_vad_model()
     return os.getpid()
 
@@ -224,6 +233,7 @@ def _finish(result) -> Prepared:
 
 # ------------------------------------------------------------------ the prefetcher
 
+
 def default_workers(device: str) -> int:
     """Decode workers for a device: one on a CPU (the engine needs the cores); on a GPU every core but
     two (the engine's Python loop and the finishing threads): decoding + Silero VAD run at roughly
@@ -237,8 +247,15 @@ def default_workers(device: str) -> int:
 class Prefetcher:
     """Iterate :class:`Prepared` results for ``paths`` in order, decoding ahead in worker processes."""
 
-    def __init__(self, paths: Iterable, options: PrepareOptions | None = None, *, workers: int = 1,
-                 depth: int | None = None, max_buffered_bytes: int = DEFAULT_BUFFER_BYTES):
+    def __init__(
+        self,
+        paths: Iterable,
+        options: PrepareOptions | None = None,
+        *,
+        workers: int = 1,
+        depth: int | None = None,
+        max_buffered_bytes: int = DEFAULT_BUFFER_BYTES,
+    ):
         self.paths = list(paths)
         self.options = options or PrepareOptions()
         self.workers = max(0, int(workers))
@@ -254,10 +271,14 @@ class Prefetcher:
         if self._pool is None and self.workers > 0:
             remove_orphaned_shared_memory()
             ctx = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_init_worker,
-                                             initargs=(self.options.threads, self.options.nice))
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=ctx,
+                initializer=_init_worker,
+                initargs=(self.options.threads, self.options.nice),
+            )
 
-    def start(self) -> "Prefetcher":
+    def start(self) -> Prefetcher:
         """Spawn the workers and submit the first files now (e.g. while the model loads) instead of
         at the first ``next``. Returns self."""
         if self.workers > 0 and self._pool is None:
@@ -311,7 +332,9 @@ class Prefetcher:
                 try:
                     result = fut.result()
                 except Exception as e:  # the worker died (killed, out of memory): report the file
-                    prepared = Prepared(index=i, path=str(self.paths[i]), error=f"decode worker failed: {error_line(e)}")
+                    prepared = Prepared(
+                        index=i, path=str(self.paths[i]), error=f"decode worker failed: {error_line(e)}"
+                    )
                     if "BrokenProcessPool" in type(e).__name__:
                         self._restart_pool()
                 else:

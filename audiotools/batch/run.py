@@ -38,11 +38,22 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
+from audiotools.batch.engine import BatchOptions, BatchProgress, process_items
+from audiotools.batch.plan import (
+    FileRecord,
+    check_done,
+    discover,
+    expected_outputs,
+    formats_of,
+    output_lock,
+    recipe_fingerprint,
+    remove_stale_temp_files,
+)
 from audiotools.errors import UsageError
 from audiotools.pipeline.recipe import Recipe
 
@@ -53,12 +64,8 @@ REPORT_SCHEMA = "audiotools.batch-report/1"
 REPORT_INTERVAL = 5.0  # seconds between report rewrites while running
 
 
-from audiotools.batch.engine import BatchOptions, BatchProgress, process_items
-from audiotools.batch.plan import (FileRecord, check_done, discover, expected_outputs, formats_of, output_lock,
-                                   recipe_fingerprint, remove_stale_temp_files)
-
-
 # ------------------------------------------------------------------ the batch
+
 
 @dataclass
 class BatchResult:
@@ -84,8 +91,15 @@ class BatchResult:
 
 
 class _Report:
-    def __init__(self, path: Path, output_dir: Path, recipe: Recipe, fingerprint: str, records: list[FileRecord],
-                 options: BatchOptions):
+    def __init__(
+        self,
+        path: Path,
+        output_dir: Path,
+        recipe: Recipe,
+        fingerprint: str,
+        records: list[FileRecord],
+        options: BatchOptions,
+    ):
         self.path, self.output_dir, self.records = path, output_dir, records
         self.recipe, self.fingerprint, self.options = recipe, fingerprint, options
         self.started = time.time()
@@ -96,30 +110,34 @@ class _Report:
 
     def data(self, complete: bool) -> dict:
         from audiotools.version import __version__
+
         recs = [r.to_dict() for r in self.records]
         counts = {s: sum(1 for r in self.records if r.status == s) for s in ("ok", "skipped", "failed", "pending")}
         audio = sum(r.audio_seconds for r in self.records if r.status == "ok")
         wall = time.perf_counter() - self.t0
         return {
-            "schema": REPORT_SCHEMA, "tool": {"name": "audiotools", "version": __version__},
+            "schema": REPORT_SCHEMA,
+            "tool": {"name": "audiotools", "version": __version__},
             "complete": complete,
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
             "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "output_dir": str(self.output_dir),
-            "recipe": {"name": self.recipe.name, "fingerprint": self.fingerprint,
-                       "formats": formats_of(self.recipe)},
+            "recipe": {"name": self.recipe.name, "fingerprint": self.fingerprint, "formats": formats_of(self.recipe)},
             "run": {**self.info, "workers": self.info.get("workers", self.options.workers)},
-            "totals": {"files": len(self.records), **counts,
-                       "audio_seconds": round(audio, 3),
-                       "audio_seconds_skipped": round(sum(r.audio_seconds for r in self.records
-                                                          if r.status == "skipped"), 3),
-                       "wall_seconds": round(wall, 3),
-                       "x_real_time": round(audio / wall, 2) if wall > 0 else None},
+            "totals": {
+                "files": len(self.records),
+                **counts,
+                "audio_seconds": round(audio, 3),
+                "audio_seconds_skipped": round(sum(r.audio_seconds for r in self.records if r.status == "skipped"), 3),
+                "wall_seconds": round(wall, 3),
+                "x_real_time": round(audio / wall, 2) if wall > 0 else None,
+            },
             "files": recs,
         }
 
     def write(self, complete: bool = False, force: bool = True) -> None:
         from audiotools.fileio import atomic_write_text
+
         with self.lock:
             now = time.perf_counter()
             if not force and now - self.last_write < REPORT_INTERVAL:
@@ -128,12 +146,21 @@ class _Report:
             atomic_write_text(self.path, json.dumps(self.data(complete), ensure_ascii=False, indent=2) + "\n")
 
 
-def run_batch(inputs: Iterable[str | os.PathLike], recipe: Recipe | None = None, options: BatchOptions | None = None,
-              *, output_dir: str | os.PathLike | None = None, progress: BatchProgress | None = None,
-              ray_address: str | None = None, use_ray: bool = False, ray_shards: int | None = None,
-              transcriber=None) -> BatchResult:
+def run_batch(
+    inputs: Iterable[str | os.PathLike],
+    recipe: Recipe | None = None,
+    options: BatchOptions | None = None,
+    *,
+    output_dir: str | os.PathLike | None = None,
+    progress: BatchProgress | None = None,
+    ray_address: str | None = None,
+    use_ray: bool = False,
+    ray_shards: int | None = None,
+    transcriber=None,
+) -> BatchResult:
     """Plan, resume-check, process and report a batch. ``recipe`` defaults to the 'default' recipe."""
     from audiotools.pipeline.recipe import load_recipe
+
     if options is None:
         if output_dir is None:
             raise UsageError("batch needs an output directory")
@@ -143,8 +170,10 @@ def run_batch(inputs: Iterable[str | os.PathLike], recipe: Recipe | None = None,
     recipe = recipe or load_recipe("default")
     formats = formats_of(recipe)
     if "json" not in formats:
-        raise UsageError("batch needs the json output format (it marks a file as done and carries provenance); "
-                         "add json to --output-format")
+        raise UsageError(
+            "batch needs the json output format (it marks a file as done and carries provenance); "
+            "add json to --output-format"
+        )
     progress = progress or BatchProgress()
     t0 = time.perf_counter()
     with output_lock(out):
@@ -199,6 +228,7 @@ def run_batch(inputs: Iterable[str | os.PathLike], recipe: Recipe | None = None,
                 sub = [plan[i] for i in todo]
                 if use_ray:
                     from audiotools.batch.distributed import run_ray
+
                     info = run_ray(sub, recipe, options, on_record, address=ray_address, shards=ray_shards)
                 else:
                     info = process_items(sub, recipe, options, on_record, transcriber=transcriber)

@@ -8,13 +8,23 @@ import importlib
 import importlib.util
 import sys
 
-from audiotools.version import __version__
-from audiotools.errors import AudiotoolsError
 from audiotools.cli.common import console, set_verbosity
+from audiotools.errors import AudiotoolsError
+from audiotools.version import __version__
 
 # Order here is the order in --help.
-COMMANDS = ["transcribe", "diarize", "identify", "verify", "voiceprint", "mask", "provenance",
-            "batch", "models", "eval"]
+COMMANDS = [
+    "transcribe",
+    "diarize",
+    "identify",
+    "verify",
+    "voiceprint",
+    "mask",
+    "provenance",
+    "batch",
+    "models",
+    "eval",
+]
 
 DESCRIPTION = """\
 audiotools turns recordings into evidence: who spoke, when, what they said,
@@ -28,8 +38,9 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="audiotools", description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="audiotools", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--version", action="version", version=f"audiotools {__version__}")
     verbosity = parser.add_mutually_exclusive_group()
     verbosity.add_argument("-q", "--quiet", action="store_true", help="print errors only")

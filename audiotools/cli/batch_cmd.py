@@ -7,8 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-from audiotools.errors import UsageError
 from audiotools.cli.common import console, quiet
+from audiotools.errors import UsageError
 
 EPILOG = """\
 inputs: audio/video files, directories (searched recursively) and list files (.txt/.lst: one
@@ -28,28 +28,58 @@ any file failed. See docs/batch.md.
 
 def register(sub) -> None:
     from audiotools.cli.options import add_step_options, add_transcribe_options
-    p = sub.add_parser("batch", help="transcribe many files (directories, lists), resumable, with a report",
-                       description="Transcribe many files with one engine: windows of many files share "
-                                   "encoder/decoder batches, decoding runs in worker processes ahead of the "
-                                   "model, outputs mirror the input tree, and a re-run resumes.",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    p = sub.add_parser(
+        "batch",
+        help="transcribe many files (directories, lists), resumable, with a report",
+        description="Transcribe many files with one engine: windows of many files share "
+        "encoder/decoder batches, decoding runs in worker processes ahead of the "
+        "model, outputs mirror the input tree, and a re-run resumes.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="files, directories or .txt/.lst list files")
     add_transcribe_options(p)
     g = p.add_argument_group("batch")
-    g.add_argument("--workers", type=int, default=None,
-                   help="decode worker processes (default: 1 on CPU, up to 8 with CUDA; 0: decode inline)")
-    g.add_argument("--prefetch", type=int, default=None, metavar="N",
-                   help="files decoded ahead of the engine (default: 2 x workers)")
-    g.add_argument("--finish-threads", type=int, default=None, metavar="N",
-                   help="threads for diarise/mask/provenance/export (default: 1 on CPU, 4 with CUDA)")
+    g.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="decode worker processes (default: 1 on CPU, up to 8 with CUDA; 0: decode inline)",
+    )
+    g.add_argument(
+        "--prefetch",
+        type=int,
+        default=None,
+        metavar="N",
+        help="files decoded ahead of the engine (default: 2 x workers)",
+    )
+    g.add_argument(
+        "--finish-threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="threads for diarise/mask/provenance/export (default: 1 on CPU, 4 with CUDA)",
+    )
     g.add_argument("--force", action="store_true", help="redo every file, even those already done")
     g.add_argument("--report", default=None, metavar="FILE", help="report path (default: OUTPUT_DIR/batch-report.json)")
-    g.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-                   help="run shards on Ray (pip install 'audiotools[ray]'); ADDRESS of a cluster, "
-                        "or none to start/join a local one (write --ray=ADDRESS, or put --ray after the "
-                        "inputs, so an input is not taken for the address)")
-    g.add_argument("--ray-shards", type=int, default=None, metavar="N",
-                   help="number of shards (default: 2 per GPU, or per CPU slot)")
+    g.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="run shards on Ray (pip install 'audiotools[ray]'); ADDRESS of a cluster, "
+        "or none to start/join a local one (write --ray=ADDRESS, or put --ray after the "
+        "inputs, so an input is not taken for the address)",
+    )
+    g.add_argument(
+        "--ray-shards",
+        type=int,
+        default=None,
+        metavar="N",
+        help="number of shards (default: 2 per GPU, or per CPU slot)",
+    )
     add_step_options(p)
     p.set_defaults(func=run)
 
@@ -58,13 +88,31 @@ class RichProgress:
     """files done/total, audio hours done, x real time, ETA, failures."""
 
     def __init__(self):
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
-        self.progress = Progress(SpinnerColumn(), TextColumn("[bold]batch[/]"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("files"), TextColumn("{task.fields[audio]}"),
-                                 TextColumn("{task.fields[speed]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                                 TimeRemainingColumn(), TextColumn("{task.fields[failed]}"),
-                                 console=console, transient=False)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]batch[/]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("files"),
+            TextColumn("{task.fields[audio]}"),
+            TextColumn("{task.fields[speed]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[failed]}"),
+            console=console,
+            transient=False,
+        )
         self.task = None
         self.audio = 0.0
         self.failed = 0
@@ -105,13 +153,25 @@ def run(args) -> int:
         if v is not None and v < (0 if name == "workers" else 1):
             raise UsageError(f"--{name.replace('_', '-')} must be at least {0 if name == 'workers' else 1}")
     recipe = recipe_from_args(args)
-    options = BatchOptions(output_dir=Path(args.output_dir), workers=args.workers, prefetch=args.prefetch,
-                           finish_threads=args.finish_threads, resume=not args.force,
-                           report=Path(args.report) if args.report else None)
+    options = BatchOptions(
+        output_dir=Path(args.output_dir),
+        workers=args.workers,
+        prefetch=args.prefetch,
+        finish_threads=args.finish_threads,
+        resume=not args.force,
+        report=Path(args.report) if args.report else None,
+    )
     show = not quiet() and console.is_terminal
     progress = RichProgress() if show else BatchProgress()
-    result = run_batch(args.inputs, recipe, options, progress=progress, use_ray=args.ray is not None,
-                       ray_address=args.ray or None, ray_shards=args.ray_shards)
+    result = run_batch(
+        args.inputs,
+        recipe,
+        options,
+        progress=progress,
+        use_ray=args.ray is not None,
+        ray_address=args.ray or None,
+        ray_shards=args.ray_shards,
+    )
     if not quiet():
         _summary(result)
     elif result.failed:
@@ -123,6 +183,7 @@ def run(args) -> int:
 
 def _summary(result) -> None:
     from rich.table import Table
+
     t = Table(title="audiotools batch", show_lines=False)
     t.add_column("status")
     t.add_column("files", justify="right")
@@ -132,13 +193,19 @@ def _summary(result) -> None:
         recs = [r for r in result.records if r.status == status]
         if not recs and status in ("failed", "pending"):
             continue
-        t.add_row(f"[{style}]{status}[/]", str(len(recs)), f"{sum(r.audio_seconds for r in recs) / 3600:.3f}",
-                  f"{sum(r.processing_seconds for r in recs):.1f}")
+        t.add_row(
+            f"[{style}]{status}[/]",
+            str(len(recs)),
+            f"{sum(r.audio_seconds for r in recs) / 3600:.3f}",
+            f"{sum(r.processing_seconds for r in recs):.1f}",
+        )
     console.print(t)
     audio = result.processed_audio_seconds
     wall = result.wall_seconds
-    console.print(f"{audio / 3600:.3f} h transcribed in {wall:.1f} s "
-                  f"({audio / wall if wall else 0:,.1f}x real time); report: {result.report_path}")
+    console.print(
+        f"{audio / 3600:.3f} h transcribed in {wall:.1f} s "
+        f"({audio / wall if wall else 0:,.1f}x real time); report: {result.report_path}"
+    )
     failed = [r for r in result.records if r.status == "failed"]
     if failed:
         ft = Table(title=f"{len(failed)} failed", show_header=True)

@@ -22,8 +22,12 @@ _state = {"quiet": False, "verbose": False}
 def set_verbosity(quiet: bool = False, verbose: bool = False) -> None:
     _state.update(quiet=quiet, verbose=verbose)
     level = logging.ERROR if quiet else logging.DEBUG if verbose else logging.WARNING
-    logging.basicConfig(level=level, format="%(message)s",
-                        handlers=[RichHandler(console=console, show_path=False, show_time=False)], force=True)
+    logging.basicConfig(
+        level=level,
+        format="%(message)s",
+        handlers=[RichHandler(console=console, show_path=False, show_time=False)],
+        force=True,
+    )
     logging.getLogger("audiotools").setLevel(logging.DEBUG if verbose else logging.INFO if not quiet else logging.ERROR)
 
 
@@ -42,12 +46,14 @@ def info(msg: str) -> None:
 
 def parse_range(text: str) -> tuple[float, float]:
     """Parse ``START-END`` in seconds (``12.5-30``) or ``MM:SS-MM:SS``."""
+
     def secs(t: str) -> float:
         parts = [float(p) for p in t.split(":")]
         v = 0.0
         for p in parts:
             v = v * 60 + p
         return v
+
     try:
         a, b = text.split("-", 1)
         start, end = secs(a), secs(b)

@@ -19,13 +19,22 @@ examples:
 
 def register(sub) -> None:
     from audiotools.cli.options import add_diarizer_options
-    p = sub.add_parser("diarize", help="who spoke when: write speaker turns as RTTM",
-                       description="Diarise audio/video files: speaker turns per file as D/<stem>.rttm.",
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    p = sub.add_parser(
+        "diarize",
+        help="who spoke when: write speaker turns as RTTM",
+        description="Diarise audio/video files: speaker turns per file as D/<stem>.rttm.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("files", nargs="+", metavar="FILE", help="audio or video files")
     p.add_argument("--output-dir", "-o", default=".", help="where to write <stem>.rttm (default: current directory)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
-                   help="device for the speaker embeddings / pyannote pipeline (default: auto)")
+    p.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default="auto",
+        help="device for the speaker embeddings / pyannote pipeline (default: auto)",
+    )
     add_diarizer_options(p.add_argument_group("diarisation"))
     p.set_defaults(func=run)
 
@@ -43,8 +52,12 @@ def run(args) -> int:
         t0 = time.perf_counter()
         audio = load_audio(f, keep_channels=options.channels == "split", hash_source=False)
         result = run_diarization(audio, options, uri=Path(f).stem)
-        path = write_rttm(result.annotation, out_dir / f"{Path(f).stem}.rttm", uri=Path(f).stem,
-                          channels=result.info.get("channel_of"))
+        path = write_rttm(
+            result.annotation,
+            out_dir / f"{Path(f).stem}.rttm",
+            uri=Path(f).stem,
+            channels=result.info.get("channel_of"),
+        )
         if not quiet():
             _summary(f, audio.duration, result, path, time.perf_counter() - t0)
 
@@ -54,11 +67,14 @@ def run(args) -> int:
 
 def _summary(name: str, duration: float, result, path: Path, took: float) -> None:
     from rich.table import Table
+
     ann = result.annotation
     speakers = result.labels
-    info(f"[bold]{name}[/]: {duration:.1f} s, [cyan]{len(speakers)}[/] speaker{'s' if len(speakers) != 1 else ''} "
-         f"({result.backend}{', channels split' if result.channels == 'split' else ''}), "
-         f"{took:.1f} s ({duration / took if took else 0:.0f}x real time) -> {path}")
+    info(
+        f"[bold]{name}[/]: {duration:.1f} s, [cyan]{len(speakers)}[/] speaker{'s' if len(speakers) != 1 else ''} "
+        f"({result.backend}{', channels split' if result.channels == 'split' else ''}), "
+        f"{took:.1f} s ({duration / took if took else 0:.0f}x real time) -> {path}"
+    )
     if not speakers:
         info("  [yellow]no speech found[/]")
         return

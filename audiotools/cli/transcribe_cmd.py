@@ -10,9 +10,11 @@ from audiotools.cli.options import add_step_options, add_transcribe_options, rec
 
 
 def register(sub) -> None:
-    p = sub.add_parser("transcribe", help="transcribe audio/video files (one output set per file)",
-                       description="Transcribe files with Whisper: segments, word timestamps, exports.",
-                       )
+    p = sub.add_parser(
+        "transcribe",
+        help="transcribe audio/video files (one output set per file)",
+        description="Transcribe files with Whisper: segments, word timestamps, exports.",
+    )
     p.add_argument("files", nargs="+", metavar="FILE", help="audio or video files")
     add_transcribe_options(p)
     add_step_options(p)
@@ -25,7 +27,7 @@ def run(args) -> int:
 
     recipe = recipe_from_args(args)
     out_dir = Path(args.output_dir or ".")
-    engine: list = []   # loaded with the first file
+    engine: list = []  # loaded with the first file
 
     def one(f: str) -> None:
         t0 = time.perf_counter()
@@ -41,9 +43,12 @@ def run(args) -> int:
 
 def _print_summary(t, outputs, took: float) -> None:
     from rich.table import Table
+
     dur = t.audio.duration
-    info(f"[bold]{t.audio.path}[/]: {dur:.1f} s audio, language [cyan]{t.language}[/], "
-         f"{len(t.segments)} segments, {took:.1f} s ({dur / took if took else 0:.1f}x real time)")
+    info(
+        f"[bold]{t.audio.path}[/]: {dur:.1f} s audio, language [cyan]{t.language}[/], "
+        f"{len(t.segments)} segments, {took:.1f} s ({dur / took if took else 0:.1f}x real time)"
+    )
     for w in t.extra.get("warnings", []):
         console.print(f"[yellow]warning:[/] {t.audio.path}: {w}")
     if outputs:

@@ -7,8 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from audiotools.errors import UsageError
 from audiotools.cli.common import console, info, parse_range, quiet, stdout
+from audiotools.errors import UsageError
 
 DESCRIPTION = """\
 Compare a questioned recording with a known voice and report calibrated evidence.
@@ -32,28 +32,53 @@ examples:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("verify", help="compare a recording with a known voice (calibrated likelihood ratio)",
-                       description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "verify",
+        help="compare a recording with a known voice (calibrated likelihood ratio)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("recording", nargs="?", metavar="RECORDING", help="the questioned recording")
     who = p.add_mutually_exclusive_group()
     who.add_argument("--speaker", metavar="NAME", help="an enrolled voiceprint")
     who.add_argument("--reference", nargs="+", metavar="FILE", help="known samples of the voice")
-    p.add_argument("--segment", type=parse_range, default=None, metavar="START-END",
-                   help="compare only this part of the recording (seconds or MM:SS)")
-    p.add_argument("--rttm", metavar="FILE", default=None,
-                   help="speaker turns for RECORDING from an RTTM file instead of running diarisation")
-    p.add_argument("--no-diarize", dest="diarize", action="store_false",
-                   help="treat the whole recording as one speaker")
-    p.add_argument("--condition", choices=["wideband", "telephone", "telephone-codec"], default=None,
-                   help="override the detected recording condition of RECORDING")
-    p.add_argument("--voiceprints", metavar="DIR", default=None,
-                   help="voiceprint store (default: $AUDIOTOOLS_VOICEPRINTS or ./voiceprints)")
+    p.add_argument(
+        "--segment",
+        type=parse_range,
+        default=None,
+        metavar="START-END",
+        help="compare only this part of the recording (seconds or MM:SS)",
+    )
+    p.add_argument(
+        "--rttm",
+        metavar="FILE",
+        default=None,
+        help="speaker turns for RECORDING from an RTTM file instead of running diarisation",
+    )
+    p.add_argument(
+        "--no-diarize", dest="diarize", action="store_false", help="treat the whole recording as one speaker"
+    )
+    p.add_argument(
+        "--condition",
+        choices=["wideband", "telephone", "telephone-codec"],
+        default=None,
+        help="override the detected recording condition of RECORDING",
+    )
+    p.add_argument(
+        "--voiceprints",
+        metavar="DIR",
+        default=None,
+        help="voiceprint store (default: $AUDIOTOOLS_VOICEPRINTS or ./voiceprints)",
+    )
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     t = p.add_argument_group("trials")
     t.add_argument("--trials", metavar="T.tsv", help="score many trials (ENROLMENT_FILES<TAB>TEST_FILE)")
     t.add_argument("--output", "-o", metavar="S.tsv", help="where to write the scores (with --trials)")
-    t.add_argument("--details", action="store_true",
-                   help="with --trials: also write the AS-norm score and the condition compared in (columns 5-6)")
+    t.add_argument(
+        "--details",
+        action="store_true",
+        help="with --trials: also write the AS-norm score and the condition compared in (columns 5-6)",
+    )
     p.set_defaults(func=run)
 
 
@@ -65,6 +90,7 @@ def _calibration_store(args, store, uses_store: bool):
     import os
 
     from audiotools.speakers.voiceprints import ENV
+
     explicit = bool(args.voiceprints or os.environ.get(ENV))
     return store.dir if store.exists() and (uses_store or explicit) else None
 
@@ -79,6 +105,7 @@ def run(args) -> int:
     from audiotools.audio.decode import check_input_file
     from audiotools.speakers.verification import Scorer, reference_from_files, reference_from_store, verify
     from audiotools.speakers.voiceprints import VoiceprintStore
+
     check_input_file(args.recording)
     store = VoiceprintStore(args.voiceprints)
     scorer = Scorer(_calibration_store(args, store, bool(args.speaker)))
@@ -87,9 +114,11 @@ def run(args) -> int:
     else:
         ref = reference_from_files(args.reference, scorer)
     from audiotools.export.rttm import recording_turns
+
     turns = recording_turns(args.rttm, args.recording) if args.rttm else None
-    res = verify(args.recording, ref, scorer, segment=args.segment, turns=turns, diarize=args.diarize,
-                 condition=args.condition)
+    res = verify(
+        args.recording, ref, scorer, segment=args.segment, turns=turns, diarize=args.diarize, condition=args.condition
+    )
     if args.json:
         stdout.print_json(json.dumps(res, ensure_ascii=False))
         return 0
@@ -99,12 +128,17 @@ def run(args) -> int:
 
 def print_report(res: dict) -> None:
     from rich.table import Table
+
     ch = res["recording"]["channel"]
-    stdout.print(f"[bold]Questioned:[/] {res['recording']['path']} ({res['recording']['duration']:.1f} s; "
-                 f"detected {ch['condition']}: {'; '.join(ch['reasons'])})")
+    stdout.print(
+        f"[bold]Questioned:[/] {res['recording']['path']} ({res['recording']['duration']:.1f} s; "
+        f"detected {ch['condition']}: {'; '.join(ch['reasons'])})"
+    )
     stdout.print(f"[bold]Known:[/] {res['reference']['label']} ({res['reference']['speech_seconds']:.1f} s of speech)")
-    stdout.print(f"[bold]Compared in condition:[/] {res['condition_description']}; {res['method']['normalisation']}; "
-                 f"calibration: {res['method']['calibration']}")
+    stdout.print(
+        f"[bold]Compared in condition:[/] {res['condition_description']}; {res['method']['normalisation']}; "
+        f"calibration: {res['method']['calibration']}"
+    )
     for n in res["notes"]:
         stdout.print(f"[yellow]note:[/] {n}")
     t = Table(title="Scores per questioned speaker")
@@ -114,8 +148,15 @@ def print_report(res: dict) -> None:
         if not u.get("scored"):
             t.add_row(u["speaker"], f"{u['speech_seconds']:.1f} s", "-", "-", "-", "-", u.get("reason", ""))
             continue
-        t.add_row(u["speaker"], f"{u['speech_seconds']:.1f} s", f"{u['score']:.3f}", f"{u['snorm']:.2f}",
-                  f"{u['llr']:+.2f}", f"{u['lr']:.3g}", u["support"])
+        t.add_row(
+            u["speaker"],
+            f"{u['speech_seconds']:.1f} s",
+            f"{u['score']:.3f}",
+            f"{u['snorm']:.2f}",
+            f"{u['llr']:+.2f}",
+            f"{u['lr']:.3g}",
+            u["support"],
+        )
     stdout.print(t)
     for u in res["units"]:
         if not u.get("scored"):
@@ -126,8 +167,13 @@ def print_report(res: dict) -> None:
             for c in ("start", "end", "speech", "cosine", "log10 LR"):
                 st.add_column(c, justify="right")
             for s in u["segments"]:
-                st.add_row(f"{s['start']:.2f}", f"{s['end']:.2f}", f"{s['speech_seconds']:.1f} s",
-                           f"{s['score']:.3f}", f"{s['llr']:+.2f}")
+                st.add_row(
+                    f"{s['start']:.2f}",
+                    f"{s['end']:.2f}",
+                    f"{s['speech_seconds']:.1f} s",
+                    f"{s['score']:.3f}",
+                    f"{s['llr']:+.2f}",
+                )
             stdout.print(st)
     stdout.print(f"\n[dim]H1: {res['propositions']['H1']}. H2: {res['propositions']['H2']}.[/]")
     stdout.print(f"[dim]{res['disclaimer']}[/]")
@@ -140,6 +186,7 @@ def run_trials(args) -> int:
         raise UsageError("--trials needs --output S.tsv")
     from audiotools.speakers.verification import Scorer, read_trials, score_trials, write_scores
     from audiotools.speakers.voiceprints import VoiceprintStore
+
     rows = read_trials(args.trials)
     if not rows:
         raise UsageError(f"{args.trials}: no trials")
@@ -148,6 +195,7 @@ def run_trials(args) -> int:
     def progress(stage, done, total):
         if not quiet() and sys.stderr.isatty():
             console.print(f"{stage}: {done}/{total}", end="\r")
+
     scores = score_trials(rows, scorer, base_dir=Path(args.trials).parent, progress=progress)
     write_scores(args.output, rows, scores, details=args.details)
     conds = {}

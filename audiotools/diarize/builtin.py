@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from audiotools.audio import SAMPLE_RATE
 from audiotools.diarize.clustering import RHO, THRESHOLD, cluster, weighted_centroids
 from audiotools.diarize.resegmentation import core_windows, resegment
 from audiotools.diarize.window_embeddings import WindowEmbeddings, embed_regions
-from audiotools.audio import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 VAD_FRAME = 512 / SAMPLE_RATE
@@ -48,27 +48,35 @@ class BuiltinOptions:
     min_speech: float = 0.25
     pad: float = 0.03
     # embeddings, clustering, resegmentation
-    embed_gap: float = 0.25           # speech regions closer than this are embedded/decoded as one
-    step: float = 0.2                 # seconds between window centres (the decision resolution)
+    embed_gap: float = 0.25  # speech regions closer than this are embedded/decoded as one
+    step: float = 0.2  # seconds between window centres (the decision resolution)
     threshold: float = THRESHOLD
     rho: float = RHO
     min_speaker_seconds: float = 3.0  # a speaker needs this much speech (or 10 % of it, if less) ...
     min_speaker_fraction: float = 0.1
     kappa: float = 12.0
     switch_prob: float = 0.05
-    bridge_gap: float = 0.3           # join same-speaker turns across pauses shorter than this
-    max_speakers_auto: int = 32       # upper bound when nothing is asked for
-    threads: int | None = None        # torch CPU threads while diarising (None: leave torch's setting)
+    bridge_gap: float = 0.3  # join same-speaker turns across pauses shorter than this
+    max_speakers_auto: int = 32  # upper bound when nothing is asked for
+    threads: int | None = None  # torch CPU threads while diarising (None: leave torch's setting)
     window: float = 1.6
-    edge_window: float = 1.0          # shorter windows flush with each region's edges (short turns there)
-    fine_window: float = 1.0          # second pass: shorter windows place the speaker changes (0: off)
-    fine_step: float = 0.15           # (0.1 gave the same DER on our files at 1.5x the cost of the pass)
-    fine_short_region: float = 5.0    # regions shorter than this are refined even without a change
+    edge_window: float = 1.0  # shorter windows flush with each region's edges (short turns there)
+    fine_window: float = 1.0  # second pass: shorter windows place the speaker changes (0: off)
+    fine_step: float = 0.15  # (0.1 gave the same DER on our files at 1.5x the cost of the pass)
+    fine_short_region: float = 5.0  # regions shorter than this are refined even without a change
     timings: dict = field(default_factory=dict)
 
 
-def hysteresis_regions(probs: np.ndarray, onset: float, offset: float, min_silence: float, min_speech: float,
-                       pad: float, duration: float, frame: float = VAD_FRAME) -> list[tuple[float, float]]:
+def hysteresis_regions(
+    probs: np.ndarray,
+    onset: float,
+    offset: float,
+    min_silence: float,
+    min_speech: float,
+    pad: float,
+    duration: float,
+    frame: float = VAD_FRAME,
+) -> list[tuple[float, float]]:
     """Speech regions (s) from frame probabilities: a run of frames >= ``offset`` is speech when it
     reaches ``onset`` somewhere; pauses < ``min_silence`` are bridged, regions < ``min_speech``
     dropped, the rest padded by ``pad`` (without overlapping)."""
@@ -109,8 +117,9 @@ def merge_close(regions: list[tuple[float, float]], max_gap: float) -> list[tupl
     return [(a, b) for a, b in out]
 
 
-def intersect(turns: list[tuple[float, float, int]], regions: list[tuple[float, float]]
-              ) -> list[tuple[float, float, int]]:
+def intersect(
+    turns: list[tuple[float, float, int]], regions: list[tuple[float, float]]
+) -> list[tuple[float, float, int]]:
     """The parts of ``turns`` inside ``regions`` (both sorted, regions non-overlapping)."""
     out = []
     if not regions:
@@ -135,8 +144,9 @@ def window_weights(we: WindowEmbeddings, regions: list[tuple[float, float]]) -> 
     return lengths[we.region] / np.maximum(counts[we.region], 1)
 
 
-def turns_from_labels(we: WindowEmbeddings, labels: np.ndarray, regions: list[tuple[float, float]]
-                      ) -> list[tuple[float, float, int]]:
+def turns_from_labels(
+    we: WindowEmbeddings, labels: np.ndarray, regions: list[tuple[float, float]]
+) -> list[tuple[float, float, int]]:
     """Per region: a boundary halfway between neighbouring window centres whose labels differ."""
     turns: list[tuple[float, float, int]] = []
     centre = we.centre
@@ -159,8 +169,13 @@ def turns_from_labels(we: WindowEmbeddings, labels: np.ndarray, regions: list[tu
     return [t for t in turns if t[1] > t[0]]
 
 
-def labelled_turns(we: WindowEmbeddings, labels: np.ndarray, regions: list[tuple[float, float]],
-                   speech: list[tuple[float, float]], bridge_gap: float) -> list[tuple[float, float, int]]:
+def labelled_turns(
+    we: WindowEmbeddings,
+    labels: np.ndarray,
+    regions: list[tuple[float, float]],
+    speech: list[tuple[float, float]],
+    bridge_gap: float,
+) -> list[tuple[float, float, int]]:
     """Window labels -> speaker turns: boundaries between windows, cut to the detected ``speech``,
     same-speaker turns closer than ``bridge_gap`` joined (step 6 of the diariser)."""
     return bridge(intersect(turns_from_labels(we, labels, regions), speech), bridge_gap)
@@ -183,6 +198,7 @@ def torch_threads(n: int | None):
     sequential LSTM: one thread already runs it fast, while two threads on a busy machine spin
     against the other process and run several times slower."""
     import torch
+
     old = torch.get_num_threads()
     if not n or n == old:
         yield
@@ -197,17 +213,20 @@ def torch_threads(n: int | None):
 def speech_activity(samples: np.ndarray, options: BuiltinOptions | None = None) -> list[tuple[float, float]]:
     """Speech regions (s) of mono 16 kHz ``samples``, for diarisation (tight boundaries)."""
     from audiotools.vad.silero import speech_probabilities
+
     options = options or BuiltinOptions()
     duration = len(samples) / SAMPLE_RATE
     if len(samples) < SAMPLE_RATE // 10 or not np.any(samples):
         return []
     probs = speech_probabilities(samples)
-    return hysteresis_regions(probs, options.vad_onset, options.vad_offset, options.min_silence,
-                              options.min_speech, options.pad, duration)
+    return hysteresis_regions(
+        probs, options.vad_onset, options.vad_offset, options.min_silence, options.min_speech, options.pad, duration
+    )
 
 
-def diarize_samples(samples: np.ndarray, options: BuiltinOptions | None = None,
-                    speech: list[tuple[float, float]] | None = None) -> list[tuple[float, float, int]]:
+def diarize_samples(
+    samples: np.ndarray, options: BuiltinOptions | None = None, speech: list[tuple[float, float]] | None = None
+) -> list[tuple[float, float, int]]:
     """Speaker turns ``(start, end, speaker index)`` for mono 16 kHz ``samples``, sorted by start;
     indices are 0..k-1 in order of first appearance. ``speech`` skips the speech detection."""
     options = options or BuiltinOptions()
@@ -215,8 +234,15 @@ def diarize_samples(samples: np.ndarray, options: BuiltinOptions | None = None,
         return _diarize(samples, options, speech)
 
 
-def refine(samples: np.ndarray, regions: list[tuple[float, float]], we: WindowEmbeddings, labels: np.ndarray,
-           weights: np.ndarray, encoder, options: BuiltinOptions) -> tuple[WindowEmbeddings, np.ndarray]:
+def refine(
+    samples: np.ndarray,
+    regions: list[tuple[float, float]],
+    we: WindowEmbeddings,
+    labels: np.ndarray,
+    weights: np.ndarray,
+    encoder,
+    options: BuiltinOptions,
+) -> tuple[WindowEmbeddings, np.ndarray]:
     """Second, finer pass over the speech regions where the first pass found a speaker change:
     shorter windows (``fine_window`` s every ``fine_step`` s) place the changes. The speakers stay
     those found on the long windows (whose statistics the counting rule was calibrated on); each
@@ -233,11 +259,12 @@ def refine(samples: np.ndarray, regions: list[tuple[float, float]], we: WindowEm
     picked = np.flatnonzero(changed)
     if len(picked) == 0:
         return we, labels
-    fine = embed_regions(samples, [regions[i] for i in picked], encoder, step=options.fine_step,
-                         window=options.fine_window)
+    fine = embed_regions(
+        samples, [regions[i] for i in picked], encoder, step=options.fine_step, window=options.fine_window
+    )
     if len(fine) == 0:
         return we, labels
-    fine.region = picked[fine.region]                      # back to indices into ``regions``
+    fine.region = picked[fine.region]  # back to indices into ``regions``
     k = int(labels.max()) + 1
     # nearest long window of the same region (both sorted by region, then time)
     key_long = we.region * 1e6 + we.centre
@@ -250,13 +277,28 @@ def refine(samples: np.ndarray, regions: list[tuple[float, float]], we: WindowEm
     centroids = weighted_centroids(we.vectors, labels, weights, k)
     have = np.bincount(init[core], minlength=k) > 0
     centroids[have] = weighted_centroids(fine.vectors[core], init[core], fine_weights[core], k)[have]
-    fine_labels, _ = resegment(fine.vectors, fine.centre, fine.region, fine_weights, centroids,
-                               kappa=options.kappa, switch_prob=options.switch_prob, merge=False)
+    fine_labels, _ = resegment(
+        fine.vectors,
+        fine.centre,
+        fine.region,
+        fine_weights,
+        centroids,
+        kappa=options.kappa,
+        switch_prob=options.switch_prob,
+        merge=False,
+    )
     # long windows of the untouched regions + short windows of the refined ones, in (region, time) order
     keep = ~changed[we.region]
-    start, end, region, vectors, all_labels = (np.concatenate([a[keep], b]) for a, b in (
-        (we.start, fine.start), (we.end, fine.end), (we.region, fine.region), (we.vectors, fine.vectors),
-        (labels, fine_labels)))
+    start, end, region, vectors, all_labels = (
+        np.concatenate([a[keep], b])
+        for a, b in (
+            (we.start, fine.start),
+            (we.end, fine.end),
+            (we.region, fine.region),
+            (we.vectors, fine.vectors),
+            (labels, fine_labels),
+        )
+    )
     order = np.lexsort(((start + end) / 2, region))
     return WindowEmbeddings(start[order], end[order], region[order], vectors[order]), all_labels[order]
 
@@ -273,8 +315,9 @@ def _diarize(samples: np.ndarray, options: BuiltinOptions, speech) -> list[tuple
         return []
     regions = merge_close(speech, options.embed_gap)
     encoder = SpeakerEncoder.get(options.device)
-    we = embed_regions(samples, regions, encoder, step=options.step, window=options.window,
-                       edge_window=options.edge_window)
+    we = embed_regions(
+        samples, regions, encoder, step=options.step, window=options.window, edge_window=options.edge_window
+    )
     t2 = time.perf_counter()
     options.timings["embeddings"] = round(t2 - t1, 3)
     if len(we) == 0:
@@ -287,12 +330,33 @@ def _diarize(samples: np.ndarray, options: BuiltinOptions, speech) -> list[tuple
     min_seconds = min(options.min_speaker_seconds, max(0.5, options.min_speaker_fraction * total))
     # over-cluster first (about 2 clusters per expected speaker), the merge rule does the rest
     initial = min(128, max(40, 2 * (options.max_speakers or 0), 2 * min_k))
-    cl = cluster(we.vectors, weights, we.region, num_speakers=fixed, min_speakers=options.min_speakers,
-                 max_speakers=max_k, threshold=min(0.999, options.threshold + 0.03), rho=options.rho,
-                 min_cluster_seconds=min(1.0, min_seconds), initial_clusters=initial)
-    labels, _ = resegment(we.vectors, we.centre, we.region, weights, cl.centroids, kappa=options.kappa,
-                          switch_prob=options.switch_prob, min_speaker_seconds=min_seconds, merge=not fixed,
-                          min_speakers=min_k, max_speakers=max_k, threshold=options.threshold, rho=options.rho)
+    cl = cluster(
+        we.vectors,
+        weights,
+        we.region,
+        num_speakers=fixed,
+        min_speakers=options.min_speakers,
+        max_speakers=max_k,
+        threshold=min(0.999, options.threshold + 0.03),
+        rho=options.rho,
+        min_cluster_seconds=min(1.0, min_seconds),
+        initial_clusters=initial,
+    )
+    labels, _ = resegment(
+        we.vectors,
+        we.centre,
+        we.region,
+        weights,
+        cl.centroids,
+        kappa=options.kappa,
+        switch_prob=options.switch_prob,
+        min_speaker_seconds=min_seconds,
+        merge=not fixed,
+        min_speakers=min_k,
+        max_speakers=max_k,
+        threshold=options.threshold,
+        rho=options.rho,
+    )
     t3 = time.perf_counter()
     options.timings["clustering"] = round(t3 - t2, 3)
     if options.fine_window and options.fine_window < options.window and labels.max(initial=0) > 0:
@@ -302,6 +366,11 @@ def _diarize(samples: np.ndarray, options: BuiltinOptions, speech) -> list[tuple
     order: dict[int, int] = {}
     for _, _, k in turns:
         order.setdefault(k, len(order))
-    log.debug("builtin diarizer: %d speech regions, %d windows, %d speakers, timings %s", len(speech), len(we),
-              len(order), options.timings)
+    log.debug(
+        "builtin diarizer: %d speech regions, %d windows, %d speakers, timings %s",
+        len(speech),
+        len(we),
+        len(order),
+        options.timings,
+    )
     return [(s, e, order[k]) for s, e, k in turns]

@@ -35,15 +35,15 @@ from audiotools.speakers.vectors import l2_normalize
 
 MAX_POINTS = 2000
 THRESHOLD = 0.91
-RHO = 0.34                 # (1 - s) / s for the same-speaker window cosine s = 0.745 (LibriSpeech)
-WINDOW_SECONDS = 1.6       # speech per independent window
+RHO = 0.34  # (1 - s) / s for the same-speaker window cosine s = 0.745 (LibriSpeech)
+WINDOW_SECONDS = 1.6  # speech per independent window
 MIN_CLUSTER_SECONDS = 1.0
 
 
 @dataclass
 class Clustering:
-    labels: np.ndarray          # (n,) cluster index per input vector, 0..k-1
-    centroids: np.ndarray       # (k, d) L2-normalised
+    labels: np.ndarray  # (n,) cluster index per input vector, 0..k-1
+    centroids: np.ndarray  # (k, d) L2-normalised
 
 
 def relabel(labels: np.ndarray) -> np.ndarray:
@@ -51,8 +51,9 @@ def relabel(labels: np.ndarray) -> np.ndarray:
     return inv.astype(np.int64).reshape(-1)
 
 
-def representatives(vectors: np.ndarray, groups: np.ndarray, weights: np.ndarray,
-                    max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def representatives(
+    vectors: np.ndarray, groups: np.ndarray, weights: np.ndarray, max_points: int = MAX_POINTS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """At most ``max_points`` representatives: means of runs of ``g`` consecutive vectors in the same
     group (speech region). Returns (rep vectors, rep weights, rep index of every input vector)."""
     n = len(vectors)
@@ -64,7 +65,7 @@ def representatives(vectors: np.ndarray, groups: np.ndarray, weights: np.ndarray
     new_group[1:] = groups[1:] != groups[:-1]
     group_start = np.maximum.accumulate(np.where(new_group, idx, 0))
     owner = np.cumsum(new_group | (((idx - group_start) % g) == 0)) - 1
-    while owner[-1] + 1 > max_points * 1.5:    # very many short regions: merge neighbouring runs pairwise
+    while owner[-1] + 1 > max_points * 1.5:  # very many short regions: merge neighbouring runs pairwise
         owner = owner // 2
     k = int(owner[-1]) + 1
     sums = np.zeros((k, vectors.shape[1]), dtype=np.float64)
@@ -83,8 +84,14 @@ def weighted_centroids(vectors: np.ndarray, labels: np.ndarray, weights: np.ndar
     return l2_normalize(weighted_sums(vectors, labels, weights, k), dtype=None).astype(np.float32)
 
 
-def merge_scores(sums: np.ndarray | None, mass: np.ndarray, threshold: float = THRESHOLD, rho: float = RHO,
-                 window_seconds: float = WINDOW_SECONDS, gram: np.ndarray | None = None) -> np.ndarray:
+def merge_scores(
+    sums: np.ndarray | None,
+    mass: np.ndarray,
+    threshold: float = THRESHOLD,
+    rho: float = RHO,
+    window_seconds: float = WINDOW_SECONDS,
+    gram: np.ndarray | None = None,
+) -> np.ndarray:
     """(k, k): centroid cosine / the cosine one talker's two halves of these sizes would reach
     (>= 1: as similar as one talker). Diagonal and empty clusters are -inf. ``gram`` (= sums @ sums.T)
     may be passed instead of ``sums``."""
@@ -101,10 +108,20 @@ def merge_scores(sums: np.ndarray | None, mass: np.ndarray, threshold: float = T
     return score
 
 
-def cluster(vectors: np.ndarray, weights: np.ndarray | None = None, groups: np.ndarray | None = None, *,
-            num_speakers: int | None = None, min_speakers: int | None = None, max_speakers: int | None = None,
-            threshold: float = THRESHOLD, rho: float = RHO, min_cluster_seconds: float = MIN_CLUSTER_SECONDS,
-            max_points: int = MAX_POINTS, initial_clusters: int = 40) -> Clustering:
+def cluster(
+    vectors: np.ndarray,
+    weights: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
+    *,
+    num_speakers: int | None = None,
+    min_speakers: int | None = None,
+    max_speakers: int | None = None,
+    threshold: float = THRESHOLD,
+    rho: float = RHO,
+    min_cluster_seconds: float = MIN_CLUSTER_SECONDS,
+    max_points: int = MAX_POINTS,
+    initial_clusters: int = 40,
+) -> Clustering:
     """Cluster L2-normalised window embeddings ``vectors`` (n, d) in time order; ``weights`` = speech
     seconds each stands for; ``groups`` = the speech region of each (representatives never span two).
 
@@ -142,7 +159,7 @@ def cluster(vectors: np.ndarray, weights: np.ndarray | None = None, groups: np.n
 
     k = int(labels.max()) + 1
     sums = weighted_sums(vectors, labels, np.ones(n), k)
-    gram = sums @ sums.T          # kept up to date on every merge: no matrix product inside the loop
+    gram = sums @ sums.T  # kept up to date on every merge: no matrix product inside the loop
     mass = np.bincount(labels, weights=weights, minlength=k).astype(np.float64)
     parent = np.arange(k)
 
@@ -168,7 +185,7 @@ def cluster(vectors: np.ndarray, weights: np.ndarray | None = None, groups: np.n
             if len(tiny) and alive > 1:
                 b = int(tiny[np.argmin(mass[tiny])])
                 a = int(np.argmax(score[b]))
-        else:                                           # merging is optional from here on
+        else:  # merging is optional from here on
             if alive <= lo:
                 break
             if score[a, b] < 1.0:

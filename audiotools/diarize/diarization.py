@@ -32,13 +32,14 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from audiotools.audio import SAMPLE_RATE
+from audiotools.device import resolve_device
 from audiotools.errors import UsageError
 from audiotools.options import Options, secret
-from audiotools.device import resolve_device
-from audiotools.audio import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
-CROSSTALK_DB = 15.0      # in split mode, a channel this much quieter than the loudest one is crosstalk
+CROSSTALK_DB = 15.0  # in split mode, a channel this much quieter than the loudest one is crosstalk
+
 
 @dataclass(frozen=True)
 class DiarizationOptions(Options):
@@ -52,9 +53,9 @@ class DiarizationOptions(Options):
     min_speakers: int | None = None
     max_speakers: int | None = None
     channels: Literal["mix", "split"] = "mix"
-    device: str = "auto"                  # auto | cpu | cuda
+    device: str = "auto"  # auto | cpu | cuda
     pyannote_pipeline: str | None = None  # local pipeline directory / config.yaml, or a hub id (with a token)
-    hf_token: str | None = secret()       # else $HF_TOKEN; never recorded in the transcript
+    hf_token: str | None = secret()  # else $HF_TOKEN; never recorded in the transcript
 
     def check(self) -> None:
         for name in ("num_speakers", "min_speakers", "max_speakers"):
@@ -62,18 +63,22 @@ class DiarizationOptions(Options):
             if v is not None and v < 1:
                 raise UsageError(f"--{name.replace('_', '-')} must be a whole number of at least 1, got {v!r}")
         if self.min_speakers and self.max_speakers and self.min_speakers > self.max_speakers:
-            raise UsageError(f"--min-speakers ({self.min_speakers}) is larger than --max-speakers ({self.max_speakers})")
-        if self.num_speakers and ((self.min_speakers and self.num_speakers < self.min_speakers)
-                                  or (self.max_speakers and self.num_speakers > self.max_speakers)):
+            raise UsageError(
+                f"--min-speakers ({self.min_speakers}) is larger than --max-speakers ({self.max_speakers})"
+            )
+        if self.num_speakers and (
+            (self.min_speakers and self.num_speakers < self.min_speakers)
+            or (self.max_speakers and self.num_speakers > self.max_speakers)
+        ):
             raise UsageError(f"--num-speakers {self.num_speakers} is outside --min-speakers/--max-speakers")
 
 
 @dataclass
 class DiarizationResult:
-    annotation: Any                           # pyannote.core.Annotation
-    backend: str                              # "builtin" | "pyannote"
-    channels: str                             # "mix" | "split"
-    reason: str = ""                          # why this backend (auto mode)
+    annotation: Any  # pyannote.core.Annotation
+    backend: str  # "builtin" | "pyannote"
+    channels: str  # "mix" | "split"
+    reason: str = ""  # why this backend (auto mode)
     info: dict = field(default_factory=dict)  # timings, pipeline source, channel map ...
 
     @property
@@ -86,13 +91,16 @@ class DiarizationResult:
 
     def turns(self) -> list[tuple[float, float, str]]:
         from audiotools.export.rttm import annotation_turns
+
         return annotation_turns(self.annotation)
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"backend": self.backend, "num_speakers": self.num_speakers,
-                             "turns": [{"start": round(s, 3), "end": round(e, 3), "speaker": spk}
-                                       for s, e, spk in self.turns()],
-                             "channels": self.channels}
+        d: dict[str, Any] = {
+            "backend": self.backend,
+            "num_speakers": self.num_speakers,
+            "turns": [{"start": round(s, 3), "end": round(e, 3), "speaker": spk} for s, e, spk in self.turns()],
+            "channels": self.channels,
+        }
         if self.reason:
             d["backend_reason"] = self.reason
         if self.info.get("channel_of"):
@@ -112,6 +120,7 @@ def ordered_labels(annotation) -> list[str]:
 def _annotation(turns, uri: str, prefix: str | None = "SPEAKER_"):
     """Annotation from (start, end, key) turns; keys renamed ``prefix00``.. by first appearance."""
     from pyannote.core import Annotation, Segment
+
     ann = Annotation(uri=uri)
     names: dict[Any, str] = {}
     for i, (s, e, k) in enumerate(sorted(turns, key=lambda t: (t[0], t[1]))):
@@ -141,10 +150,10 @@ def _split_channels(channels: np.ndarray) -> tuple[list, dict[str, int]]:
         x = channels[c]
         if np.any(x):
             probs[c] = speech_probabilities(x)[:frames]
-        block = 1 << 14                                   # frames per block: no full-length temporaries
+        block = 1 << 14  # frames per block: no full-length temporaries
         for f0 in range(0, frames, block):
             f1 = min(frames, f0 + block)
-            seg = x[f0 * FRAME_SAMPLES: f1 * FRAME_SAMPLES]
+            seg = x[f0 * FRAME_SAMPLES : f1 * FRAME_SAMPLES]
             if len(seg) < (f1 - f0) * FRAME_SAMPLES:
                 seg = np.pad(seg, (0, (f1 - f0) * FRAME_SAMPLES - len(seg)))
             energy[c, f0:f1] = np.mean(np.square(seg.reshape(f1 - f0, FRAME_SAMPLES), dtype=np.float64), axis=1)
@@ -154,8 +163,9 @@ def _split_channels(channels: np.ndarray) -> tuple[list, dict[str, int]]:
     for c in range(n_ch):
         p = probs[c].copy()
         p[energy[c] * 10 ** (CROSSTALK_DB / 10) < loudest] = 0.0
-        regions = hysteresis_regions(p, bopts.vad_onset, bopts.vad_offset, bopts.min_silence, bopts.min_speech,
-                                     bopts.pad, duration)
+        regions = hysteresis_regions(
+            p, bopts.vad_onset, bopts.vad_offset, bopts.min_silence, bopts.min_speech, bopts.pad, duration
+        )
         label = f"CHANNEL_{c + 1}"
         if regions:
             channel_of[label] = c + 1
@@ -164,11 +174,12 @@ def _split_channels(channels: np.ndarray) -> tuple[list, dict[str, int]]:
 
 
 def _all_finite(x: np.ndarray, block: int = 1 << 22) -> bool:
-    return all(np.isfinite(x[i:i + block]).all() for i in range(0, len(x), block))
+    return all(np.isfinite(x[i : i + block]).all() for i in range(0, len(x), block))
 
 
 def _choose_backend(options: DiarizationOptions) -> tuple[str, str]:
     from audiotools.diarize import pyannote_backend as pb
+
     if options.backend == "builtin":
         return "builtin", "requested"
     if options.backend == "pyannote":
@@ -183,6 +194,7 @@ def _choose_backend(options: DiarizationOptions) -> tuple[str, str]:
 
 def _input(audio) -> tuple[np.ndarray, np.ndarray | None, str]:
     from audiotools.audio.decode import DecodedAudio
+
     if isinstance(audio, DecodedAudio):
         uri = Path(audio.info.path).stem if audio.info and audio.info.path else "audio"
         return np.asarray(audio.samples, dtype=np.float32), audio.channel_samples, uri
@@ -190,14 +202,15 @@ def _input(audio) -> tuple[np.ndarray, np.ndarray | None, str]:
     if arr.ndim == 1:
         return arr, None, "audio"
     if arr.ndim == 2:
-        if arr.shape[0] > arr.shape[1]:       # (n, channels) -> (channels, n)
+        if arr.shape[0] > arr.shape[1]:  # (n, channels) -> (channels, n)
             arr = arr.T
         return arr.mean(axis=0).astype(np.float32), (arr if arr.shape[0] > 1 else None), "audio"
     raise UsageError(f"audio must be 1-D (mono) or 2-D (channels, samples), got shape {arr.shape}")
 
 
-def run_diarization(audio, options: DiarizationOptions | dict | None = None, *, uri: str | None = None,
-                    **overrides) -> DiarizationResult:
+def run_diarization(
+    audio, options: DiarizationOptions | dict | None = None, *, uri: str | None = None, **overrides
+) -> DiarizationResult:
     """Diarise ``audio`` (DecodedAudio, or 16 kHz float32 samples: (n,) or (channels, n))."""
     if not isinstance(options, DiarizationOptions):
         options = DiarizationOptions.from_params(options)
@@ -206,13 +219,14 @@ def run_diarization(audio, options: DiarizationOptions | dict | None = None, *, 
     uri = (uri or default_uri).replace(" ", "_") or "audio"
     t0 = time.perf_counter()
     if not _all_finite(samples):
-        samples = np.nan_to_num(samples)          # a copy: the caller's array is left alone
+        samples = np.nan_to_num(samples)  # a copy: the caller's array is left alone
 
     if options.channels == "split":
         if channel_samples is None or channel_samples.shape[0] < 2:
             log.warning("--channels split needs a multi-channel recording; this one is mono: diarising the mix")
         else:
             from audiotools.diarize.builtin import torch_threads
+
             chans = np.asarray(channel_samples, dtype=np.float32)
             if not all(_all_finite(ch) for ch in chans):
                 chans = np.nan_to_num(chans)
@@ -228,21 +242,35 @@ def run_diarization(audio, options: DiarizationOptions | dict | None = None, *, 
     info: dict[str, Any] = {}
     if backend == "pyannote":
         from audiotools.diarize import pyannote_backend as pb
+
         pipeline = pb.load_pipeline(options.pyannote_pipeline, options.hf_token, device)
-        ann = pb.diarize(samples, pipeline, uri=uri, num_speakers=options.num_speakers,
-                         min_speakers=options.min_speakers, max_speakers=options.max_speakers)
+        ann = pb.diarize(
+            samples,
+            pipeline,
+            uri=uri,
+            num_speakers=options.num_speakers,
+            min_speakers=options.min_speakers,
+            max_speakers=options.max_speakers,
+        )
         turns = [(s.start, s.end, label) for s, _, label in ann.itertracks(yield_label=True)]
         result_ann = _annotation(turns, uri)
         info["pipeline"] = getattr(pipeline, "_audiotools_source", str(options.pyannote_pipeline))
     else:
-        from audiotools.diarize.builtin import BuiltinOptions, diarize_samples
         # torch threads: all of them when diarising on the main thread (the single-file CLI, on
         # otherwise idle cores); one in a worker thread, where `audiotools batch`
         # finishes files while the engine transcribes the next ones (two threads spin against it)
         import threading
+
+        from audiotools.diarize.builtin import BuiltinOptions, diarize_samples
+
         in_worker = threading.current_thread() is not threading.main_thread()
-        bopts = BuiltinOptions(num_speakers=options.num_speakers, min_speakers=options.min_speakers,
-                               max_speakers=options.max_speakers, device=device, threads=1 if in_worker else None)
+        bopts = BuiltinOptions(
+            num_speakers=options.num_speakers,
+            min_speakers=options.min_speakers,
+            max_speakers=options.max_speakers,
+            device=device,
+            threads=1 if in_worker else None,
+        )
         turns = diarize_samples(samples, bopts)
         result_ann = _annotation(turns, uri)
         info["timings"] = bopts.timings
@@ -259,9 +287,11 @@ def diarize(audio, options: DiarizationOptions | dict | None = None, **overrides
 
 # ------------------------------------------------------------------ pipeline step
 
+
 def run_step(job, options: DiarizationOptions) -> None:
     """Diarise ``job.audio`` and give the words and segments of ``job.transcript`` their speakers."""
     from audiotools.diarize.speaker_turns import apply_turns
+
     uri = Path(str(job.path)).stem if getattr(job, "path", None) else None
     result = run_diarization(job.audio, options, uri=uri)
     apply_turns(job.transcript, result.turns(), channel_of=result.info.get("channel_of"))

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from audiotools.errors import ModelError, UsageError
 from audiotools.audio import SAMPLE_RATE
+from audiotools.errors import ModelError, UsageError
 
 log = logging.getLogger(__name__)
 DEFAULT_PIPELINE = "pyannote/speaker-diarization-3.1"
@@ -56,8 +56,11 @@ def cached_snapshot(model_id: str) -> Path | None:
     for root in _hf_cache_dirs():
         snaps = root / name / "snapshots"
         if snaps.is_dir():
-            found = sorted((p for p in snaps.iterdir() if (p / "config.yaml").is_file()),
-                           key=lambda p: p.stat().st_mtime, reverse=True)
+            found = sorted(
+                (p for p in snaps.iterdir() if (p / "config.yaml").is_file()),
+                key=lambda p: p.stat().st_mtime,
+                reverse=True,
+            )
             if found:
                 return found[0]
     return None
@@ -86,6 +89,7 @@ class _HubOffline:
         os.environ["HF_HUB_OFFLINE"] = "1"
         try:
             import huggingface_hub.constants as c
+
             self.const = (c, c.HF_HUB_OFFLINE)
             c.HF_HUB_OFFLINE = True
         except Exception:  # pragma: no cover - hub not installed
@@ -104,6 +108,7 @@ class _HubOffline:
 
 def _from_pretrained(source: str, token: str | None, local: bool):
     from pyannote.audio import Pipeline
+
     params = inspect.signature(Pipeline.from_pretrained).parameters
     kwargs = {}
     if token:
@@ -117,8 +122,9 @@ def _from_pretrained(source: str, token: str | None, local: bool):
 def load_pipeline(spec: str | os.PathLike | None = None, hf_token: str | None = None, device: str = "cpu"):
     """Load (once per process) the pyannote pipeline named by ``spec``."""
     if not installed():
-        raise ModelError("pyannote.audio is not installed: pip install 'audiotools[pyannote]' "
-                         "(or use --diarizer builtin)")
+        raise ModelError(
+            "pyannote.audio is not installed: pip install 'audiotools[pyannote]' (or use --diarizer builtin)"
+        )
     token = hf_token or os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
     local = offline_pipeline(spec)
     if spec and local is None and Path(str(spec)).expanduser().exists():
@@ -128,19 +134,25 @@ def load_pipeline(spec: str | os.PathLike | None = None, hf_token: str | None = 
     if key in _cache:
         return _cache[key]
     if local is None and not token:
-        raise ModelError(f"pyannote pipeline {source!r} is not available offline: pass --pyannote-pipeline DIR "
-                         "(a local pipeline directory) or --hf-token/HF_TOKEN to download it")
+        raise ModelError(
+            f"pyannote pipeline {source!r} is not available offline: pass --pyannote-pipeline DIR "
+            "(a local pipeline directory) or --hf-token/HF_TOKEN to download it"
+        )
     try:
         pipeline = _from_pretrained(source, token, local is not None)
     except Exception as e:  # pyannote/hf raise many types; report one line
-        raise ModelError(f"cannot load pyannote pipeline {source}: {type(e).__name__}: "
-                         f"{str(e).splitlines()[0] if str(e) else ''}") from None
+        raise ModelError(
+            f"cannot load pyannote pipeline {source}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        ) from None
     if pipeline is None:
-        raise ModelError(f"cannot load pyannote pipeline {source} (gated model? accept its conditions on "
-                         "huggingface.co and pass a token)")
+        raise ModelError(
+            f"cannot load pyannote pipeline {source} (gated model? accept its conditions on "
+            "huggingface.co and pass a token)"
+        )
     if device and device != "cpu":
         try:
             import torch
+
             pipeline.to(torch.device(device))
         except Exception as e:  # a custom pipeline may not support .to()
             log.warning("pyannote pipeline stays on its device (%s)", e)
@@ -152,6 +164,7 @@ def load_pipeline(spec: str | os.PathLike | None = None, hf_token: str | None = 
 def to_annotation(output: Any):
     """The ``pyannote.core.Annotation`` inside whatever a pipeline returned."""
     from pyannote.core import Annotation
+
     if isinstance(output, Annotation):
         return output
     for attr in ("speaker_diarization", "diarization", "annotation"):
@@ -165,14 +178,25 @@ def to_annotation(output: Any):
     raise ModelError(f"the pyannote pipeline returned {type(output).__name__}, not a pyannote.core.Annotation")
 
 
-def diarize(samples: np.ndarray, pipeline, *, uri: str = "audio", num_speakers: int | None = None,
-            min_speakers: int | None = None, max_speakers: int | None = None):
+def diarize(
+    samples: np.ndarray,
+    pipeline,
+    *,
+    uri: str = "audio",
+    num_speakers: int | None = None,
+    min_speakers: int | None = None,
+    max_speakers: int | None = None,
+):
     """Run ``pipeline`` on mono 16 kHz float32 ``samples``; returns its Annotation."""
     import torch
+
     waveform = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)).unsqueeze(0)
     file = {"waveform": waveform, "sample_rate": SAMPLE_RATE, "uri": uri}
-    kwargs = {k: v for k, v in (("num_speakers", num_speakers), ("min_speakers", min_speakers),
-                                ("max_speakers", max_speakers)) if v is not None}
+    kwargs = {
+        k: v
+        for k, v in (("num_speakers", num_speakers), ("min_speakers", min_speakers), ("max_speakers", max_speakers))
+        if v is not None
+    }
     try:
         apply = getattr(pipeline, "apply", None)
         accepts = set(inspect.signature(apply).parameters) if apply else set()

@@ -39,7 +39,7 @@ def viterbi(emissions: np.ndarray, log_stay: float, log_switch: float) -> np.nda
     delta = emissions[0] - np.log(k)
     cols = np.arange(k)
     for t in range(1, t_len):
-        cand = delta[:, None] + trans          # (from, to)
+        cand = delta[:, None] + trans  # (from, to)
         back[t] = np.argmax(cand, axis=0)
         delta = cand[back[t], cols] + emissions[t]
     path = np.empty(t_len, dtype=np.int64)
@@ -57,8 +57,9 @@ def region_spans(regions: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.concatenate([[0], bounds]).tolist(), np.concatenate([bounds, [n]]).tolist()))
 
 
-def decode(vectors: np.ndarray, centroids: np.ndarray, spans: list[tuple[int, int]], kappa: float,
-           switch_prob: float) -> np.ndarray:
+def decode(
+    vectors: np.ndarray, centroids: np.ndarray, spans: list[tuple[int, int]], kappa: float, switch_prob: float
+) -> np.ndarray:
     k = len(centroids)
     labels = np.zeros(len(vectors), dtype=np.int64)
     if k <= 1:
@@ -82,11 +83,23 @@ def core_windows(centres: np.ndarray, regions: np.ndarray, labels: np.ndarray, h
     return changes[hi] == changes[lo]
 
 
-def resegment(vectors: np.ndarray, centres: np.ndarray, regions: np.ndarray, weights: np.ndarray,
-              centroids: np.ndarray, *, kappa: float = 12.0, switch_prob: float = 0.05,
-              min_speaker_seconds: float = 1.0, merge: bool = True, min_speakers: int = 1,
-              max_speakers: int | None = None, threshold: float = THRESHOLD, rho: float = RHO,
-              max_rounds: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def resegment(
+    vectors: np.ndarray,
+    centres: np.ndarray,
+    regions: np.ndarray,
+    weights: np.ndarray,
+    centroids: np.ndarray,
+    *,
+    kappa: float = 12.0,
+    switch_prob: float = 0.05,
+    min_speaker_seconds: float = 1.0,
+    merge: bool = True,
+    min_speakers: int = 1,
+    max_speakers: int | None = None,
+    threshold: float = THRESHOLD,
+    rho: float = RHO,
+    max_rounds: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Labels for every window (n,) and the final centroids (k, d).
 
     ``centres``: window centre times (s), in time order; ``regions``: the speech-region index of every
@@ -108,7 +121,7 @@ def resegment(vectors: np.ndarray, centres: np.ndarray, regions: np.ndarray, wei
         np.add.at(sums, labels[core], vectors[core].astype(np.float64))
         core_mass = np.bincount(labels[core], weights=weights[core], minlength=k).astype(np.float64)
         no_core = core_mass <= 0
-        sums[no_core] = centroids[no_core]        # keep the old estimate for a speaker without core windows
+        sums[no_core] = centroids[no_core]  # keep the old estimate for a speaker without core windows
         new = l2_normalize(sums, dtype=None).astype(np.float32)
         if merge and k > max(1, min_speakers):
             small = np.flatnonzero(mass < min_speaker_seconds)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from audiotools.transcript import Segment, Transcript, Word
 
@@ -84,7 +84,7 @@ def assign_intervals(intervals: Sequence[tuple[float, float]], turns: Iterable[S
         return result
     nearest = _Nearest(turns)
     order = sorted(range(n), key=lambda i: (intervals[i][0], intervals[i][1]))
-    heap: list[tuple[float, int]] = []      # (end, turn index) of turns that may still overlap
+    heap: list[tuple[float, int]] = []  # (end, turn index) of turns that may still overlap
     j = 0
     for i in order:
         ws, we = float(intervals[i][0]), float(intervals[i][1])
@@ -93,7 +93,7 @@ def assign_intervals(intervals: Sequence[tuple[float, float]], turns: Iterable[S
         while j < len(turns) and turns[j][0] < we:
             heapq.heappush(heap, (turns[j][1], j))
             j += 1
-        while heap and heap[0][0] <= ws:          # ended before this (and every later) interval starts
+        while heap and heap[0][0] <= ws:  # ended before this (and every later) interval starts
             heapq.heappop(heap)
         best, best_ov = None, 0.0
         for _, k in heap:
@@ -101,7 +101,7 @@ def assign_intervals(intervals: Sequence[tuple[float, float]], turns: Iterable[S
             ov = min(we, e) - max(ws, s)
             if ov > best_ov or (ov == best_ov and ov > 0 and best is not None and spk < best):
                 best, best_ov = spk, ov
-        if best is None and we == ws:                # zero-length word inside a turn
+        if best is None and we == ws:  # zero-length word inside a turn
             for _, k in heap:
                 s, e, spk = turns[k]
                 if s <= ws <= e:
@@ -143,11 +143,21 @@ def split_segment(seg: Segment) -> list[Segment]:
     for gi, ws in enumerate(groups):
         start = seg.start if gi == 0 else ws[0].start
         end = seg.end if gi == len(groups) - 1 else ws[-1].end
-        out.append(Segment(id=seg.id, start=min(start, ws[0].start), end=max(end, ws[-1].end),
-                           text="".join(w.word for w in ws), words=ws, speaker=ws[0].speaker,
-                           avg_logprob=seg.avg_logprob, no_speech_prob=seg.no_speech_prob,
-                           compression_ratio=seg.compression_ratio, temperature=seg.temperature,
-                           channel=seg.channel))
+        out.append(
+            Segment(
+                id=seg.id,
+                start=min(start, ws[0].start),
+                end=max(end, ws[-1].end),
+                text="".join(w.word for w in ws),
+                words=ws,
+                speaker=ws[0].speaker,
+                avg_logprob=seg.avg_logprob,
+                no_speech_prob=seg.no_speech_prob,
+                compression_ratio=seg.compression_ratio,
+                temperature=seg.temperature,
+                channel=seg.channel,
+            )
+        )
     return out
 
 

@@ -17,17 +17,17 @@ import torch
 
 from audiotools.speakers.ge2e import HOP, PARTIAL_FRAMES, SAMPLE_RATE, SpeakerEncoder
 
-FRAME_S = HOP / SAMPLE_RATE          # 10 ms mel frames
+FRAME_S = HOP / SAMPLE_RATE  # 10 ms mel frames
 TARGET_DBFS = -30.0
-MIN_RMS = 1e-4                        # windows quieter than this are not amplified further
+MIN_RMS = 1e-4  # windows quieter than this are not amplified further
 
 
 @dataclass
 class WindowEmbeddings:
-    start: np.ndarray        # (n,) window start, seconds
-    end: np.ndarray          # (n,) window end, seconds
-    region: np.ndarray       # (n,) index of the speech region the window belongs to
-    vectors: np.ndarray      # (n, 256) float32, L2-normalised
+    start: np.ndarray  # (n,) window start, seconds
+    end: np.ndarray  # (n,) window end, seconds
+    region: np.ndarray  # (n,) index of the speech region the window belongs to
+    vectors: np.ndarray  # (n, 256) float32, L2-normalised
 
     @property
     def centre(self) -> np.ndarray:
@@ -41,7 +41,7 @@ class WindowEmbeddings:
         return len(self.start)
 
     @classmethod
-    def empty(cls, dim: int = 256) -> "WindowEmbeddings":
+    def empty(cls, dim: int = 256) -> WindowEmbeddings:
         z = np.zeros(0)
         return cls(z, z.copy(), np.zeros(0, dtype=np.int64), np.zeros((0, dim), dtype=np.float32))
 
@@ -62,9 +62,9 @@ class _Batcher:
     def __init__(self, encoder: SpeakerEncoder, batch_size: int):
         self.encoder = encoder
         self.batch_size = batch_size
-        self.full: list[torch.Tensor] = []       # (160, 40) windows
+        self.full: list[torch.Tensor] = []  # (160, 40) windows
         self.full_idx: list[int] = []
-        self.short: list[torch.Tensor] = []      # shorter windows, variable length
+        self.short: list[torch.Tensor] = []  # shorter windows, variable length
         self.short_idx: list[int] = []
         self.out: dict[int, np.ndarray] = {}
 
@@ -107,9 +107,16 @@ class _Batcher:
         self.short, self.short_idx = [], []
 
 
-def embed_regions(samples: np.ndarray, regions: list[tuple[float, float]], encoder: SpeakerEncoder,
-                  step: float = 0.2, window: float = 1.6, edge_window: float = 0.0, min_window: float = 0.5,
-                  batch_size: int = 256) -> WindowEmbeddings:
+def embed_regions(
+    samples: np.ndarray,
+    regions: list[tuple[float, float]],
+    encoder: SpeakerEncoder,
+    step: float = 0.2,
+    window: float = 1.6,
+    edge_window: float = 0.0,
+    min_window: float = 0.5,
+    batch_size: int = 256,
+) -> WindowEmbeddings:
     """Embeddings of ``window``-second windows every ``step`` s inside each region, in time order.
 
     ``edge_window`` > 0 adds a window of that length flush with each edge of a region longer than
@@ -137,18 +144,18 @@ def embed_regions(samples: np.ndarray, regions: list[tuple[float, float]], encod
         if n_frames < 2:
             continue
         x = x[: n_frames * HOP]
-        mel = encoder.mel(x)[:n_frames]                                    # (n_frames, 40) power mel
-        energy = np.square(x, dtype=np.float64).reshape(n_frames, HOP).mean(axis=1)     # on the CPU: no
-        csum = np.concatenate([[0.0], np.cumsum(energy)])                                # device sync per window
+        mel = encoder.mel(x)[:n_frames]  # (n_frames, 40) power mel
+        energy = np.square(x, dtype=np.float64).reshape(n_frames, HOP).mean(axis=1)  # on the CPU: no
+        csum = np.concatenate([[0.0], np.cumsum(energy)])  # device sync per window
         length = min(win_frames, n_frames)
         spans = [(st, length) for st in window_starts(n_frames, step_frames, length)]
         if edge and n_frames > length + edge:
             spans = [(0, edge)] + spans + [(n_frames - edge, edge)]
         for st, ln in spans:
             rms = float(np.sqrt(max(csum[st + ln] - csum[st], 0.0) / ln))
-            gain = target / max(rms, MIN_RMS)                              # each window at -30 dBFS
+            gain = target / max(rms, MIN_RMS)  # each window at -30 dBFS
             idx = len(starts_s)
-            batcher.add(idx, mel[st:st + ln] * (gain * gain))              # power scales with gain squared
+            batcher.add(idx, mel[st : st + ln] * (gain * gain))  # power scales with gain squared
             starts_s.append(s0 / SAMPLE_RATE + st * FRAME_S)
             ends_s.append(s0 / SAMPLE_RATE + (st + ln) * FRAME_S)
             region_of.append(ri)
@@ -159,5 +166,4 @@ def embed_regions(samples: np.ndarray, regions: list[tuple[float, float]], encod
     vectors = np.empty((len(starts_s), 256), dtype=np.float32)
     for i in range(len(starts_s)):
         vectors[i] = batcher.out.pop(i)
-    return WindowEmbeddings(np.asarray(starts_s), np.asarray(ends_s), np.asarray(region_of, dtype=np.int64),
-                            vectors)
+    return WindowEmbeddings(np.asarray(starts_s), np.asarray(ends_s), np.asarray(region_of, dtype=np.int64), vectors)

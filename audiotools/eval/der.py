@@ -7,8 +7,9 @@ import warnings
 from audiotools.errors import UsageError
 
 
-def der_report(reference: dict, hypothesis: dict, uem: dict | None = None, collar: float = 0.0,
-               skip_overlap: bool = False) -> dict:
+def der_report(
+    reference: dict, hypothesis: dict, uem: dict | None = None, collar: float = 0.0, skip_overlap: bool = False
+) -> dict:
     """{"files": {uri: components}, "total": components}; components: der (fraction), missed, false_alarm,
     confusion, correct, total (seconds of reference speech)."""
     from pyannote.core import Annotation, Segment, Timeline
@@ -32,17 +33,36 @@ def der_report(reference: dict, hypothesis: dict, uem: dict | None = None, colla
             warnings.simplefilter("ignore")
             detail = metric(ref, hyp, uem=scored, detailed=True)
         files[uri] = components(detail)
-    total = components({k: sum(f[k2] for f in files.values()) for k, k2 in
-                         (("missed detection", "missed"), ("false alarm", "false_alarm"), ("confusion", "confusion"),
-                          ("correct", "correct"), ("total", "total"))})
-    return {"files": files, "total": total, "collar": collar, "skip_overlap": skip_overlap,
-            "missing_hypotheses": sorted(set(reference) - set(hypothesis)),
-            "extra_hypotheses": sorted(set(hypothesis) - set(reference))}
+    total = components(
+        {
+            k: sum(f[k2] for f in files.values())
+            for k, k2 in (
+                ("missed detection", "missed"),
+                ("false alarm", "false_alarm"),
+                ("confusion", "confusion"),
+                ("correct", "correct"),
+                ("total", "total"),
+            )
+        }
+    )
+    return {
+        "files": files,
+        "total": total,
+        "collar": collar,
+        "skip_overlap": skip_overlap,
+        "missing_hypotheses": sorted(set(reference) - set(hypothesis)),
+        "extra_hypotheses": sorted(set(hypothesis) - set(reference)),
+    }
 
 
 def components(d: dict) -> dict:
     total = float(d.get("total", 0.0))
     missed, fa, conf = float(d["missed detection"]), float(d["false alarm"]), float(d["confusion"])
-    return {"der": (missed + fa + conf) / total if total > 0 else (0.0 if missed + fa + conf == 0 else float("inf")),
-            "missed": round(missed, 3), "false_alarm": round(fa, 3), "confusion": round(conf, 3),
-            "correct": round(float(d.get("correct", 0.0)), 3), "total": round(total, 3)}
+    return {
+        "der": (missed + fa + conf) / total if total > 0 else (0.0 if missed + fa + conf == 0 else float("inf")),
+        "missed": round(missed, 3),
+        "false_alarm": round(fa, 3),
+        "confusion": round(conf, 3),
+        "correct": round(float(d.get("correct", 0.0)), 3),
+        "total": round(total, 3),
+    }

@@ -10,6 +10,7 @@ def evaluate(scores_path: str, key_path: str, p_target: float = 0.01) -> dict:
 
     from audiotools.speakers.calibration import summary
     from audiotools.speakers.verification import read_scores, read_trials
+
     if not 0.0 < p_target < 1.0:
         raise UsageError("--p-target must be between 0 and 1")
     scores = read_scores(scores_path)
@@ -29,9 +30,12 @@ def evaluate(scores_path: str, key_path: str, p_target: float = 0.01) -> dict:
         else:
             have_llr = False
     if not tar_s or not non_s:
-        raise InputError(scores_path, f"needs scored target and non-target trials of {key_path} "
-                                      f"(found {len(tar_s)} target, {len(non_s)} non-target; {missing} key trials "
-                                      "have no score)")
+        raise InputError(
+            scores_path,
+            f"needs scored target and non-target trials of {key_path} "
+            f"(found {len(tar_s)} target, {len(non_s)} non-target; {missing} key trials "
+            "have no score)",
+        )
     if have_llr:
         d = summary(np.array(tar_s), np.array(non_s), np.array(tar_l), np.array(non_l), p_target)
     else:

@@ -46,7 +46,7 @@ def read_rttm(path: str | os.PathLike) -> dict[str, Annotation]:
     for n, f in _lines(path):
         if f[0] != "SPEAKER":
             if f[0].isupper():
-                continue   # other RTTM record types (SPKR-INFO, LEXEME ...)
+                continue  # other RTTM record types (SPKR-INFO, LEXEME ...)
             raise InputError(path, f"line {n}: not an RTTM line (expected 'SPEAKER uri channel start duration ...')")
         if len(f) < 8:
             raise InputError(path, f"line {n}: an RTTM SPEAKER line has 10 fields, found {len(f)}")
@@ -68,11 +68,17 @@ def recording_turns(path: str | os.PathLike, recording: str | os.PathLike, singl
     if uri not in annotations and single and len(annotations) == 1:
         uri = next(iter(annotations))
     ann = annotations.get(uri)
-    turns = [] if ann is None else [{"start": seg.start, "end": seg.end, "speaker": label}
-                                    for seg, _, label in ann.itertracks(yield_label=True)]
+    turns = (
+        []
+        if ann is None
+        else [
+            {"start": seg.start, "end": seg.end, "speaker": label} for seg, _, label in ann.itertracks(yield_label=True)
+        ]
+    )
     if not turns:
-        raise InputError(path, f"no SPEAKER turns for {Path(recording).stem} "
-                               f"(file ids: {', '.join(sorted(annotations)) or 'none'})")
+        raise InputError(
+            path, f"no SPEAKER turns for {Path(recording).stem} (file ids: {', '.join(sorted(annotations)) or 'none'})"
+        )
     return turns
 
 
@@ -91,13 +97,16 @@ def read_uem(path: str | os.PathLike) -> dict[str, Timeline]:
 
 def annotation_turns(annotation: Annotation) -> list[tuple[float, float, str]]:
     """(start, end, label) tracks of ``annotation``, sorted by start."""
-    return sorted(((float(s.start), float(s.end), str(label)) for s, _, label in annotation.itertracks(yield_label=True)),
-                  key=lambda t: (t[0], t[1], t[2]))
+    return sorted(
+        ((float(s.start), float(s.end), str(label)) for s, _, label in annotation.itertracks(yield_label=True)),
+        key=lambda t: (t[0], t[1], t[2]),
+    )
 
 
 def rttm_text(annotation: Annotation, uri: str | None = None, channels: dict[str, int] | None = None) -> str:
     """RTTM for ``annotation``; ``channels`` maps a label to its RTTM channel number (default 1)."""
     from audiotools.export.writers import rttm_lines
+
     uri = (uri or annotation.uri or "audio").replace(" ", "_")
     lines = []
     for s, e, spk in annotation_turns(annotation):
@@ -110,8 +119,9 @@ def rttm_text(annotation: Annotation, uri: str | None = None, channels: dict[str
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def write_rttm(annotation: Annotation, path: str | os.PathLike, uri: str | None = None,
-               channels: dict[str, int] | None = None) -> Path:
+def write_rttm(
+    annotation: Annotation, path: str | os.PathLike, uri: str | None = None, channels: dict[str, int] | None = None
+) -> Path:
     """Write ``annotation`` as RTTM, atomically."""
     p = Path(path)
     atomic_write_text(p, rttm_text(annotation, uri, channels))

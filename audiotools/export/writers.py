@@ -51,7 +51,7 @@ class ExportOptions(Options):
 
     STEP: ClassVar[str] = "export"
 
-    formats: str | tuple[str, ...] = DEFAULT_FORMATS   # a tuple after construction
+    formats: str | tuple[str, ...] = DEFAULT_FORMATS  # a tuple after construction
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -133,8 +133,11 @@ def to_tsv(t: Transcript) -> str:
 
 def rttm_lines(file_id: str, turns: list[tuple[float, float, str]]) -> list[str]:
     file_id = file_id.replace(" ", "_") or "audio"
-    return [f"SPEAKER {file_id} 1 {start:.3f} {end - start:.3f} <NA> <NA> {spk.replace(' ', '_')} <NA> <NA>"
-            for start, end, spk in turns if end > start]
+    return [
+        f"SPEAKER {file_id} 1 {start:.3f} {end - start:.3f} <NA> <NA> {spk.replace(' ', '_')} <NA> <NA>"
+        for start, end, spk in turns
+        if end > start
+    ]
 
 
 def to_rttm(t: Transcript) -> str:
@@ -146,16 +149,16 @@ def to_rttm(t: Transcript) -> str:
     return "\n".join(rttm_lines(Path(t.audio.path).stem, turns)) + "\n"
 
 
-WRITERS = {"json": lambda t: t.to_json(), "srt": to_srt, "vtt": to_vtt, "txt": to_txt, "tsv": to_tsv,
-           "rttm": to_rttm}
+WRITERS = {"json": lambda t: t.to_json(), "srt": to_srt, "vtt": to_vtt, "txt": to_txt, "tsv": to_tsv, "rttm": to_rttm}
 
 
 def output_paths(stem_path: Path, formats: list[str]) -> dict[str, Path]:
     return {f: stem_path.with_name(stem_path.name + "." + f) for f in formats}
 
 
-def write_outputs(t: Transcript, output_dir: str | Path, formats: list[str] | None = None,
-                  stem: str | None = None) -> dict[str, Path]:
+def write_outputs(
+    t: Transcript, output_dir: str | Path, formats: list[str] | None = None, stem: str | None = None
+) -> dict[str, Path]:
     """Write every format for ``t`` into ``output_dir`` as ``<stem>.<ext>``; returns the paths.
 
     JSON is written last, so its presence marks a complete set (batch resume relies on it).

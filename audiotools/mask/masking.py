@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from audiotools.errors import UsageError
-from audiotools.options import Options
 from audiotools.mask.profanity.engine import LANGUAGES, Detector, Span
 from audiotools.mask.profanity.wordlists import load_word_file, parse_words
+from audiotools.options import Options
 
 __all__ = ["MaskOptions", "Masker", "load_word_file", "parse_words", "LANGUAGES", "run_step"]
 
@@ -40,16 +40,18 @@ class MaskOptions(Options):
     STEP: ClassVar[str] = "mask"
 
     enabled: bool = True
-    style: Literal["stars", "first", "tag"] = "stars"   # '****', 'f***', '[expletive]'
-    language: str | None = None       # "en" | "ru" | "uk" | "be"; None or "all": every language
-    mask_words: WordFiles = None      # word file(s): extra words to mask (one word or stem* per line)
-    allow_words: WordFiles = None     # word file(s): words never to mask
+    style: Literal["stars", "first", "tag"] = "stars"  # '****', 'f***', '[expletive]'
+    language: str | None = None  # "en" | "ru" | "uk" | "be"; None or "all": every language
+    mask_words: WordFiles = None  # word file(s): extra words to mask (one word or stem* per line)
+    allow_words: WordFiles = None  # word file(s): words never to mask
     unmasked_copy: str | None = None  # also write the unmasked transcript JSON here (mode 0600)
 
     def check(self) -> None:
         if self.language not in (None, "all", *LANGUAGES):
-            raise UsageError(f"masking does not support language {self.language!r} "
-                             f"(supported: {', '.join(LANGUAGES)}, or none for all)")
+            raise UsageError(
+                f"masking does not support language {self.language!r} "
+                f"(supported: {', '.join(LANGUAGES)}, or none for all)"
+            )
 
 
 class Masker:
@@ -58,8 +60,7 @@ class Masker:
     def __init__(self, options: MaskOptions | None = None):
         self.options = options = options or MaskOptions()
         language = None if options.language == "all" else options.language
-        self.detector = Detector(language, extra=_words_of(options.mask_words),
-                                 allow=_words_of(options.allow_words))
+        self.detector = Detector(language, extra=_words_of(options.mask_words), allow=_words_of(options.allow_words))
 
     # ------------------------------------------------------------------ words and text
     def is_profane(self, word: str) -> bool:
@@ -80,8 +81,8 @@ class Masker:
         out = []
         pos = 0
         for s in spans:
-            out.append(text[pos:s.start])
-            out.append(self._mask_span(text[s.start:s.end], s))
+            out.append(text[pos : s.start])
+            out.append(self._mask_span(text[s.start : s.end], s))
             pos = s.end
         out.append(text[pos:])
         return "".join(out)
@@ -90,7 +91,7 @@ class Masker:
         style = self.options.style
         if style == "tag":
             return TAG
-        if span.letters:      # spelled out: mask the letters, keep the separators
+        if span.letters:  # spelled out: mask the letters, keep the separators
             rel = [p - span.start for p in span.letters]
             chars = list(piece)
             for k, r in enumerate(rel):
@@ -144,7 +145,7 @@ class Masker:
                 continue
             for k, i in enumerate(hit):
                 w = words[i]
-                if self.options.style == "tag":   # one tag for the whole spelled-out word
+                if self.options.style == "tag":  # one tag for the whole spelled-out word
                     new = w.word.replace(w.word.strip(), TAG, 1) if k == 0 else ""
                 elif self.options.style == "first" and k == 0:
                     continue
@@ -162,9 +163,10 @@ class Masker:
 def run_step(job, options: MaskOptions) -> None:
     """The ``mask`` pipeline step: optional unmasked copy, then mask ``job.transcript`` in place."""
     transcript = job.transcript
-    masker = Masker(options)            # fail on bad word files before writing anything
+    masker = Masker(options)  # fail on bad word files before writing anything
     if options.unmasked_copy:
         from audiotools.fileio import atomic_write_text
+
         atomic_write_text(options.unmasked_copy, transcript.to_json(), perms=0o600)
     n = masker.mask_transcript(transcript)
     transcript.extra["masking"] = {"style": options.style, "masked_words": n, "engine": ENGINE}

@@ -72,8 +72,10 @@ def load_recipe(name_or_path: str | os.PathLike | None = None) -> Recipe:
     if not p.is_file():
         recipes = available_recipes()
         if name_or_path not in recipes:
-            raise UsageError(f"unknown pipeline {name_or_path!r}: not a file, and not one of "
-                             f"{', '.join(recipes) or '(none installed)'}")
+            raise UsageError(
+                f"unknown pipeline {name_or_path!r}: not a file, and not one of "
+                f"{', '.join(recipes) or '(none installed)'}"
+            )
         p = recipes[name_or_path]
     try:
         raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
@@ -89,5 +91,6 @@ def load_recipe(name_or_path: str | os.PathLike | None = None) -> Recipe:
         if params is not None and not isinstance(params, dict):
             raise UsageError(f"{p}: step {step!r} needs a mapping of parameters")
         steps[step] = known[step].options.from_params(params, where=str(p))
-    return Recipe(name=str(raw.get("name", p.stem)), description=str(raw.get("description", "")), path=str(p),
-                  steps=steps)
+    return Recipe(
+        name=str(raw.get("name", p.stem)), description=str(raw.get("description", "")), path=str(p), steps=steps
+    )

@@ -48,7 +48,7 @@ def finish(job: Job, output_dir: str | os.PathLike | None = None, stem: str | No
             continue
         t0 = time.perf_counter()
         steps[step].run(job, recipe.options(step))
-        if step != "provenance":        # it seals the document: its own time cannot go inside
+        if step != "provenance":  # it seals the document: its own time cannot go inside
             seconds[step] = round(time.perf_counter() - t0, 3)
     if output_dir is not None:
         from audiotools.export.writers import write_outputs
@@ -57,8 +57,13 @@ def finish(job: Job, output_dir: str | os.PathLike | None = None, stem: str | No
     return job
 
 
-def run_file(path: str | os.PathLike, recipe: Recipe, output_dir: str | os.PathLike | None = None,
-             transcriber=None, stem: str | None = None) -> Job:
+def run_file(
+    path: str | os.PathLike,
+    recipe: Recipe,
+    output_dir: str | os.PathLike | None = None,
+    transcriber=None,
+    stem: str | None = None,
+) -> Job:
     """Run every step of ``recipe`` on one file; writes the outputs when ``output_dir`` is given."""
     from audiotools.asr.transcribe import Transcriber
 

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from audiotools.options import Options
 
 STEP_ORDER = ("transcribe", "diarize", "identify", "mask", "provenance", "export")
-FINISHING_STEPS = STEP_ORDER[1:-1]   # between transcription and export
+FINISHING_STEPS = STEP_ORDER[1:-1]  # between transcription and export
 
 
 @dataclass(frozen=True)
 class Step:
     name: str
     options: type[Options]
-    run: Callable | None = None       # run(job, options); None for transcribe and export
+    run: Callable | None = None  # run(job, options); None for transcribe and export
 
 
 @functools.lru_cache(maxsize=1)

@@ -45,19 +45,24 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from audiotools.audio import SAMPLE_RATE
 from audiotools.errors import InputError, UsageError
 from audiotools.options import Options
-from audiotools.audio import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
 SCHEMA = "audiotools.provenance/1"
-SEGMENT_HASHING = ("sha256 of the mono float32 little-endian PCM (16 kHz, as decoded by audiotools) samples "
-                   "[round(start*16000), round(end*16000)), clamped to [0, samples]; start/end are the "
-                   "segment's seconds as written in this JSON")
-CANONICALIZATION = ("sha256 of json.dumps(document, sort_keys=True, separators=(',', ':'), ensure_ascii=False)"
-                    " encoded as UTF-8, where document is this whole JSON object without "
-                    "provenance.transcript_sha256 and provenance.signature")
+SEGMENT_HASHING = (
+    "sha256 of the mono float32 little-endian PCM (16 kHz, as decoded by audiotools) samples "
+    "[round(start*16000), round(end*16000)), clamped to [0, samples]; start/end are the "
+    "segment's seconds as written in this JSON"
+)
+CANONICALIZATION = (
+    "sha256 of json.dumps(document, sort_keys=True, separators=(',', ':'), ensure_ascii=False)"
+    " encoded as UTF-8, where document is this whole JSON object without "
+    "provenance.transcript_sha256 and provenance.signature"
+)
+
 
 # Pipeline step parameters (see pipeline.py).
 @dataclass(frozen=True)
@@ -67,12 +72,14 @@ class ProvenanceOptions(Options):
     STEP: ClassVar[str] = "provenance"
 
     enabled: bool = True
-    sign_key: str | None = None       # Ed25519 private key (PEM) to sign the transcript hash with
+    sign_key: str | None = None  # Ed25519 private key (PEM) to sign the transcript hash with
+
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 # ---------------------------------------------------------------- canonical form
+
 
 def canonical_json(doc: Any) -> bytes:
     """The canonical serialisation: sorted keys, no whitespace, UTF-8, floats as Python's repr."""
@@ -82,6 +89,7 @@ def canonical_json(doc: Any) -> bytes:
 def _as_document(doc) -> dict:
     """A plain JSON dict: a Transcript is serialised and parsed back (exactly what to_json writes)."""
     from audiotools.transcript import Transcript
+
     if isinstance(doc, Transcript):
         return json.loads(doc.to_json(indent=None))
     return doc
@@ -104,6 +112,7 @@ def transcript_sha256(doc) -> str:
 
 # ---------------------------------------------------------------- segment slices
 
+
 def segment_bounds(start: float, end: float, n_samples: int) -> tuple[int, int]:
     """Sample indices ``[a, b)`` of a segment: round(start*16000), round(end*16000), clamped."""
     a = min(max(int(round(float(start) * SAMPLE_RATE)), 0), n_samples)
@@ -113,6 +122,7 @@ def segment_bounds(start: float, end: float, n_samples: int) -> tuple[int, int]:
 
 def segment_sha256(samples: np.ndarray, start: float, end: float) -> str:
     from audiotools.audio.decode import pcm_sha256
+
     a, b = segment_bounds(start, end, len(samples))
     return pcm_sha256(samples[a:b])
 
@@ -130,17 +140,25 @@ def _scan_models(obj, path: tuple, out: list[dict], depth: int = 0) -> None:
     if isinstance(obj, dict):
         sha = obj.get("weights_sha256") or obj.get("model_sha256")
         where = ".".join(str(p) for p in path)
-        if not sha and isinstance(obj.get("sha256"), str) and path and \
-                any(w in str(path[-1]).lower() for w in ("model", "encoder", "embedding")):
+        if (
+            not sha
+            and isinstance(obj.get("sha256"), str)
+            and path
+            and any(w in str(path[-1]).lower() for w in ("model", "encoder", "embedding"))
+        ):
             sha = obj["sha256"]
         if isinstance(sha, str) and _HEX64.match(sha.lower()):
-            name = next((obj[k] for k in ("model_id", "name", "model", "id") if isinstance(obj.get(k), str)),
-                        where or "model")
+            name = next(
+                (obj[k] for k in ("model_id", "name", "model", "id") if isinstance(obj.get(k), str)), where or "model"
+            )
             role = obj.get("role") if isinstance(obj.get("role"), str) else None
             if role is None:
                 text = f"{where} {name}".lower()
-                role = "speaker-embedding" if ("embedding" in text or "encoder" in text or "ge2e" in text) \
+                role = (
+                    "speaker-embedding"
+                    if ("embedding" in text or "encoder" in text or "ge2e" in text)
                     else (where or "model")
+                )
             out.append({"role": role, "name": name, "sha256": sha.lower()})
         for k, v in obj.items():
             if isinstance(v, (dict, list)):
@@ -152,8 +170,9 @@ def _scan_models(obj, path: tuple, out: list[dict], depth: int = 0) -> None:
 
 
 def collect_models(transcript) -> list[dict]:
-    """Every model whose hash is known for ``transcript``: Whisper first, then those of an
-    earlier provenance block, those found in the other steps' output, and the GE2E speaker encoder when it is mentioned."""
+    """Every model whose hash is known for ``transcript``: Whisper first, then those of an earlier
+    provenance block, those found in the other steps' output, and the GE2E speaker encoder when it
+    is mentioned."""
     models: list[dict] = []
 
     def add(entry: dict) -> None:
@@ -209,6 +228,7 @@ def _ge2e_if_used(transcript) -> dict | None:
     if not sha:
         try:
             from audiotools.fileio import sha256_file
+
             sha = sha256_file(embedding.weights_path())
         except Exception as e:  # weights not installed: nothing to hash
             log.debug("GE2E weights not hashable: %s", e)
@@ -217,6 +237,7 @@ def _ge2e_if_used(transcript) -> dict | None:
 
 
 # ---------------------------------------------------------------- building
+
 
 def _normalise_times(transcript) -> None:
     """Round start/end to the 3 decimals the JSON holds, so exports and hashes use the same values."""
@@ -229,18 +250,21 @@ def _normalise_times(transcript) -> None:
 def _audio_for(transcript, audio):
     """The decoded audio to hash: ``audio`` unless a step changed its samples, else a fresh decode."""
     from audiotools.audio.decode import load_audio, pcm_sha256
+
     if audio is not None:
         if not audio.info.pcm_sha256 or pcm_sha256(audio.samples) == audio.info.pcm_sha256:
             return audio
-        log.warning("%s: decoded samples were modified after loading; decoding the source again for "
-                    "provenance", audio.info.path)
+        log.warning(
+            "%s: decoded samples were modified after loading; decoding the source again for provenance", audio.info.path
+        )
         path = audio.info.path
     else:
         path = transcript.audio.path
     fresh = load_audio(path)
     if transcript.audio.sha256 and fresh.info.sha256 != transcript.audio.sha256:
-        raise InputError(path, "source file changed since it was transcribed (sha256 differs); "
-                               "cannot record provenance")
+        raise InputError(
+            path, "source file changed since it was transcribed (sha256 differs); cannot record provenance"
+        )
     return fresh
 
 
@@ -250,10 +274,10 @@ def build_provenance(transcript, audio=None, parameters: dict | None = None) -> 
     ``audio`` is the DecodedAudio the transcript was made from (decoded again from
     ``transcript.audio.path`` when None). ``parameters`` defaults to ``transcript.extra["parameters"]``.
     """
-    from audiotools.version import __version__
     from audiotools.audio.decode import decoder_versions, pcm_sha256
     from audiotools.fileio import sha256_file
     from audiotools.transcript import utc_now
+    from audiotools.version import __version__
 
     audio = _audio_for(transcript, audio)
     samples = audio.samples
@@ -282,8 +306,15 @@ def build_provenance(transcript, audio=None, parameters: dict | None = None) -> 
         "created": utc_now(),
         "tool": {"name": "audiotools", "version": __version__, "python": platform.python_version()},
         "source": source,
-        "pcm": {"sha256": pcm_hash, "format": "f32le", "sample_rate": SAMPLE_RATE, "channels": 1,
-                "samples": int(len(samples)), "decoder": info.decoder, "decoder_versions": versions},
+        "pcm": {
+            "sha256": pcm_hash,
+            "format": "f32le",
+            "sample_rate": SAMPLE_RATE,
+            "channels": 1,
+            "samples": int(len(samples)),
+            "decoder": info.decoder,
+            "decoder_versions": versions,
+        },
         "segment_hashing": SEGMENT_HASHING,
         "segments": segments,
         "models": collect_models(transcript),
@@ -298,6 +329,7 @@ def apply_provenance(transcript, audio=None, sign_key=None, parameters: dict | N
     ``transcript_sha256`` (and an Ed25519 signature when ``sign_key`` is given: a private key
     object or a key file path). Returns the block."""
     from audiotools.provenance.signing import load_private_key, sign_digest
+
     if sign_key is not None and not hasattr(sign_key, "sign"):
         sign_key = load_private_key(sign_key)
     _normalise_times(transcript)
@@ -314,19 +346,20 @@ def apply_provenance(transcript, audio=None, sign_key=None, parameters: dict | N
 def sign(doc: dict, private_key) -> dict:
     """Add (or replace) the signature of a transcript dict whose transcript_sha256 is correct."""
     from audiotools.provenance.signing import load_private_key, sign_digest
+
     if not hasattr(private_key, "sign"):
         private_key = load_private_key(private_key)
     prov = doc.get("provenance")
     if not isinstance(prov, dict) or not prov.get("transcript_sha256"):
         raise UsageError("the transcript has no provenance block with a transcript_sha256 to sign")
     if transcript_sha256(doc) != prov["transcript_sha256"]:
-        raise UsageError("transcript_sha256 does not match the document (edited after it was made?); "
-                         "refusing to sign")
+        raise UsageError("transcript_sha256 does not match the document (edited after it was made?); refusing to sign")
     prov["signature"] = sign_digest(private_key, prov["transcript_sha256"])
     return prov["signature"]
 
 
 # ---------------------------------------------------------------- pipeline step
+
 
 def run_step(job, options: ProvenanceOptions) -> None:
     parameters = job.recipe.parameters() if getattr(job, "recipe", None) else None
@@ -335,10 +368,11 @@ def run_step(job, options: ProvenanceOptions) -> None:
 
 # ---------------------------------------------------------------- verification
 
+
 @dataclass
 class Check:
     name: str
-    status: str          # "ok" | "fail" | "skip"
+    status: str  # "ok" | "fail" | "skip"
     detail: str = ""
 
     @property
@@ -368,10 +402,15 @@ def verify(doc: dict, audio_path=None, public_key=None, exports=None, audio=None
             checks.append(Check("signature", "fail", "no signature in the transcript"))
         return checks
     schema = prov.get("schema")
-    checks.append(Check("provenance", "ok" if schema == SCHEMA else "fail",
-                        f"{schema}, made {prov.get('created')} by audiotools "
-                        f"{(prov.get('tool') or {}).get('version')}" if schema == SCHEMA
-                        else f"unknown provenance schema {schema!r}"))
+    checks.append(
+        Check(
+            "provenance",
+            "ok" if schema == SCHEMA else "fail",
+            f"{schema}, made {prov.get('created')} by audiotools {(prov.get('tool') or {}).get('version')}"
+            if schema == SCHEMA
+            else f"unknown provenance schema {schema!r}",
+        )
+    )
 
     recorded = prov.get("transcript_sha256")
     actual = transcript_sha256(doc)
@@ -380,16 +419,23 @@ def verify(doc: dict, audio_path=None, public_key=None, exports=None, audio=None
     elif recorded == actual:
         checks.append(Check("transcript_sha256", "ok", f"{recorded} matches"))
     else:
-        checks.append(Check("transcript_sha256", "fail",
-                            f"document was changed: recorded {recorded}, computed {actual}"))
+        checks.append(
+            Check("transcript_sha256", "fail", f"document was changed: recorded {recorded}, computed {actual}")
+        )
 
     checks.append(_check_segment_list(doc, prov))
     top = doc.get("parameters")
     if top is not None:
         same = canonical_json(top) == canonical_json(prov.get("parameters"))
-        checks.append(Check("parameters", "ok" if same else "fail",
-                            "provenance.parameters equal the transcript's parameters" if same else
-                            "provenance.parameters differ from the transcript's top-level parameters"))
+        checks.append(
+            Check(
+                "parameters",
+                "ok" if same else "fail",
+                "provenance.parameters equal the transcript's parameters"
+                if same
+                else "provenance.parameters differ from the transcript's top-level parameters",
+            )
+        )
     checks.append(_check_models(doc, prov))
     checks.append(_check_signature(prov, public_key))
     if audio_path is not None or audio is not None:
@@ -410,8 +456,9 @@ def _check_segment_list(doc, prov) -> Check:
     for i, (s, p) in enumerate(zip(segs, psegs)):
         for k in ("id", "start", "end"):
             if s.get(k) != (p or {}).get(k):
-                problems.append(f"segment {s.get('id', i)}: {k} {s.get(k)!r} in the transcript, "
-                                f"{(p or {}).get(k)!r} in provenance")
+                problems.append(
+                    f"segment {s.get('id', i)}: {k} {s.get(k)!r} in the transcript, {(p or {}).get(k)!r} in provenance"
+                )
     if problems:
         more = f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
         return Check("segments", "fail", "; ".join(problems[:5]) + more)
@@ -424,14 +471,18 @@ def _check_models(doc, prov) -> Check:
         return Check("models", "fail", "provenance.models missing")
     m = doc.get("model") or {}
     if m.get("sha256") and not any(isinstance(e, dict) and e.get("sha256") == m["sha256"] for e in models):
-        return Check("models", "fail", f"the transcript's model {m.get('name')} ({_short(m['sha256'])}) is not "
-                                       f"listed in provenance.models")
+        return Check(
+            "models",
+            "fail",
+            f"the transcript's model {m.get('name')} ({_short(m['sha256'])}) is not listed in provenance.models",
+        )
     names = ", ".join(f"{e.get('role')}={e.get('name')}" for e in models if isinstance(e, dict))
     return Check("models", "ok", f"{len(models)} model hash(es): {names or '-'}")
 
 
 def _check_signature(prov, public_key) -> Check:
     from audiotools.provenance.signing import load_public_key, verify_digest
+
     sig = prov.get("signature")
     if public_key is not None:
         public_key = load_public_key(public_key)
@@ -446,6 +497,7 @@ def _check_signature(prov, public_key) -> Check:
 def _check_audio(doc, prov, audio_path, audio) -> list[Check]:
     from audiotools.audio.decode import load_audio
     from audiotools.errors import AudiotoolsError
+
     checks: list[Check] = []
     src = prov.get("source") or {}
     pcm = prov.get("pcm") or {}
@@ -460,6 +512,7 @@ def _check_audio(doc, prov, audio_path, audio) -> list[Check]:
         decode_error = None
     if audio is None:
         from audiotools.fileio import sha256_file
+
         try:
             src_now = sha256_file(audio_path)
         except OSError as e:
@@ -467,9 +520,13 @@ def _check_audio(doc, prov, audio_path, audio) -> list[Check]:
     else:
         src_now = audio.info.sha256
     src_ok = src_now == src.get("sha256")
-    checks.append(Check("source_sha256", "ok" if src_ok else "fail",
-                        f"{src_now} matches" if src_ok else
-                        f"audio file differs: recorded {src.get('sha256')}, file has {src_now}"))
+    checks.append(
+        Check(
+            "source_sha256",
+            "ok" if src_ok else "fail",
+            f"{src_now} matches" if src_ok else f"audio file differs: recorded {src.get('sha256')}, file has {src_now}",
+        )
+    )
     if audio is None:
         checks.append(Check("pcm_sha256", "fail", f"cannot decode the audio: {decode_error}"))
         checks.append(Check("segment sha256", "skip", "audio not decodable"))
@@ -483,10 +540,15 @@ def _check_audio(doc, prov, audio_path, audio) -> list[Check]:
         if pcm.get("samples") is not None and pcm.get("samples") != len(audio.samples):
             detail += f"; {len(audio.samples)} samples now, {pcm.get('samples')} recorded"
         if dec_now != dec_then:
-            cause = ("the source file is unchanged, so the decoder is the likely cause" if src_ok else
-                     "the source file differs too")
-            detail += (f"; DECODER DIFFERS (name or version): recorded {dec_then!r}, now {dec_now!r} ({cause}; "
-                       f"verify with the recorded decoder version)")
+            cause = (
+                "the source file is unchanged, so the decoder is the likely cause"
+                if src_ok
+                else "the source file differs too"
+            )
+            detail += (
+                f"; DECODER DIFFERS (name or version): recorded {dec_then!r}, now {dec_now!r} ({cause}; "
+                f"verify with the recorded decoder version)"
+            )
     checks.append(Check("pcm_sha256", "ok" if pcm_ok else "fail", detail))
     psegs = prov.get("segments") or []
     for i, s in enumerate(doc.get("segments") or []):
@@ -505,8 +567,9 @@ def _check_audio(doc, prov, audio_path, audio) -> list[Check]:
         if h == p["sha256"]:
             checks.append(Check(name, "ok", f"samples [{a}, {b}) match"))
         else:
-            checks.append(Check(name, "fail", f"samples [{a}, {b}) ({start:.3f}-{end:.3f} s) hash {h}, "
-                                              f"recorded {p['sha256']}"))
+            checks.append(
+                Check(name, "fail", f"samples [{a}, {b}) ({start:.3f}-{end:.3f} s) hash {h}, recorded {p['sha256']}")
+            )
     return checks
 
 
@@ -519,6 +582,7 @@ _HASH_LINE = re.compile(r"transcript_sha256\s+([0-9a-fA-F]{64})")
 def embedded_hash(path: Path, fmt: str) -> tuple[str | None, str | None, str | None]:
     """``(transcript_sha256, file_sha256_from_sidecar, where)`` that an export carries."""
     from audiotools.export.writers import SIDECAR_FORMATS, sidecar_path
+
     if fmt in SIDECAR_FORMATS:
         side = sidecar_path(path)
         if not side.is_file():
@@ -531,7 +595,7 @@ def embedded_hash(path: Path, fmt: str) -> tuple[str | None, str | None, str | N
         head = [f.readline() for _ in range(4)]
     for line in head:
         m = _HASH_LINE.search(line)
-        if m and (line.startswith("#") or line.startswith("NOTE")):
+        if m and (line.startswith(("#", "NOTE"))):
             return m.group(1).lower(), None, path.name
     return None, None, path.name
 
@@ -539,9 +603,10 @@ def embedded_hash(path: Path, fmt: str) -> tuple[str | None, str | None, str | N
 def verify_export(doc: dict, path) -> list[Check]:
     """Check an exported file against its JSON: the hash it carries, its sidecar (SRT/TSV/RTTM),
     and that its content is what this JSON exports to."""
+    from audiotools.export.writers import WRITERS
     from audiotools.fileio import sha256_file
     from audiotools.transcript import Transcript
-    from audiotools.export.writers import WRITERS
+
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     name = f"export {path.name}"
@@ -555,15 +620,26 @@ def verify_export(doc: dict, path) -> list[Check]:
     if carried is None:
         checks.append(Check(f"{name}: transcript_sha256", "fail", f"no transcript_sha256 found in {where}"))
     elif carried != recorded:
-        checks.append(Check(f"{name}: transcript_sha256", "fail",
-                            f"carries {carried}, the JSON records {recorded} (export of another transcript)"))
+        checks.append(
+            Check(
+                f"{name}: transcript_sha256",
+                "fail",
+                f"carries {carried}, the JSON records {recorded} (export of another transcript)",
+            )
+        )
     else:
         checks.append(Check(f"{name}: transcript_sha256", "ok", f"{where} names the JSON's hash"))
     if file_sha is not None:
         now = sha256_file(path)
-        checks.append(Check(f"{name}: file sha256", "ok" if now == file_sha else "fail",
-                            f"matches {where}" if now == file_sha else
-                            f"file was changed: {where} records {file_sha}, file has {now}"))
+        checks.append(
+            Check(
+                f"{name}: file sha256",
+                "ok" if now == file_sha else "fail",
+                f"matches {where}"
+                if now == file_sha
+                else f"file was changed: {where} records {file_sha}, file has {now}",
+            )
+        )
     try:
         expected = WRITERS[fmt](Transcript.from_dict(copy.deepcopy(doc)))
         actual = path.read_text(encoding="utf-8")
@@ -574,16 +650,26 @@ def verify_export(doc: dict, path) -> list[Check]:
         checks.append(Check(f"{name}: content", "ok", "identical to what the JSON exports to"))
     else:
         exp_lines, act_lines = expected.splitlines(), actual.splitlines()
-        n = next((i for i, (x, y) in enumerate(zip(exp_lines, act_lines)) if x != y),
-                 min(len(exp_lines), len(act_lines)))
+        n = next(
+            (i for i, (x, y) in enumerate(zip(exp_lines, act_lines)) if x != y), min(len(exp_lines), len(act_lines))
+        )
         got = act_lines[n] if n < len(act_lines) else "(end of file)"
         want = exp_lines[n] if n < len(exp_lines) else "(end of file)"
         from audiotools.version import __version__
+
         made_by = ((doc.get("provenance") or {}).get("tool") or {}).get("version")
-        note = "" if made_by in (None, __version__) else \
-            f" (written by audiotools {made_by}, checked with {__version__}: the format may have changed)"
-        checks.append(Check(f"{name}: content", "fail",
-                            f"line {n + 1} differs from the JSON: file has {got!r}, JSON gives {want!r}{note}"))
+        note = (
+            ""
+            if made_by in (None, __version__)
+            else f" (written by audiotools {made_by}, checked with {__version__}: the format may have changed)"
+        )
+        checks.append(
+            Check(
+                f"{name}: content",
+                "fail",
+                f"line {n + 1} differs from the JSON: file has {got!r}, JSON gives {want!r}{note}",
+            )
+        )
     return checks
 
 
@@ -595,6 +681,7 @@ def sibling_exports(json_path) -> list[Path]:
 
 def load_document(path) -> dict:
     from audiotools.fileio import read_text_input
+
     p = Path(path)
     text = read_text_input(p, "transcript")
     try:

@@ -29,11 +29,13 @@ PASSPHRASE_ENV = "AUDIOTOOLS_KEY_PASSPHRASE"
 
 def _ed25519():
     from cryptography.hazmat.primitives.asymmetric import ed25519
+
     return ed25519
 
 
 def raw_public_bytes(public_key) -> bytes:
     from cryptography.hazmat.primitives import serialization
+
     return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
@@ -51,13 +53,17 @@ def _passphrase() -> bytes | None:
 def load_private_key(path: str | os.PathLike):
     """An Ed25519 private key from a PEM (PKCS#8) or OpenSSH file. Raises a one-line error."""
     from cryptography.hazmat.primitives import serialization
+
     p = Path(path)
     try:
         data = p.read_bytes()
     except OSError as e:
         raise KeyFileError(f"{p}: cannot read signing key: {e.strerror or e}") from None
-    loaders = [serialization.load_ssh_private_key] if b"OPENSSH PRIVATE KEY" in data else \
-        [serialization.load_pem_private_key, serialization.load_der_private_key]
+    loaders = (
+        [serialization.load_ssh_private_key]
+        if b"OPENSSH PRIVATE KEY" in data
+        else [serialization.load_pem_private_key, serialization.load_der_private_key]
+    )
     last = "not a private key"
     for load in loaders:
         for password in (None, _passphrase()):
@@ -81,6 +87,7 @@ def load_public_key(spec):
     """An Ed25519 public key from: a key object, 32 raw bytes, a file (PEM public or private key,
     OpenSSH ``ssh-ed25519`` line), or a base64 string of the 32 raw bytes."""
     from cryptography.hazmat.primitives import serialization
+
     ed = _ed25519()
     if isinstance(spec, ed.Ed25519PublicKey):
         return spec
@@ -111,11 +118,13 @@ def load_public_key(spec):
                 raw = base64.b64decode(data.strip(), validate=True)
             except (binascii.Error, ValueError):
                 raw = b""
-            key = ed.Ed25519PublicKey.from_public_bytes(raw) if len(raw) == 32 else \
-                serialization.load_der_public_key(data)
+            key = (
+                ed.Ed25519PublicKey.from_public_bytes(raw)
+                if len(raw) == 32
+                else serialization.load_der_public_key(data)
+            )
     except (ValueError, TypeError) as e:
-        raise KeyFileError(f"{p}: cannot load Ed25519 public key: {str(e).splitlines()[0] if str(e) else e}") \
-            from None
+        raise KeyFileError(f"{p}: cannot load Ed25519 public key: {str(e).splitlines()[0] if str(e) else e}") from None
     if not isinstance(key, ed.Ed25519PublicKey):
         raise KeyFileError(f"{p}: not an Ed25519 public key ({type(key).__name__})")
     return key
@@ -125,8 +134,12 @@ def sign_digest(private_key, transcript_sha256: str) -> dict:
     """The signature block for ``transcript_sha256`` (hex)."""
     pub = raw_public_bytes(private_key.public_key())
     value = private_key.sign(transcript_sha256.encode("ascii"))
-    return {"algorithm": ALGORITHM, "public_key": base64.b64encode(pub).decode("ascii"),
-            "key_id": key_id(pub), "value": base64.b64encode(value).decode("ascii")}
+    return {
+        "algorithm": ALGORITHM,
+        "public_key": base64.b64encode(pub).decode("ascii"),
+        "key_id": key_id(pub),
+        "value": base64.b64encode(value).decode("ascii"),
+    }
 
 
 def verify_digest(signature: dict, transcript_sha256: str, public_key=None) -> tuple[bool, str]:
@@ -135,6 +148,7 @@ def verify_digest(signature: dict, transcript_sha256: str, public_key=None) -> t
     Returns ``(ok, detail)``; never raises on malformed input.
     """
     from cryptography.exceptions import InvalidSignature
+
     ed = _ed25519()
     if not isinstance(signature, dict):
         return False, "signature block is not an object"
@@ -147,23 +161,29 @@ def verify_digest(signature: dict, transcript_sha256: str, public_key=None) -> t
     except (binascii.Error, ValueError, TypeError):
         return False, "signature block is malformed (bad base64 public_key or value)"
     if signature.get("key_id") not in (None, key_id(embedded_raw)):
-        return False, f"key_id {signature.get('key_id')} does not match the embedded public key ({key_id(embedded_raw)})"
+        return (
+            False,
+            f"key_id {signature.get('key_id')} does not match the embedded public key ({key_id(embedded_raw)})",
+        )
     if public_key is not None:
         want = raw_public_bytes(public_key)
         if want != embedded_raw:
-            return False, (f"signed by another key: signature key_id {key_id(embedded_raw)}, "
-                           f"expected key_id {key_id(want)}")
+            return False, (
+                f"signed by another key: signature key_id {key_id(embedded_raw)}, expected key_id {key_id(want)}"
+            )
     try:
         embedded.verify(value, str(transcript_sha256).encode("ascii"))
     except (InvalidSignature, UnicodeEncodeError):
         return False, f"signature by key_id {key_id(embedded_raw)} does not verify for this transcript_sha256"
     if public_key is None:
-        return True, (f"valid, by the embedded key {key_id(embedded_raw)} (not checked against a trusted "
-                      f"key: pass --public-key)")
+        return True, (
+            f"valid, by the embedded key {key_id(embedded_raw)} (not checked against a trusted key: pass --public-key)"
+        )
     return True, f"valid, made by the given key {key_id(embedded_raw)}"
 
 
 # ---------------------------------------------------------------- key generation
+
 
 def _write_new(path: Path, data: bytes, mode: int) -> None:
     """Write ``path`` atomically with ``mode``; fail if it exists (never overwrite)."""
@@ -193,6 +213,7 @@ def keygen(prefix: str | os.PathLike, passphrase: bytes | None = None) -> tuple[
     Returns ``(private_path, public_path, key_id)``. Refuses to overwrite either file.
     """
     from cryptography.hazmat.primitives import serialization
+
     prefix = Path(prefix)
     priv_path = prefix.with_name(prefix.name + ".key")
     pub_path = prefix.with_name(prefix.name + ".pub")
@@ -204,8 +225,7 @@ def keygen(prefix: str | os.PathLike, passphrase: bytes | None = None) -> tuple[
     key = _ed25519().Ed25519PrivateKey.generate()
     enc = serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
     priv = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
-    pub = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+    pub = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     _write_new(priv_path, priv, 0o600)
     try:
         _write_new(pub_path, pub, 0o644)

@@ -23,9 +23,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -37,9 +37,9 @@ log = logging.getLogger(__name__)
 LN10 = math.log(10.0)
 DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "calibration"
 SHIPPED = DATA_DIR / "calibration.json"
-STORE_FILE = "_calibration.json"        # a user's refit, inside the voiceprint store
+STORE_FILE = "_calibration.json"  # a user's refit, inside the voiceprint store
 SCHEMA = "audiotools.calibration/1"
-DEFAULT_P_TARGET = 0.01                 # the minDCF operating point we report
+DEFAULT_P_TARGET = 0.01  # the minDCF operating point we report
 
 
 def logit(p: float) -> float:
@@ -65,12 +65,16 @@ def pav(y: np.ndarray) -> np.ndarray:
     wts: list[float] = []
     lens: list[int] = []
     for v in np.asarray(y, dtype=np.float64):
-        vals.append(float(v)); wts.append(1.0); lens.append(1)
+        vals.append(float(v))
+        wts.append(1.0)
+        lens.append(1)
         while len(vals) > 1 and vals[-2] > vals[-1]:
             w = wts[-2] + wts[-1]
             v2 = (vals[-2] * wts[-2] + vals[-1] * wts[-1]) / w
             n = lens[-2] + lens[-1]
-            vals[-2:] = [v2]; wts[-2:] = [w]; lens[-2:] = [n]
+            vals[-2:] = [v2]
+            wts[-2:] = [w]
+            lens[-2:] = [n]
     return np.repeat(vals, lens)
 
 
@@ -98,7 +102,8 @@ def eer(tar, non) -> float:
     pmiss, pfa = _roc_hull(tar, non)
     best = 0.0
     for i in range(len(pmiss) - 1):
-        xx = np.array([pfa[i], pfa[i + 1]]); yy = np.array([pmiss[i], pmiss[i + 1]])
+        xx = np.array([pfa[i], pfa[i + 1]])
+        yy = np.array([pmiss[i], pmiss[i + 1]])
         # segment from (pfa_i, pmiss_i) to (pfa_i+1, pmiss_i+1); EER where it crosses pfa == pmiss
         dx, dy = xx[1] - xx[0], yy[1] - yy[0]
         if abs(dx - dy) < 1e-15:
@@ -123,8 +128,7 @@ def min_dcf(tar, non, p_target: float = DEFAULT_P_TARGET, c_miss: float = 1.0, c
     return float(cost.min() / min(p_target * c_miss, (1 - p_target) * c_fa))
 
 
-def act_dcf(tar_llr10, non_llr10, p_target: float = DEFAULT_P_TARGET, c_miss: float = 1.0,
-            c_fa: float = 1.0) -> float:
+def act_dcf(tar_llr10, non_llr10, p_target: float = DEFAULT_P_TARGET, c_miss: float = 1.0, c_fa: float = 1.0) -> float:
     """Normalised detection cost of Bayes decisions made with the given log10 LRs."""
     tar, non = _as_arrays(tar_llr10, non_llr10)
     thr = (math.log(c_fa / c_miss) - logit(p_target)) / LN10
@@ -155,12 +159,15 @@ def min_cllr(tar, non) -> float:
     return cllr(llr[lab == 1], llr[lab == 0])
 
 
-def summary(tar_scores, non_scores, tar_llr10=None, non_llr10=None,
-            p_target: float = DEFAULT_P_TARGET) -> dict:
+def summary(tar_scores, non_scores, tar_llr10=None, non_llr10=None, p_target: float = DEFAULT_P_TARGET) -> dict:
     """EER, minDCF (and actDCF, Cllr, min Cllr when LRs are given) as one dict."""
-    d = {"n_target": int(len(tar_scores)), "n_nontarget": int(len(non_scores)),
-         "eer": eer(tar_scores, non_scores), "p_target": p_target,
-         "min_dcf": min_dcf(tar_scores, non_scores, p_target)}
+    d = {
+        "n_target": int(len(tar_scores)),
+        "n_nontarget": int(len(non_scores)),
+        "eer": eer(tar_scores, non_scores),
+        "p_target": p_target,
+        "min_dcf": min_dcf(tar_scores, non_scores, p_target),
+    }
     if tar_llr10 is not None and non_llr10 is not None:
         d["act_dcf"] = act_dcf(tar_llr10, non_llr10, p_target)
         d["cllr"] = cllr(tar_llr10, non_llr10)
@@ -169,8 +176,9 @@ def summary(tar_scores, non_scores, tar_llr10=None, non_llr10=None,
 
 
 # ------------------------------------------------------------------------------------- calibration
-def fit_logistic(tar: Sequence[float] | np.ndarray, non: Sequence[float] | np.ndarray,
-                 prior: float = 0.5, l2: float = 1e-3) -> tuple[np.ndarray, float]:
+def fit_logistic(
+    tar: Sequence[float] | np.ndarray, non: Sequence[float] | np.ndarray, prior: float = 0.5, l2: float = 1e-3
+) -> tuple[np.ndarray, float]:
     """Prior-weighted logistic regression: weights ``w`` and offset ``b`` with ln LR = x.w + b.
 
     ``tar``/``non`` are (n,) scores or (n, d) feature matrices. Each class carries total weight
@@ -178,6 +186,7 @@ def fit_logistic(tar: Sequence[float] | np.ndarray, non: Sequence[float] | np.nd
     depend on the proportion of target trials. ``l2`` is a small ridge on the weights.
     """
     from scipy.optimize import minimize
+
     xt = np.asarray(tar, dtype=np.float64)
     xn = np.asarray(non, dtype=np.float64)
     if xt.ndim == 1:
@@ -193,8 +202,8 @@ def fit_logistic(tar: Sequence[float] | np.ndarray, non: Sequence[float] | np.nd
         zt = xt @ w + b + off
         zn = xn @ w + b + off
         f = wt * _softplus(-zt).sum() + wn * _softplus(zn).sum() + l2 * float(w @ w)
-        gt = -wt / (1 + np.exp(zt))       # d/dz softplus(-z) = -sigmoid(-z)
-        gn = wn / (1 + np.exp(-zn))       # d/dz softplus(z) = sigmoid(z)
+        gt = -wt / (1 + np.exp(zt))  # d/dz softplus(-z) = -sigmoid(-z)
+        gn = wn / (1 + np.exp(-zn))  # d/dz softplus(z) = sigmoid(z)
         gw = xt.T @ gt + xn.T @ gn + 2 * l2 * w
         gb = gt.sum() + gn.sum()
         return f, np.concatenate([gw, [gb]])
@@ -218,15 +227,16 @@ def bounds_for(n_target: int, n_nontarget: int) -> tuple[float, float]:
 @dataclass
 class ConditionModel:
     """Cohort and calibration for one recording condition."""
+
     condition: str
-    cohort: np.ndarray                 # (n, 256) raw embeddings of the cohort in this condition
+    cohort: np.ndarray  # (n, 256) raw embeddings of the cohort in this condition
     top_n: int
-    weights: np.ndarray                # logistic weights on the features
+    weights: np.ndarray  # logistic weights on the features
     bias: float
     features: tuple[str, ...] = ("snorm",)
-    source: str = "shipped"            # "shipped" or the store calibration file
+    source: str = "shipped"  # "shipped" or the store calibration file
     info: dict = field(default_factory=dict)
-    bounds: tuple[float, float] = (-6.0, 6.0)   # log10 LR limits (see bounds_for)
+    bounds: tuple[float, float] = (-6.0, 6.0)  # log10 LR limits (see bounds_for)
 
     def __post_init__(self):
         self.mean = self.cohort.mean(axis=0)
@@ -247,10 +257,12 @@ class ConditionModel:
         sd = np.maximum(np.nanstd(top, axis=1), 1e-4)
         return mu, sd
 
-    def score_matrix(self, enrol: np.ndarray, test: np.ndarray, enrol_exclude=None, test_exclude=None
-                     ) -> dict[str, np.ndarray]:
+    def score_matrix(
+        self, enrol: np.ndarray, test: np.ndarray, enrol_exclude=None, test_exclude=None
+    ) -> dict[str, np.ndarray]:
         """All scores of enrolments (m, d) against tests (n, d): raw, centred, snorm, llr (log10)."""
-        enrol = l2_normalize(np.atleast_2d(enrol)); test = l2_normalize(np.atleast_2d(test))
+        enrol = l2_normalize(np.atleast_2d(enrol))
+        test = l2_normalize(np.atleast_2d(test))
         raw = enrol @ test.T
         ec, tc = self.center(enrol), self.center(test)
         cen = ec @ tc.T
@@ -262,7 +274,8 @@ class ConditionModel:
 
     def score_pairs(self, enrol: np.ndarray, test: np.ndarray) -> dict[str, np.ndarray]:
         """Row-wise scores of enrolment i against test i (both (n, d))."""
-        enrol = l2_normalize(np.atleast_2d(enrol)); test = l2_normalize(np.atleast_2d(test))
+        enrol = l2_normalize(np.atleast_2d(enrol))
+        test = l2_normalize(np.atleast_2d(test))
         raw = np.sum(enrol * test, axis=1)
         ec, tc = self.center(enrol), self.center(test)
         cen = np.sum(ec * tc, axis=1)
@@ -281,9 +294,14 @@ class ConditionModel:
     def features_of(self, scores: dict[str, np.ndarray]) -> np.ndarray:
         return np.stack([np.ravel(scores[f]) for f in self.features], axis=1)
 
-    def index_pairs(self, enrol: np.ndarray, test: np.ndarray, pairs: np.ndarray,
-                    enrol_exclude: np.ndarray | None = None, test_exclude: np.ndarray | None = None
-                    ) -> dict[str, np.ndarray]:
+    def index_pairs(
+        self,
+        enrol: np.ndarray,
+        test: np.ndarray,
+        pairs: np.ndarray,
+        enrol_exclude: np.ndarray | None = None,
+        test_exclude: np.ndarray | None = None,
+    ) -> dict[str, np.ndarray]:
         """Scores of ``pairs`` (k, 2) of row indices into ``enrol`` (m, d) and ``test`` (n, d).
 
         Cohort statistics are computed once per row; ``*_exclude`` (rows, cohort) masks cohort
@@ -299,8 +317,9 @@ class ConditionModel:
         feats = {"raw": raw, "centered": cen, "snorm": sn, "crowd": 0.5 * (me[i] + mt[j])}
         return {**feats, "llr": self.llr10(feats)}
 
-    def fit(self, tar_feats: dict[str, np.ndarray], non_feats: dict[str, np.ndarray], prior: float = 0.5,
-            l2: float = 1e-3) -> "ConditionModel":
+    def fit(
+        self, tar_feats: dict[str, np.ndarray], non_feats: dict[str, np.ndarray], prior: float = 0.5, l2: float = 1e-3
+    ) -> ConditionModel:
         """Fit the logistic calibration on target / non-target scores (as from ``index_pairs``)."""
         xt = self.features_of(tar_feats)
         xn = self.features_of(non_feats)
@@ -311,14 +330,21 @@ class ConditionModel:
         return self
 
     def to_dict(self, cohort_file: str) -> dict:
-        return {"cohort": cohort_file, "cohort_size": int(len(self.cohort)), "top_n": int(self.top_n),
-                "features": list(self.features), "weights": [float(w) for w in self.weights],
-                "bias": float(self.bias), **self.info}
+        return {
+            "cohort": cohort_file,
+            "cohort_size": int(len(self.cohort)),
+            "top_n": int(self.top_n),
+            "features": list(self.features),
+            "weights": [float(w) for w in self.weights],
+            "bias": float(self.bias),
+            **self.info,
+        }
 
 
 @dataclass
 class CalibrationSet:
     """The models for every condition, plus where they came from."""
+
     model_id: str
     weights_sha256: str
     conditions: dict[str, ConditionModel]
@@ -326,8 +352,9 @@ class CalibrationSet:
 
     def get(self, condition: str) -> ConditionModel:
         if condition not in self.conditions:
-            raise CalibrationError(f"no calibration for recording condition {condition!r} "
-                                   f"(have: {', '.join(self.conditions)})")
+            raise CalibrationError(
+                f"no calibration for recording condition {condition!r} (have: {', '.join(self.conditions)})"
+            )
         return self.conditions[condition]
 
 
@@ -358,21 +385,31 @@ def _load_cohort(path: Path) -> np.ndarray:
 def _check_model(path: Path, d: dict, model_id: str | None, weights_sha256: str | None) -> None:
     m = d.get("model") or {}
     if model_id and m.get("id") != model_id:
-        raise CalibrationError(f"{path}: fitted for embedding model {m.get('id')!r}, not {model_id!r}; "
-                               "refit it (audiotools voiceprint calibrate)")
+        raise CalibrationError(
+            f"{path}: fitted for embedding model {m.get('id')!r}, not {model_id!r}; "
+            "refit it (audiotools voiceprint calibrate)"
+        )
     if weights_sha256 and m.get("weights_sha256") and m["weights_sha256"] != weights_sha256:
-        raise CalibrationError(f"{path}: fitted for other weights of {model_id} "
-                               f"(sha256 {m['weights_sha256'][:12]}…, current {weights_sha256[:12]}…); refit it")
+        raise CalibrationError(
+            f"{path}: fitted for other weights of {model_id} "
+            f"(sha256 {m['weights_sha256'][:12]}…, current {weights_sha256[:12]}…); refit it"
+        )
 
 
-def _model_from(path: Path, c: str, p: dict, cohort: np.ndarray, source: str,
-                base: "ConditionModel | None" = None) -> ConditionModel:
+def _model_from(
+    path: Path, c: str, p: dict, cohort: np.ndarray, source: str, base: ConditionModel | None = None
+) -> ConditionModel:
     try:
-        m = ConditionModel(condition=c, cohort=cohort,
-                           top_n=int(p.get("top_n", base.top_n if base else 0) or p["top_n"]),
-                           weights=np.asarray(p["weights"], dtype=np.float64), bias=float(p["bias"]),
-                           features=tuple(p.get("features") or (base.features if base else ("snorm",))),
-                           source=source, info={k: p[k] for k in ("fitted_on", "trials", "held_out") if k in p})
+        m = ConditionModel(
+            condition=c,
+            cohort=cohort,
+            top_n=int(p.get("top_n", base.top_n if base else 0) or p["top_n"]),
+            weights=np.asarray(p["weights"], dtype=np.float64),
+            bias=float(p["bias"]),
+            features=tuple(p.get("features") or (base.features if base else ("snorm",))),
+            source=source,
+            info={k: p[k] for k in ("fitted_on", "trials", "held_out") if k in p},
+        )
         lo, hi = p.get("llr_bounds", base.bounds if base else (-6.0, 6.0))
         m.bounds = (float(lo), float(hi))
     except (KeyError, TypeError, ValueError) as e:
@@ -382,8 +419,9 @@ def _model_from(path: Path, c: str, p: dict, cohort: np.ndarray, source: str,
     return m
 
 
-def load(store_dir: str | Path | None = None, model_id: str | None = None,
-         weights_sha256: str | None = None) -> CalibrationSet:
+def load(
+    store_dir: str | Path | None = None, model_id: str | None = None, weights_sha256: str | None = None
+) -> CalibrationSet:
     """The shipped calibration, with a store's refit (``<store>/_calibration.json``) laid over it."""
     if not SHIPPED.is_file():
         raise ModelError(f"{SHIPPED}: shipped calibration missing from the installation")
@@ -404,5 +442,9 @@ def load(store_dir: str | Path | None = None, model_id: str | None = None,
                 if c in conds and isinstance(p, dict):
                     conds[c] = _model_from(sp, c, p, conds[c].cohort, str(sp), base=conds[c])
             meta["store"] = str(sp)
-    return CalibrationSet(model_id=base["model"]["id"], weights_sha256=base["model"].get("weights_sha256", ""),
-                          conditions=conds, meta=meta)
+    return CalibrationSet(
+        model_id=base["model"]["id"],
+        weights_sha256=base["model"].get("weights_sha256", ""),
+        conditions=conds,
+        meta=meta,
+    )

@@ -20,21 +20,21 @@ import io
 import logging
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
+from audiotools.audio import SAMPLE_RATE
 from audiotools.audio import condition as channel
 from audiotools.fileio import atomic_write_bytes
-from audiotools.audio import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
-FRONTEND_VERSION = 1          # bump when the speech selection / embedding recipe changes
+FRONTEND_VERSION = 1  # bump when the speech selection / embedding recipe changes
 VAD_VERSION = 1
-MIN_EMBED_SECONDS = 0.5       # below this there is nothing to embed
+MIN_EMBED_SECONDS = 0.5  # below this there is nothing to embed
 
 
 def cache_root() -> Path:
@@ -49,10 +49,11 @@ def cache_enabled() -> bool:
     return os.environ.get("AUDIOTOOLS_NO_EMBEDDING_CACHE", "").lower() not in {"1", "true", "yes"}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def code_version(module: str) -> str:
     """Short hash of a module's source: cache entries die when the code that made them changes."""
     import importlib.util
+
     spec = importlib.util.find_spec(module)
     try:
         return hashlib.sha256(Path(spec.origin).read_bytes()).hexdigest()[:12] if spec and spec.origin else "?"
@@ -126,7 +127,7 @@ def total(regions: Sequence[tuple[float, float]]) -> float:
 
 
 def cut(samples: np.ndarray, regions: Sequence[tuple[float, float]]) -> np.ndarray:
-    parts = [samples[int(round(s * SAMPLE_RATE)):int(round(e * SAMPLE_RATE))] for s, e in regions]
+    parts = [samples[int(round(s * SAMPLE_RATE)) : int(round(e * SAMPLE_RATE))] for s, e in regions]
     parts = [p for p in parts if len(p)]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
 
@@ -134,14 +135,15 @@ def cut(samples: np.ndarray, regions: Sequence[tuple[float, float]]) -> np.ndarr
 @dataclass
 class Audio:
     """Decoded audio with what scoring needs: samples, PCM hash and native condition."""
+
     samples: np.ndarray
     pcm_sha256: str
     channel: channel.ChannelInfo
     path: str | None = None
     sha256: str | None = None
 
-    duration_s: float | None = None     # known duration when the samples are not loaded
-    speech: list[tuple[float, float]] | None = None   # VAD regions already computed (DecodedAudio.speech)
+    duration_s: float | None = None  # known duration when the samples are not loaded
+    speech: list[tuple[float, float]] | None = None  # VAD regions already computed (DecodedAudio.speech)
 
     @property
     def duration(self) -> float:
@@ -153,41 +155,56 @@ class Audio:
         """The samples, decoding ``path`` again if they were dropped (see :meth:`light`)."""
         if len(self.samples) == 0 and self.path:
             from audiotools.audio.decode import load_audio
+
             d = load_audio(self.path, hash_source=False)
             if d.info.pcm_sha256 != self.pcm_sha256:
                 from audiotools.errors import InputError
+
                 raise InputError(self.path, "changed while it was being scored (PCM hash differs)")
             self.samples = d.samples
         return self.samples
 
-    def light(self) -> "Audio":
+    def light(self) -> Audio:
         """A copy without the samples (they are decoded again only when an embedding is not cached)."""
-        return Audio(samples=np.zeros(0, np.float32), pcm_sha256=self.pcm_sha256, channel=self.channel,
-                     path=self.path, sha256=self.sha256, duration_s=self.duration, speech=self.speech)
+        return Audio(
+            samples=np.zeros(0, np.float32),
+            pcm_sha256=self.pcm_sha256,
+            channel=self.channel,
+            path=self.path,
+            sha256=self.sha256,
+            duration_s=self.duration,
+            speech=self.speech,
+        )
 
     @classmethod
-    def from_decoded(cls, decoded, condition: str | None = None) -> "Audio":
+    def from_decoded(cls, decoded, condition: str | None = None) -> Audio:
         info = channel.detect_audio(decoded)
         if condition:
             info.condition = channel.check_condition(condition)
             info.reasons = [f"set by the user ({condition})"] + info.reasons
-        return cls(samples=decoded.samples, pcm_sha256=decoded.info.pcm_sha256, channel=info,
-                   path=decoded.info.path, sha256=decoded.info.sha256 or None,
-                   speech=getattr(decoded, "speech", None))
+        return cls(
+            samples=decoded.samples,
+            pcm_sha256=decoded.info.pcm_sha256,
+            channel=info,
+            path=decoded.info.path,
+            sha256=decoded.info.sha256 or None,
+            speech=getattr(decoded, "speech", None),
+        )
 
     @classmethod
-    def load(cls, path, condition: str | None = None) -> "Audio":
+    def load(cls, path, condition: str | None = None) -> Audio:
         from audiotools.audio.decode import load_audio
+
         return cls.from_decoded(load_audio(path), condition)
 
 
 @dataclass
 class Embedded:
-    embedding: np.ndarray        # (256,) L2-normalised
-    speech_seconds: float        # VAD speech inside the requested regions
-    regions: list[tuple[float, float]]   # the speech that was embedded
-    condition: str               # the condition the audio was brought to
-    simulated: bool              # True when the channel simulation was applied
+    embedding: np.ndarray  # (256,) L2-normalised
+    speech_seconds: float  # VAD speech inside the requested regions
+    regions: list[tuple[float, float]]  # the speech that was embedded
+    condition: str  # the condition the audio was brought to
+    simulated: bool  # True when the channel simulation was applied
 
 
 class Extractor:
@@ -197,6 +214,7 @@ class Extractor:
 
     def __init__(self, device: str = "cpu", use_cache: bool | None = None):
         from audiotools.speakers.ge2e import SpeakerEncoder
+
         self.encoder = SpeakerEncoder.get(device)
         self.model_id = self.encoder.model_id
         self.weights_sha256 = self.encoder.weights_sha256
@@ -211,13 +229,16 @@ class Extractor:
             return self._vad[audio.pcm_sha256]
         # the transcription's VAD when it ran (the same function and options), else the cache or Silero
         regions = list(audio.speech) if audio.speech is not None else None
-        path = self.dir / f"vad-{_key(audio.pcm_sha256, 'silero', VAD_VERSION, code_version('audiotools.vad.silero'))}.npy"
+        path = (
+            self.dir / f"vad-{_key(audio.pcm_sha256, 'silero', VAD_VERSION, code_version('audiotools.vad.silero'))}.npy"
+        )
         if regions is None and self.use_cache:
             arr = _load_npy(path, lambda a: a.ndim == 2 and a.shape[1] == 2)
             if arr is not None:
                 regions = [(float(a), float(b)) for a, b in arr]
         if regions is None:
             from audiotools.vad.silero import speech_regions
+
             regions = speech_regions(audio.ensure_samples())
             if self.use_cache:
                 _save_npy(path, np.asarray(regions, dtype=np.float64).reshape(-1, 2))
@@ -234,13 +255,25 @@ class Extractor:
 
     # ------------------------------------------------------------ embedding
     def _cache_path(self, audio: Audio, regions, condition: str, simulated: bool) -> Path:
-        cond = (f"sim:{condition}:{channel.SIMULATION_VERSION}:{code_version('audiotools.audio.condition')}" if simulated
-                else "native")
-        return self.dir / (_key(audio.pcm_sha256, canonical_regions(regions), cond, self.model_id,
-                                self.weights_sha256, FRONTEND_VERSION, code_version("audiotools.speakers.ge2e")) + ".npy")
+        cond = (
+            f"sim:{condition}:{channel.SIMULATION_VERSION}:{code_version('audiotools.audio.condition')}"
+            if simulated
+            else "native"
+        )
+        return self.dir / (
+            _key(
+                audio.pcm_sha256,
+                canonical_regions(regions),
+                cond,
+                self.model_id,
+                self.weights_sha256,
+                FRONTEND_VERSION,
+                code_version("audiotools.speakers.ge2e"),
+            )
+            + ".npy"
+        )
 
-    def embed(self, requests: Sequence[tuple[Audio, Sequence[tuple[float, float]] | None, str]]
-              ) -> list[Embedded]:
+    def embed(self, requests: Sequence[tuple[Audio, Sequence[tuple[float, float]] | None, str]]) -> list[Embedded]:
         """Embed many (audio, regions or None for the whole file, condition) requests, batched.
 
         The speech embedded is the VAD speech inside ``regions``; when VAD finds less than
@@ -256,18 +289,23 @@ class Extractor:
             emb = None
             if self.use_cache:
                 emb = _load_npy(path, lambda a: a.shape == (256,))
-            out[i] = Embedded(embedding=emb, speech_seconds=round(total(sp), 3), regions=used,  # type: ignore[arg-type]
-                              condition=condition, simulated=simulated)
+            out[i] = Embedded(
+                embedding=emb,
+                speech_seconds=round(total(sp), 3),
+                regions=used,  # type: ignore[arg-type]
+                condition=condition,
+                simulated=simulated,
+            )
             if emb is None:
                 x = cut(audio.ensure_samples(), used)
-                if len(x) < 1024:   # nothing usable there (regions outside the audio): a zero-padded stub
+                if len(x) < 1024:  # nothing usable there (regions outside the audio): a zero-padded stub
                     x = np.pad(x, (0, 1024 - len(x)))
                 if simulated:
                     x = channel.simulate(x, condition)
                 todo.append((i, x, path))
         batch = 64
         for k in range(0, len(todo), batch):
-            chunk = todo[k:k + batch]
+            chunk = todo[k : k + batch]
             embs = self.encoder.embed_utterances([x for _, x, _ in chunk])
             for (i, _, path), e in zip(chunk, embs):
                 out[i].embedding = e.astype(np.float32)
@@ -275,8 +313,7 @@ class Extractor:
                     _save_npy(path, e.astype(np.float32))
         return out  # type: ignore[return-value]
 
-    def window_embeddings(self, audio: Audio, regions, condition: str, step_s: float = 0.5
-                          ) -> np.ndarray:
+    def window_embeddings(self, audio: Audio, regions, condition: str, step_s: float = 0.5) -> np.ndarray:
         """(n, 256) embeddings of 1.6 s windows over the speech in ``regions`` (not cached)."""
         sp = self.speech_in(audio, regions)
         x = cut(audio.ensure_samples(), sp)

@@ -16,9 +16,13 @@ from audiotools.speakers.verification import MIN_ENROL_SPEECH, Scorer, two_speak
 from audiotools.speakers.voiceprints import Sample, Voiceprint, VoiceprintStore, validate_name
 
 
-def prepare_sample(path: str | os.PathLike, scorer, segment: tuple[float, float] | None = None,
-                   min_speech: float | None = None, check_voices: bool = True
-                   ) -> tuple[Sample, dict[str, np.ndarray]]:
+def prepare_sample(
+    path: str | os.PathLike,
+    scorer,
+    segment: tuple[float, float] | None = None,
+    min_speech: float | None = None,
+    check_voices: bool = True,
+) -> tuple[Sample, dict[str, np.ndarray]]:
     """Check one enrolment sample and embed it in every condition; raises :class:`EnrolmentRejected`.
 
     Checks: at least ``min_speech`` (default 3 s) of VAD speech in the file (or ``segment``), and
@@ -38,8 +42,10 @@ def prepare_sample(path: str | os.PathLike, scorer, segment: tuple[float, float]
     ex = scorer.extractor
     speech = total(ex.speech_in(audio, regions))
     if speech < min_speech:
-        raise EnrolmentRejected(f"{path}: only {speech:.1f} s of speech{' in the segment' if segment else ''} "
-                                f"(an enrolment sample needs at least {min_speech:g} s)")
+        raise EnrolmentRejected(
+            f"{path}: only {speech:.1f} s of speech{' in the segment' if segment else ''} "
+            f"(an enrolment sample needs at least {min_speech:g} s)"
+        )
     native = audio.channel.condition
     check = two_speaker_test(scorer, audio, regions, native)
     check["enforced"] = check_voices
@@ -48,22 +54,35 @@ def prepare_sample(path: str | os.PathLike, scorer, segment: tuple[float, float]
             f"{path}: more than one voice: the speech splits into two groups "
             f"({100 * check['minor_fraction']:.0f} % / {100 - 100 * check['minor_fraction']:.0f} %) that sound like "
             f"different people (similarity {check['statistic']:.2f} < {check['threshold']:.2f}; fewer than "
-            f"1 % of single-speaker recordings score that low); choose one speaker's part with --segment START-END")
-    conds = [c for c in channel.CONDITIONS]
+            f"1 % of single-speaker recordings score that low); choose one speaker's part with --segment START-END"
+        )
+    conds = list(channel.CONDITIONS)
     res = ex.embed([(audio, regions, c) for c in conds])
     embs = {c: r.embedding[None, :].astype(np.float32) for c, r in zip(conds, res)}
-    sample = Sample(file=Path(path).name, sha256=decoded.info.sha256, pcm_sha256=decoded.info.pcm_sha256,
-                    duration=round(duration, 3), speech_seconds=round(speech, 3),
-                    segment=[round(regions[0][0], 3), round(regions[0][1], 3)] if regions else None,
-                    condition=native, source_sample_rate=decoded.info.source_sample_rate, codec=decoded.info.codec,
-                    checks={"single_speaker": {k: v for k, v in check.items() if k != "test"},
-                            "channel": audio.channel.to_dict()})
+    sample = Sample(
+        file=Path(path).name,
+        sha256=decoded.info.sha256,
+        pcm_sha256=decoded.info.pcm_sha256,
+        duration=round(duration, 3),
+        speech_seconds=round(speech, 3),
+        segment=[round(regions[0][0], 3), round(regions[0][1], 3)] if regions else None,
+        condition=native,
+        source_sample_rate=decoded.info.source_sample_rate,
+        codec=decoded.info.codec,
+        checks={"single_speaker": {k: v for k, v in check.items() if k != "test"}, "channel": audio.channel.to_dict()},
+    )
     return sample, embs
 
 
-def enroll(store: VoiceprintStore, name: str, files: list[str | os.PathLike], scorer=None,
-           segment: tuple[float, float] | None = None, min_speech: float | None = None,
-           check_voices: bool = True) -> tuple[Voiceprint, list[Sample], list[Sample]]:
+def enroll(
+    store: VoiceprintStore,
+    name: str,
+    files: list[str | os.PathLike],
+    scorer=None,
+    segment: tuple[float, float] | None = None,
+    min_speech: float | None = None,
+    check_voices: bool = True,
+) -> tuple[Voiceprint, list[Sample], list[Sample]]:
     """Enrol ``files`` for ``name`` (appending to an existing record). All files are checked first;
     if any is rejected nothing is written. Returns (record, added samples, skipped duplicates)."""
     validate_name(name)

@@ -19,22 +19,24 @@ import numpy as np
 import torch
 from torch import nn
 
-from audiotools.errors import ModelError
 from audiotools.audio import SAMPLE_RATE
+from audiotools.errors import ModelError
 
 N_FFT = 400
 HOP = 160
 N_MELS = 40
-PARTIAL_FRAMES = 160          # 1.6 s
-PARTIAL_STEP_FRAMES = 76      # GE2E's rate of 1.3 partials per second
+PARTIAL_FRAMES = 160  # 1.6 s
+PARTIAL_STEP_FRAMES = 76  # GE2E's rate of 1.3 partials per second
 MODEL_ID = "ge2e-resemblyzer-256"
 
 
 def weights_path() -> Path:
     spec = importlib.util.find_spec("resemblyzer")  # finds the package without running its code
     if spec is None or not spec.submodule_search_locations:
-        raise ModelError("speaker-embedding weights not found: pip install --no-deps resemblyzer "
-                         "(only its pretrained.pt file is used)")
+        raise ModelError(
+            "speaker-embedding weights not found: pip install --no-deps resemblyzer "
+            "(only its pretrained.pt file is used)"
+        )
     p = Path(list(spec.submodule_search_locations)[0]) / "pretrained.pt"
     if not p.is_file():
         raise ModelError(f"{p}: speaker-embedding weights missing from the resemblyzer package")
@@ -57,6 +59,7 @@ class GE2EEncoder(nn.Module):
 @functools.lru_cache(maxsize=4)
 def _mel_basis(device: str) -> torch.Tensor:
     """Slaney-style mel filterbank (as librosa's default), (40, 201)."""
+
     def hz_to_mel(f):
         f = np.asanyarray(f, dtype=np.float64)
         lin = f / (200.0 / 3)
@@ -78,7 +81,7 @@ def _mel_basis(device: str) -> torch.Tensor:
         lower = -ramps[i] / fdiff[i]
         upper = ramps[i + 2] / fdiff[i + 1]
         weights[i] = np.maximum(0, np.minimum(lower, upper))
-    enorm = 2.0 / (mel_f[2: N_MELS + 2] - mel_f[:N_MELS])
+    enorm = 2.0 / (mel_f[2 : N_MELS + 2] - mel_f[:N_MELS])
     weights *= enorm[:, None]
     return torch.from_numpy(weights.astype(np.float32)).to(device)
 
@@ -94,7 +97,7 @@ def normalize_volume(samples: np.ndarray, target_dbfs: float = -30.0) -> np.ndar
 class SpeakerEncoder:
     """Loaded GE2E encoder. Thread-safe for inference; one instance per device is cached."""
 
-    _instances: dict[str, "SpeakerEncoder"] = {}
+    _instances: dict[str, SpeakerEncoder] = {}
     _lock = threading.Lock()
 
     def __init__(self, device: str = "cpu"):
@@ -114,7 +117,7 @@ class SpeakerEncoder:
         self.path = path
 
     @classmethod
-    def get(cls, device: str = "cpu") -> "SpeakerEncoder":
+    def get(cls, device: str = "cpu") -> SpeakerEncoder:
         with cls._lock:
             if device not in cls._instances:
                 cls._instances[device] = cls(device)
@@ -124,14 +127,21 @@ class SpeakerEncoder:
     def mel(self, samples: np.ndarray) -> torch.Tensor:
         """(frames, 40) power mel spectrogram of one signal."""
         x = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)).to(self.device)
-        spec = torch.stft(x, N_FFT, HOP, window=torch.hann_window(N_FFT, device=self.device), center=True,
-                          pad_mode="reflect", return_complex=True)
+        spec = torch.stft(
+            x,
+            N_FFT,
+            HOP,
+            window=torch.hann_window(N_FFT, device=self.device),
+            center=True,
+            pad_mode="reflect",
+            return_complex=True,
+        )
         power = spec.abs() ** 2
         return (_mel_basis(str(self.device)) @ power).T.contiguous()
 
     @torch.inference_mode()
     def embed_mels(self, mels: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-        out = [self.model(mels[i:i + batch_size]) for i in range(0, len(mels), batch_size)]
+        out = [self.model(mels[i : i + batch_size]) for i in range(0, len(mels), batch_size)]
         return torch.cat(out) if out else torch.zeros(0, 256, device=self.device)
 
     # ------------------------------------------------------------- embeddings
@@ -155,7 +165,7 @@ class SpeakerEncoder:
             if m.shape[0] < PARTIAL_FRAMES:
                 m = torch.nn.functional.pad(m, (0, 0, 0, PARTIAL_FRAMES - m.shape[0]))
             for st in self.partial_starts(m.shape[0]):
-                mels.append(m[st:st + PARTIAL_FRAMES])
+                mels.append(m[st : st + PARTIAL_FRAMES])
                 owners.append(i)
         if not mels:
             return np.zeros((0, 256), dtype=np.float32)
@@ -166,8 +176,9 @@ class SpeakerEncoder:
         return out.float().cpu().numpy()
 
     @torch.inference_mode()
-    def embed_windows(self, samples: np.ndarray, step_frames: int = 40, normalize: bool = True
-                      ) -> tuple[np.ndarray, np.ndarray]:
+    def embed_windows(
+        self, samples: np.ndarray, step_frames: int = 40, normalize: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Sliding 1.6 s windows over one signal: (centre times in s, (n, 256) embeddings)."""
         s = normalize_volume(samples) if normalize else samples
         m = self.mel(s)

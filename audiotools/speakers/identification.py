@@ -41,6 +41,7 @@ from audiotools.speakers.calibration import LN10
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class IdentifyOptions(Options):
     """The ``identify`` step (and ``audiotools identify``)."""
@@ -48,13 +49,13 @@ class IdentifyOptions(Options):
     STEP: ClassVar[str] = "identify"
 
     enabled: bool = True
-    voiceprints: str | None = None    # store directory; None: $AUDIOTOOLS_VOICEPRINTS or ./voiceprints
-    prior: float = 0.5                # P(a diarised speaker is one of the enrolled people)
-    false_name_cost: float = 1.0      # cost of naming the wrong person, relative to ...
-    missed_name_cost: float = 1.0     # ... the cost of leaving an enrolled person unnamed
-    min_speech: float = 1.5           # seconds of speech a diarised speaker needs to be compared
-    condition: str | None = None      # force a recording condition (wideband/telephone/telephone-codec)
-    device: str = "auto"              # speaker embeddings on: auto | cpu | cuda (batch: the engine's device)
+    voiceprints: str | None = None  # store directory; None: $AUDIOTOOLS_VOICEPRINTS or ./voiceprints
+    prior: float = 0.5  # P(a diarised speaker is one of the enrolled people)
+    false_name_cost: float = 1.0  # cost of naming the wrong person, relative to ...
+    missed_name_cost: float = 1.0  # ... the cost of leaving an enrolled person unnamed
+    min_speech: float = 1.5  # seconds of speech a diarised speaker needs to be compared
+    condition: str | None = None  # force a recording condition (wideband/telephone/telephone-codec)
+    device: str = "auto"  # speaker embeddings on: auto | cpu | cuda (batch: the engine's device)
 
     def check(self) -> None:
         if not 0.0 < self.prior < 1.0:
@@ -87,8 +88,9 @@ def posterior_log_odds(llr10: np.ndarray, prior: float, unavailable: np.ndarray 
     return out
 
 
-def decide(llr10: np.ndarray, prior: float, threshold: float = 0.0, rounds: int = 5
-           ) -> tuple[dict[int, int], np.ndarray]:
+def decide(
+    llr10: np.ndarray, prior: float, threshold: float = 0.0, rounds: int = 5
+) -> tuple[dict[int, int], np.ndarray]:
     """Joint naming: (speaker -> person, final posterior log-odds).
 
     Alternates the assignment with conditioning: a person assigned to one speaker is no longer a
@@ -114,20 +116,20 @@ def decide(llr10: np.ndarray, prior: float, threshold: float = 0.0, rounds: int 
 def assign(log_odds: np.ndarray, threshold: float = 0.0) -> dict[int, int]:
     """Speaker index -> person index, one person per speaker at most, maximising summed margins."""
     from scipy.optimize import linear_sum_assignment
+
     m, n = log_odds.shape
     if m == 0 or n == 0:
         return {}
     gain = log_odds - threshold
     big = np.zeros((m, n + m))
-    big[:, :n] = np.where(gain > 0, gain, -1e9)       # a non-positive margin is never worth naming
+    big[:, :n] = np.where(gain > 0, gain, -1e9)  # a non-positive margin is never worth naming
     big = np.nan_to_num(big, neginf=-1e9)
     rows, cols = linear_sum_assignment(big, maximize=True)
     return {int(r): int(c) for r, c in zip(rows, cols) if c < n and gain[r, c] > 0}
 
 
 # ----------------------------------------------------------------------------------------- identify
-def identify(audio, turns: list[dict], store=None, options: IdentifyOptions | None = None, *,
-             scorer=None) -> dict:
+def identify(audio, turns: list[dict], store=None, options: IdentifyOptions | None = None, *, scorer=None) -> dict:
     """Match diarised speakers against a voiceprint store.
 
     ``audio``: a DecodedAudio (or :class:`audiotools.speakers.embedding_cache.Audio`); ``turns``:
@@ -143,8 +145,11 @@ def identify(audio, turns: list[dict], store=None, options: IdentifyOptions | No
     prior, min_speech, condition = options.prior, options.min_speech, options.condition
     store = store if isinstance(store, VoiceprintStore) else VoiceprintStore(store)
     if not store.exists() or store.is_empty():
-        return {"identities": {}, "candidates": {}, "info": {"store": str(store.dir), "people": 0,
-                                                               "skipped": "no voiceprints"}}
+        return {
+            "identities": {},
+            "candidates": {},
+            "info": {"store": str(store.dir), "people": 0, "skipped": "no voiceprints"},
+        }
     scorer = scorer or Scorer(store.dir)
     people = store.all()
     for vp in people:
@@ -184,9 +189,15 @@ def identify(audio, turns: list[dict], store=None, options: IdentifyOptions | No
         named = pairs.get(row)
         k = named if named is not None else best
         post = 1.0 / (1.0 + math.exp(-lo[row, k]))
-        det = {"name": people[k].name, "score": round(float(raw[i, k]), 4), "llr": round(float(llr[i, k]), 3),
-               "posterior": round(post, 4), "posterior_log_odds": round(float(lo[row, k]), 3),
-               "condition": conds[people[k].name], "speech_seconds": embedded[i].speech_seconds}
+        det = {
+            "name": people[k].name,
+            "score": round(float(raw[i, k]), 4),
+            "llr": round(float(llr[i, k]), 3),
+            "posterior": round(post, 4),
+            "posterior_log_odds": round(float(lo[row, k]), 3),
+            "condition": conds[people[k].name],
+            "speech_seconds": embedded[i].speech_seconds,
+        }
         if named is not None:
             det["decision"] = "identified"
             identities[lab] = det
@@ -201,19 +212,30 @@ def identify(audio, turns: list[dict], store=None, options: IdentifyOptions | No
     for i, lab in enumerate(labels):
         if i not in usable:
             identities[lab] = None
-            candidates[lab] = {"name": None, "decision": f"not compared: {embedded[i].speech_seconds:.1f} s of "
-                                                         f"speech (needs {min_speech:g} s)",
-                               "speech_seconds": embedded[i].speech_seconds}
-    info = {"store": str(store.dir), "people": [vp.name for vp in people],
-            "condition": a.channel.to_dict(), "prior": prior,
-            "false_name_cost": options.false_name_cost, "missed_name_cost": options.missed_name_cost,
-            "decision_rule": "name person k for speaker i when ln((prior/N) LR_ik) - ln((1-prior) + "
-                             "(prior/N) sum_{j!=k} LR_ij) > ln(false_name_cost/missed_name_cost); one person per "
-                             "speaker (Hungarian assignment)",
-            "calibration": {c: scorer.model(c).source for c in sorted(set(conds.values()))},
-            "llr": {labels[i]: {vp.name: (None if np.isnan(llr[i, k]) else round(float(llr[i, k]), 3))
-                                for k, vp in enumerate(people)} for i in range(len(labels))},
-            "note": "log10 likelihood ratios; evidence, not proof of identity"}
+            candidates[lab] = {
+                "name": None,
+                "decision": f"not compared: {embedded[i].speech_seconds:.1f} s of speech (needs {min_speech:g} s)",
+                "speech_seconds": embedded[i].speech_seconds,
+            }
+    info = {
+        "store": str(store.dir),
+        "people": [vp.name for vp in people],
+        "condition": a.channel.to_dict(),
+        "prior": prior,
+        "false_name_cost": options.false_name_cost,
+        "missed_name_cost": options.missed_name_cost,
+        "decision_rule": "name person k for speaker i when ln((prior/N) LR_ik) - ln((1-prior) + "
+        "(prior/N) sum_{j!=k} LR_ij) > ln(false_name_cost/missed_name_cost); one person per "
+        "speaker (Hungarian assignment)",
+        "calibration": {c: scorer.model(c).source for c in sorted(set(conds.values()))},
+        "llr": {
+            labels[i]: {
+                vp.name: (None if np.isnan(llr[i, k]) else round(float(llr[i, k]), 3)) for k, vp in enumerate(people)
+            }
+            for i in range(len(labels))
+        },
+        "note": "log10 likelihood ratios; evidence, not proof of identity",
+    }
     return {"identities": identities, "candidates": candidates, "info": info}
 
 
@@ -248,6 +270,7 @@ def apply_names(t, identities: dict[str, dict | None]) -> dict[str, str]:
 
 def run_step(job, options: IdentifyOptions) -> None:
     from audiotools.speakers.voiceprints import VoiceprintStore
+
     store = VoiceprintStore(options.voiceprints)
     if not store.exists() or store.is_empty():
         log.debug("identify: no voiceprints in %s; skipped", store.dir)
@@ -260,6 +283,7 @@ def run_step(job, options: IdentifyOptions) -> None:
         return
     from audiotools.device import resolve_device
     from audiotools.speakers.verification import Scorer
+
     scorer = Scorer(store.dir, device=resolve_device(options.device))
     res = identify(job.audio, turns, store, options, scorer=scorer)
     speakers = t.speakers if isinstance(t.speakers, dict) else {}

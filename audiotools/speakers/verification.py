@@ -23,46 +23,58 @@ import csv
 import logging
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from audiotools.audio import condition as channel
+from audiotools.errors import InputError, UsageError
 from audiotools.speakers.calibration import CalibrationSet, ConditionModel
 from audiotools.speakers.calibration import load as load_calibration
 from audiotools.speakers.embedding_cache import Audio, Extractor, merge, total
-from audiotools.errors import InputError, UsageError
 from audiotools.speakers.vectors import l2_normalize
 
 log = logging.getLogger(__name__)
 
-MIN_TURN_SPEECH = 1.0        # seconds of speech for a turn to be scored on its own
-MIN_UNIT_SPEECH = 1.0        # below this a questioned unit is not scored at all
-MIN_ENROL_SPEECH = 3.0       # enrolment samples need at least this much VAD speech
+MIN_TURN_SPEECH = 1.0  # seconds of speech for a turn to be scored on its own
+MIN_UNIT_SPEECH = 1.0  # below this a questioned unit is not scored at all
+MIN_ENROL_SPEECH = 3.0  # enrolment samples need at least this much VAD speech
 
 # ENFSI (2015) verbal scale, by log10 LR; mirrored for support of the different-speaker proposition.
-_SCALE = [(6.0, "extremely strong support"), (4.0, "very strong support"), (3.0, "strong support"),
-          (2.0, "moderately strong support"), (1.0, "moderate support"), (math.log10(2.0), "weak support")]
+_SCALE = [
+    (6.0, "extremely strong support"),
+    (4.0, "very strong support"),
+    (3.0, "strong support"),
+    (2.0, "moderately strong support"),
+    (1.0, "moderate support"),
+    (math.log10(2.0), "weak support"),
+]
 
 
 def verbal(llr10: float) -> str:
     """A plain-words statement of a log10 likelihood ratio (ENFSI verbal scale)."""
-    lr = 10 ** llr10
+    lr = 10**llr10
     mag = abs(llr10)
     strength = next((w for t, w in _SCALE if mag >= t), None)
     lr_txt = _lr_text(llr10)
     if strength is None:
-        return (f"The evidence gives no meaningful support to either proposition (LR ≈ {lr_txt}): "
-                "the scores are about as probable if the speakers are the same as if they are different.")
+        return (
+            f"The evidence gives no meaningful support to either proposition (LR ≈ {lr_txt}): "
+            "the scores are about as probable if the speakers are the same as if they are different."
+        )
     if llr10 > 0:
-        return (f"The evidence gives {strength} to the same-speaker proposition (LR ≈ {lr_txt}): the scores are "
-                f"about {_times(lr)} times more probable if the questioned speech comes from the known speaker "
-                "than from a different speaker. This is a likelihood ratio, not proof of identity.")
-    return (f"The evidence gives {strength} to the different-speaker proposition (LR ≈ {lr_txt}): the scores are "
-            f"about {_times(1 / lr)} times more probable if the questioned speech comes from a different speaker "
-            "than from the known speaker. This is a likelihood ratio, not proof that the speakers differ.")
+        return (
+            f"The evidence gives {strength} to the same-speaker proposition (LR ≈ {lr_txt}): the scores are "
+            f"about {_times(lr)} times more probable if the questioned speech comes from the known speaker "
+            "than from a different speaker. This is a likelihood ratio, not proof of identity."
+        )
+    return (
+        f"The evidence gives {strength} to the different-speaker proposition (LR ≈ {lr_txt}): the scores are "
+        f"about {_times(1 / lr)} times more probable if the questioned speech comes from a different speaker "
+        "than from the known speaker. This is a likelihood ratio, not proof that the speakers differ."
+    )
 
 
 def verbal_short(llr10: float) -> str:
@@ -82,7 +94,7 @@ def _times(x: float) -> str:
 
 
 def _lr_text(llr10: float) -> str:
-    lr = 10 ** llr10
+    lr = 10**llr10
     if lr >= 1:
         return _times(lr)
     return f"1/{_times(1 / lr)}"
@@ -97,11 +109,17 @@ def enrol_model(embs: np.ndarray) -> np.ndarray:
 class Scorer:
     """Extractor + calibration for a store (or the shipped calibration only)."""
 
-    def __init__(self, store_dir: str | os.PathLike | None = None, device: str = "cpu",
-                 extractor: Extractor | None = None, calibration: CalibrationSet | None = None):
+    def __init__(
+        self,
+        store_dir: str | os.PathLike | None = None,
+        device: str = "cpu",
+        extractor: Extractor | None = None,
+        calibration: CalibrationSet | None = None,
+    ):
         self.extractor = extractor or Extractor(device)
-        self.calibration = calibration or load_calibration(store_dir, self.extractor.model_id,
-                                                           self.extractor.weights_sha256)
+        self.calibration = calibration or load_calibration(
+            store_dir, self.extractor.model_id, self.extractor.weights_sha256
+        )
 
     def model(self, condition: str) -> ConditionModel:
         return self.calibration.get(condition)
@@ -111,6 +129,7 @@ class Scorer:
         m = self.model(condition)
         s = m.score_matrix(enrol_model(enrol)[None, :], np.atleast_2d(tests))
         return {k: v[0] for k, v in s.items()}
+
 
 # -------------------------------------------------------------------------------- single speaker
 # Rejection thresholds of the one-voice test: the 1st percentile of the statistic over the 176
@@ -163,10 +182,15 @@ def two_speaker_test(scorer: Scorer, audio: Audio, regions, condition: str) -> d
     """
     emb = scorer.extractor.window_embeddings(audio, regions, condition)
     thr = TWO_VOICE_THRESHOLD.get(condition, TWO_VOICE_THRESHOLD[channel.WIDEBAND])
-    result = {"test": "2-means split of 1.6 s window embeddings; cosine between the groups' centroids "
-                      "against the 1 % quantile of single-speaker recordings",
-              "windows": int(len(emb)), "threshold": thr, "statistic": None, "minor_fraction": 0.0,
-              "single_speaker": True}
+    result = {
+        "test": "2-means split of 1.6 s window embeddings; cosine between the groups' centroids "
+        "against the 1 % quantile of single-speaker recordings",
+        "windows": int(len(emb)),
+        "threshold": thr,
+        "statistic": None,
+        "minor_fraction": 0.0,
+        "single_speaker": True,
+    }
     if len(emb) < 4:
         return result
     x = l2_normalize(emb - scorer.model(condition).mean)
@@ -178,10 +202,14 @@ def two_speaker_test(scorer: Scorer, audio: Audio, regions, condition: str) -> d
     g = [l2_normalize(x[lab == k].mean(0)) for k in range(2)]
     t = float(g[0] @ g[1])
     minor = counts.min() / len(lab)
-    minor_seconds = 0.5 * (counts.min() - 1) + 1.6          # windows are 0.5 s apart, 1.6 s long
+    minor_seconds = 0.5 * (counts.min() - 1) + 1.6  # windows are 0.5 s apart, 1.6 s long
     multi = t < thr and minor >= TWO_VOICE_MIN_FRACTION and minor_seconds >= TWO_VOICE_MIN_SECONDS
-    result.update(statistic=round(t, 3), minor_fraction=round(float(minor), 3),
-                  minor_seconds=round(float(minor_seconds), 1), single_speaker=not multi)
+    result.update(
+        statistic=round(t, 3),
+        minor_fraction=round(float(minor), 3),
+        minor_seconds=round(float(minor_seconds), 1),
+        single_speaker=not multi,
+    )
     return result
 
 
@@ -189,9 +217,10 @@ def two_speaker_test(scorer: Scorer, audio: Audio, regions, condition: str) -> d
 @dataclass
 class Reference:
     """The known voice: embeddings per condition, with a description."""
+
     label: str
     native_condition: str
-    embeddings: dict[str, np.ndarray] = field(default_factory=dict)   # filled lazily for files
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # filled lazily for files
     audios: list[Audio] = field(default_factory=list)
     speech_seconds: float = 0.0
     source: dict = field(default_factory=dict)
@@ -208,9 +237,13 @@ class Reference:
 def reference_from_store(store, name: str, scorer: Scorer) -> Reference:
     vp = store.get(name)
     store.check_model(vp, scorer.extractor.model_id, scorer.extractor.weights_sha256)
-    return Reference(label=vp.name, native_condition=vp.native_condition, embeddings=dict(vp.embeddings),
-                     speech_seconds=vp.speech_seconds,
-                     source={"voiceprint": vp.name, "record": str(vp.path), "samples": len(vp.samples)})
+    return Reference(
+        label=vp.name,
+        native_condition=vp.native_condition,
+        embeddings=dict(vp.embeddings),
+        speech_seconds=vp.speech_seconds,
+        source={"voiceprint": vp.name, "record": str(vp.path), "samples": len(vp.samples)},
+    )
 
 
 def reference_from_files(files: Sequence[str], scorer: Scorer) -> Reference:
@@ -222,19 +255,25 @@ def reference_from_files(files: Sequence[str], scorer: Scorer) -> Reference:
             raise InputError(a.path, f"only {sp:.1f} s of speech: too little for a reference sample")
         speech += sp
     label = "the speaker of " + ", ".join(Path(f).name for f in files)
-    return Reference(label=label, native_condition=channel.worst(*(a.channel.condition for a in audios)),
-                     audios=audios, speech_seconds=round(speech, 2),
-                     source={"files": [{"file": a.path, "sha256": a.sha256, "condition": a.channel.condition}
-                                       for a in audios]})
+    return Reference(
+        label=label,
+        native_condition=channel.worst(*(a.channel.condition for a in audios)),
+        audios=audios,
+        speech_seconds=round(speech, 2),
+        source={"files": [{"file": a.path, "sha256": a.sha256, "condition": a.channel.condition} for a in audios]},
+    )
 
 
 # -------------------------------------------------------------------------------------- questioned
 def diarized_turns(decoded, options=None) -> list[dict]:
     """Speaker turns of ``decoded`` from the diariser: ``[{"start", "end", "speaker"}]``."""
     from audiotools.diarize import diarization
+
     ann = diarization.diarize(decoded, options)
-    return [{"start": float(seg.start), "end": float(seg.end), "speaker": str(label)}
-            for seg, _, label in ann.itertracks(yield_label=True)]
+    return [
+        {"start": float(seg.start), "end": float(seg.end), "speaker": str(label)}
+        for seg, _, label in ann.itertracks(yield_label=True)
+    ]
 
 
 def units_from_turns(turns: list[dict]) -> dict[str, list[tuple[float, float]]]:
@@ -265,11 +304,19 @@ def units_from_turns(turns: list[dict]) -> dict[str, list[tuple[float, float]]]:
     return out
 
 
-def verify(recording: str | os.PathLike, reference: Reference, scorer: Scorer, *,
-           segment: tuple[float, float] | None = None, turns: list[dict] | None = None,
-           diarize: bool = True, condition: str | None = None) -> dict:
+def verify(
+    recording: str | os.PathLike,
+    reference: Reference,
+    scorer: Scorer,
+    *,
+    segment: tuple[float, float] | None = None,
+    turns: list[dict] | None = None,
+    diarize: bool = True,
+    condition: str | None = None,
+) -> dict:
     """Compare ``recording`` (per diarised speaker, or ``segment``) with ``reference``."""
     from audiotools.audio.decode import load_audio
+
     decoded = load_audio(recording)
     test = Audio.from_decoded(decoded, condition)
     notes: list[str] = []
@@ -293,16 +340,20 @@ def verify(recording: str | os.PathLike, reference: Reference, scorer: Scorer, *
             mode = "whole recording"
     cond = channel.worst(test.channel.condition, reference.native_condition)
     if cond != test.channel.condition:
-        notes.append(f"the known samples are {channel.DESCRIPTIONS[reference.native_condition]}; "
-                     f"the questioned audio was brought to that condition too")
+        notes.append(
+            f"the known samples are {channel.DESCRIPTIONS[reference.native_condition]}; "
+            f"the questioned audio was brought to that condition too"
+        )
     enrol = reference.for_condition(scorer, cond)
     model = scorer.model(cond)
     results = []
     requests, owners = [], []
     for spk, regs in units.items():
-        requests.append((test, regs, cond)); owners.append((spk, None))
+        requests.append((test, regs, cond))
+        owners.append((spk, None))
         for r in unit_turns[spk]:
-            requests.append((test, [r], cond)); owners.append((spk, r))
+            requests.append((test, [r], cond))
+            owners.append((spk, r))
     embs = scorer.extractor.embed(requests)
     per: dict[str, dict] = {}
     for (spk, r), em in zip(owners, embs):
@@ -313,8 +364,11 @@ def verify(recording: str | os.PathLike, reference: Reference, scorer: Scorer, *
     em_model = enrol_model(enrol)[None, :]
     for spk, d in per.items():
         em = d["emb"]
-        unit = {"speaker": spk, "speech_seconds": em.speech_seconds,
-                "regions": [[round(a, 3), round(b, 3)] for a, b in units[spk]]}
+        unit = {
+            "speaker": spk,
+            "speech_seconds": em.speech_seconds,
+            "regions": [[round(a, 3), round(b, 3)] for a, b in units[spk]],
+        }
         if em.speech_seconds < MIN_UNIT_SPEECH:
             unit.update(scored=False, reason=f"only {em.speech_seconds:.1f} s of speech")
             results.append(unit)
@@ -326,34 +380,60 @@ def verify(recording: str | os.PathLike, reference: Reference, scorer: Scorer, *
             te = np.stack([e.embedding for _, e in d["turns"]])
             ss = model.score_matrix(em_model, te)
             for k, (r, e) in enumerate(d["turns"]):
-                seg_rows.append({"start": round(r[0], 3), "end": round(r[1], 3),
-                                 "speech_seconds": e.speech_seconds, "score": round(float(ss["raw"][0, k]), 4),
-                                 "snorm": round(float(ss["snorm"][0, k]), 3),
-                                 "llr": round(float(ss["llr"][0, k]), 3)})
-        unit.update(scored=True, score=round(float(s["raw"][0, 0]), 4), snorm=round(float(s["snorm"][0, 0]), 3),
-                    llr=round(llr, 3), lr=float(f"{10 ** llr:.3g}"), verbal=verbal(llr), support=verbal_short(llr),
-                    segments=seg_rows)
+                seg_rows.append(
+                    {
+                        "start": round(r[0], 3),
+                        "end": round(r[1], 3),
+                        "speech_seconds": e.speech_seconds,
+                        "score": round(float(ss["raw"][0, k]), 4),
+                        "snorm": round(float(ss["snorm"][0, k]), 3),
+                        "llr": round(float(ss["llr"][0, k]), 3),
+                    }
+                )
+        unit.update(
+            scored=True,
+            score=round(float(s["raw"][0, 0]), 4),
+            snorm=round(float(s["snorm"][0, 0]), 3),
+            llr=round(llr, 3),
+            lr=float(f"{10**llr:.3g}"),
+            verbal=verbal(llr),
+            support=verbal_short(llr),
+            segments=seg_rows,
+        )
         results.append(unit)
     scored = [u for u in results if u.get("scored")]
     best = max(scored, key=lambda u: u["llr"]) if scored else None
     return {
-        "recording": {"path": str(recording), "sha256": decoded.info.sha256, "duration": round(test.duration, 3),
-                      "channel": test.channel.to_dict()},
-        "reference": {"label": reference.label, "condition": reference.native_condition,
-                      "speech_seconds": reference.speech_seconds, **reference.source},
-        "condition": cond, "condition_description": channel.DESCRIPTIONS[cond],
+        "recording": {
+            "path": str(recording),
+            "sha256": decoded.info.sha256,
+            "duration": round(test.duration, 3),
+            "channel": test.channel.to_dict(),
+        },
+        "reference": {
+            "label": reference.label,
+            "condition": reference.native_condition,
+            "speech_seconds": reference.speech_seconds,
+            **reference.source,
+        },
+        "condition": cond,
+        "condition_description": channel.DESCRIPTIONS[cond],
         "mode": mode,
-        "propositions": {"H1": f"the questioned speech was spoken by {reference.label}",  # label: a name
-                         "H2": "the questioned speech was spoken by someone else (a speaker from the "
-                               "calibration population)"},
-        "method": {"embedding": scorer.extractor.model_id, "normalisation": f"AS-norm, top {model.top_n} of a "
-                   f"{len(model.cohort)}-speaker cohort", "calibration": model.source,
-                   "llr_bounds": list(model.bounds)},
+        "propositions": {
+            "H1": f"the questioned speech was spoken by {reference.label}",  # label: a name
+            "H2": "the questioned speech was spoken by someone else (a speaker from the calibration population)",
+        },
+        "method": {
+            "embedding": scorer.extractor.model_id,
+            "normalisation": f"AS-norm, top {model.top_n} of a {len(model.cohort)}-speaker cohort",
+            "calibration": model.source,
+            "llr_bounds": list(model.bounds),
+        },
         "units": results,
         "best": best["speaker"] if best else None,
         "notes": notes,
         "disclaimer": "Likelihood ratios are evidence for one proposition over the other, to be combined with "
-                      "the other evidence and the prior odds; they are not proof of identity.",
+        "the other evidence and the prior odds; they are not proof of identity.",
     }
 
 
@@ -365,6 +445,7 @@ def read_trials(path: str | os.PathLike, with_key: bool = False) -> list[tuple]:
     else to the current directory. Blank lines and lines starting with ``#`` are skipped.
     """
     from audiotools.fileio import read_text_input
+
     p = Path(path)
     text = read_text_input(p, "trials")
     rows = []
@@ -375,7 +456,7 @@ def read_trials(path: str | os.PathLike, with_key: bool = False) -> list[tuple]:
         need = 3 if with_key else 2
         if len(cols) < need:
             raise InputError(p, f"line {n}: expected {need} tab-separated columns, got {len(cols)}")
-        if n == 1 and cols[0].lower() in ("enrol", "enrolment", "enrollment", "model") :
+        if n == 1 and cols[0].lower() in ("enrol", "enrolment", "enrollment", "model"):
             continue  # header
         enrol = [e.strip() for e in cols[0].split(",") if e.strip()]
         if not enrol or not cols[1].strip():
@@ -397,8 +478,7 @@ def _resolve(f: str, base: Path) -> str:
     return str(cand) if cand.exists() else f
 
 
-def score_trials(rows: Sequence[tuple], scorer: Scorer, base_dir: str | os.PathLike = ".",
-                 progress=None) -> list[dict]:
+def score_trials(rows: Sequence[tuple], scorer: Scorer, base_dir: str | os.PathLike = ".", progress=None) -> list[dict]:
     """Score (enrol column, test file, [enrol files]) trials. One dict per trial, in order."""
     base = Path(base_dir)
     files = sorted({_resolve(f, base) for r in rows for f in (r[2] + [r[1]])})
@@ -423,10 +503,11 @@ def score_trials(rows: Sequence[tuple], scorer: Scorer, base_dir: str | os.PathL
     flist = list(needed)
     for k in range(0, len(flist), block):
         reqs, keys = [], []
-        for f in flist[k:k + block]:
+        for f in flist[k : k + block]:
             a = info[f].light()
             for c in sorted(needed[f]):
-                reqs.append((a, None, c)); keys.append((f, c))
+                reqs.append((a, None, c))
+                keys.append((f, c))
         for key, res in zip(keys, scorer.extractor.embed(reqs)):
             emb[key] = res.embedding
         if progress:
@@ -442,8 +523,12 @@ def score_trials(rows: Sequence[tuple], scorer: Scorer, base_dir: str | os.PathL
         T = np.stack([emb[(trial_cond[i][1], c)] for i in idx])
         s = m.score_pairs(E, T)
         for j, i in enumerate(idx):
-            out[i] = {"score": float(s["raw"][j]), "snorm": float(s["snorm"][j]), "llr": float(s["llr"][j]),
-                      "condition": c}
+            out[i] = {
+                "score": float(s["raw"][j]),
+                "snorm": float(s["snorm"][j]),
+                "llr": float(s["llr"][j]),
+                "condition": c,
+            }
     return out  # type: ignore[return-value]
 
 
@@ -451,6 +536,7 @@ def write_scores(path: str | os.PathLike, rows: Sequence[tuple], scores: Sequenc
     """``ENROLMENT<TAB>TEST<TAB>score<TAB>llr`` per trial (no header; the first two columns exactly as
     in the trials file). ``details`` appends the AS-norm score and the condition compared in."""
     from audiotools.fileio import atomic_open
+
     with atomic_open(path, "w") as f:
         w = csv.writer(f, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_NONE, escapechar="\\")
         for r, s in zip(rows, scores):
@@ -462,6 +548,7 @@ def write_scores(path: str | os.PathLike, rows: Sequence[tuple], scores: Sequenc
 
 def read_scores(path: str | os.PathLike) -> dict[tuple[str, str], dict]:
     from audiotools.fileio import read_text_input
+
     p = Path(path)
     text = read_text_input(p, "scores")
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
@@ -495,9 +582,15 @@ MIN_CAL_TARGETS = 5
 MIN_CAL_NONTARGETS = 20
 
 
-def recalibrate(store_dir: str | os.PathLike, rows: Sequence[tuple], scorer: Scorer,
-                base_dir: str | os.PathLike = ".", source: str | None = None, description: str | None = None,
-                progress=None) -> dict:
+def recalibrate(
+    store_dir: str | os.PathLike,
+    rows: Sequence[tuple],
+    scorer: Scorer,
+    base_dir: str | os.PathLike = ".",
+    source: str | None = None,
+    description: str | None = None,
+    progress=None,
+) -> dict:
     """Refit the logistic calibration on labelled trials and save it in the store.
 
     ``rows`` come from :func:`read_trials` with ``with_key=True``. Trials are grouped by the
@@ -508,10 +601,10 @@ def recalibrate(store_dir: str | os.PathLike, rows: Sequence[tuple], scorer: Sco
     """
     import json
 
-    from audiotools.speakers.calibration import STORE_FILE, SCHEMA, ConditionModel, cllr, eer, min_cllr
     from audiotools.fileio import atomic_write_text, sha256_file
-    from audiotools.transcript import utc_now
+    from audiotools.speakers.calibration import SCHEMA, STORE_FILE, ConditionModel, cllr, eer, min_cllr
     from audiotools.speakers.voiceprints import VoiceprintStore
+    from audiotools.transcript import utc_now
 
     scores = score_trials(rows, scorer, base_dir, progress=progress)
     by: dict[str, list[int]] = {}
@@ -526,36 +619,52 @@ def recalibrate(store_dir: str | os.PathLike, rows: Sequence[tuple], scorer: Sco
         nt, nn = int(lab.sum()), int((~lab).sum())
         rep = {"target": nt, "nontarget": nn}
         if nt < MIN_CAL_TARGETS or nn < MIN_CAL_NONTARGETS:
-            rep["skipped"] = (f"needs at least {MIN_CAL_TARGETS} target and {MIN_CAL_NONTARGETS} non-target trials "
-                              f"in this condition")
+            rep["skipped"] = (
+                f"needs at least {MIN_CAL_TARGETS} target and {MIN_CAL_NONTARGETS} non-target trials in this condition"
+            )
             report[cond] = rep
             continue
         base = scorer.model(cond)
-        m = ConditionModel(condition=cond, cohort=base.cohort, top_n=base.top_n, weights=np.ones(1),
-                           bias=0.0, features=("snorm",))
+        m = ConditionModel(
+            condition=cond, cohort=base.cohort, top_n=base.top_n, weights=np.ones(1), bias=0.0, features=("snorm",)
+        )
         m.fit({"snorm": sn[lab]}, {"snorm": sn[~lab]})
         new = m.llr10({"snorm": sn})
-        rep.update(eer=round(eer(sn[lab], sn[~lab]), 5), cllr_before=round(cllr(old[lab], old[~lab]), 4),
-                   cllr_after=round(cllr(new[lab], new[~lab]), 4), min_cllr=round(min_cllr(sn[lab], sn[~lab]), 4),
-                   weights=[round(float(w), 6) for w in m.weights], bias=round(m.bias, 6),
-                   llr_bounds=[round(b, 3) for b in m.bounds])
+        rep.update(
+            eer=round(eer(sn[lab], sn[~lab]), 5),
+            cllr_before=round(cllr(old[lab], old[~lab]), 4),
+            cllr_after=round(cllr(new[lab], new[~lab]), 4),
+            min_cllr=round(min_cllr(sn[lab], sn[~lab]), 4),
+            weights=[round(float(w), 6) for w in m.weights],
+            bias=round(m.bias, 6),
+            llr_bounds=[round(b, 3) for b in m.bounds],
+        )
         report[cond] = rep
-        fitted[cond] = {"top_n": base.top_n, "features": ["snorm"], "weights": rep["weights"], "bias": rep["bias"],
-                        "llr_bounds": rep["llr_bounds"], "trials": {"target": nt, "nontarget": nn},
-                        "fitted_on": description or (f"labelled trials {Path(source).name}" if source else
-                                                     "labelled trials"), "fitted": utc_now(),
-                        "in_sample": {"eer": rep["eer"], "cllr": rep["cllr_after"], "min_cllr": rep["min_cllr"]}}
+        fitted[cond] = {
+            "top_n": base.top_n,
+            "features": ["snorm"],
+            "weights": rep["weights"],
+            "bias": rep["bias"],
+            "llr_bounds": rep["llr_bounds"],
+            "trials": {"target": nt, "nontarget": nn},
+            "fitted_on": description or (f"labelled trials {Path(source).name}" if source else "labelled trials"),
+            "fitted": utc_now(),
+            "in_sample": {"eer": rep["eer"], "cllr": rep["cllr_after"], "min_cllr": rep["min_cllr"]},
+        }
     if not fitted:
-        raise UsageError("no condition has enough labelled trials to refit the calibration "
-                         f"(at least {MIN_CAL_TARGETS} target and {MIN_CAL_NONTARGETS} non-target trials): "
-                         + "; ".join(f"{c}: {r['target']} target / {r['nontarget']} non-target"
-                                     for c, r in report.items()))
+        raise UsageError(
+            "no condition has enough labelled trials to refit the calibration "
+            f"(at least {MIN_CAL_TARGETS} target and {MIN_CAL_NONTARGETS} non-target trials): "
+            + "; ".join(f"{c}: {r['target']} target / {r['nontarget']} non-target" for c, r in report.items())
+        )
     store = VoiceprintStore(store_dir)
     path = store.dir / STORE_FILE
     with store.lock(True):
-        doc = {"schema": SCHEMA, "model": {"id": scorer.extractor.model_id,
-                                           "weights_sha256": scorer.extractor.weights_sha256},
-               "conditions": {}}
+        doc = {
+            "schema": SCHEMA,
+            "model": {"id": scorer.extractor.model_id, "weights_sha256": scorer.extractor.weights_sha256},
+            "conditions": {},
+        }
         if path.is_file():
             try:
                 old_doc = json.loads(path.read_text(encoding="utf-8"))

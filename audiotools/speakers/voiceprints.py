@@ -30,9 +30,9 @@ import logging
 import os
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -67,11 +67,9 @@ def validate_name(name: str) -> str:
         if ch in "/\\" or ch == os.sep or (os.altsep and ch == os.altsep):
             raise UsageError(f"voiceprint name {name!r} contains a path separator {ch!r}")
         if cat.startswith("C"):
-            raise UsageError(f"voiceprint name {name!r} contains a control or invisible character "
-                             f"(U+{ord(ch):04X})")
+            raise UsageError(f"voiceprint name {name!r} contains a control or invisible character (U+{ord(ch):04X})")
         if not (cat[0] in "LMN" or ch in " -'._"):
-            raise UsageError(f"voiceprint name {name!r} contains {ch!r}: use letters, digits, spaces "
-                             "and - ' . _ only")
+            raise UsageError(f"voiceprint name {name!r} contains {ch!r}: use letters, digits, spaces and - ' . _ only")
     if n[0] in ".":
         raise UsageError(f"voiceprint name {name!r} starts with a dot (hidden files are not allowed)")
     if unicodedata.category(n[0])[0] not in "LN":
@@ -105,11 +103,11 @@ def file_id(name: str) -> str:
 # ------------------------------------------------------------------------------------------ record
 @dataclass
 class Sample:
-    file: str                      # file name as given at enrolment (basename)
-    sha256: str                    # of the file's bytes
-    pcm_sha256: str                # of the decoded 16 kHz PCM
-    duration: float                # seconds of audio used (the whole file or the segment)
-    speech_seconds: float          # VAD speech in it
+    file: str  # file name as given at enrolment (basename)
+    sha256: str  # of the file's bytes
+    pcm_sha256: str  # of the decoded 16 kHz PCM
+    duration: float  # seconds of audio used (the whole file or the segment)
+    speech_seconds: float  # VAD speech in it
     segment: list[float] | None = None
     condition: str = channel.WIDEBAND
     source_sample_rate: int | None = None
@@ -118,10 +116,10 @@ class Sample:
     checks: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items()}
+        return dict(self.__dict__.items())
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Sample":
+    def from_dict(cls, d: dict) -> Sample:
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -135,7 +133,7 @@ class Voiceprint:
     model_id: str
     weights_sha256: str
     samples: list[Sample]
-    embeddings: dict[str, np.ndarray]       # condition -> (n_samples, 256) float32
+    embeddings: dict[str, np.ndarray]  # condition -> (n_samples, 256) float32
     path: Path | None = None
 
     @property
@@ -153,15 +151,23 @@ class Voiceprint:
 
     def embeddings_for(self, condition: str) -> np.ndarray:
         if condition not in self.embeddings:
-            raise VoiceprintError(f"{self.path}: no embeddings for condition {condition!r} "
-                                  f"(has {', '.join(self.embeddings)}); re-enrol {self.name!r}")
+            raise VoiceprintError(
+                f"{self.path}: no embeddings for condition {condition!r} "
+                f"(has {', '.join(self.embeddings)}); re-enrol {self.name!r}"
+            )
         return self.embeddings[condition]
 
     def summary(self) -> dict:
-        return {"name": self.name, "id": self.id, "created": self.created, "updated": self.updated,
-                "samples": len(self.samples), "speech_seconds": self.speech_seconds,
-                "model": {"id": self.model_id, "weights_sha256": self.weights_sha256},
-                "conditions": self.conditions}
+        return {
+            "name": self.name,
+            "id": self.id,
+            "created": self.created,
+            "updated": self.updated,
+            "samples": len(self.samples),
+            "speech_seconds": self.speech_seconds,
+            "model": {"id": self.model_id, "weights_sha256": self.weights_sha256},
+            "conditions": self.conditions,
+        }
 
 
 # ------------------------------------------------------------------------------------------- store
@@ -189,7 +195,7 @@ class VoiceprintStore:
             if not self.dir.is_dir():
                 yield
                 return
-            try:   # a reader creates the lock file when it can; a read-only store is read unlocked
+            try:  # a reader creates the lock file when it can; a read-only store is read unlocked
                 fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError:
                 yield
@@ -250,8 +256,9 @@ class VoiceprintStore:
         except FileNotFoundError:
             raise VoiceprintError(f"{path}: voiceprint record missing") from None
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise VoiceprintError(f"{path}: corrupt voiceprint record "
-                                  f"(invalid JSON: {str(e).splitlines()[0]})") from None
+            raise VoiceprintError(
+                f"{path}: corrupt voiceprint record (invalid JSON: {str(e).splitlines()[0]})"
+            ) from None
         except OSError as e:
             raise VoiceprintError(f"{path}: cannot read voiceprint record ({e.strerror or e})") from None
         try:
@@ -262,31 +269,48 @@ class VoiceprintStore:
             if Path(emb_info["file"]).name != emb_info["file"] or emb_info["file"].startswith("."):
                 raise ValueError(f"embeddings file name {emb_info['file']!r} is not a plain file name")
             samples = [Sample.from_dict(s) for s in d["samples"]]
-            vp = Voiceprint(name=d["name"], id=d["id"], created=d["created"], updated=d["updated"],
-                            model_id=d["model"]["id"], weights_sha256=d["model"]["weights_sha256"],
-                            samples=samples, embeddings={}, path=path)
+            vp = Voiceprint(
+                name=d["name"],
+                id=d["id"],
+                created=d["created"],
+                updated=d["updated"],
+                model_id=d["model"]["id"],
+                weights_sha256=d["model"]["weights_sha256"],
+                samples=samples,
+                embeddings={},
+                path=path,
+            )
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             what = f"missing field {e}" if isinstance(e, KeyError) else str(e)
             raise VoiceprintError(f"{path}: corrupt voiceprint record ({what})") from None
         try:
             data = emb_path.read_bytes()
         except FileNotFoundError:
-            raise VoiceprintError(f"{emb_path}: embeddings file of voiceprint {vp.name!r} is missing "
-                                  f"(record {path.name}); re-enrol or remove it") from None
+            raise VoiceprintError(
+                f"{emb_path}: embeddings file of voiceprint {vp.name!r} is missing "
+                f"(record {path.name}); re-enrol or remove it"
+            ) from None
         if emb_info.get("sha256") and sha256_bytes(data) != emb_info["sha256"]:
-            raise VoiceprintError(f"{emb_path}: embeddings file of voiceprint {vp.name!r} is corrupt or truncated "
-                                  "(sha256 does not match the record)")
+            raise VoiceprintError(
+                f"{emb_path}: embeddings file of voiceprint {vp.name!r} is corrupt or truncated "
+                "(sha256 does not match the record)"
+            )
         try:
             from safetensors.numpy import load as st_load
+
             tensors = st_load(data)
         except Exception as e:
-            raise VoiceprintError(f"{emb_path}: embeddings file of voiceprint {vp.name!r} is corrupt or truncated "
-                                  f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+            raise VoiceprintError(
+                f"{emb_path}: embeddings file of voiceprint {vp.name!r} is corrupt or truncated "
+                f"({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+            ) from None
         n = len(samples)
         for cond, arr in tensors.items():
             if arr.ndim != 2 or arr.shape != (n, EMBEDDING_DIM):
-                raise VoiceprintError(f"{emb_path}: embeddings {cond!r} have shape {tuple(arr.shape)}, expected "
-                                      f"({n}, {EMBEDDING_DIM}) for {n} sample(s) in {path.name}")
+                raise VoiceprintError(
+                    f"{emb_path}: embeddings {cond!r} have shape {tuple(arr.shape)}, expected "
+                    f"({n}, {EMBEDDING_DIM}) for {n} sample(s) in {path.name}"
+                )
             if not np.all(np.isfinite(arr)):
                 raise VoiceprintError(f"{emb_path}: embeddings {cond!r} contain NaN/Inf")
             vp.embeddings[cond] = arr.astype(np.float32)
@@ -300,11 +324,13 @@ class VoiceprintStore:
             raise VoiceprintError(
                 f"{vp.path}: voiceprint {vp.name!r} was made with embedding model {vp.model_id} "
                 f"(weights {vp.weights_sha256[:12]}…), not the current {model_id} (weights {weights_sha256[:12]}…); "
-                "scores from different models are not comparable: re-enrol this person")
+                "scores from different models are not comparable: re-enrol this person"
+            )
 
     # ----------------------------------------------------------------------- writing
-    def add_samples(self, name: str, samples: list[Sample], embeddings: dict[str, np.ndarray],
-                    model_id: str, weights_sha256: str) -> tuple[Voiceprint, list[Sample]]:
+    def add_samples(
+        self, name: str, samples: list[Sample], embeddings: dict[str, np.ndarray], model_id: str, weights_sha256: str
+    ) -> tuple[Voiceprint, list[Sample]]:
         """Append samples (and their embeddings, condition -> (k, 256)) to ``name``'s record.
 
         Creates the record if needed. Samples already in the record (same PCM hash and segment)
@@ -322,24 +348,44 @@ class VoiceprintStore:
             if old is not None:
                 self.check_model(old, model_id, weights_sha256)
                 if set(old.embeddings) != set(embeddings):
-                    raise VoiceprintError(f"{path}: record has conditions {sorted(old.embeddings)}, new samples "
-                                          f"{sorted(embeddings)}; re-enrol {old.name!r}")
+                    raise VoiceprintError(
+                        f"{path}: record has conditions {sorted(old.embeddings)}, new samples "
+                        f"{sorted(embeddings)}; re-enrol {old.name!r}"
+                    )
                 seen = {(s.pcm_sha256, tuple(s.segment) if s.segment else None) for s in old.samples}
-                keep = [i for i, s in enumerate(samples) if (s.pcm_sha256, tuple(s.segment) if s.segment else None)
-                        not in seen]
+                keep = [
+                    i
+                    for i, s in enumerate(samples)
+                    if (s.pcm_sha256, tuple(s.segment) if s.segment else None) not in seen
+                ]
                 skipped = [s for i, s in enumerate(samples) if i not in keep]
                 new_samples = old.samples + [samples[i] for i in keep]
                 new_emb = {c: np.concatenate([old.embeddings[c], embeddings[c][keep]]) for c in old.embeddings}
-                vp = Voiceprint(name=old.name, id=fid, created=old.created, updated=now if keep else old.updated,
-                                model_id=model_id, weights_sha256=weights_sha256, samples=new_samples,
-                                embeddings=new_emb, path=path)
+                vp = Voiceprint(
+                    name=old.name,
+                    id=fid,
+                    created=old.created,
+                    updated=now if keep else old.updated,
+                    model_id=model_id,
+                    weights_sha256=weights_sha256,
+                    samples=new_samples,
+                    embeddings=new_emb,
+                    path=path,
+                )
                 old_emb_file = json.loads(path.read_text(encoding="utf-8"))["embeddings"]["file"]
             else:
                 skipped = []
-                vp = Voiceprint(name=display, id=fid, created=now, updated=now, model_id=model_id,
-                                weights_sha256=weights_sha256, samples=list(samples),
-                                embeddings={c: np.asarray(a, dtype=np.float32) for c, a in embeddings.items()},
-                                path=path)
+                vp = Voiceprint(
+                    name=display,
+                    id=fid,
+                    created=now,
+                    updated=now,
+                    model_id=model_id,
+                    weights_sha256=weights_sha256,
+                    samples=list(samples),
+                    embeddings={c: np.asarray(a, dtype=np.float32) for c, a in embeddings.items()},
+                    path=path,
+                )
                 old_emb_file = None
             if old is None or len(vp.samples) != len(old.samples):
                 self._write(vp, old_emb_file)
@@ -348,17 +394,27 @@ class VoiceprintStore:
 
     def _write(self, vp: Voiceprint, old_emb_file: str | None) -> None:
         from safetensors.numpy import save as st_save
+
         tensors = {c: np.ascontiguousarray(vp.embeddings[c], dtype=np.float32) for c in vp.conditions}
         data = st_save(tensors, metadata={"format": "audiotools.voiceprint", "model_id": vp.model_id})
         digest = sha256_bytes(data)
         emb_name = f"{vp.id}.{digest[:8]}.safetensors"
         atomic_write_bytes(self.dir / emb_name, data)
         record = {
-            "schema": SCHEMA, "name": vp.name, "id": vp.id, "created": vp.created, "updated": vp.updated,
+            "schema": SCHEMA,
+            "name": vp.name,
+            "id": vp.id,
+            "created": vp.created,
+            "updated": vp.updated,
             "model": {"id": vp.model_id, "weights_sha256": vp.weights_sha256},
-            "embeddings": {"file": emb_name, "sha256": digest, "format": "safetensors",
-                           "conditions": vp.conditions, "shape": [len(vp.samples), EMBEDDING_DIM],
-                           "dtype": "float32"},
+            "embeddings": {
+                "file": emb_name,
+                "sha256": digest,
+                "format": "safetensors",
+                "conditions": vp.conditions,
+                "shape": [len(vp.samples), EMBEDDING_DIM],
+                "dtype": "float32",
+            },
             "speech_seconds": vp.speech_seconds,
             "samples": [s.to_dict() for s in vp.samples],
         }
@@ -368,7 +424,7 @@ class VoiceprintStore:
                 (self.dir / old_emb_file).unlink()
 
     def _check_consistent(self, path: Path) -> None:
-        self._read(path)   # raises if what we just wrote does not read back
+        self._read(path)  # raises if what we just wrote does not read back
 
     def remove(self, name: str) -> Voiceprint:
         path = self.path_for(name)
@@ -390,5 +446,14 @@ class VoiceprintStore:
             for p in self.dir.glob(f"{path.stem}.*.safetensors"):
                 with contextlib.suppress(FileNotFoundError):
                     p.unlink()
-        return Voiceprint(name=name_shown, id=path.stem, created="", updated="", model_id="", weights_sha256="",
-                          samples=[], embeddings={}, path=path)
+        return Voiceprint(
+            name=name_shown,
+            id=path.stem,
+            created="",
+            updated="",
+            model_id="",
+            weights_sha256="",
+            samples=[],
+            embeddings={},
+            path=path,
+        )

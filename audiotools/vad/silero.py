@@ -10,6 +10,7 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
+
 from audiotools.audio import SAMPLE_RATE
 from audiotools.options import Options
 
@@ -19,14 +20,14 @@ _models: dict[str, object] = {}
 
 @dataclass(frozen=True)
 class VADOptions(Options):
-    threshold: float = 0.45             # speech probability threshold
-    min_speech_duration: float = 0.2    # seconds; shorter bursts are dropped
-    min_silence_duration: float = 0.6   # seconds of silence that end a speech region
-    speech_pad: float = 0.2             # seconds added on both sides of each region
-    normalize: bool = True              # bring quiet recordings to a working level first
-    target_level: float = 0.1           # RMS of the loud (speech) frames after normalisation
+    threshold: float = 0.45  # speech probability threshold
+    min_speech_duration: float = 0.2  # seconds; shorter bursts are dropped
+    min_silence_duration: float = 0.6  # seconds of silence that end a speech region
+    speech_pad: float = 0.2  # seconds added on both sides of each region
+    normalize: bool = True  # bring quiet recordings to a working level first
+    target_level: float = 0.1  # RMS of the loud (speech) frames after normalisation
     max_gain_db: float = 40.0
-    silence_floor_db: float = -75.0     # stretches quieter than this (dBFS, before normalisation) skip the model
+    silence_floor_db: float = -75.0  # stretches quieter than this (dBFS, before normalisation) skip the model
 
 
 def _silero():
@@ -34,10 +35,12 @@ def _silero():
     which would leave Whisper running on one CPU thread for the rest of the process: every import
     goes through here and restores the caller's thread count."""
     import sys
+
     mod = sys.modules.get("silero_vad")
     if mod is not None:
         return mod
     import torch
+
     threads = torch.get_num_threads()
     try:
         import silero_vad
@@ -54,8 +57,8 @@ def load_vad_model(device: str = "cpu"):
         return _models[device]
 
 
-FRAME_SAMPLES = 512   # one Silero probability per 32 ms
-_CONTEXT = 64         # samples of the previous frame the model sees
+FRAME_SAMPLES = 512  # one Silero probability per 32 ms
+_CONTEXT = 64  # samples of the previous frame the model sees
 _seq_cache: dict[str, object] = {}
 
 
@@ -84,8 +87,13 @@ def _sequence_model(model, device: str):
                 convs = []
                 for layer in net.encoder.children():
                     c = layer.reparam_conv
-                    conv = nn.Conv1d(c.weight.shape[1], c.weight.shape[0], c.weight.shape[2],
-                                     stride=tuple(c.stride)[0], padding=tuple(c.padding)[0])
+                    conv = nn.Conv1d(
+                        c.weight.shape[1],
+                        c.weight.shape[0],
+                        c.weight.shape[2],
+                        stride=tuple(c.stride)[0],
+                        padding=tuple(c.padding)[0],
+                    )
                     conv.weight.data.copy_(c.weight)
                     conv.bias.data.copy_(c.bias)
                     convs += [conv, nn.ReLU()]
@@ -105,8 +113,8 @@ def _sequence_model(model, device: str):
                 """chunks: (frames, 64 + 512) -> (probabilities (frames,), LSTM state)."""
                 x = torch.nn.functional.pad(chunks, (0, 64), mode="reflect").unsqueeze(1)
                 spec = torch.nn.functional.conv1d(x, self.basis, stride=self.hop)
-                re, im = spec[:, :self.cutoff], spec[:, self.cutoff:]
-                feats = self.encoder(torch.sqrt(re * re + im * im)).squeeze(-1)   # (frames, 128)
+                re, im = spec[:, : self.cutoff], spec[:, self.cutoff :]
+                feats = self.encoder(torch.sqrt(re * re + im * im)).squeeze(-1)  # (frames, 128)
                 h, state = self.lstm(feats.unsqueeze(0), state)
                 p = torch.sigmoid(self.head(torch.relu(h[0]).unsqueeze(-1))).squeeze(1).mean(-1)
                 return p, state
@@ -116,8 +124,9 @@ def _sequence_model(model, device: str):
         return seq
 
 
-def speech_probabilities(samples: np.ndarray, options: VADOptions | None = None, block_seconds: float = 64.0,
-                         device: str = "cpu") -> np.ndarray:
+def speech_probabilities(
+    samples: np.ndarray, options: VADOptions | None = None, block_seconds: float = 64.0, device: str = "cpu"
+) -> np.ndarray:
     """Silero speech probability per 512-sample frame (32 ms), the same values as feeding the model
     frame by frame (``get_speech_timestamps``), computed in blocks: the per-frame convolutional
     encoder runs batched and only the decoder's LSTM runs as a sequence (carrying its state across
@@ -138,7 +147,7 @@ def speech_probabilities(samples: np.ndarray, options: VADOptions | None = None,
     with torch.inference_mode():
         for b0 in range(0, n, block):
             b1 = min(n, b0 + block)
-            chunk = np.asarray(samples[b0 * FRAME_SAMPLES: b1 * FRAME_SAMPLES], dtype=np.float32)
+            chunk = np.asarray(samples[b0 * FRAME_SAMPLES : b1 * FRAME_SAMPLES], dtype=np.float32)
             if gain != 1.0:
                 chunk = np.clip(chunk * np.float32(gain), -1.0, 1.0)
             x = torch.from_numpy(np.ascontiguousarray(chunk)).to(device)
@@ -158,9 +167,9 @@ def speech_level(samples: np.ndarray, frame: int = 320) -> float:
         return float(np.sqrt(np.mean(np.square(samples, dtype=np.float32)))) if len(samples) else 0.0
     frames = samples[: n * frame].reshape(n, frame)
     rms = np.empty(n, dtype=np.float32)
-    block = 1 << 14                       # frames per block: no full-length temporary for long files
+    block = 1 << 14  # frames per block: no full-length temporary for long files
     for i in range(0, n, block):
-        rms[i:i + block] = np.sqrt(np.mean(np.square(frames[i:i + block], dtype=np.float32), axis=1))
+        rms[i : i + block] = np.sqrt(np.mean(np.square(frames[i : i + block], dtype=np.float32), axis=1))
     return float(np.percentile(rms, 90))
 
 
@@ -182,8 +191,9 @@ def normalize_level(samples: np.ndarray, target: float = 0.1, max_gain_db: float
     return out
 
 
-def active_spans(samples: np.ndarray, floor_db: float = -75.0, frame: int = 1600,
-                 pad: float = 1.0) -> list[tuple[int, int]]:
+def active_spans(
+    samples: np.ndarray, floor_db: float = -75.0, frame: int = 1600, pad: float = 1.0
+) -> list[tuple[int, int]]:
     """Sample spans that are not near-digital silence (100 ms frames above ``floor_db`` dBFS), padded.
 
     A cheap vectorised gate: hours of dead air (muted line, gaps in a wiretap) never reach the model.
@@ -194,7 +204,7 @@ def active_spans(samples: np.ndarray, floor_db: float = -75.0, frame: int = 1600
     frames = samples[: n * frame].reshape(n, frame)
     peak = np.maximum(frames.max(axis=1), -frames.min(axis=1))  # no full-size temporary
     loud = peak > 10 ** (floor_db / 20)
-    if len(samples) > n * frame and np.abs(samples[n * frame:]).max() > 10 ** (floor_db / 20):
+    if len(samples) > n * frame and np.abs(samples[n * frame :]).max() > 10 ** (floor_db / 20):
         loud = np.append(loud, True)
     pad_f = int(pad * SAMPLE_RATE / frame)
     spans: list[tuple[int, int]] = []
@@ -214,8 +224,9 @@ def active_spans(samples: np.ndarray, floor_db: float = -75.0, frame: int = 1600
     return out
 
 
-def reusable_speech(regions: list[tuple[float, float]] | None, options: VADOptions | None
-                    ) -> list[tuple[float, float]] | None:
+def reusable_speech(
+    regions: list[tuple[float, float]] | None, options: VADOptions | None
+) -> list[tuple[float, float]] | None:
     """``regions`` when ``options`` are the defaults, i.e. they are exactly what ``speech_regions(samples)``
     gives and other steps (identification) may reuse them; else None."""
     return regions if regions is not None and (options or VADOptions()) == VADOptions() else None
@@ -235,10 +246,15 @@ def speech_regions(samples: np.ndarray, options: VADOptions | None = None) -> li
     spans = active_spans(samples, options.silence_floor_db)
     regions: list[tuple[float, float]] = []
     for a, b in spans:
-        probs = speech_probabilities(samples[a:b], options)        # level-normalised per span
-        stamps = from_probs(probs.tolist(), sampling_rate=SAMPLE_RATE, threshold=options.threshold,
-                            min_speech_duration_ms=int(options.min_speech_duration * 1000),
-                            min_silence_duration_ms=int(options.min_silence_duration * 1000),
-                            speech_pad_ms=int(options.speech_pad * 1000), audio_length_samples=b - a)
+        probs = speech_probabilities(samples[a:b], options)  # level-normalised per span
+        stamps = from_probs(
+            probs.tolist(),
+            sampling_rate=SAMPLE_RATE,
+            threshold=options.threshold,
+            min_speech_duration_ms=int(options.min_speech_duration * 1000),
+            min_silence_duration_ms=int(options.min_silence_duration * 1000),
+            speech_pad_ms=int(options.speech_pad * 1000),
+            audio_length_samples=b - a,
+        )
         regions.extend(((s["start"] + a) / SAMPLE_RATE, (s["end"] + a) / SAMPLE_RATE) for s in stamps)
     return regions

@@ -9,6 +9,6 @@ The public face is :mod:`audiotools.mask.masking`; this package holds the machin
 * :mod:`.engine`    -- tokenisation and the detector that combines the above.
 """
 
-from audiotools.mask.profanity.engine import Detector, LANGUAGES
+from audiotools.mask.profanity.engine import LANGUAGES, Detector
 
 __all__ = ["Detector", "LANGUAGES"]

@@ -6,7 +6,23 @@ import re
 from dataclasses import dataclass
 
 from audiotools.mask.profanity import english
-from audiotools.mask.profanity.normalize import ALPHA_CYR, ALPHA_LAT, APOSTROPHES, LEET_CYR, LEET_LAT, LIKELY_CYR, LIKELY_LAT, expand_symbols, fold, only_lookalikes, script_of, slavic_canonical, stretch_variants, to_cyrillic, to_latin
+from audiotools.mask.profanity.normalize import (
+    ALPHA_CYR,
+    ALPHA_LAT,
+    APOSTROPHES,
+    LEET_CYR,
+    LEET_LAT,
+    LIKELY_CYR,
+    LIKELY_LAT,
+    expand_symbols,
+    fold,
+    only_lookalikes,
+    script_of,
+    slavic_canonical,
+    stretch_variants,
+    to_cyrillic,
+    to_latin,
+)
 from audiotools.mask.profanity.slavic import SlavicGrammar
 from audiotools.mask.profanity.wordlists import WordSet, builtin
 
@@ -28,19 +44,17 @@ SPACED = re.compile(rf"(?<![^\W_@$*]){_SINGLE}(?:[ .\-_]{_SINGLE}){{2,}}")
 class Span:
     start: int
     end: int
-    letters: tuple[int, ...] = ()   # for spelled-out words: positions of the letters only
+    letters: tuple[int, ...] = ()  # for spelled-out words: positions of the letters only
 
 
 class Detector:
     """Decides, word by word, what is obscene for a set of languages."""
 
     def __init__(self, languages=None, extra=(), allow=()):
-        langs = tuple(LANGUAGES if not languages else
-                      ([languages] if isinstance(languages, str) else languages))
+        langs = tuple(LANGUAGES if not languages else ([languages] if isinstance(languages, str) else languages))
         unknown = [lang for lang in langs if lang not in LANGUAGES]
         if unknown:
-            raise ValueError(f"unsupported language(s) {', '.join(unknown)}; "
-                             f"supported: {', '.join(LANGUAGES)}")
+            raise ValueError(f"unsupported language(s) {', '.join(unknown)}; supported: {', '.join(LANGUAGES)}")
         self.languages = langs
         self.english = "en" in langs
         slavic = tuple(lang for lang in langs if lang in SLAVIC)
@@ -125,13 +139,11 @@ class Detector:
         # a word with apostrophes whose parts are obscene: fuck'n'roll, сука'с
         parts = list(re.finditer(rf"[^{re.escape(APOSTROPHES)}]+", tok))
         if len(parts) > 1:
-            return [Span(offset + p.start(), offset + p.end()) for p in parts
-                    if self.word_is_obscene(p.group())]
+            return [Span(offset + p.start(), offset + p.end()) for p in parts if self.word_is_obscene(p.group())]
         return []
 
     def _spelled_out(self, m: re.Match) -> list[Span]:
-        chars = [(offset + m.start(), ch) for offset, ch in enumerate(m.group())
-                 if not re.fullmatch(r"[ .\-_]", ch)]
+        chars = [(offset + m.start(), ch) for offset, ch in enumerate(m.group()) if not re.fullmatch(r"[ .\-_]", ch)]
         n = len(chars)
         out = []
         i = 0
@@ -140,7 +152,7 @@ class Detector:
                 word = "".join(ch for _, ch in chars[i:j])
                 if self.word_is_obscene(word):
                     # drop stray letters in front: "a f u c k" masks "fuck", not "afuck"
-                    while j - i > 3 and self.word_is_obscene("".join(ch for _, ch in chars[i + 1:j])):
+                    while j - i > 3 and self.word_is_obscene("".join(ch for _, ch in chars[i + 1 : j])):
                         i += 1
                     pos = tuple(p for p, _ in chars[i:j])
                     out.append(Span(pos[0], pos[-1] + 1, pos))

@@ -11,18 +11,50 @@ import re
 import unicodedata
 
 # Latin letters that look like Cyrillic ones (inside a mostly Cyrillic word -> Cyrillic).
-LAT_TO_CYR = str.maketrans({
-    "a": "а", "b": "в", "c": "с", "e": "е", "h": "н", "k": "к", "m": "м", "o": "о", "p": "р",
-    "t": "т", "x": "х", "y": "у", "i": "і", "u": "и",
-})
+LAT_TO_CYR = str.maketrans(
+    {
+        "a": "а",
+        "b": "в",
+        "c": "с",
+        "e": "е",
+        "h": "н",
+        "k": "к",
+        "m": "м",
+        "o": "о",
+        "p": "р",
+        "t": "т",
+        "x": "х",
+        "y": "у",
+        "i": "і",
+        "u": "и",
+    }
+)
 # ``u`` is not a look-alike of ``и`` in print, but it is how people type ``и`` on a Latin
 # keyboard; it is only used when the rest of the word is Cyrillic.
 
 # Cyrillic letters that look like Latin ones (inside a mostly Latin word -> Latin).
-CYR_TO_LAT = str.maketrans({
-    "а": "a", "в": "b", "е": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c",
-    "т": "t", "у": "y", "х": "x", "і": "i", "ј": "j", "ѕ": "s", "ԁ": "d", "ӏ": "l", "ѵ": "v",
-})
+CYR_TO_LAT = str.maketrans(
+    {
+        "а": "a",
+        "в": "b",
+        "е": "e",
+        "к": "k",
+        "м": "m",
+        "н": "h",
+        "о": "o",
+        "р": "p",
+        "с": "c",
+        "т": "t",
+        "у": "y",
+        "х": "x",
+        "і": "i",
+        "ј": "j",
+        "ѕ": "s",
+        "ԁ": "d",
+        "ӏ": "l",
+        "ѵ": "v",
+    }
+)
 
 _LATIN = re.compile(r"[a-z]")
 _CYR = re.compile(r"[а-яёіїєўґ]")
@@ -31,8 +63,19 @@ APOSTROPHES = "'’ʼ`´‘"
 
 # Leetspeak and obfuscation symbols -> the letters they may stand for (Latin words).
 LEET_LAT = {
-    "0": "ou", "1": "il", "!": "il", "|": "l", "3": "e", "4": "a", "@": "a", "5": "s", "$": "s",
-    "7": "t", "8": "b", "9": "g", "6": "g",
+    "0": "ou",
+    "1": "il",
+    "!": "il",
+    "|": "l",
+    "3": "e",
+    "4": "a",
+    "@": "a",
+    "5": "s",
+    "$": "s",
+    "7": "t",
+    "8": "b",
+    "9": "g",
+    "6": "g",
 }
 # ... and inside Cyrillic words (6 for б, 3 for з, @ for а, 0 for о).
 LEET_CYR = {"0": "о", "@": "а", "6": "б", "3": "з", "4": "ч", "1": "и", "!": "и", "$": "с"}
@@ -148,6 +191,6 @@ def stretch_variants(word: str, collapse_doubles: bool = False) -> list[str]:
     if _RUN3.search(word):
         out.append(_RUN3.sub(r"\1", word))
         out.append(_RUN3.sub(r"\1\1", word))
-    if collapse_doubles and len(word) > 2 and word[0] == word[1]:   # ссука
+    if collapse_doubles and len(word) > 2 and word[0] == word[1]:  # ссука
         out.append(word[1:])
     return list(dict.fromkeys(out))
