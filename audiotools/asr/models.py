@@ -354,7 +354,7 @@ def _read_safetensors(path: Path) -> tuple[dict, dict]:
     state = {}
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata() or {}
-        for k in f:
+        for k in f.keys():  # noqa: SIM118 (safe_open is not iterable)
             state[k] = f.get_tensor(k).float()
     return state, meta
 
