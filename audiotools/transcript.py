@@ -21,6 +21,7 @@ class Word:
     probability: float = 0.0
     speaker: str | None = None
     masked: bool = False
+    overlap: bool = False  # spoken while another speaker talks (the speaker is the dominant one)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -33,6 +34,8 @@ class Word:
             d["speaker"] = self.speaker
         if self.masked:
             d["masked"] = True
+        if self.overlap:
+            d["overlap"] = True
         return d
 
 
@@ -138,6 +141,7 @@ class Transcript:
                     probability=w.get("probability", 0.0),
                     speaker=w.get("speaker"),
                     masked=w.get("masked", False),
+                    overlap=w.get("overlap", False),
                 )
                 for w in s.get("words", [])
             ]

@@ -116,54 +116,6 @@ def meetings() -> dict:
     return out
 
 
-def oracle_bound() -> dict:
-    """DER on sample.wav when the speakers' GE2E centroids come from the *reference* (each speaker's
-    windows lying in its own single-speaker turns), then every window is decoded by the same HMM
-    (and by a bare argmax): what GE2E sliding windows + Silero speech detection + one speaker per
-    frame can reach at best on this file, whatever the clustering."""
-    from pyannote.core import Annotation, Segment
-
-    import audiotools.diarize.builtin as bd
-    from audiotools.audio.decode import load_audio
-    from audiotools.diarize.resegmentation import decode, region_spans
-    from audiotools.diarize.window_embeddings import embed_regions
-    from audiotools.export.rttm import read_rttm
-    from audiotools.speakers.ge2e import SpeakerEncoder
-
-    audio = load_audio(SHARED / "diarization" / "sample.wav")
-    reference = next(iter(read_rttm(SHARED / "diarization" / "sample.rttm").values()))
-    turns = [(seg.start, seg.end, label) for seg, _, label in reference.itertracks(yield_label=True)]
-    speakers = sorted({label for *_, label in turns})
-    opts = bd.BuiltinOptions()
-    speech = bd.speech_activity(audio.samples, opts)
-    regions = bd.merge_close(speech, opts.embed_gap)
-
-    def owner(s: float, e: float) -> int:
-        overlaps = np.array([max(0.0, min(e, b) - max(s, a)) for a, b, _ in turns])
-        best = int(np.argmax(overlaps))
-        alone = (overlaps > 0).sum() == 1 and overlaps[best] > 0.5 * (e - s)
-        return speakers.index(turns[best][2]) if alone else -1
-
-    out = {}
-    for window, step in ((opts.window, opts.step), (opts.fine_window, opts.fine_step)):
-        we = embed_regions(audio.samples, regions, SpeakerEncoder.get("cpu"), step=step, window=window)
-        owners = np.array([owner(s, e) for s, e in zip(we.start, we.end)])
-        centroids = np.stack([we.vectors[owners == k].mean(0) for k in range(len(speakers))])
-        centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
-        for how, labels in (
-            ("hmm", decode(we.vectors, centroids, region_spans(we.region), opts.kappa, opts.switch_prob)),
-            ("argmax", np.argmax(we.vectors @ centroids.T, axis=1)),
-        ):
-            hyp = Annotation()
-            for i, (s, e, k) in enumerate(bd.labelled_turns(we, labels, regions, speech, opts.bridge_gap)):
-                hyp[Segment(s, e), i] = k
-            out[f"{window}s_windows_{how}"] = der_of(reference, hyp, audio.duration)
-    overlap = reference.get_overlap().duration()
-    total = sum(seg.duration for seg, _ in reference.itertracks())  # DER's denominator
-    out["overlapped_speech_pct_of_reference"] = round(100 * overlap / total, 2)
-    return out
-
-
 def speed(transcribe: bool) -> dict:
     from audiotools.audio.decode import load_audio
     from audiotools.diarize.diarization import run_diarization
@@ -350,7 +302,7 @@ def main(argv=None) -> int:
     result.update({"machine": machine(), "backend": "builtin"})  # skipped sections keep their last values
     t0 = time.perf_counter()
     result["files"] = accuracy()
-    result["oracle_speakers_sample_wav"] = oracle_bound()
+    result.pop("oracle_speakers_sample_wav", None)  # the GE2E diariser's bound; that diariser is gone
     if not args.no_meetings:
         result["synthetic_meetings"] = meetings()
     if not (args.no_transcribe and "speed" in result and "diarize_overhead_pct" in result["speed"]):
@@ -374,13 +326,6 @@ def main(argv=None) -> int:
                 f"{name:34s} {row['speakers']:>2d}/{row['expected_speakers']:<2d}   {row['der']:5.1f}  "
                 f"({row['missed']:.1f} / {row['false_alarm']:.1f} / {row['confusion']:.1f})"
             )
-    ob = result["oracle_speakers_sample_wav"]
-    best = min((v for v in ob.values() if isinstance(v, dict)), key=lambda d: d["der"])
-    print(
-        f"sample.wav with the reference's speaker centroids (GE2E floor): DER {best['der']:.1f} % at best "
-        "(overlapped speech, which one speaker per frame misses: "
-        f"{ob['overlapped_speech_pct_of_reference']} % of the reference)"
-    )
     if "synthetic_meetings" in result:
         sm = result["synthetic_meetings"]
         print(

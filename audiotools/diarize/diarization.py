@@ -4,8 +4,11 @@
 in order of first appearance (``CHANNEL_1``, ``CHANNEL_2`` ... with ``channels="split"``).
 
 Backends
-  builtin   offline: Silero VAD -> GE2E window embeddings -> clustering -> HMM resegmentation
-            (builtin_diarizer.py). Always available.
+  builtin   offline: Silero VAD -> GE2E window embeddings -> clustering -> HMM resegmentation, one
+            speaker per frame (builtin.py). Always available; the default of ``auto``.
+  overlap   offline: pyannote segmentation-3.0 on 10 s windows (up to 3 local speakers, overlap
+            included) -> CAM++ embeddings per window and local speaker -> clustering -> overlap-aware
+            reconstruction (overlap.py; docs/diarization.md). Always available.
   pyannote  a pyannote.audio pipeline from a local directory (``pyannote_pipeline``) or, online,
             from the Hugging Face hub with a token (pyannote_backend.py; optional extra).
   auto      pyannote when its pipeline loads offline (local directory given, or found in the
@@ -18,8 +21,10 @@ Channels
             detection on each channel, turns labelled ``CHANNEL_<n>``; speech that is much louder on
             another channel at the same moment (crosstalk/echo) is not counted twice.
 
-As a step (``run_step``) it labels every word and segment of the transcript, splits segments at
-speaker changes and records ``transcript.speakers`` and ``transcript.extra["diarization"]``.
+As a step (``run_step``) it labels every word and segment of the transcript from the exclusive track
+(one speaker at a time: the dominant one), marks words spoken in overlapped speech (``overlap``),
+splits segments at speaker changes and records ``transcript.speakers`` and
+``transcript.extra["diarization"]`` (whose ``turns`` keep both speakers where they overlap).
 """
 
 from __future__ import annotations
@@ -32,13 +37,11 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from audiotools.audio import SAMPLE_RATE
 from audiotools.device import resolve_device
 from audiotools.errors import UsageError
 from audiotools.options import Options, secret
 
 log = logging.getLogger(__name__)
-CROSSTALK_DB = 15.0  # in split mode, a channel this much quieter than the loudest one is crosstalk
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ class DiarizationOptions(Options):
     STEP: ClassVar[str] = "diarize"
 
     enabled: bool = True
-    backend: Literal["auto", "builtin", "pyannote"] = "auto"
+    backend: Literal["auto", "builtin", "overlap", "pyannote"] = "auto"
     num_speakers: int | None = None
     min_speakers: int | None = None
     max_speakers: int | None = None
@@ -80,6 +83,7 @@ class DiarizationResult:
     channels: str  # "mix" | "split"
     reason: str = ""  # why this backend (auto mode)
     info: dict = field(default_factory=dict)  # timings, pipeline source, channel map ...
+    exclusive: list[tuple[float, float, str]] | None = None  # one speaker at a time, when the backend gives it
 
     @property
     def labels(self) -> list[str]:
@@ -94,12 +98,19 @@ class DiarizationResult:
 
         return annotation_turns(self.annotation)
 
+    def exclusive_turns(self) -> list[tuple[float, float, str]]:
+        """One speaker at a time (for assigning words): the backend's own track, else every turn."""
+        return list(self.exclusive) if self.exclusive is not None else self.turns()
+
     def to_dict(self) -> dict[str, Any]:
+        from audiotools.diarize.speaker_turns import overlap_regions
+
         d: dict[str, Any] = {
             "backend": self.backend,
             "num_speakers": self.num_speakers,
             "turns": [{"start": round(s, 3), "end": round(e, 3), "speaker": spk} for s, e, spk in self.turns()],
             "channels": self.channels,
+            "overlap_seconds": round(sum(e - s for s, e in overlap_regions(self.turns())), 3),
         }
         if self.reason:
             d["backend_reason"] = self.reason
@@ -107,6 +118,8 @@ class DiarizationResult:
             d["channel_of"] = dict(self.info["channel_of"])
         if self.info.get("pipeline"):
             d["pipeline"] = self.info["pipeline"]
+        if self.info.get("models"):
+            d["models"] = list(self.info["models"])
         return d
 
 
@@ -134,45 +147,6 @@ def _annotation(turns, uri: str, prefix: str | None = "SPEAKER_"):
     return ann
 
 
-def _split_channels(channels: np.ndarray) -> tuple[list, dict[str, int]]:
-    """Turns from each channel's own speech; crosstalk (a channel far quieter than another at the
-    same moment) is not speech of that channel."""
-    from audiotools.diarize.builtin import BuiltinOptions, bridge, hysteresis_regions
-    from audiotools.vad.silero import FRAME_SAMPLES, speech_probabilities
-
-    bopts = BuiltinOptions()
-    n_ch, n = channels.shape
-    duration = n / SAMPLE_RATE
-    frames = (n + FRAME_SAMPLES - 1) // FRAME_SAMPLES
-    probs = np.zeros((n_ch, frames), dtype=np.float32)
-    energy = np.zeros((n_ch, frames), dtype=np.float64)
-    for c in range(n_ch):
-        x = channels[c]
-        if np.any(x):
-            probs[c] = speech_probabilities(x)[:frames]
-        block = 1 << 14  # frames per block: no full-length temporaries
-        for f0 in range(0, frames, block):
-            f1 = min(frames, f0 + block)
-            seg = x[f0 * FRAME_SAMPLES : f1 * FRAME_SAMPLES]
-            if len(seg) < (f1 - f0) * FRAME_SAMPLES:
-                seg = np.pad(seg, (0, (f1 - f0) * FRAME_SAMPLES - len(seg)))
-            energy[c, f0:f1] = np.mean(np.square(seg.reshape(f1 - f0, FRAME_SAMPLES), dtype=np.float64), axis=1)
-    loudest = energy.max(axis=0)
-    turns = []
-    channel_of: dict[str, int] = {}
-    for c in range(n_ch):
-        p = probs[c].copy()
-        p[energy[c] * 10 ** (CROSSTALK_DB / 10) < loudest] = 0.0
-        regions = hysteresis_regions(
-            p, bopts.vad_onset, bopts.vad_offset, bopts.min_silence, bopts.min_speech, bopts.pad, duration
-        )
-        label = f"CHANNEL_{c + 1}"
-        if regions:
-            channel_of[label] = c + 1
-        turns += [(s, e, label) for s, e, _ in bridge([(s, e, 0) for s, e in regions], bopts.bridge_gap)]
-    return turns, channel_of
-
-
 def _all_finite(x: np.ndarray, block: int = 1 << 22) -> bool:
     return all(np.isfinite(x[i : i + block]).all() for i in range(0, len(x), block))
 
@@ -180,8 +154,8 @@ def _all_finite(x: np.ndarray, block: int = 1 << 22) -> bool:
 def _choose_backend(options: DiarizationOptions) -> tuple[str, str]:
     from audiotools.diarize import pyannote_backend as pb
 
-    if options.backend == "builtin":
-        return "builtin", "requested"
+    if options.backend in ("builtin", "overlap"):
+        return options.backend, "requested"
     if options.backend == "pyannote":
         return "pyannote", "requested"
     if not pb.installed():
@@ -226,12 +200,13 @@ def run_diarization(
             log.warning("--channels split needs a multi-channel recording; this one is mono: diarising the mix")
         else:
             from audiotools.diarize.builtin import torch_threads
+            from audiotools.diarize.channels import split_channels
 
             chans = np.asarray(channel_samples, dtype=np.float32)
             if not all(_all_finite(ch) for ch in chans):
                 chans = np.nan_to_num(chans)
             with torch_threads(1):
-                turns, channel_of = _split_channels(chans)
+                turns, channel_of = split_channels(chans)
             ann = _annotation(turns, uri, prefix=None)
             info = {"channel_of": channel_of, "seconds": round(time.perf_counter() - t0, 3)}
             log.info("diarization: %d channel tracks (--channels split)", len(ann.labels()))
@@ -240,6 +215,7 @@ def run_diarization(
     backend, reason = _choose_backend(options)
     device = resolve_device(options.device)
     info: dict[str, Any] = {}
+    exclusive = None
     if backend == "pyannote":
         from audiotools.diarize import pyannote_backend as pb
 
@@ -255,6 +231,21 @@ def run_diarization(
         turns = [(s.start, s.end, label) for s, _, label in ann.itertracks(yield_label=True)]
         result_ann = _annotation(turns, uri)
         info["pipeline"] = getattr(pipeline, "_audiotools_source", str(options.pyannote_pipeline))
+    elif backend == "overlap":
+        import threading
+
+        from audiotools.diarize.builtin import torch_threads
+        from audiotools.diarize.overlap import diarize_samples
+
+        in_worker = threading.current_thread() is not threading.main_thread()
+        with torch_threads(1 if in_worker and device == "cpu" else None):
+            found = diarize_samples(
+                samples, options.num_speakers, options.min_speakers, options.max_speakers, device=device
+            )
+        result_ann = _annotation(found.turns, uri, prefix=None)
+        exclusive = found.exclusive
+        info["timings"] = found.timings
+        info["models"] = overlap_models()
     else:
         # torch threads: all of them when diarising on the main thread (the single-file CLI, on
         # otherwise idle cores); one in a worker thread, where `audiotools batch`
@@ -276,7 +267,17 @@ def run_diarization(
         info["timings"] = bopts.timings
     info["seconds"] = round(time.perf_counter() - t0, 3)
     log.info("diarization: %s backend (%s), %d speakers", backend, reason, len(result_ann.labels()))
-    return DiarizationResult(result_ann, backend, "mix", reason, info)
+    return DiarizationResult(result_ann, backend, "mix", reason, info, exclusive)
+
+
+def overlap_models() -> list[dict]:
+    """The overlap-aware diariser's models, with the hashes provenance records."""
+    from audiotools.weights import CAMPLUS, SEGMENTATION
+
+    return [
+        {"role": "diarization.segmentation", "name": SEGMENTATION.name, "sha256": SEGMENTATION.sha256},
+        {"role": "speaker-embedding", "name": CAMPLUS.name, "sha256": CAMPLUS.sha256},
+    ]
 
 
 def diarize(audio, options: DiarizationOptions | dict | None = None, **overrides):
@@ -290,9 +291,14 @@ def diarize(audio, options: DiarizationOptions | dict | None = None, **overrides
 
 def run_step(job, options: DiarizationOptions) -> None:
     """Diarise ``job.audio`` and give the words and segments of ``job.transcript`` their speakers."""
-    from audiotools.diarize.speaker_turns import apply_turns
+    from audiotools.diarize.speaker_turns import apply_turns, overlap_regions
 
     uri = Path(str(job.path)).stem if getattr(job, "path", None) else None
     result = run_diarization(job.audio, options, uri=uri)
-    apply_turns(job.transcript, result.turns(), channel_of=result.info.get("channel_of"))
+    apply_turns(
+        job.transcript,
+        result.exclusive_turns(),
+        channel_of=result.info.get("channel_of"),
+        overlap=overlap_regions(result.turns()),
+    )
     job.transcript.extra["diarization"] = result.to_dict()

@@ -161,12 +161,48 @@ def split_segment(seg: Segment) -> list[Segment]:
     return out
 
 
-def apply_turns(transcript: Transcript, turns: Iterable[Sequence], channel_of: dict[str, int] | None = None) -> None:
-    """Give every word and segment of ``transcript`` a speaker from ``turns`` (start, end, label),
-    split segments at speaker changes, renumber them and fill ``transcript.speakers``."""
+def overlap_regions(turns: Iterable[Sequence]) -> list[tuple[float, float]]:
+    """Stretches where two or more speakers' turns overlap, sorted and merged."""
+    events = sorted(
+        [(s, 1) for s, _, _ in normalize_turns(turns)] + [(e, -1) for _, e, _ in normalize_turns(turns)],
+        key=lambda ev: (ev[0], ev[1]),
+    )
+    out: list[tuple[float, float]] = []
+    active, start = 0, 0.0
+    for t, delta in events:
+        if active < 2 <= active + delta:
+            start = t
+        elif active >= 2 > active + delta and t > start:
+            if out and start <= out[-1][1]:
+                out[-1] = (out[-1][0], t)
+            else:
+                out.append((start, t))
+        active += delta
+    return out
+
+
+def mark_overlap(words: Sequence[Word], regions: Sequence[tuple[float, float]]) -> None:
+    """``word.overlap = True`` for words whose middle lies in an overlap region."""
+    starts = [a for a, _ in regions]
+    for w in words:
+        mid = (w.start + w.end) / 2
+        i = bisect.bisect_right(starts, mid) - 1
+        w.overlap = i >= 0 and regions[i][0] <= mid < regions[i][1]
+
+
+def apply_turns(
+    transcript: Transcript,
+    turns: Iterable[Sequence],
+    channel_of: dict[str, int] | None = None,
+    overlap: Sequence[tuple[float, float]] = (),
+) -> None:
+    """Give every word and segment of ``transcript`` a speaker from ``turns`` (start, end, label: the
+    one-speaker-at-a-time track), split segments at speaker changes, renumber them and fill
+    ``transcript.speakers``. Words inside ``overlap`` regions are marked ``overlap``."""
     turns = normalize_turns(turns)
     all_words = [w for s in transcript.segments for w in s.words]
     assign_words(all_words, turns)
+    mark_overlap(all_words, overlap)
     wordless = [s for s in transcript.segments if not s.words]
     for seg, spk in zip(wordless, assign_intervals([(s.start, s.end) for s in wordless], turns)):
         seg.speaker = spk

@@ -1,0 +1,51 @@
+"""Split-channel diarisation (``--channels split``): one speaker per channel, as phone calls are
+recorded. Speech is detected on each channel with Silero; speech that is much louder on another
+channel at the same moment (crosstalk, echo) is not counted twice."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from audiotools.audio import SAMPLE_RATE
+from audiotools.diarize.builtin import bridge, hysteresis_regions
+
+CROSSTALK_DB = 15.0  # a channel this much quieter than the loudest one at a moment is crosstalk
+# speech activity per channel: Silero's own hysteresis and durations
+VAD_ONSET, VAD_OFFSET = 0.5, 0.35
+MIN_SILENCE, MIN_SPEECH, PAD = 0.1, 0.25, 0.03
+BRIDGE_GAP = 0.3  # join a channel's turns across pauses shorter than this
+
+
+def split_channels(channels: np.ndarray) -> tuple[list, dict[str, int]]:
+    """Turns from each channel's own speech; crosstalk (a channel far quieter than another at the
+    same moment) is not speech of that channel."""
+    from audiotools.vad.silero import FRAME_SAMPLES, speech_probabilities
+
+    n_ch, n = channels.shape
+    duration = n / SAMPLE_RATE
+    frames = (n + FRAME_SAMPLES - 1) // FRAME_SAMPLES
+    probs = np.zeros((n_ch, frames), dtype=np.float32)
+    energy = np.zeros((n_ch, frames), dtype=np.float64)
+    for c in range(n_ch):
+        x = channels[c]
+        if np.any(x):
+            probs[c] = speech_probabilities(x)[:frames]
+        block = 1 << 14  # frames per block: no full-length temporaries
+        for f0 in range(0, frames, block):
+            f1 = min(frames, f0 + block)
+            seg = x[f0 * FRAME_SAMPLES : f1 * FRAME_SAMPLES]
+            if len(seg) < (f1 - f0) * FRAME_SAMPLES:
+                seg = np.pad(seg, (0, (f1 - f0) * FRAME_SAMPLES - len(seg)))
+            energy[c, f0:f1] = np.mean(np.square(seg.reshape(f1 - f0, FRAME_SAMPLES), dtype=np.float64), axis=1)
+    loudest = energy.max(axis=0)
+    turns = []
+    channel_of: dict[str, int] = {}
+    for c in range(n_ch):
+        p = probs[c].copy()
+        p[energy[c] * 10 ** (CROSSTALK_DB / 10) < loudest] = 0.0
+        regions = hysteresis_regions(p, VAD_ONSET, VAD_OFFSET, MIN_SILENCE, MIN_SPEECH, PAD, duration)
+        label = f"CHANNEL_{c + 1}"
+        if regions:
+            channel_of[label] = c + 1
+        turns += [(s, e, label) for s, e, _ in bridge([(s, e, 0) for s, e in regions], BRIDGE_GAP)]
+    return turns, channel_of

@@ -1,0 +1,447 @@
+"""Speaker diarisation: segmentation-3.0 windows + CAM++ embeddings + constrained clustering.
+
+The method of pyannote 3.x, written from its public description:
+
+1. segment: the segmentation-3.0 network (PyanNet) runs on 10 s windows every ``step`` seconds and
+   gives, per window, up to 3 *local* speakers' activity on 16.875 ms frames (powerset argmax).
+2. embed: one CAM++ embedding per (window, local speaker), from the fbank frames where that speaker
+   speaks alone in the window. Pairs with less than ``min_clean`` s of such speech are left out of
+   the clustering (they still get an embedding, from their overlapped speech if need be, for step 3).
+3. cluster: agglomerative clustering of the clean embeddings (average linkage on cosine distance,
+   distance threshold; part of the recording's mean embedding removed first), clusters smaller
+   than ``min_cluster_size`` merged into the nearest large one, the count clamped to num_speakers /
+   min_speakers / max_speakers, then a few k-means steps on the centroids. Every active (window,
+   local speaker) is then assigned to a global speaker by a Hungarian assignment on the cosine
+   similarity to the centroids, so that two local speakers of one window never become the same
+   global speaker.
+4. reconstruct: each global speaker's activity is the mean over the windows covering a frame of its
+   assigned local activity; the number of speakers per frame is the rounded mean over windows of
+   the local speaker count; at each frame the top-``count`` global speakers are active. Runs become
+   turns, with gaps under ``min_gap`` bridged. The exclusive track keeps only the most active one.
+
+Inputs are 16 kHz mono float arrays at any level: a slow gain control lifts quiet stretches (a far
+talker) before the segmentation, which also normalises each window; the embeddings see
+mean-normalised log fbank.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.optimize import linear_sum_assignment
+
+from audiotools.audio import SAMPLE_RATE
+from audiotools.diarize.segmentation import PyanNet, WindowScores, segmentation_model, sliding_windows
+from audiotools.speakers.campplus import CAMPPlus, CampplusEncoder, mean_normalise
+from audiotools.speakers.fbank import kaldi_fbank
+
+FBANK_SHIFT = 160  # samples between fbank frames (10 ms)
+FBANK_LENGTH = 400  # samples per fbank frame (25 ms)
+FBANK_CHUNK = 960_000  # samples of audio per fbank call (a multiple of FBANK_SHIFT), bounds memory
+
+Turn = tuple[float, float, str]
+
+
+@dataclass(frozen=True)
+class Config:
+    """Parameters of the pipeline. The defaults were tuned on sample.wav (and quiet and telephone-band
+    copies of it), samples/conversation.wav, samples/phone_call.wav and synthetic LibriSpeech
+    meetings with overlap (docs/diarization.md), for the settings that hold on all of them."""
+
+    step: float = 1.0  # s between segmentation windows
+    agc_window: float = 1.5  # s; level envelope of the gain control before the segmentation
+    agc_max_gain_db: float = 12.0  # most the gain control lifts a quiet stretch (0: no gain control)
+    batch_size: int = 32  # windows per segmentation batch
+    embed_batch_frames: int = 24_000  # fbank frames (padded) per CAM++ batch
+    min_embed: float = 0.2  # s of speech below which a local speaker gets no embedding
+    min_clean: float = 1.0  # s of clean (single-speaker) speech to enter the clustering
+    centering: float = 0.5  # share of the recording's mean embedding removed before clustering
+    linkage: str = "average"  # "average" (cosine) or "centroid" (Euclidean between unit vectors)
+    threshold: float = 0.7  # cosine distance at which agglomerative clustering stops
+    min_cluster_size: int = 12  # clean embeddings a cluster needs to count as a speaker
+    max_train: int = 4000  # at most this many embeddings go into the O(n^2) clustering
+    kmeans_iterations: int = 3  # centroid refinement steps after the clustering
+    min_gap: float = 0.0  # s; shorter pauses inside one speaker's speech are bridged
+    min_duration: float = 0.0  # s; shorter turns are dropped
+
+
+@dataclass
+class LocalEmbeddings:
+    """Per (window, local speaker): an embedding (NaN when none) and seconds of clean/active speech."""
+
+    vectors: np.ndarray  # (windows, speakers, dim) unit vectors or NaN
+    clean: np.ndarray  # (windows, speakers) s of speech with no other local speaker
+    active: np.ndarray  # (windows, speakers) s of speech
+
+
+@dataclass
+class Diarization:
+    turns: list[Turn]  # overlapped speech carries two labels
+    exclusive: list[Turn]  # one speaker at a time (for assigning words)
+    num_speakers: int
+    timings: dict[str, float] = field(default_factory=dict)  # CPU s per stage
+
+
+def load_models(device: str = "cpu") -> tuple[PyanNet, CAMPPlus]:
+    """The segmentation and embedding networks (registered, sha256-checked weights), once per device."""
+    return segmentation_model(device), CampplusEncoder.get(device).model
+
+
+# ---------------------------------------------------------------- 1. segmentation
+
+
+def moving_mean(x: np.ndarray, width: int) -> np.ndarray:
+    return np.convolve(
+        np.pad(x, (width // 2, width - 1 - width // 2), mode="edge"), np.ones(width) / width, mode="valid"
+    )
+
+
+def gain_control(samples: np.ndarray, window: float, max_gain_db: float) -> np.ndarray:
+    """Samples with quiet stretches lifted towards the loud ones (slow automatic gain control).
+
+    Envelope: 10 ms frame RMS, max then mean over ``window`` s. Gain: the file's loud level (95th
+    percentile of frame RMS) over the envelope, within [1, max_gain_db], and never for stretches
+    within 6 dB of the noise floor (10th percentile), so pauses are not amplified. A quiet talker
+    (far from the microphone) then reaches the level the segmentation saw in training, instead of
+    sitting 10-20 dB under the others in the same 10 s window.
+    """
+    frame = SAMPLE_RATE // 100
+    n = len(samples) // frame
+    if max_gain_db <= 0 or n == 0:
+        return samples
+    rms = np.sqrt(np.mean(np.square(samples[: n * frame].reshape(n, frame), dtype=np.float64), axis=1) + 1e-20)
+    width = max(1, round(window * 100))
+    peaks = np.lib.stride_tricks.sliding_window_view(
+        np.pad(rms, (width // 2, width - 1 - width // 2), mode="edge"), width
+    ).max(axis=1)
+    envelope = np.maximum(moving_mean(peaks, width), 2.0 * np.percentile(rms, 10))
+    gain = np.clip(np.percentile(rms, 95) / envelope, 1.0, 10 ** (max_gain_db / 20))
+    per_sample = np.repeat(gain, frame)
+    per_sample = np.concatenate([per_sample, np.full(len(samples) - len(per_sample), gain[-1])])
+    return (samples * per_sample).astype(np.float32)
+
+
+def segment(model: PyanNet, samples: np.ndarray, config: Config) -> WindowScores:
+    """Powerset segmentation of 10 s windows every config.step s, after the gain control."""
+    levelled = gain_control(np.asarray(samples, dtype=np.float32), config.agc_window, config.agc_max_gain_db)
+    waveform = torch.from_numpy(np.ascontiguousarray(levelled))
+    return sliding_windows(model, waveform, step=config.step, batch_size=config.batch_size)
+
+
+def num_output_frames(scores: WindowScores, model: PyanNet, num_samples: int) -> int:
+    """Frames of the file's grid: those whose receptive field fits in the file (at least one)."""
+    res = model.resolution
+    covered = round(scores.starts[-1] / res.step) + scores.log_probs.shape[1]
+    return min(max(res.num_frames(num_samples), 1), covered)
+
+
+# ---------------------------------------------------------------- 2. embeddings
+
+
+def file_fbank(samples: np.ndarray, device: str) -> torch.Tensor:
+    """Kaldi fbank of the whole file, (frames, 80); frame f covers samples [160 f, 160 f + 400)."""
+    x = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)).to(device)
+    parts = []
+    for start in range(0, max(len(x) - FBANK_LENGTH, 0) + 1, FBANK_CHUNK):
+        feats, _ = kaldi_fbank(x[start : start + FBANK_CHUNK + FBANK_LENGTH - FBANK_SHIFT])
+        parts.append(feats[0])
+    return torch.cat(parts)
+
+
+def fbank_to_segmentation_frames(model: PyanNet, frames_per_window: int, window: int) -> np.ndarray:
+    """For each fbank frame of a window, the segmentation frame whose centre is nearest to its centre."""
+    res = model.resolution
+    centres = np.arange(window) * FBANK_SHIFT + FBANK_LENGTH / 2
+    nearest = np.rint((centres - res.duration / 2) / res.step).astype(int)
+    return np.clip(nearest, 0, frames_per_window - 1)
+
+
+def local_speaker_frames(scores: WindowScores) -> tuple[torch.Tensor, torch.Tensor]:
+    """(windows, frames, speakers) boolean masks: speaking, and speaking with no other local speaker."""
+    hard = scores.hard.bool()
+    alone = hard & (hard.sum(-1, keepdim=True) == 1)
+    return hard, alone
+
+
+@torch.inference_mode()
+def embed_batch(model: CAMPPlus, pieces: list[torch.Tensor]) -> torch.Tensor:
+    """Unit CAM++ embeddings of fbank pieces of different lengths, (n, dim)."""
+    lengths = torch.tensor([len(p) for p in pieces])
+    feats = torch.nn.utils.rnn.pad_sequence(pieces, batch_first=True)
+    return F.normalize(model(mean_normalise(feats, lengths.to(feats.device)), lengths), dim=-1).cpu()
+
+
+def embed_local_speakers(
+    model: CAMPPlus, seg_model: PyanNet, samples: np.ndarray, scores: WindowScores, config: Config, device: str = "cpu"
+) -> LocalEmbeddings:
+    """One embedding per (window, local speaker) with at least config.min_embed s of speech.
+
+    The fbank frames where the speaker is alone are used when they amount to min_embed; otherwise all
+    of its frames (overlap included). Pieces are embedded in length-sorted, padded batches.
+    """
+    fbank = file_fbank(samples, device)
+    active, alone = local_speaker_frames(scores)
+    window = round(10.0 * SAMPLE_RATE - FBANK_LENGTH) // FBANK_SHIFT + 1
+    to_seg = torch.from_numpy(fbank_to_segmentation_frames(seg_model, active.shape[1], window))
+    num_windows, _, num_speakers = active.shape
+    clean_s = alone.sum(1).numpy() * seg_model.resolution.step_s
+    active_s = active.sum(1).numpy() * seg_model.resolution.step_s
+    jobs: list[tuple[int, int, torch.Tensor]] = []
+    for k, start in enumerate(scores.starts):
+        first = round(start / FBANK_SHIFT)
+        feats = fbank[first : first + window]
+        for s in range(num_speakers):
+            for mask in (alone[k, to_seg[: len(feats)], s], active[k, to_seg[: len(feats)], s]):
+                if mask.sum() * FBANK_SHIFT >= config.min_embed * SAMPLE_RATE:
+                    jobs.append((k, s, feats[mask.to(feats.device)]))
+                    break
+    vectors = np.full((num_windows, num_speakers, model.xvector.dense.linear.out_channels), np.nan, dtype=np.float32)
+    jobs.sort(key=lambda job: len(job[2]))
+    start = 0
+    while start < len(jobs):
+        stop = start + 1
+        while stop < len(jobs) and len(jobs[stop][2]) * (stop - start + 1) <= config.embed_batch_frames:
+            stop += 1
+        batch = jobs[start:stop]
+        vectors[[j[0] for j in batch], [j[1] for j in batch]] = embed_batch(model, [j[2] for j in batch])
+        start = stop
+    return LocalEmbeddings(vectors, clean_s, active_s)
+
+
+# ---------------------------------------------------------------- 3. clustering
+
+
+def target_range(num_speakers: int | None, min_speakers: int | None, max_speakers: int | None) -> tuple[int, int]:
+    """Allowed number of speakers, (low, high)."""
+    if num_speakers is not None:
+        return num_speakers, num_speakers
+    low = max(1, min_speakers or 1)
+    return low, max(low, max_speakers or 10_000)
+
+
+def centroids_of(x: np.ndarray, labels: np.ndarray, keep: list[int]) -> np.ndarray:
+    """Unit mean vector of each kept cluster, (len(keep), dim)."""
+    means = np.stack([x[labels == c].mean(0) for c in keep])
+    return means / np.linalg.norm(means, axis=1, keepdims=True)
+
+
+def cut_tree(tree: np.ndarray, num_leaves: int, distance: float, min_size: int, low: int, high: int) -> np.ndarray:
+    """Flat clusters of the dendrogram: cut at ``distance``, unless the number of large clusters falls
+    outside [low, high]; then the cut that brings it nearest to the range."""
+    labels = fcluster(tree, t=distance, criterion="distance")
+    large = int(np.sum(np.bincount(labels) >= min_size))
+    if low <= large <= high:
+        return labels
+    best, best_gap = labels, abs(large - np.clip(large, low, high))
+    for n in range(1, num_leaves + 1):
+        cut = fcluster(tree, t=n, criterion="maxclust")
+        count = int(np.sum(np.bincount(cut) >= min_size))
+        gap = abs(count - np.clip(count, low, high))
+        if gap < best_gap:
+            best, best_gap = cut, gap
+        if gap == 0 or count > high:
+            break
+    return best
+
+
+def cluster(x: np.ndarray, config: Config, low: int = 1, high: int = 10_000) -> np.ndarray:
+    """Unit centroids (speakers, dim) of the unit embeddings x (n, dim).
+
+    Agglomerative clustering (``config.linkage``: average linkage on cosine distance, or centroid
+    linkage on the Euclidean distance between unit vectors, sqrt(2 * cosine distance)), large
+    clusters kept (the small ones are absorbed by the later nearest-centroid steps), the
+    count clamped to [low, high] (largest clusters first when there are too many large ones), then
+    k-means iterations with cosine similarity.
+    """
+    if len(x) == 0:
+        return np.zeros((0, x.shape[1]), dtype=np.float32)
+    if len(x) == 1:
+        return x.copy()
+    if len(x) > config.max_train:
+        x = x[np.linspace(0, len(x) - 1, config.max_train).round().astype(int)]
+    min_size = min(config.min_cluster_size, max(1, len(x) // 10))
+    if config.linkage == "centroid":
+        tree, distance = linkage(x, method="centroid", metric="euclidean"), np.sqrt(2 * config.threshold)
+    else:
+        tree, distance = linkage(x, method=config.linkage, metric="cosine"), config.threshold
+    labels = cut_tree(tree, len(x), float(distance), min_size, low, high)
+    sizes = np.bincount(labels)
+    order = [c for c in np.argsort(-sizes) if sizes[c] > 0]
+    keep = [c for c in order if sizes[c] >= min_size][:high] or order[:1]
+    if len(keep) < low:
+        keep = order[:low]
+    centroids = centroids_of(x, labels, keep)
+    for _ in range(config.kmeans_iterations):
+        nearest = np.argmax(x @ centroids.T, axis=1)
+        filled = [c for c in range(len(centroids)) if np.any(nearest == c)]
+        centroids = centroids_of(x, nearest, filled)
+    return centroids
+
+
+def centre(vectors: np.ndarray, mean: np.ndarray, weight: float) -> np.ndarray:
+    """Unit vectors of ``vectors - weight * mean`` (NaN rows stay NaN).
+
+    Removing part of the recording's mean embedding takes out what all its speakers share (channel,
+    room, band limits), which otherwise raises every similarity in, e.g., telephone speech.
+    """
+    shifted = vectors - weight * mean
+    return shifted / np.linalg.norm(shifted, axis=-1, keepdims=True)
+
+
+def assign(vectors: np.ndarray, active: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """(windows, speakers) global speaker of each active local speaker, -1 when none.
+
+    vectors: (windows, speakers, dim) unit embeddings or NaN; active: (windows, speakers) s of speech.
+    Per window, a Hungarian assignment maximising the cosine similarity to the centroids, so that
+    two local speakers never share a global speaker. Local speakers without an embedding score 0
+    everywhere and take whatever global speaker is left.
+    """
+    num_windows, num_local, _ = vectors.shape
+    out = np.full((num_windows, num_local), -1, dtype=int)
+    if len(centroids) == 0:
+        return out
+    sims = np.nan_to_num(vectors @ centroids.T, nan=0.0)
+    for k in range(num_windows):
+        rows = np.flatnonzero(active[k] > 0)
+        if len(rows) == 0:
+            continue
+        picked, cols = linear_sum_assignment(sims[k, rows], maximize=True)
+        out[k, rows[picked]] = cols
+    return out
+
+
+def cluster_and_assign(
+    emb: LocalEmbeddings,
+    config: Config,
+    num_speakers: int | None = None,
+    min_speakers: int | None = None,
+    max_speakers: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Centroids (speakers, dim) from the clean embeddings, and the (windows, speakers) assignment."""
+    usable = ~np.isnan(emb.vectors[..., 0])
+    train = emb.vectors[usable & (emb.clean >= config.min_clean)]
+    if len(train) == 0:
+        train = emb.vectors[usable]
+    mean = train.mean(0) if len(train) else np.zeros(emb.vectors.shape[-1], dtype=np.float32)
+    centroids = cluster(
+        centre(train, mean, config.centering), config, *target_range(num_speakers, min_speakers, max_speakers)
+    )
+    return centroids, assign(centre(emb.vectors, mean, config.centering), emb.active, centroids)
+
+
+# ---------------------------------------------------------------- 4. reconstruction
+
+
+def aggregate_speakers(
+    scores: WindowScores, assignment: np.ndarray, num_clusters: int, step: int, num_frames: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per file frame: mean activity of each global speaker over the windows covering the frame,
+    and the rounded mean local speaker count. Returns (frames, clusters) float and (frames,) int."""
+    hard = scores.hard.numpy()
+    frames = hard.shape[1]
+    activity = np.zeros((num_frames, num_clusters))
+    count = np.zeros(num_frames)
+    covered = np.zeros(num_frames)
+    for k, start in enumerate(scores.starts):
+        offset = round(start / step)
+        span = max(0, min(frames, num_frames - offset))
+        count[offset : offset + span] += hard[k, :span].sum(-1)
+        covered[offset : offset + span] += 1
+        for s in np.flatnonzero(assignment[k] >= 0):
+            activity[offset : offset + span, assignment[k, s]] += hard[k, :span, s]
+    covered = np.maximum(covered, 1)
+    return activity / covered[:, None], np.rint(count / covered).astype(int)
+
+
+def top_speakers(activity: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """(frames, clusters) 0/1: at each frame the ``count`` most active speakers with activity > 0."""
+    ranks = np.argsort(np.argsort(-activity, axis=1, kind="stable"), axis=1, kind="stable")
+    return (ranks < count[:, None]) & (activity > 0)
+
+
+def runs_to_turns(
+    binary: np.ndarray, frame_step: float, frame_offset: float, min_gap: float, min_duration: float
+) -> list[tuple[float, float, int]]:
+    """(start, end, cluster) of each run of 1s; frame i spans frame_offset + i * frame_step +- step / 2."""
+    turns: list[tuple[float, float, int]] = []
+    for c in range(binary.shape[1]):
+        edges = np.diff(np.concatenate([[0], binary[:, c].astype(np.int8), [0]]))
+        spans: list[list[float]] = []
+        for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+            start = frame_offset + (a - 0.5) * frame_step
+            end = frame_offset + (b - 0.5) * frame_step
+            if spans and start - spans[-1][1] < min_gap:
+                spans[-1][1] = end
+            else:
+                spans.append([max(start, 0.0), end])
+        turns += [(a, b, c) for a, b in spans if b - a >= min_duration]
+    return sorted(turns)
+
+
+def label_turns(turns: list[tuple[float, float, int]], names: dict[int, str]) -> list[Turn]:
+    return [(round(float(a), 3), round(float(b), 3), names[c]) for a, b, c in turns]
+
+
+def first_appearance_names(turns: list[tuple[float, float, int]]) -> dict[int, str]:
+    """SPEAKER_00, SPEAKER_01, ... in order of each cluster's first turn."""
+    names: dict[int, str] = {}
+    for _, _, c in sorted(turns):
+        names.setdefault(c, f"SPEAKER_{len(names):02d}")
+    return names
+
+
+def reconstruct(
+    scores: WindowScores, assignment: np.ndarray, num_clusters: int, model: PyanNet, num_frames: int, config: Config
+) -> tuple[list[Turn], list[Turn]]:
+    """(turns with overlap, exclusive turns), labelled in order of first appearance."""
+    res = model.resolution
+    activity, count = aggregate_speakers(scores, assignment, num_clusters, res.step, num_frames)
+    offset = res.duration_s / 2
+    turns = runs_to_turns(top_speakers(activity, count), res.step_s, offset, config.min_gap, config.min_duration)
+    exclusive = runs_to_turns(
+        top_speakers(activity, np.minimum(count, 1)), res.step_s, offset, config.min_gap, config.min_duration
+    )
+    names = first_appearance_names(turns)
+    exclusive = [t for t in exclusive if t[2] in names]
+    return label_turns(turns, names), label_turns(exclusive, names)
+
+
+# ---------------------------------------------------------------- pipeline
+
+
+def diarize_samples(
+    samples: np.ndarray,
+    num_speakers: int | None = None,
+    min_speakers: int | None = None,
+    max_speakers: int | None = None,
+    device: str = "cpu",
+    config: Config = Config(),
+) -> Diarization:
+    """Diarise 16 kHz mono samples; returns both tracks, the speaker count and CPU time per stage."""
+    if len(samples) < FBANK_LENGTH or not np.any(samples):
+        return Diarization([], [], 0, {})
+    seg_model, emb_model = load_models(device)
+    timings: dict[str, float] = {}
+    clock = time.process_time()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.process_time()
+        timings[name] = round(now - clock, 3)
+        clock = now
+
+    scores = segment(seg_model, samples, config)
+    lap("segmentation")
+    emb = embed_local_speakers(emb_model, seg_model, samples, scores, config, device)
+    lap("embeddings")
+    centroids, assignment = cluster_and_assign(emb, config, num_speakers, min_speakers, max_speakers)
+    lap("clustering")
+    num_frames = num_output_frames(scores, seg_model, len(samples))
+    turns, exclusive = reconstruct(scores, assignment, len(centroids), seg_model, num_frames, config)
+    lap("reconstruction")
+    return Diarization(turns, exclusive, len({t[2] for t in turns}), timings)

