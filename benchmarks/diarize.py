@@ -38,6 +38,7 @@ from _common import ROOT, SHARED, machine, write_result
 
 SAMPLES = ROOT / "samples"
 SR = 16000
+BACKEND = "builtin"  # --backend
 
 
 def der_of(reference, hypothesis, duration: float) -> dict:
@@ -78,7 +79,7 @@ def accuracy() -> dict:
     out = {}
     for name, path, rttm, expected, channels in cases:
         audio = load_audio(path, keep_channels=channels == "split")
-        res = run_diarization(audio, {"backend": "builtin", "channels": channels})
+        res = run_diarization(audio, {"backend": BACKEND, "channels": channels})
         row = {"speakers": res.num_speakers, "expected_speakers": expected, "labels": res.labels}
         if rttm:
             row.update(der_of(ref(rttm), res.annotation, audio.duration))
@@ -98,7 +99,7 @@ def meetings() -> dict:
         reference = Annotation(uri=m.name)
         for i, (s, e, spk) in enumerate(m.turns):
             reference[Segment(s, e), i] = spk
-        res = run_diarization(m.samples, {"backend": "builtin"})
+        res = run_diarization(m.samples, {"backend": BACKEND})
         row = {
             "speakers": res.num_speakers,
             "expected_speakers": len(m.speakers),
@@ -106,7 +107,7 @@ def meetings() -> dict:
             **der_of(reference, res.annotation, m.duration),
         }
         # the same with the true number of speakers given (--num-speakers): labelling errors alone
-        given = run_diarization(m.samples, {"backend": "builtin", "num_speakers": len(m.speakers)})
+        given = run_diarization(m.samples, {"backend": BACKEND, "num_speakers": len(m.speakers)})
         row["der_given_count"] = der_of(reference, given.annotation, m.duration)["der"]
         ders.append(row["der"])
         given_ders.append(row["der_given_count"])
@@ -123,7 +124,7 @@ def speed(transcribe: bool) -> dict:
     files = [SAMPLES / "conversation.wav", SHARED / "diarization" / "sample.wav"]
     audios = [load_audio(f) for f in files]
     t0 = time.perf_counter()
-    run_diarization(audios[1].samples[: 5 * SR], {"backend": "builtin"})  # load models, warm up
+    run_diarization(audios[1].samples[: 5 * SR], {"backend": BACKEND})  # load models, warm up
     load_s = time.perf_counter() - t0
     out: dict = {"model_load_and_warmup_s": round(load_s, 2), "files": {}}
     transcriber = None
@@ -134,7 +135,7 @@ def speed(transcribe: bool) -> dict:
         transcriber.transcribe(audios[1])  # warm up
     tot_d = tot_t = 0.0
     for f, a in zip(files, audios):
-        best = min(_timed(lambda a=a: run_diarization(a, {"backend": "builtin"})) for _ in range(3))
+        best = min(_timed(lambda a=a: run_diarization(a, {"backend": BACKEND})) for _ in range(3))
         row = {
             "duration_s": round(a.duration, 2),
             "diarize_s": round(best, 3),
@@ -218,7 +219,7 @@ t0 = time.perf_counter()
 audio = load_audio(sys.argv[1], hash_source=False)
 t1 = time.perf_counter()
 hwm_loaded, rss_loaded = mem("VmHWM"), mem("VmRSS")
-res = run_diarization(audio, {"backend": "builtin"})
+res = run_diarization(audio, {"backend": sys.argv[2]})
 t2 = time.perf_counter()
 print(json.dumps({"load_s": t1 - t0, "diarize_s": t2 - t1, "speakers": res.num_speakers, "turns": len(res.turns()),
                   "peak_rss_after_load_mb": hwm_loaded, "rss_after_load_mb": rss_loaded,
@@ -240,7 +241,7 @@ with sf.SoundFile(sys.argv[1]) as f:
         pos += len(block)
 rss0 = mem("VmRSS")
 t0 = time.perf_counter()
-res = run_diarization(x, {"backend": "builtin"})
+res = run_diarization(x, {"backend": sys.argv[2]})
 print(json.dumps({"diarize_s": time.perf_counter() - t0, "rss_before_mb": rss0, "peak_rss_mb": mem("VmHWM"),
                   "speakers": res.num_speakers}))
 """
@@ -256,14 +257,22 @@ def long_files(hours_list: list[float]) -> dict:
             env = dict(os.environ, PYTHONPATH=str(ROOT))
             full = json.loads(
                 subprocess.run(
-                    [sys.executable, "-c", CHILD, str(path)], check=True, env=env, capture_output=True, text=True
+                    [sys.executable, "-c", CHILD, str(path), BACKEND],
+                    check=True,
+                    env=env,
+                    capture_output=True,
+                    text=True,
                 )
                 .stdout.strip()
                 .splitlines()[-1]
             )
             arr = json.loads(
                 subprocess.run(
-                    [sys.executable, "-c", CHILD_ARRAY, str(path)], check=True, env=env, capture_output=True, text=True
+                    [sys.executable, "-c", CHILD_ARRAY, str(path), BACKEND],
+                    check=True,
+                    env=env,
+                    capture_output=True,
+                    text=True,
                 )
                 .stdout.strip()
                 .splitlines()[-1]
@@ -293,13 +302,22 @@ def main(argv=None) -> int:
     ap.add_argument("--no-long", action="store_true")
     ap.add_argument("--no-transcribe", action="store_true", help="skip the Whisper comparison")
     ap.add_argument("--no-meetings", action="store_true")
+    ap.add_argument(
+        "--backend",
+        default="builtin",
+        choices=["builtin", "overlap"],
+        help="diariser to measure (results/diarize.json, or diarize_overlap.json)",
+    )
     args = ap.parse_args(argv)
 
     from _common import RESULTS
 
-    previous = RESULTS / "diarize.json"
+    global BACKEND
+    BACKEND = args.backend
+    name = "diarize" if BACKEND == "builtin" else f"diarize_{BACKEND}"
+    previous = RESULTS / f"{name}.json"
     result: dict = json.loads(previous.read_text()) if previous.exists() else {}
-    result.update({"machine": machine(), "backend": "builtin"})  # skipped sections keep their last values
+    result.update({"machine": machine(), "backend": BACKEND})  # skipped sections keep their last values
     t0 = time.perf_counter()
     result["files"] = accuracy()
     result.pop("oracle_speakers_sample_wav", None)  # the GE2E diariser's bound; that diariser is gone
@@ -310,7 +328,7 @@ def main(argv=None) -> int:
     if not args.no_long:
         result["long_files"] = long_files([float(h) for h in args.hours.split(",") if h])
     result["benchmark_seconds"] = round(time.perf_counter() - t0, 1)
-    path = write_result("diarize", result)
+    path = write_result(name, result)
 
     print("file                              speakers  DER%   (missed / false alarm / confusion)")
     for name, row in result["files"].items():

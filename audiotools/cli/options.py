@@ -124,7 +124,8 @@ def add_diarizer_options(g) -> None:
         "--diarizer",
         choices=choices(DiarizationOptions, "backend"),
         default=None,
-        help="auto: pyannote when its pipeline is available offline, else builtin (default: auto)",
+        help="auto: pyannote when its pipeline is available offline, else builtin (GE2E); overlap: "
+        "segmentation-3.0 + CAM++, overlapped speech gets both speakers (default: auto)",
     )
     g.add_argument("--num-speakers", type=int, default=None, metavar="N", help="exact number of speakers")
     g.add_argument("--min-speakers", type=int, default=None, metavar="N")
