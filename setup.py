@@ -6,5 +6,4 @@ from setuptools import find_packages, setup
 setup(
     packages=[*find_packages(include=["audiotools", "audiotools.*"]), "audiotools.recipes"],
     package_dir={"audiotools.recipes": "pipelines"},
-    package_data={"audiotools.recipes": ["*.yaml"]},
 )

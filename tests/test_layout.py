@@ -184,3 +184,50 @@ def test_public_api_is_lazy_and_complete():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_the_wheel_ships_the_recipes_without_a_symlink(tmp_path):
+    """pipelines/*.yaml land in the wheel as audiotools/recipes/, and an installed copy finds them."""
+    import subprocess
+    import sys
+    import zipfile
+
+    root = PACKAGE.parent
+    assert not any(p.is_symlink() for p in PACKAGE.rglob("*"))
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            str(root),
+            "-w",
+            str(tmp_path),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
+    )
+    wheel = next(tmp_path.glob("audiotools-*.whl"))
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+        z.extractall(site)
+    for recipe in (root / "pipelines").glob("*.yaml"):
+        assert f"audiotools/recipes/{recipe.name}" in names
+    code = (
+        "import audiotools.pipeline.recipe as r; rs = r.available_recipes(); "
+        "print(sorted(rs), rs['default'].parent.name, r.load_recipe('gpu-batch').name)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+    assert out.stdout.split() == ["['default',", "'fast-cpu',", "'gpu-batch']", "recipes", "gpu-batch"], out.stderr
