@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import numbers
 import types
 import typing
 from collections.abc import Mapping
@@ -104,12 +105,12 @@ def _coerce(value: Any, hint: Any) -> Any:
         if isinstance(value, bool):
             return value
         return _NO
-    if hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
+    if hint is int:  # numpy integers too
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
             return int(value)
         return _NO
     if hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
             return float(value)
         return _NO
     if hint is str:
