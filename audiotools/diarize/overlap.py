@@ -56,18 +56,18 @@ class Config:
     step: float = 1.0  # s between segmentation windows
     agc_window: float = 1.5  # s; level envelope of the gain control before the segmentation
     agc_max_gain_db: float = 12.0  # most the gain control lifts a quiet stretch (0: no gain control)
-    batch_size: int = 32  # windows per segmentation batch
-    embed_batch_frames: int = 24_000  # fbank frames (padded) per CAM++ batch
+    batch_size: int = 8  # windows per segmentation batch (memory; not faster when larger)
+    embed_batch_frames: int = 2000  # fbank frames (with padding) per CAM++ batch; larger is slower
     min_embed: float = 0.2  # s of speech below which a local speaker gets no embedding
     min_clean: float = 1.0  # s of clean (single-speaker) speech to enter the clustering
-    centering: float = 0.5  # share of the recording's mean embedding removed before clustering
+    centering: float = 0.65  # share of the recording's mean embedding removed before clustering
     linkage: str = "average"  # "average" (cosine) or "centroid" (Euclidean between unit vectors)
-    threshold: float = 0.7  # cosine distance at which agglomerative clustering stops
+    threshold: float = 0.8  # cosine distance at which agglomerative clustering stops
     min_cluster_size: int = 12  # clean embeddings a cluster needs to count as a speaker
     max_train: int = 4000  # at most this many embeddings go into the O(n^2) clustering
     kmeans_iterations: int = 3  # centroid refinement steps after the clustering
-    min_gap: float = 0.0  # s; shorter pauses inside one speaker's speech are bridged
-    min_duration: float = 0.0  # s; shorter turns are dropped
+    min_gap: float = 0.1  # s; shorter pauses inside one speaker's speech are bridged
+    min_duration: float = 0.1  # s; shorter turns are dropped
 
 
 @dataclass
@@ -327,7 +327,9 @@ def cluster_and_assign(
     train = emb.vectors[usable & (emb.clean >= config.min_clean)]
     if len(train) == 0:
         train = emb.vectors[usable]
-    mean = train.mean(0) if len(train) else np.zeros(emb.vectors.shape[-1], dtype=np.float32)
+    if len(train) == 0:  # no local speaker with enough speech to embed: no speakers
+        return np.zeros((0, emb.vectors.shape[-1]), dtype=np.float32), np.full(usable.shape, -1)
+    mean = train.mean(0)
     centroids = cluster(
         centre(train, mean, config.centering), config, *target_range(num_speakers, min_speakers, max_speakers)
     )
@@ -403,9 +405,8 @@ def reconstruct(
     activity, count = aggregate_speakers(scores, assignment, num_clusters, res.step, num_frames)
     offset = res.duration_s / 2
     turns = runs_to_turns(top_speakers(activity, count), res.step_s, offset, config.min_gap, config.min_duration)
-    exclusive = runs_to_turns(
-        top_speakers(activity, np.minimum(count, 1)), res.step_s, offset, config.min_gap, config.min_duration
-    )
+    # frame-exact (no bridging or dropping per speaker), so two speakers never overlap in it
+    exclusive = runs_to_turns(top_speakers(activity, np.minimum(count, 1)), res.step_s, offset, 0.0, 0.0)
     names = first_appearance_names(turns)
     exclusive = [t for t in exclusive if t[2] in names]
     return label_turns(turns, names), label_turns(exclusive, names)
