@@ -30,6 +30,7 @@ splits segments at speaker changes and records ``transcript.speakers`` and
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -216,6 +217,10 @@ def run_diarization(
     device = resolve_device(options.device)
     info: dict[str, Any] = {}
     exclusive = None
+    # torch threads: all of them when diarising on the main thread (the single-file CLI, on
+    # otherwise idle cores); one in a worker thread, where `audiotools batch` finishes files while
+    # the engine transcribes the next ones (two threads spin against it)
+    threads = 1 if threading.current_thread() is not threading.main_thread() else None
     if backend == "pyannote":
         from audiotools.diarize import pyannote_backend as pb
 
@@ -232,13 +237,10 @@ def run_diarization(
         result_ann = _annotation(turns, uri)
         info["pipeline"] = getattr(pipeline, "_audiotools_source", str(options.pyannote_pipeline))
     elif backend == "overlap":
-        import threading
-
         from audiotools.diarize.builtin import torch_threads
         from audiotools.diarize.overlap import diarize_samples
 
-        in_worker = threading.current_thread() is not threading.main_thread()
-        with torch_threads(1 if in_worker and device == "cpu" else None):
+        with torch_threads(threads if device == "cpu" else None):
             found = diarize_samples(
                 samples, options.num_speakers, options.min_speakers, options.max_speakers, device=device
             )
@@ -247,20 +249,14 @@ def run_diarization(
         info["timings"] = found.timings
         info["models"] = overlap_models()
     else:
-        # torch threads: all of them when diarising on the main thread (the single-file CLI, on
-        # otherwise idle cores); one in a worker thread, where `audiotools batch`
-        # finishes files while the engine transcribes the next ones (two threads spin against it)
-        import threading
-
         from audiotools.diarize.builtin import BuiltinOptions, diarize_samples
 
-        in_worker = threading.current_thread() is not threading.main_thread()
         bopts = BuiltinOptions(
             num_speakers=options.num_speakers,
             min_speakers=options.min_speakers,
             max_speakers=options.max_speakers,
             device=device,
-            threads=1 if in_worker else None,
+            threads=threads,
         )
         turns = diarize_samples(samples, bopts)
         result_ann = _annotation(turns, uri)

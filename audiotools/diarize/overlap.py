@@ -31,13 +31,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.optimize import linear_sum_assignment
 
 from audiotools.audio import SAMPLE_RATE
 from audiotools.diarize.segmentation import PyanNet, WindowScores, segmentation_model, sliding_windows
-from audiotools.speakers.campplus import CAMPPlus, CampplusEncoder, mean_normalise
+from audiotools.speakers.campplus import CAMPPlus, CampplusEncoder, embed_features
 from audiotools.speakers.fbank import kaldi_fbank
 
 FBANK_SHIFT = 160  # samples between fbank frames (10 ms)
@@ -173,7 +172,7 @@ def embed_batch(model: CAMPPlus, pieces: list[torch.Tensor]) -> torch.Tensor:
     """Unit CAM++ embeddings of fbank pieces of different lengths, (n, dim)."""
     lengths = torch.tensor([len(p) for p in pieces])
     feats = torch.nn.utils.rnn.pad_sequence(pieces, batch_first=True)
-    return F.normalize(model(mean_normalise(feats, lengths.to(feats.device)), lengths), dim=-1).cpu()
+    return embed_features(model, feats, lengths.to(feats.device)).cpu()
 
 
 def embed_local_speakers(

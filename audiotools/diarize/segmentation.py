@@ -351,40 +351,6 @@ def speech_activity(
     return SpeechActivity(aggregate(speech, scores.starts, res, num_frames), count, res)
 
 
-def speech_regions(
-    activity: SpeechActivity,
-    onset: float = 0.5,
-    offset: float = 0.5,
-    min_duration_on: float = 0.0,
-    min_duration_off: float = 0.0,
-) -> list[tuple[float, float]]:
-    """(start, end) seconds of speech: hysteresis thresholding (a region opens when the probability
-    exceeds onset and closes when it drops below offset), then gaps shorter than min_duration_off are
-    filled, then regions shorter than min_duration_on are dropped. Boundaries are frame centres."""
-    times = activity.times.tolist()
-    regions: list[tuple[float, float]] = []
-    start: float | None = None
-    for t, p in zip(times, activity.speech.tolist()):
-        if start is None and p > onset:
-            start = t
-        elif start is not None and p < offset:
-            regions.append((start, t))
-            start = None
-    if start is not None:
-        regions.append((start, times[-1]))
-    return [r for r in _fill_gaps(regions, min_duration_off) if r[1] - r[0] >= min_duration_on]
-
-
-def _fill_gaps(regions: list[tuple[float, float]], min_gap: float) -> list[tuple[float, float]]:
-    merged: list[tuple[float, float]] = []
-    for start, end in regions:
-        if merged and start - merged[-1][1] < min_gap:
-            merged[-1] = (merged[-1][0], end)
-        else:
-            merged.append((start, end))
-    return merged
-
-
 _models: dict[str, PyanNet] = {}
 _models_lock = threading.Lock()
 

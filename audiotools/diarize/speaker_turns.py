@@ -163,10 +163,8 @@ def split_segment(seg: Segment) -> list[Segment]:
 
 def overlap_regions(turns: Iterable[Sequence]) -> list[tuple[float, float]]:
     """Stretches where two or more speakers' turns overlap, sorted and merged."""
-    events = sorted(
-        [(s, 1) for s, _, _ in normalize_turns(turns)] + [(e, -1) for _, e, _ in normalize_turns(turns)],
-        key=lambda ev: (ev[0], ev[1]),
-    )
+    merged = normalize_turns(turns)
+    events = sorted([(s, 1) for s, _, _ in merged] + [(e, -1) for _, e, _ in merged], key=lambda ev: (ev[0], ev[1]))
     out: list[tuple[float, float]] = []
     active, start = 0, 0.0
     for t, delta in events:

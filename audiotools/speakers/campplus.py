@@ -318,8 +318,13 @@ def embed(model: CAMPPlus, waveforms: Tensor, lengths: Tensor | None = None) -> 
     feats, frames = kaldi_fbank(waveforms.to(device), lengths)
     if int(frames.min()) < 1:
         raise ValueError("every utterance needs at least 400 samples (one 25 ms frame)")
-    emb = model(mean_normalise(feats, frames), frames)
-    return F.normalize(emb, dim=-1)
+    return embed_features(model, feats, frames)
+
+
+@torch.inference_mode()
+def embed_features(model: CAMPPlus, feats: Tensor, frames: Tensor) -> Tensor:
+    """Padded fbank (B, T, 80) with ``frames`` valid frames each -> (B, 192) unit embeddings."""
+    return F.normalize(model(mean_normalise(feats, frames), frames), dim=-1)
 
 
 def embed_many(model: CAMPPlus, waveforms: list[Tensor], batch_size: int = 16) -> Tensor:
@@ -378,18 +383,6 @@ class CampplusEncoder:
         out = np.zeros((len(signals), self.dim), dtype=np.float64)
         np.add.at(out, np.asarray(owners), emb)
         return (out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)).astype(np.float32)
-
-    def embed_windows(
-        self, samples: np.ndarray, step_frames: int = 40, window_s: float = 1.6
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Sliding ``window_s`` windows every ``step_frames`` x 10 ms over one signal:
-        (centre times in s, (n, 192) embeddings)."""
-        win, hop = int(window_s * SAMPLE_RATE), step_frames * SAMPLE_RATE // 100
-        x = _at_least_one_frame(np.asarray(samples, dtype=np.float32))
-        starts = list(range(0, max(1, len(x) - win + 1), hop))
-        windows = [torch.from_numpy(x[s : s + win]) for s in starts]
-        centres = (np.asarray(starts) + min(win, len(x)) / 2) / SAMPLE_RATE
-        return centres, embed_many(self.model, windows).numpy()
 
 
 def _at_least_one_frame(x: np.ndarray) -> np.ndarray:
