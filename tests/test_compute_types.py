@@ -34,13 +34,14 @@ def test_int8_model_is_quantised(int8_transcriber):
     # the vocabulary projection is quantised; the embedding lookup keeps its float weights
     assert isinstance(model.decoder.int8_logits, Int8Linear)
     assert model.decoder.token_embedding.weight.dtype == torch.float32
-    # the int8 projection stays close to the float one
+    # the int8 projection stays close to the float one on decoder-like states (the final layer norm of
+    # real token embeddings; Gaussian noise has no such structure and its error is a coin toss near 5 %)
     with torch.no_grad():
-        x = torch.randn(3, 5, model.dims.n_text_state)
+        x = model.decoder.ln(model.decoder.token_embedding.weight[:64][None])
         ref = x @ model.decoder.token_embedding.weight.T
         got = model.decoder.int8_logits(x)
     assert got.shape == ref.shape and got.dtype == torch.float32
-    assert torch.linalg.norm(got - ref) < 0.05 * torch.linalg.norm(ref)
+    assert torch.linalg.norm(got - ref) < 0.02 * torch.linalg.norm(ref)
 
 
 def test_int8_jfk_wer_and_word_timestamps(int8_transcriber):

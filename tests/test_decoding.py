@@ -77,6 +77,7 @@ def test_column_major_weights_same_outputs_same_memory():
         n_text_head=4,
         n_text_layer=2,
     )
+    torch.manual_seed(0)
     model = Whisper(dims).eval()
     with torch.no_grad():
         for p in model.parameters():  # some of openai-whisper's parameters start uninitialised
@@ -282,7 +283,7 @@ def test_word_timings_from_decoding_refuses_what_it_cannot_align():
     sampled = [tok.timestamp_begin] + text + [tok.timestamp_begin + 100]
     prompt = len(tok.sot_sequence)
     n_pos = prompt + len(sampled)  # the prompt, then a query per step up to EOT
-    qk = torch.randn(n_pos, 4, 1500)
+    qk = torch.randn(n_pos, 4, 1500, generator=torch.Generator().manual_seed(0))
     lps = [-0.1] * (len(sampled) + 1)
     words = word_timings_from_decoding(tok, sampled, text, qk, lps, prompt, 600)
     assert [w.word for w in words] == [" ask", " not", " what", " your", " country", " can", " do"]
