@@ -23,6 +23,12 @@ between folds k and l one fitted on the remaining 3. So no trial is scored with 
 calibration that saw either of its speakers. The shipped calibration (fitted on all 131 speakers)
 is then also applied to all trials, for reference only (that figure is optimistic, not held out).
 
+Quality gate (``--quality``): the wideband held-out systems applied to clean full-file enrolments
+against tests cut to 1, 2, 3 and 5 s of net speech (the first seconds of the VAD speech; only tests
+that have that much speech), and against whole test files (every second recording) with white
+Gaussian noise added at 20, 10 and 5 dB SNR (relative to the power of their VAD speech), where the
+SNR estimator of ``audiotools.speakers.quality`` is also checked against the true SNR.
+
 Timing: enrolment + scoring of 1,000 trials through ``verification.score_trials`` (the code behind
 ``audiotools verify --trials``) with an empty embedding cache, then again with the cache warm.
 """
@@ -370,6 +376,18 @@ def main() -> int:
     ap.add_argument("--no-synthetic", action="store_true", help="skip the espeak-ng (out-of-domain) evaluation")
     ap.add_argument("--no-voice-check", action="store_true", help="skip the enrolment one-voice check evaluation")
     ap.add_argument(
+        "--voice-check-every",
+        type=int,
+        default=1,
+        metavar="K",
+        help="one-voice check on every K-th recording only, and 60/K mixtures (CPU time)",
+    )
+    ap.add_argument(
+        "--quality",
+        action="store_true",
+        help="also measure EER/Cllr against net speech (1/2/3/5 s) and SNR (20/10/5 dB): the quality gate",
+    )
+    ap.add_argument(
         "--demo-trials",
         metavar="DIR",
         help="only write the synthetic voices and a labelled K.tsv into DIR (for voiceprints/make_demo.sh)",
@@ -503,12 +521,25 @@ def main() -> int:
                     f"(min {b['min_cllr']:.3f})",
                     flush=True,
                 )
+            if args.quality and cond == channel.WIDEBAND:
+                results["quality_gate"] = quality_eval(extractor, lib_files, models, enrol[L], spk[L], folds)
             r["seconds"] = round(time.perf_counter() - t0, 1)
             results["conditions"][cond] = r
         if args.write_calibration:
             write_shipped(shipped, extractor, results, args.top_n)
         if not args.no_voice_check and tel_files_for_timing is not None:
-            v = results["enrolment_voice_check"] = voice_check_eval(lib_files, tel_files_for_timing)
+            k = max(1, args.voice_check_every)
+            from audiotools.speakers.calibration import CalibrationSet
+            from audiotools.speakers.verification import Scorer
+
+            # the cohorts of this run's all-data systems (what --write-calibration ships)
+            cal = CalibrationSet(extractor.model_id, extractor.weights_sha256, {c: m for c, (m, _) in shipped.items()})
+            v = results["enrolment_voice_check"] = voice_check_eval(
+                lib_files[::k],
+                tel_files_for_timing[::k],
+                n_mix=max(6, 60 // k),
+                scorer=Scorer(extractor=extractor, calibration=cal),
+            )
             for cond, r in v.items():
                 print(
                     f"one-voice check, {cond}: {r['false_rejections']}/{r['single_speaker_recordings']} single-speaker "
@@ -536,16 +567,108 @@ def main() -> int:
     return 0
 
 
-def voice_check_eval(files: list[Path], tel_files: list[Path], n_mix: int = 60) -> dict:
+QUALITY_CUTS = (1.0, 2.0, 3.0, 5.0)
+QUALITY_SNRS = (20.0, 10.0, 5.0)
+
+
+def quality_eval(extractor, files, models, enrol, spk, folds) -> dict:
+    """Held-out EER / Cllr of clean enrolment against short or noisy tests (see the module docstring)."""
+    from audiotools.audio import SAMPLE_RATE
+    from audiotools.audio.decode import pcm_sha256
+    from audiotools.speakers.embedding_cache import Audio, cut, total
+    from audiotools.speakers.quality import QualityOptions, assess, estimate_snr
+
+    def as_audio(x):
+        x = np.asarray(x, dtype=np.float32)
+        return Audio(samples=x, pcm_sha256=pcm_sha256(x), channel=channel.ChannelInfo(condition=channel.WIDEBAND))
+
+    def embed(audios):
+        out = []
+        for k in range(0, len(audios), 48):
+            out += [r.embedding for r in extractor.embed([(a, None, channel.WIDEBAND) for a in audios[k : k + 48]])]
+        return np.stack(out).astype(np.float64)
+
+    audios = [Audio.load(f) for f in files]
+    speech = [cut(a.samples, extractor.speech_in(a, None)) for a in audios]
+    n_speech = np.array([len(x) / SAMPLE_RATE for x in speech])
+    gate = QualityOptions()
+    res: dict = {
+        "protocol": "wideband held-out systems (5 folds, as above); enrolment: the clean full file; test: the "
+        "first N s of the test file's VAD speech (tests with less speech left out), or the whole test file with "
+        "white Gaussian noise at the given SNR relative to its VAD-speech power (numpy, seeded)",
+        "net_speech": {},
+        "snr": {},
+    }
+    for sec in QUALITY_CUTS:
+        cut_audios = [as_audio(x[: int(sec * SAMPLE_RATE)]) for x in speech]
+        test = embed(cut_audios)
+        pairs, tgt, s = held_out_scores(models, enrol, test, spk, folds, ordered=True)
+        sel = n_speech[pairs[:, 1]] >= sec
+        r = report(tgt, s, sel)
+        r["test_files"] = int((n_speech >= sec).sum())
+        net = [total(extractor.speech_in(a, None)) for a, ok in zip(cut_audios, n_speech >= sec) if ok]
+        r["mean_net_speech_s"] = round(float(np.mean(net)), 2)
+        res["net_speech"][f"{sec:g} s"] = r
+        print(
+            f"quality: tests of {sec:g} s of speech: EER {100 * r['eer']:.2f} %, Cllr {r['cllr']:.3f} "
+            f"(min {r['min_cllr']:.3f})  [{r['n_target']} / {r['n_nontarget']}]",
+            flush=True,
+        )
+    rng = np.random.default_rng(12)
+    sub = np.arange(0, len(audios), 2)  # noisy tests: every second recording (CPU time)
+    res["snr_test_files"] = int(len(sub))
+    clean_test = embed([as_audio(a.samples) for a in audios])
+    for db in QUALITY_SNRS:
+        noisy = []
+        for i in sub:
+            a, x = audios[i], speech[i]
+            p = float(np.mean(np.square(x, dtype=np.float64)))
+            noise = rng.standard_normal(len(a.samples)) * np.sqrt(p / 10 ** (db / 10))
+            noisy.append(as_audio(a.samples + noise))
+        est = []
+        for a in noisy:
+            e = estimate_snr(a.samples, extractor.speech(a))
+            est.append(e["snr_db"])
+        test = clean_test.copy()
+        test[sub] = embed(noisy)
+        pairs, tgt, s = held_out_scores(models, enrol, test, spk, folds, ordered=True)
+        r = report(tgt, s, np.isin(pairs[:, 1], sub))
+        est = np.array(est, dtype=np.float64)
+        r["estimated_snr_db"] = {
+            "median": round(float(np.median(est)), 1),
+            "p10": round(float(np.percentile(est, 10)), 1),
+            "p90": round(float(np.percentile(est, 90)), 1),
+            "below_gate": int(sum(not assess(10.0, {"snr_db": v}, gate)["passed"] for v in est)),
+            "files": len(est),
+        }
+        res["snr"][f"{db:g} dB"] = r
+        print(
+            f"quality: white noise at {db:g} dB: EER {100 * r['eer']:.2f} %, Cllr {r['cllr']:.3f} "
+            f"(min {r['min_cllr']:.3f}); estimated SNR median {r['estimated_snr_db']['median']} dB "
+            f"(p10 {r['estimated_snr_db']['p10']}, p90 {r['estimated_snr_db']['p90']}); "
+            f"{r['estimated_snr_db']['below_gate']}/{len(est)} below the {gate.min_snr_db:g} dB gate",
+            flush=True,
+        )
+    clean_est = [estimate_snr(a.samples, extractor.speech(a))["snr_db"] for a in audios]
+    res["clean_estimated_snr_db"] = {
+        "median": round(float(np.median(clean_est)), 1),
+        "p5": round(float(np.percentile(clean_est, 5)), 1),
+        "min": round(float(np.min(clean_est)), 1),
+    }
+    return res
+
+
+def voice_check_eval(files: list[Path], tel_files: list[Path], n_mix: int = 60, scorer=None) -> dict:
     """The enrolment one-voice check (verification.two_speaker_test): false rejections on the
     single-speaker recordings, detections on two-speaker mixtures made from them."""
     from audiotools.audio.decode import pcm_sha256
     from audiotools.speakers.embedding_cache import Audio, cut
     from audiotools.speakers.verification import Scorer, two_speaker_test
 
-    scorer = Scorer()
+    scorer = scorer or Scorer()
     out = {}
     for cond, paths in ((channel.WIDEBAND, files), (channel.TELEPHONE, tel_files)):
+        print(f"one-voice check: {len(paths)} {cond} recordings, {n_mix} mixtures", flush=True)
         stats, rejected = [], 0
         for p in paths:
             r = two_speaker_test(scorer, Audio.load(p), None, cond)

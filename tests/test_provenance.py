@@ -179,13 +179,13 @@ def test_models_found_in_the_steps_output():
     audio = load_audio(WAV)
     t = make_transcript(audio, TURNS[:1])
     t.extra["diarization"] = {"method": "x", "segmentation_model": {"name": "seg-v1", "sha256": "ef" * 32}}
-    t.extra["identification"] = {"encoder": {"model_id": "ge2e-resemblyzer-256", "weights_sha256": "cd" * 32}}
-    t.extra["verification"] = {"embedding": {"model_id": "ge2e-resemblyzer-256", "weights_sha256": "cd" * 32}}
+    t.extra["identification"] = {"encoder": {"model_id": "campplus-cn-en-common-192", "weights_sha256": "cd" * 32}}
+    t.extra["verification"] = {"embedding": {"model_id": "campplus-cn-en-common-192", "weights_sha256": "cd" * 32}}
     block = provenance.apply_provenance(t, audio)
     got = {(m["role"], m["name"], m["sha256"]) for m in block["models"]}
     assert got == {
         ("asr", "tiny.en", "ab" * 32),
-        ("speaker-embedding", "ge2e-resemblyzer-256", "cd" * 32),
+        ("speaker-embedding", "campplus-cn-en-common-192", "cd" * 32),
         ("diarization.segmentation_model", "seg-v1", "ef" * 32),
     }
     assert provenance.verify(t.to_dict(), audio=audio)[-1].ok
@@ -442,25 +442,35 @@ def test_encrypted_key(tmp_path, built, monkeypatch, capsys):
     assert run_verify(capsys, p, "--public-key", tmp_path / "enc.pub")[0] == 0
 
 
-def test_sign_key_in_recipe_parameters_and_ge2e_model(keys, tmp_path):
-    """A speaker step that only names the GE2E encoder still gets its weights hashed."""
+def test_sign_key_in_recipe_parameters_and_speaker_models(keys, tmp_path):
+    """Speaker steps that only name their encoders (CAM++ for identification, GE2E for the built-in
+    diariser) still get the weights' sha256 in the provenance block."""
 
     def prepare(t):
         t.extra["diarization"] = {"embedding": "ge2e-resemblyzer-256", "turns": []}
+        t.extra["identification"] = {"embedding": {"model_id": "campplus-cn-en-common-192"}}
 
-    try:
-        from audiotools.speakers.ge2e import MODEL_ID, weights_path
+    from audiotools.weights import CAMPLUS, locate
 
-        wp = weights_path()
-    except Exception as e:  # resemblyzer weights not installed
-        pytest.skip(str(e))
     _, t = build(tmp_path, turns=TURNS[:1], sign_key=keys[0], formats=["json"], prepare=prepare)
     models = t.extra["provenance"]["models"]
     assert {
         "role": "speaker-embedding",
-        "name": MODEL_ID,
-        "sha256": hashlib.sha256(wp.read_bytes()).hexdigest(),
+        "name": CAMPLUS.name,
+        "sha256": hashlib.sha256(locate(CAMPLUS).read_bytes()).hexdigest(),
     } in models
+    try:
+        from audiotools.speakers.ge2e import MODEL_ID, weights_path
+
+        wp = weights_path()
+    except Exception:  # resemblyzer weights not installed: only CAM++ is checked
+        wp = None
+    if wp is not None:
+        assert {
+            "role": "speaker-embedding",
+            "name": MODEL_ID,
+            "sha256": hashlib.sha256(wp.read_bytes()).hexdigest(),
+        } in models
     assert t.extra["parameters"]["steps"]["provenance"]["sign_key"] == str(keys[0])
 
 

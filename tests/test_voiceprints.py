@@ -1,6 +1,6 @@
 """The voiceprint store: names, enrolment checks, corrupt records, concurrent writers.
 
-Real audio throughout (samples/voices, samples/conversation.wav); the GE2E model is never mocked.
+Real audio throughout (samples/voices, samples/conversation.wav); the CAM++ model is never mocked.
 The concurrency test drives the store's writer directly from several processes (fast), and also
 runs two real ``audiotools voiceprint enroll`` processes at once.
 """
@@ -108,7 +108,10 @@ def test_enrol_record_layout(enrolled):
 
     rec = json.loads((enrolled.dir / "anna.json").read_text(encoding="utf-8"))
     assert rec["schema"] == SCHEMA and rec["name"] == "Anna" and rec["created"]
-    assert rec["model"]["id"] == "ge2e-resemblyzer-256" and len(rec["model"]["weights_sha256"]) == 64
+    from audiotools.weights import CAMPLUS
+
+    assert rec["model"] == {"id": "campplus-cn-en-common-192", "weights_sha256": CAMPLUS.sha256}
+    assert rec["embeddings"]["shape"] == [1, 192]
     s = rec["samples"][0]
     assert s["file"] == "anna.wav" and len(s["sha256"]) == 64 and len(s["pcm_sha256"]) == 64
     assert 10 < s["duration"] < 12 and 8 < s["speech_seconds"] <= s["duration"]
@@ -119,7 +122,7 @@ def test_enrol_record_layout(enrolled):
 
     t = load_file(str(emb))
     assert set(t) == {"wideband", "telephone", "telephone-codec"}
-    assert all(v.shape == (1, 256) and v.dtype == np.float32 for v in t.values())
+    assert all(v.shape == (1, 192) and v.dtype == np.float32 for v in t.values())
     assert np.allclose(np.linalg.norm(t["wideband"], axis=1), 1, atol=1e-4)
     # Cyrillic display name kept, file id case-folded
     rec_b = json.loads((enrolled.dir / "борис.json").read_text(encoding="utf-8"))
@@ -135,7 +138,7 @@ def test_enrol_appends_and_skips_duplicates(tmp_path, scorer):
     enroll(store, "Clara", [VOICES / "clara.wav"], scorer, segment=(0.0, 5.5))
     vp, added, skipped = enroll(store, "clara", [VOICES / "clara.wav"], scorer, segment=(4.5, 10.3))
     assert len(vp.samples) == 2 and vp.name == "Clara" and len(added) == 1 and not skipped
-    assert vp.embeddings["wideband"].shape == (2, 256)
+    assert vp.embeddings["wideband"].shape == (2, 192)
     vp, added, skipped = enroll(store, "CLARA", [VOICES / "clara.wav"], scorer, segment=(0.0, 5.5))
     assert len(vp.samples) == 2 and len(skipped) == 1
     assert len(list(store.dir.glob("clara.*.safetensors"))) == 1  # the old embeddings file was removed
@@ -212,11 +215,11 @@ def test_shape_mismatch_and_missing_field(enrolled, tmp_path):
     store = _copy_store(enrolled.dir, tmp_path / "s")
     p = store.dir / "anna.json"
     rec = json.loads(p.read_text(encoding="utf-8"))
-    bad = save({c: np.zeros((3, 256), np.float32) for c in ("wideband", "telephone", "telephone-codec")})
+    bad = save({c: np.zeros((3, 192), np.float32) for c in ("wideband", "telephone", "telephone-codec")})
     (store.dir / rec["embeddings"]["file"]).write_bytes(bad)
     rec["embeddings"]["sha256"] = sha256_bytes(bad)
     p.write_text(json.dumps(rec), encoding="utf-8")
-    with pytest.raises(VoiceprintError, match=r"shape \(3, 256\), expected \(1, 256\)"):
+    with pytest.raises(VoiceprintError, match=r"shape \(3, 192\), expected \(1, 192\)"):
         store.get("Anna")
     del rec["model"]
     p.write_text(json.dumps(rec), encoding="utf-8")
@@ -237,6 +240,109 @@ def test_other_embedding_model_is_never_compared(enrolled, tmp_path, scorer):
     turns = [{"start": 0.5, "end": 8.75, "speaker": "SPEAKER_00"}]
     with pytest.raises(VoiceprintError, match="made with embedding model ecapa-tdnn-192.*re-enrol"):
         identify(load_audio(SAMPLES / "conversation.wav"), turns, store, scorer=scorer)
+
+
+def _ge2e_record(store_dir: Path) -> Path:
+    """A record as the former GE2E system wrote it: model ge2e-resemblyzer-256, (1, 256) embeddings."""
+    from safetensors.numpy import save
+
+    from audiotools.fileio import sha256_bytes
+
+    rng = np.random.default_rng(1)
+    e = rng.standard_normal((1, 256)).astype(np.float32)
+    data = save({c: e / np.linalg.norm(e) for c in ("wideband", "telephone", "telephone-codec")})
+    (store_dir / "old.0123abcd.safetensors").write_bytes(data)
+    rec = {
+        "schema": "audiotools.voiceprint/1",
+        "name": "Old Anna",
+        "id": "old_anna",
+        "created": "2026-11-01T00:00:00Z",
+        "updated": "2026-11-01T00:00:00Z",
+        "model": {
+            "id": "ge2e-resemblyzer-256",
+            "weights_sha256": "39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e",
+        },
+        "embeddings": {
+            "file": "old.0123abcd.safetensors",
+            "sha256": sha256_bytes(data),
+            "format": "safetensors",
+            "conditions": ["wideband", "telephone", "telephone-codec"],
+            "shape": [1, 256],
+            "dtype": "float32",
+        },
+        "speech_seconds": 9.9,
+        "samples": [
+            {
+                "file": "anna interview.wav",
+                "sha256": "0" * 64,
+                "pcm_sha256": "1" * 64,
+                "duration": 11.0,
+                "speech_seconds": 9.9,
+            }
+        ],
+    }
+    p = store_dir / "old_anna.json"
+    p.write_text(json.dumps(rec), encoding="utf-8")
+    return p
+
+
+def test_ge2e_record_is_refused_with_the_reenrol_command(tmp_path, capsys):
+    """A GE2E-era record is listed but never compared: verify, identify and enroll (append) all stop
+    with one line naming the record and the exact commands that re-enrol the person."""
+    from audiotools.cli import main
+    from audiotools.errors import VoiceprintError
+    from audiotools.speakers.voiceprints import VoiceprintStore
+
+    store_dir = tmp_path / "old store"
+    store_dir.mkdir()
+    rec = _ge2e_record(store_dir)
+    store = VoiceprintStore(store_dir)
+    vp = store.get("Old Anna")  # readable: `voiceprint list` still shows it
+    assert vp.model_id == "ge2e-resemblyzer-256" and vp.embeddings["wideband"].shape == (1, 256)
+    expected = (
+        f"audiotools voiceprint remove 'Old Anna' --voiceprints '{store_dir}' && "
+        f"audiotools voiceprint enroll 'Old Anna' 'anna interview.wav' --voiceprints '{store_dir}'"
+    )
+    assert store.reenrol_command(vp) == expected
+    capsys.readouterr()
+    wav = str(SAMPLES / "conversation.wav")
+    for argv in (
+        ["verify", wav, "--speaker", "Old Anna", "--segment", "0.5-8.75", "--voiceprints", str(store_dir)],
+        ["identify", wav, "--voiceprints", str(store_dir), "--rttm", str(SAMPLES / "conversation.rttm")],
+        ["voiceprint", "enroll", "Old Anna", str(VOICES / "anna.wav"), "--voiceprints", str(store_dir)],
+    ):
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+        assert err.startswith(
+            f"error: {rec}: voiceprint 'Old Anna' was made with embedding model ge2e-resemblyzer-256"
+        ), err
+        assert "not the current campplus-cn-en-common-192" in err and expected in err
+    with pytest.raises(VoiceprintError, match="re-enrol with `audiotools voiceprint remove"):
+        store.check_model(vp, "campplus-cn-en-common-192", "")
+
+
+def test_ge2e_store_calibration_is_refused(enrolled, tmp_path, capsys):
+    """A store calibration fitted for GE2E is never applied to CAM++ scores."""
+    from audiotools.cli import main
+
+    store = _copy_store(enrolled.dir, tmp_path / "s")
+    (store.dir / "_calibration.json").write_text(
+        json.dumps(
+            {
+                "schema": "audiotools.calibration/1",
+                "model": {"id": "ge2e-resemblyzer-256", "weights_sha256": "39" * 32},
+                "conditions": {"wideband": {"top_n": 50, "features": ["snorm"], "weights": [1.0], "bias": 0.0}},
+            }
+        ),
+        encoding="utf-8",
+    )
+    capsys.readouterr()
+    wav = str(VOICES / "anna.wav")
+    assert main(["verify", wav, "--speaker", "Anna", "--no-diarize", "--voiceprints", str(store.dir)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "_calibration.json: fitted for embedding model 'ge2e-resemblyzer-256'" in err
+    assert f"audiotools voiceprint calibrate --reset --voiceprints {store.dir}" in err
 
 
 def test_cli_list_show_remove(enrolled, tmp_path, capsys):
@@ -262,7 +368,7 @@ def _writer(store_dir: str, name: str, seed: int, n: int) -> None:
     store = VoiceprintStore(store_dir)
     rng = np.random.default_rng(seed)
     for i in range(n):
-        e = rng.standard_normal((1, 256)).astype(np.float32)
+        e = rng.standard_normal((1, 192)).astype(np.float32)
         e /= np.linalg.norm(e)
         s = Sample(
             file=f"w{seed}-{i}.wav",
@@ -272,7 +378,11 @@ def _writer(store_dir: str, name: str, seed: int, n: int) -> None:
             speech_seconds=4.0,
         )
         store.add_samples(
-            name, [s], dict.fromkeys(("wideband", "telephone", "telephone-codec"), e), "ge2e-resemblyzer-256", "0" * 64
+            name,
+            [s],
+            dict.fromkeys(("wideband", "telephone", "telephone-codec"), e),
+            "campplus-cn-en-common-192",
+            "0" * 64,
         )
 
 
@@ -291,7 +401,7 @@ def test_concurrent_writers_keep_the_store_consistent(tmp_path):
     store = VoiceprintStore(tmp_path)
     people = {vp.name: vp for vp in store.all()}
     assert set(people) == {"Same Person", "Other", "Третий"}
-    assert len(people["Same Person"].samples) == 12 and people["Same Person"].embeddings["wideband"].shape == (12, 256)
+    assert len(people["Same Person"].samples) == 12 and people["Same Person"].embeddings["wideband"].shape == (12, 192)
     assert len(people["Other"].samples) == 6 and len(people["Третий"].samples) == 6
     assert len({s.file for s in people["Same Person"].samples}) == 12
     # exactly one embeddings file per record, no temp files left behind
@@ -325,5 +435,24 @@ def test_two_enrol_processes_at_once(tmp_path):
     from audiotools.speakers.voiceprints import VoiceprintStore
 
     vp = VoiceprintStore(tmp_path).get("anna")
-    assert len(vp.samples) == 2 and vp.embeddings["telephone"].shape == (2, 256)
+    assert len(vp.samples) == 2 and vp.embeddings["telephone"].shape == (2, 192)
     assert sorted(str(s.segment) for s in vp.samples) == ["None", "[0.0, 6.0]"]
+
+
+def test_window_embeddings_are_campplus(scorer):
+    """The one-voice check's windows: CAM++ (192-d, unit length) on 1.5 s windows every 0.75 s of the
+    speech; their mean points the way of the whole sample's embedding."""
+    from audiotools.speakers.campplus import EMBEDDING_DIM, WINDOW_SECONDS, WINDOW_STEP_SECONDS, window_starts
+    from audiotools.speakers.embedding_cache import Audio, cut
+    from audiotools.speakers.voiceprints import EMBEDDING_DIM as STORE_DIM
+
+    ex = scorer.extractor
+    assert ex.dim == EMBEDDING_DIM == STORE_DIM == 192 and ex.model_id == "campplus-cn-en-common-192"
+    a = Audio.load(VOICES / "anna.wav")
+    w = ex.window_embeddings(a, None, "wideband")
+    n = len(cut(a.samples, ex.speech_in(a, None)))
+    assert w.shape == (len(window_starts(n, int(WINDOW_SECONDS * 16000), int(WINDOW_STEP_SECONDS * 16000))), 192)
+    assert np.allclose(np.linalg.norm(w, axis=1), 1, atol=1e-4)
+    whole = ex.embed([(a, None, "wideband")])[0].embedding
+    m = w.mean(0)
+    assert float(m @ whole / np.linalg.norm(m)) > 0.7

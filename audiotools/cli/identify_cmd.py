@@ -6,6 +6,7 @@ import argparse
 import json
 
 from audiotools.cli.common import each_file, stdout
+from audiotools.cli.options import add_quality_options, quality_options
 from audiotools.errors import UsageError
 
 DESCRIPTION = """\
@@ -13,6 +14,9 @@ Diarise each recording (or read its turns from --rttm) and match every speaker a
 enrolled voiceprints. A speaker is named only when the calibrated evidence makes it more probable
 than not (Bayes decision with --prior and the decision costs; see docs/voiceprints.md); otherwise
 they stay SPEAKER_xx. Two speakers are never given the same name.
+
+Quality gate: each speaker's net speech and estimated SNR are shown; a speaker below --min-net-speech
+(default 3 s) or --min-snr (default 10 dB) is not named ("insufficient quality") unless --force.
 
 examples:
   audiotools identify meeting.wav
@@ -60,6 +64,7 @@ def register(sub) -> None:
         help="override the detected recording condition",
     )
     p.add_argument("--json", action="store_true")
+    add_quality_options(p)
     p.set_defaults(func=run)
 
 
@@ -80,7 +85,7 @@ def run(args) -> int:
     from audiotools.speakers.voiceprints import VoiceprintStore
 
     options = IdentifyOptions().replace(
-        prior=args.prior, false_name_cost=args.false_name_cost, condition=args.condition
+        prior=args.prior, false_name_cost=args.false_name_cost, condition=args.condition, quality=quality_options(args)
     )
     store = VoiceprintStore(args.voiceprints)
     if not store.exists() or store.is_empty():
@@ -107,11 +112,12 @@ def _print(res: dict) -> None:
 
     cond = res["info"]["condition"]
     t = Table(title=f"{res['file']} ({cond['condition']})")
-    for c in ("speaker", "identity", "best match", "log10 LR", "posterior", "speech"):
+    for c in ("speaker", "identity", "best match", "log10 LR", "posterior", "net speech", "SNR", "quality"):
         t.add_column(c)
     notes = []
     for lab in sorted(res["candidates"]):
         c = res["candidates"][lab]
+        q = c.get("quality") or {}
         idt = res["identities"].get(lab)
         t.add_row(
             lab,
@@ -120,6 +126,8 @@ def _print(res: dict) -> None:
             f"{c['llr']:+.2f}" if "llr" in c else "-",
             f"{c['posterior']:.3f}" if "posterior" in c else "-",
             f"{c.get('speech_seconds', 0):.1f} s",
+            "-" if q.get("snr_db") is None else f"{q['snr_db']:.0f} dB",
+            "ok" if q.get("passed") else ("[red]insufficient (forced)[/]" if "llr" in c else "insufficient"),
         )
         if not idt:
             notes.append(f"{lab}: {c.get('decision', 'not identified')}")

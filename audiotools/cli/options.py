@@ -124,8 +124,8 @@ def add_diarizer_options(g) -> None:
         "--diarizer",
         choices=choices(DiarizationOptions, "backend"),
         default=None,
-        help="auto: pyannote when its pipeline is available offline, else builtin (GE2E); overlap: "
-        "segmentation-3.0 + CAM++, overlapped speech gets both speakers (default: auto)",
+        help="auto: pyannote when its pipeline is available offline, else builtin (segmentation-3.0 + "
+        "CAM++, offline; overlapped speech gets both speakers) (default: auto)",
     )
     g.add_argument("--num-speakers", type=int, default=None, metavar="N", help="exact number of speakers")
     g.add_argument("--min-speakers", type=int, default=None, metavar="N")
@@ -267,3 +267,42 @@ def diarization_options(args: argparse.Namespace):
     from audiotools.diarize.diarization import DiarizationOptions
 
     return DiarizationOptions().replace(device=getattr(args, "device", None), **step_values(args, "diarize"))
+
+
+# the quality gate of `verify` and `identify`: option field -> argparse dest
+QUALITY_FLAGS = {"min_net_speech": "min_net_speech", "min_snr_db": "min_snr", "force": "force"}
+
+
+def add_quality_options(p: argparse.ArgumentParser) -> None:
+    """``--min-net-speech``, ``--min-snr``, ``--force`` (QualityOptions) for ``verify`` and ``identify``."""
+    from audiotools.speakers.quality import QualityOptions
+
+    d = QualityOptions()
+    g = p.add_argument_group("quality gate")
+    g.add_argument(
+        "--min-net-speech",
+        type=float,
+        default=None,
+        metavar="S",
+        help=f"seconds of net speech a compared speaker needs for a likelihood ratio (default {d.min_net_speech:g})",
+    )
+    g.add_argument(
+        "--min-snr",
+        type=float,
+        default=None,
+        metavar="DB",
+        help=f"estimated SNR a compared speaker needs for a likelihood ratio (default {d.min_snr_db:g} dB)",
+    )
+    g.add_argument(
+        "--force",
+        action="store_true",
+        default=None,
+        help="give the likelihood ratio below the quality thresholds too (flagged as a quality warning)",
+    )
+
+
+def quality_options(args: argparse.Namespace):
+    """The QualityOptions of the quality-gate flags (a flag left out keeps the default)."""
+    from audiotools.speakers.quality import QualityOptions
+
+    return QualityOptions().replace(**{f: getattr(args, d, None) for f, d in QUALITY_FLAGS.items()})

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from audiotools.cli.common import console, info, parse_range, quiet, stdout
+from audiotools.cli.options import add_quality_options, quality_options
 from audiotools.errors import UsageError
 
 DESCRIPTION = """\
@@ -19,6 +20,11 @@ condition (e.g. telephone band). The report gives the raw cosine score, the coho
 (AS-norm), a log10 likelihood ratio from the calibration, a verdict in words (ENFSI verbal scale)
 and the turns that carry the evidence, each scored on its own. A likelihood ratio is evidence for
 one proposition over the other, not proof of identity.
+
+Quality gate: each compared speaker's net speech (VAD speech) and estimated SNR are shown; below
+--min-net-speech (default 3 s) or --min-snr (default 10 dB) the verdict is "insufficient quality"
+instead of a likelihood ratio; --force gives the likelihood ratio anyway, flagged as a quality
+warning (see docs/voiceprints.md for how the thresholds were measured).
 
 Trials mode scores many pairs: each line of T.tsv is ENROLMENT_FILES<TAB>TEST_FILE (enrolment files
 comma-separated); S.tsv repeats both columns and adds the raw cosine score and the calibrated log10
@@ -71,6 +77,7 @@ def register(sub) -> None:
         help="voiceprint store (default: $AUDIOTOOLS_VOICEPRINTS or ./voiceprints)",
     )
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
+    add_quality_options(p)
     t = p.add_argument_group("trials")
     t.add_argument("--trials", metavar="T.tsv", help="score many trials (ENROLMENT_FILES<TAB>TEST_FILE)")
     t.add_argument("--output", "-o", metavar="S.tsv", help="where to write the scores (with --trials)")
@@ -117,7 +124,14 @@ def run(args) -> int:
 
     turns = recording_turns(args.rttm, args.recording) if args.rttm else None
     res = verify(
-        args.recording, ref, scorer, segment=args.segment, turns=turns, diarize=args.diarize, condition=args.condition
+        args.recording,
+        ref,
+        scorer,
+        segment=args.segment,
+        turns=turns,
+        diarize=args.diarize,
+        condition=args.condition,
+        quality=quality_options(args),
     )
     if args.json:
         stdout.print_json(json.dumps(res, ensure_ascii=False))
@@ -134,7 +148,11 @@ def print_report(res: dict) -> None:
         f"[bold]Questioned:[/] {res['recording']['path']} ({res['recording']['duration']:.1f} s; "
         f"detected {ch['condition']}: {'; '.join(ch['reasons'])})"
     )
-    stdout.print(f"[bold]Known:[/] {res['reference']['label']} ({res['reference']['speech_seconds']:.1f} s of speech)")
+    rq = res["reference"].get("quality") or {}
+    snr = "" if rq.get("snr_db") is None else f", estimated SNR {rq['snr_db']:.0f} dB"
+    stdout.print(
+        f"[bold]Known:[/] {res['reference']['label']} ({res['reference']['speech_seconds']:.1f} s of net speech{snr})"
+    )
     stdout.print(
         f"[bold]Compared in condition:[/] {res['condition_description']}; {res['method']['normalisation']}; "
         f"calibration: {res['method']['calibration']}"
@@ -142,25 +160,43 @@ def print_report(res: dict) -> None:
     for n in res["notes"]:
         stdout.print(f"[yellow]note:[/] {n}")
     t = Table(title="Scores per questioned speaker")
-    for c in ("speaker", "speech", "cosine", "AS-norm", "log10 LR", "LR", "support"):
+    for c in ("speaker", "net speech", "SNR", "cosine", "AS-norm", "log10 LR", "LR", "support"):
         t.add_column(c, justify="right" if c not in ("speaker", "support") else "left")
+
+    def snr(u):
+        v = u.get("quality", {}).get("snr_db")
+        return "-" if v is None else f"{v:.0f} dB"
+
     for u in res["units"]:
         if not u.get("scored"):
-            t.add_row(u["speaker"], f"{u['speech_seconds']:.1f} s", "-", "-", "-", "-", u.get("reason", ""))
+            t.add_row(u["speaker"], f"{u['speech_seconds']:.1f} s", snr(u), "-", "-", "-", "-", u.get("reason", ""))
             continue
         t.add_row(
             u["speaker"],
             f"{u['speech_seconds']:.1f} s",
+            snr(u),
             f"{u['score']:.3f}",
             f"{u['snorm']:.2f}",
             f"{u['llr']:+.2f}",
             f"{u['lr']:.3g}",
-            u["support"],
+            u["support"] + (" [red](quality warning)[/]" if u.get("quality_warning") else ""),
         )
     stdout.print(t)
+    g = res["method"]["quality_gate"]
+    stdout.print(
+        f"[dim]quality gate: at least {g['min_net_speech']:g} s of net speech and {g['min_snr_db']:g} dB "
+        f"estimated SNR{' (forced: likelihood ratios are given below the thresholds too)' if g['forced'] else ''}[/]"
+    )
     for u in res["units"]:
         if not u.get("scored"):
+            stdout.print(f"\n[bold]{u['speaker']}[/]: no likelihood ratio: {u.get('reason', '')}")
             continue
+        if u.get("quality_warning"):
+            stdout.print(
+                f"\n[red]quality warning ({u['speaker']}):[/] "
+                + "; ".join(u["quality"]["reasons"])
+                + ": the likelihood ratio was forced and was not validated for such material"
+            )
         stdout.print(f"\n[bold]{u['speaker']}[/]: {u['verbal']}")
         if u["segments"]:
             st = Table(title=f"Evidence by turn ({u['speaker']})", show_edge=False)

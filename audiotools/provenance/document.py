@@ -156,7 +156,7 @@ def _scan_models(obj, path: tuple, out: list[dict], depth: int = 0) -> None:
                 text = f"{where} {name}".lower()
                 role = (
                     "speaker-embedding"
-                    if ("embedding" in text or "encoder" in text or "ge2e" in text)
+                    if ("embedding" in text or "encoder" in text or "ge2e" in text or "campplus" in text)
                     else (where or "model")
                 )
             out.append({"role": role, "name": name, "sha256": sha.lower()})
@@ -171,8 +171,8 @@ def _scan_models(obj, path: tuple, out: list[dict], depth: int = 0) -> None:
 
 def collect_models(transcript) -> list[dict]:
     """Every model whose hash is known for ``transcript``: Whisper first, then those of an earlier
-    provenance block, those found in the other steps' output, and the GE2E speaker encoder when it
-    is mentioned."""
+    provenance block, those found in the other steps' output, and the speaker encoders (CAM++, GE2E)
+    when they are mentioned."""
     models: list[dict] = []
 
     def add(entry: dict) -> None:
@@ -199,19 +199,32 @@ def collect_models(transcript) -> list[dict]:
     for e in found:
         add(e)
     if not any(e["role"] == "speaker-embedding" for e in models):
-        ge2e = _ge2e_if_used(transcript)
-        if ge2e:
-            add(ge2e)
+        for enc in _speaker_encoders_if_used(transcript):
+            add(enc)
     return models
 
 
-def _ge2e_if_used(transcript) -> dict | None:
-    """The GE2E encoder's entry when the transcript's speaker data names it but gives no hash."""
+def _speaker_encoders_if_used(transcript) -> list[dict]:
+    """The speaker encoders (CAM++ for voiceprints, identification and verification; GE2E for the
+    built-in diariser) that the transcript's speaker data names without giving their hash."""
     parts = {k: v for k, v in transcript.extra.items() if k not in _SKIP_EXTRA}
     try:
         blob = json.dumps([parts, transcript.speakers], default=str)
     except (TypeError, ValueError):
-        return None
+        return []
+    out = []
+    from audiotools.weights import CAMPLUS
+
+    if CAMPLUS.name in blob:  # the file is used only after its sha256 matched this one (weights.locate)
+        out.append({"role": "speaker-embedding", "name": CAMPLUS.name, "sha256": CAMPLUS.sha256})
+    ge2e = _ge2e_if_used(blob)
+    if ge2e:
+        out.append(ge2e)
+    return out
+
+
+def _ge2e_if_used(blob: str) -> dict | None:
+    """The GE2E encoder's entry (the built-in diariser) when ``blob`` names it; its weights are hashed."""
     if "ge2e" not in blob.lower():  # cheap test before importing torch
         return None
     try:

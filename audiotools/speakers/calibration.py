@@ -2,7 +2,7 @@
 
 Scoring recipe (per recording condition, see :mod:`audiotools.audio.condition`):
 
-1. ``raw``: cosine of the two L2-normalised GE2E embeddings (an enrolment of several samples is the
+1. ``raw``: cosine of the two L2-normalised CAM++ embeddings (an enrolment of several samples is the
    normalised mean of their embeddings).
 2. Centring: both embeddings minus the cohort mean of the condition, renormalised.
 3. ``snorm``: adaptive symmetric score normalisation (AS-norm, Matejka et al., Interspeech 2017):
@@ -31,6 +31,7 @@ import numpy as np
 
 from audiotools.errors import CalibrationError, ModelError
 from audiotools.speakers.vectors import l2_normalize
+from audiotools.speakers.voiceprints import EMBEDDING_DIM
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +230,7 @@ class ConditionModel:
     """Cohort and calibration for one recording condition."""
 
     condition: str
-    cohort: np.ndarray  # (n, 256) raw embeddings of the cohort in this condition
+    cohort: np.ndarray  # (n, 192) raw embeddings of the cohort in this condition
     top_n: int
     weights: np.ndarray  # logistic weights on the features
     bias: float
@@ -377,22 +378,26 @@ def _load_cohort(path: Path) -> np.ndarray:
         raise CalibrationError(f"{path}: cohort embeddings missing") from None
     except Exception as e:
         raise CalibrationError(f"{path}: corrupt cohort embeddings ({str(e).splitlines()[0]})") from None
-    if arr.ndim != 2 or arr.shape[1] != 256 or len(arr) < 2 or not np.all(np.isfinite(arr)):
-        raise CalibrationError(f"{path}: cohort embeddings have shape {arr.shape}, expected (n, 256)")
+    if arr.ndim != 2 or arr.shape[1] != EMBEDDING_DIM or len(arr) < 2 or not np.all(np.isfinite(arr)):
+        raise CalibrationError(f"{path}: cohort embeddings have shape {arr.shape}, expected (n, {EMBEDDING_DIM})")
     return arr.astype(np.float64)
 
 
 def _check_model(path: Path, d: dict, model_id: str | None, weights_sha256: str | None) -> None:
     m = d.get("model") or {}
-    if model_id and m.get("id") != model_id:
-        raise CalibrationError(
-            f"{path}: fitted for embedding model {m.get('id')!r}, not {model_id!r}; "
-            "refit it (audiotools voiceprint calibrate)"
+    if path.name == STORE_FILE:
+        fix = (
+            f"refit it with `audiotools voiceprint calibrate --trials K.tsv --voiceprints {path.parent}` "
+            f"or drop it with `audiotools voiceprint calibrate --reset --voiceprints {path.parent}`"
         )
+    else:
+        fix = "refit it with `python benchmarks/verify.py --write-calibration`"
+    if model_id and m.get("id") != model_id:
+        raise CalibrationError(f"{path}: fitted for embedding model {m.get('id')!r}, not {model_id!r}; {fix}")
     if weights_sha256 and m.get("weights_sha256") and m["weights_sha256"] != weights_sha256:
         raise CalibrationError(
             f"{path}: fitted for other weights of {model_id} "
-            f"(sha256 {m['weights_sha256'][:12]}…, current {weights_sha256[:12]}…); refit it"
+            f"(sha256 {m['weights_sha256'][:12]}…, current {weights_sha256[:12]}…); {fix}"
         )
 
 

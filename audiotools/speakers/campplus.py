@@ -339,8 +339,11 @@ def embed_many(model: CAMPPlus, waveforms: list[Tensor], batch_size: int = 16) -
     return out
 
 
-MODEL_ID = "campplus-cn-en-common-192"
+MODEL_ID = CAMPLUS.name  # "campplus-cn-en-common-192"
+EMBEDDING_DIM = 192
 MAX_PIECE_SECONDS = 60.0  # longer speech is embedded in pieces whose embeddings are averaged
+WINDOW_SECONDS = 1.5  # window embeddings (one-voice check, per-window scoring)
+WINDOW_STEP_SECONDS = 0.75
 
 
 class CampplusEncoder:
@@ -384,6 +387,34 @@ class CampplusEncoder:
         np.add.at(out, np.asarray(owners), emb)
         return (out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
+    def embed_windows(
+        self,
+        signal: np.ndarray,
+        window_s: float = WINDOW_SECONDS,
+        step_s: float = WINDOW_STEP_SECONDS,
+        batch_size: int = 32,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(start times in seconds, (n, 192) embeddings) of ``window_s`` windows every ``step_s``
+        over ``signal`` (16 kHz float32), each embedded as an utterance of its own, in batches of
+        equal-length windows. A signal shorter than one window gives one embedding of all of it."""
+        x = np.asarray(signal, dtype=np.float32)
+        win, step = int(round(window_s * SAMPLE_RATE)), max(1, int(round(step_s * SAMPLE_RATE)))
+        starts = window_starts(len(x), win, step)
+        pieces = [torch.from_numpy(_at_least_one_frame(x[s : s + win])) for s in starts]
+        emb = embed_many(self.model, pieces, batch_size).numpy().astype(np.float32)
+        return np.asarray(starts, dtype=np.float64) / SAMPLE_RATE, emb
+
 
 def _at_least_one_frame(x: np.ndarray) -> np.ndarray:
     return x if len(x) >= 400 else np.pad(x, (0, 400 - len(x)))
+
+
+def window_starts(n_samples: int, window: int, step: int) -> list[int]:
+    """Start samples of ``window``-sample windows every ``step`` samples covering ``n_samples``; the
+    last window is aligned to the end so no tail is lost. One window when the signal is shorter."""
+    if n_samples <= window:
+        return [0]
+    starts = list(range(0, n_samples - window + 1, step))
+    if starts[-1] + window < n_samples:
+        starts.append(n_samples - window)
+    return starts

@@ -1,13 +1,14 @@
 """Speaker embeddings of speech, with a content-addressed cache.
 
-``Extractor.embed`` turns (audio, time regions, condition) into one GE2E embedding of the *speech*
+``Extractor.embed`` turns (audio, time regions, condition) into one CAM++ embedding (192-d,
+:mod:`audiotools.speakers.campplus`) of the *speech*
 in those regions (Silero VAD inside the regions), passed through the channel simulation of the
 requested condition when the audio itself is less degraded (see :mod:`audiotools.audio.condition`).
 
 Cache (``$AUDIOTOOLS_CACHE/embeddings``, default ``~/.cache/audiotools/embeddings``): one ``.npy``
 per embedding, named by the sha256 of (PCM sha256 of the decoded audio, regions, condition,
 embedding model id, weights sha256, front-end and simulation versions, and a hash of the source of
-the embedding / channel / VAD modules, so a code change never serves stale entries); VAD regions
+the CAM++ / fbank / channel / VAD modules, so a code change never serves stale entries); VAD regions
 are cached the same way. Files are written atomically (temp file + rename) and read with ``allow_pickle=False``;
 an unreadable or malformed entry is recomputed. Set ``AUDIOTOOLS_NO_EMBEDDING_CACHE=1`` to bypass.
 """
@@ -32,7 +33,7 @@ from audiotools.fileio import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
-FRONTEND_VERSION = 1  # bump when the speech selection / embedding recipe changes
+FRONTEND_VERSION = 2  # bump when the speech selection / embedding recipe changes
 VAD_VERSION = 1
 MIN_EMBED_SECONDS = 0.5  # below this there is nothing to embed
 
@@ -200,7 +201,7 @@ class Audio:
 
 @dataclass
 class Embedded:
-    embedding: np.ndarray  # (256,) L2-normalised
+    embedding: np.ndarray  # (192,) L2-normalised CAM++ embedding
     speech_seconds: float  # VAD speech inside the requested regions
     regions: list[tuple[float, float]]  # the speech that was embedded
     condition: str  # the condition the audio was brought to
@@ -213,11 +214,12 @@ class Extractor:
     _lock = threading.Lock()
 
     def __init__(self, device: str = "cpu", use_cache: bool | None = None):
-        from audiotools.speakers.ge2e import SpeakerEncoder
+        from audiotools.speakers.campplus import CampplusEncoder
 
-        self.encoder = SpeakerEncoder.get(device)
+        self.encoder = CampplusEncoder.get(device)
         self.model_id = self.encoder.model_id
         self.weights_sha256 = self.encoder.weights_sha256
+        self.dim = self.encoder.dim
         self.use_cache = cache_enabled() if use_cache is None else use_cache
         self.dir = cache_dir()
         self._vad: dict[str, list[tuple[float, float]]] = {}
@@ -268,7 +270,8 @@ class Extractor:
                 self.model_id,
                 self.weights_sha256,
                 FRONTEND_VERSION,
-                code_version("audiotools.speakers.ge2e"),
+                code_version("audiotools.speakers.campplus"),
+                code_version("audiotools.speakers.fbank"),
             )
             + ".npy"
         )
@@ -288,7 +291,7 @@ class Extractor:
             path = self._cache_path(audio, used, condition, simulated)
             emb = None
             if self.use_cache:
-                emb = _load_npy(path, lambda a: a.shape == (256,))
+                emb = _load_npy(path, lambda a: a.shape == (self.dim,))
             out[i] = Embedded(
                 embedding=emb,
                 speech_seconds=round(total(sp), 3),
@@ -313,13 +316,26 @@ class Extractor:
                     _save_npy(path, e.astype(np.float32))
         return out  # type: ignore[return-value]
 
-    def window_embeddings(self, audio: Audio, regions, condition: str, step_s: float = 0.5) -> np.ndarray:
-        """(n, 256) embeddings of 1.6 s windows over the speech in ``regions`` (not cached)."""
+    def window_embeddings(self, audio: Audio, regions, condition: str) -> np.ndarray:
+        """(n, 192) CAM++ embeddings of ``WINDOW_SECONDS`` windows every ``WINDOW_STEP_SECONDS`` over
+        the speech in ``regions`` (cached like the embeddings); none when there is less than one
+        window of speech."""
+        from audiotools.speakers.campplus import WINDOW_SECONDS, WINDOW_STEP_SECONDS
+
         sp = self.speech_in(audio, regions)
+        simulated = channel.CONDITIONS.index(condition) > channel.CONDITIONS.index(audio.channel.condition)
+        path = self._cache_path(audio, sp, condition, simulated)
+        path = path.with_name(f"win-{WINDOW_SECONDS:g}-{WINDOW_STEP_SECONDS:g}-{path.name}")
+        if self.use_cache:
+            emb = _load_npy(path, lambda a: a.ndim == 2 and a.shape[1] == self.dim)
+            if emb is not None:
+                return emb
         x = cut(audio.ensure_samples(), sp)
-        if len(x) < 1024:
-            return np.zeros((0, 256), dtype=np.float32)
-        if channel.CONDITIONS.index(condition) > channel.CONDITIONS.index(audio.channel.condition):
+        if len(x) < int(WINDOW_SECONDS * SAMPLE_RATE):
+            return np.zeros((0, self.dim), dtype=np.float32)
+        if simulated:
             x = channel.simulate(x, condition)
-        _, emb = self.encoder.embed_windows(x, step_frames=max(1, int(round(step_s * 100))))
+        _, emb = self.encoder.embed_windows(x)
+        if self.use_cache:
+            _save_npy(path, emb)
         return emb

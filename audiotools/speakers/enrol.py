@@ -12,6 +12,7 @@ from audiotools.audio import condition as channel
 from audiotools.audio.decode import load_audio
 from audiotools.errors import EnrolmentRejected, UsageError
 from audiotools.speakers.embedding_cache import Audio, total
+from audiotools.speakers.quality import estimate_snr
 from audiotools.speakers.verification import MIN_ENROL_SPEECH, Scorer, two_speaker_test
 from audiotools.speakers.voiceprints import Sample, Voiceprint, VoiceprintStore, validate_name
 
@@ -69,7 +70,11 @@ def prepare_sample(
         condition=native,
         source_sample_rate=decoded.info.source_sample_rate,
         codec=decoded.info.codec,
-        checks={"single_speaker": {k: v for k, v in check.items() if k != "test"}, "channel": audio.channel.to_dict()},
+        checks={
+            "single_speaker": {k: v for k, v in check.items() if k != "test"},
+            "channel": audio.channel.to_dict(),
+            "quality": estimate_snr(audio.samples, ex.speech(audio), regions),
+        },
     )
     return sample, embs
 
@@ -89,6 +94,8 @@ def enroll(
     if not files:
         raise UsageError("enrolment needs at least one audio file")
     scorer = scorer or Scorer(store.dir)
+    if store.path_for(name).is_file():  # a record of another model: say so before embedding anything
+        store.check_model(store.get(name), scorer.extractor.model_id, scorer.extractor.weights_sha256)
     prepared = [prepare_sample(f, scorer, segment, min_speech, check_voices) for f in files]
     samples = [s for s, _ in prepared]
     embs = {c: np.concatenate([e[c] for _, e in prepared]) for c in channel.CONDITIONS}

@@ -20,6 +20,11 @@ then stops competing for the others, whose posteriors are recomputed, until the 
 (:func:`decide`). A speaker who is not named keeps
 ``SPEAKER_xx``; the best candidate and its evidence are still reported.
 
+Quality gate (:mod:`audiotools.speakers.quality`): every compared speaker's net speech and estimated
+SNR are reported; a speaker below ``options.quality``'s thresholds is not named ("insufficient
+quality") and takes no part in the assignment, unless ``quality.force`` (then the evidence is used
+and flagged with ``quality_warning``).
+
 Output: ``speakers[label]["identity"] = {"name", "score", "llr", "decision", ...}`` or None;
 segment and word ``speaker`` fields and ``extra["diarization"]["turns"]`` show the name;
 ``extra["identification"]`` records the store, prior, costs, condition and all scores.
@@ -38,6 +43,7 @@ from audiotools.audio import condition as channel
 from audiotools.errors import UsageError
 from audiotools.options import Options
 from audiotools.speakers.calibration import LN10
+from audiotools.speakers.quality import QualityOptions
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +59,8 @@ class IdentifyOptions(Options):
     prior: float = 0.5  # P(a diarised speaker is one of the enrolled people)
     false_name_cost: float = 1.0  # cost of naming the wrong person, relative to ...
     missed_name_cost: float = 1.0  # ... the cost of leaving an enrolled person unnamed
-    min_speech: float = 1.5  # seconds of speech a diarised speaker needs to be compared
+    min_speech: float = 1.5  # seconds of speech a diarised speaker needs to be compared at all
+    quality: QualityOptions = QualityOptions()  # the quality gate: net speech and SNR thresholds, force
     condition: str | None = None  # force a recording condition (wideband/telephone/telephone-codec)
     device: str = "auto"  # speaker embeddings on: auto | cpu | cuda (batch: the engine's device)
 
@@ -138,6 +145,7 @@ def identify(audio, turns: list[dict], store=None, options: IdentifyOptions | No
     has no records.
     """
     from audiotools.speakers.embedding_cache import Audio
+    from audiotools.speakers.quality import assess, estimate_snr
     from audiotools.speakers.verification import Scorer, units_from_turns
     from audiotools.speakers.voiceprints import VoiceprintStore
 
@@ -162,7 +170,13 @@ def identify(audio, turns: list[dict], store=None, options: IdentifyOptions | No
     llr = np.full((len(labels), len(people)), np.nan)
     raw = np.full_like(llr, np.nan)
     conds = {}
-    usable = [i for i, e in enumerate(embedded) if e.speech_seconds >= min_speech]
+    vad = scorer.extractor.speech(a) if labels else []
+    quality = {
+        lab: assess(e.speech_seconds, estimate_snr(a.ensure_samples(), vad, units[lab]), options.quality)
+        for lab, e in zip(labels, embedded)
+    }
+    long_enough = [i for i, e in enumerate(embedded) if e.speech_seconds >= min_speech]
+    usable = [i for i in long_enough if quality[labels[i]]["passed"] or options.quality.force]
     for k, vp in enumerate(people):
         cond = channel.worst(a.channel.condition, vp.native_condition)
         conds[vp.name] = cond
@@ -197,6 +211,8 @@ def identify(audio, turns: list[dict], store=None, options: IdentifyOptions | No
             "posterior_log_odds": round(float(lo[row, k]), 3),
             "condition": conds[people[k].name],
             "speech_seconds": embedded[i].speech_seconds,
+            "quality": quality[lab],
+            "quality_warning": not quality[lab]["passed"],
         }
         if named is not None:
             det["decision"] = "identified"
@@ -212,15 +228,23 @@ def identify(audio, turns: list[dict], store=None, options: IdentifyOptions | No
     for i, lab in enumerate(labels):
         if i not in usable:
             identities[lab] = None
+            if i in long_enough:
+                why = "insufficient quality: " + "; ".join(quality[lab]["reasons"])
+            else:
+                why = f"not compared: {embedded[i].speech_seconds:.1f} s of speech (needs {min_speech:g} s)"
             candidates[lab] = {
                 "name": None,
-                "decision": f"not compared: {embedded[i].speech_seconds:.1f} s of speech (needs {min_speech:g} s)",
+                "decision": why,
+                "verdict": "insufficient quality",
                 "speech_seconds": embedded[i].speech_seconds,
+                "quality": quality[lab],
             }
     info = {
         "store": str(store.dir),
         "people": [vp.name for vp in people],
         "condition": a.channel.to_dict(),
+        "embedding": {"model_id": scorer.extractor.model_id, "weights_sha256": scorer.extractor.weights_sha256},
+        "quality_gate": options.quality.to_params(),
         "prior": prior,
         "false_name_cost": options.false_name_cost,
         "missed_name_cost": options.missed_name_cost,

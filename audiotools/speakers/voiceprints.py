@@ -4,7 +4,7 @@ Layout of a store directory (default ``./voiceprints``; ``--voiceprints DIR`` or
 ``$AUDIOTOOLS_VOICEPRINTS``)::
 
     <id>.json                   the record: display name, dates, embedding model, samples
-    <id>.<hash8>.safetensors    the embeddings, one (n_samples, 256) float32 tensor per condition
+    <id>.<hash8>.safetensors    the embeddings, one (n_samples, 192) float32 CAM++ tensor per condition
     _calibration.json           optional: a refit of the calibration (``voiceprint calibrate``)
     .lock                       fcntl lock file
 
@@ -13,6 +13,10 @@ sha256; an update writes a new embeddings file, then atomically replaces the JSO
 old embeddings file, all under an exclusive ``fcntl`` lock on ``.lock`` (readers take a shared
 lock), so concurrent enrolments (threads or processes) never lose a sample and a reader never
 sees a JSON naming a missing file.
+
+A record made with another embedding model (e.g. the former GE2E ``ge2e-resemblyzer-256``) is read
+(``voiceprint list`` shows it) but never compared: :meth:`VoiceprintStore.check_model` raises a
+one-line :class:`VoiceprintError` naming the record and the commands that re-enrol the person.
 
 Names: Unicode letters, digits, spaces and ``- ' . _`` (starting with a letter or digit, at most
 64 characters); no path separators, control characters, or leading dots. The file id is the
@@ -29,6 +33,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -40,6 +45,7 @@ from audiotools.audio import condition as channel
 from audiotools.errors import UsageError, VoiceprintError
 from audiotools.fileio import atomic_write_bytes, atomic_write_text, sha256_bytes
 from audiotools.transcript import utc_now
+from audiotools.weights import CAMPLUS
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +53,8 @@ SCHEMA = "audiotools.voiceprint/1"
 DEFAULT_DIR = "voiceprints"
 ENV = "AUDIOTOOLS_VOICEPRINTS"
 LOCK_FILE = ".lock"
-EMBEDDING_DIM = 256
+MODEL_ID = CAMPLUS.name  # the current embedding model (audiotools.speakers.campplus)
+EMBEDDING_DIM = 192
 MAX_NAME = 64
 _WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
 
@@ -133,7 +140,7 @@ class Voiceprint:
     model_id: str
     weights_sha256: str
     samples: list[Sample]
-    embeddings: dict[str, np.ndarray]  # condition -> (n_samples, 256) float32
+    embeddings: dict[str, np.ndarray]  # condition -> (n_samples, 192) float32
     path: Path | None = None
 
     @property
@@ -305,11 +312,13 @@ class VoiceprintStore:
                 f"({str(e).splitlines()[0] if str(e) else type(e).__name__})"
             ) from None
         n = len(samples)
+        # a record of another model keeps its own width: it is listed, and refused by check_model
+        dim = EMBEDDING_DIM if vp.model_id == MODEL_ID else int(emb_info.get("shape", [0, 0])[-1] or 0)
         for cond, arr in tensors.items():
-            if arr.ndim != 2 or arr.shape != (n, EMBEDDING_DIM):
+            if arr.ndim != 2 or arr.shape != (n, dim or arr.shape[-1]):
                 raise VoiceprintError(
                     f"{emb_path}: embeddings {cond!r} have shape {tuple(arr.shape)}, expected "
-                    f"({n}, {EMBEDDING_DIM}) for {n} sample(s) in {path.name}"
+                    f"({n}, {dim}) for {n} sample(s) in {path.name}"
                 )
             if not np.all(np.isfinite(arr)):
                 raise VoiceprintError(f"{emb_path}: embeddings {cond!r} contain NaN/Inf")
@@ -318,20 +327,34 @@ class VoiceprintStore:
             raise VoiceprintError(f"{emb_path}: no {channel.WIDEBAND!r} embeddings in the file")
         return vp
 
+    def reenrol_command(self, vp: Voiceprint) -> str:
+        """The shell commands that replace ``vp`` by a record of the current model."""
+        store = shlex.quote(str(self.dir))
+        name = shlex.quote(vp.name)
+        files = " ".join(shlex.quote(s.file) for s in vp.samples) or "FILE..."
+        segs = {tuple(s.segment) if s.segment else None for s in vp.samples}
+        seg = ""
+        if len(segs) == 1 and (only := next(iter(segs))) is not None:
+            seg = f" --segment {only[0]:g}-{only[1]:g}"
+        return (
+            f"audiotools voiceprint remove {name} --voiceprints {store} && "
+            f"audiotools voiceprint enroll {name} {files}{seg} --voiceprints {store}"
+        )
+
     def check_model(self, vp: Voiceprint, model_id: str, weights_sha256: str) -> None:
-        """Refuse to compare with a record made by another embedding model."""
+        """Refuse to compare with a record made by another embedding model (or other weights)."""
         if vp.model_id != model_id or (vp.weights_sha256 and weights_sha256 and vp.weights_sha256 != weights_sha256):
             raise VoiceprintError(
                 f"{vp.path}: voiceprint {vp.name!r} was made with embedding model {vp.model_id} "
                 f"(weights {vp.weights_sha256[:12]}…), not the current {model_id} (weights {weights_sha256[:12]}…); "
-                "scores from different models are not comparable: re-enrol this person"
+                f"scores from different models are not comparable: re-enrol with `{self.reenrol_command(vp)}`"
             )
 
     # ----------------------------------------------------------------------- writing
     def add_samples(
         self, name: str, samples: list[Sample], embeddings: dict[str, np.ndarray], model_id: str, weights_sha256: str
     ) -> tuple[Voiceprint, list[Sample]]:
-        """Append samples (and their embeddings, condition -> (k, 256)) to ``name``'s record.
+        """Append samples (and their embeddings, condition -> (k, 192)) to ``name``'s record.
 
         Creates the record if needed. Samples already in the record (same PCM hash and segment)
         are skipped. Returns the new record and the skipped samples.
