@@ -5,8 +5,8 @@
 #
 # 1. Enrols Anna, Boris and Clara from samples/voices/*.wav with the CLI.
 # 2. The sample voices are synthetic (espeak-ng). The shipped calibration describes human speakers
-#    (LibriSpeech), and to GE2E all espeak voices sound alike, so with it an unenrolled synthetic voice
-#    gets a large likelihood ratio (the phone-call voices would be named Anna and Clara). This store
+#    (LibriSpeech), and to CAM++ (as to GE2E before it) the espeak voices sound much alike, so with it
+#    every synthetic voice gets the largest likelihood ratio the calibration allows. This store
 #    therefore carries its own calibration (_calibration.json), fitted with `voiceprint calibrate` on
 #    91 *other* espeak-ng voices (the 5 configurations used in samples/ are excluded), each reading
 #    two different sets of Harvard sentences: every A recording against every B recording, with

@@ -179,9 +179,9 @@ def two_speaker_test(scorer: Scorer, audio: Audio, regions, condition: str) -> d
        the same condition (``TWO_VOICE_THRESHOLD``: significance level about 1 %) and the smaller
        group holds at least 15 % of the windows and 2 s of speech.
 
-    Measured on LibriSpeech (benchmarks/verify.py): 1/176 single-speaker recordings rejected
-    wideband, 2/176 telephone; two-speaker mixtures (alternating turns, the second voice 20-50 % of
-    the speech) caught 49/59 wideband, 29/59 in the telephone condition. Voices this embedding
+    Measured on LibriSpeech (benchmarks/verify.py --voice-check-every 2): 0/88 single-speaker
+    recordings rejected wideband, 0/88 telephone; two-speaker mixtures (alternating turns, the
+    second voice 20-50 % of the speech) caught 27/29 wideband, 29/30 in the telephone condition. Voices this embedding
     cannot separate (two similar talkers on one telephone line) pass; the check is a safeguard,
     not a guarantee.
     """
