@@ -1,6 +1,8 @@
-"""Which torch device a step runs on."""
+"""Which torch device a step runs on, and with how many CPU threads."""
 
 from __future__ import annotations
+
+import contextlib
 
 from audiotools.errors import ModelError
 
@@ -18,3 +20,21 @@ def resolve_device(device: str | None = "auto") -> str:
             f"--device {device} asked for, but no CUDA GPU is available (torch.cuda.is_available() is False)"
         )
     return device
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run with ``n`` torch CPU threads, then restore. The diariser's work is small batches and a
+    sequential LSTM: one thread already runs it fast, while two threads on a busy machine spin
+    against the other process and run several times slower."""
+    import torch
+
+    old = torch.get_num_threads()
+    if not n or n == old:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)

@@ -38,7 +38,8 @@ from _common import ROOT, SHARED, machine, write_result
 
 SAMPLES = ROOT / "samples"
 SR = 16000
-BACKEND = "builtin"  # --backend
+BACKEND = "builtin"
+DIARISER = "segmentation-3.0 + CAM++"  # what the built-in backend is; older results are dropped
 
 
 def der_of(reference, hypothesis, duration: float) -> dict:
@@ -302,25 +303,18 @@ def main(argv=None) -> int:
     ap.add_argument("--no-long", action="store_true")
     ap.add_argument("--no-transcribe", action="store_true", help="skip the Whisper comparison")
     ap.add_argument("--no-meetings", action="store_true")
-    ap.add_argument(
-        "--backend",
-        default="builtin",
-        choices=["builtin", "overlap"],
-        help="diariser to measure (results/diarize.json, or diarize_overlap.json)",
-    )
     args = ap.parse_args(argv)
 
     from _common import RESULTS
 
-    global BACKEND
-    BACKEND = args.backend
-    name = "diarize" if BACKEND == "builtin" else f"diarize_{BACKEND}"
+    name = "diarize"
     previous = RESULTS / f"{name}.json"
     result: dict = json.loads(previous.read_text()) if previous.exists() else {}
-    result.update({"machine": machine(), "backend": BACKEND})  # skipped sections keep their last values
+    if result.get("diariser") != DIARISER:  # figures of another diariser are not kept
+        result = {}
+    result.update({"machine": machine(), "backend": BACKEND, "diariser": DIARISER})  # skipped sections keep theirs
     t0 = time.perf_counter()
     result["files"] = accuracy()
-    result.pop("oracle_speakers_sample_wav", None)  # the GE2E diariser's bound; that diariser is gone
     if not args.no_meetings:
         result["synthetic_meetings"] = meetings()
     if not (args.no_transcribe and "speed" in result and "diarize_overhead_pct" in result["speed"]):

@@ -149,6 +149,10 @@ declare -A ID=([Anna]=anna [Boris]=boris [Clara]=clara)
 declare -A VOICE=([Anna]=en-gb+f4 [Boris]=en-us+m3 [Clara]=en-gb-x-rp+f2)
 declare -A PITCH=([Anna]=55 [Boris]=30 [Clara]=75)
 declare -A SPEED=([Anna]=160 [Boris]=145 [Clara]=175)
+# sox effects after synthesis: espeak-ng's variants share one synthesiser, and Anna's and Boris's came
+# out close for speaker models (CAM++ cosine 0.8); Boris's voice is lowered 3 semitones, pitch and
+# formants together (a larger vocal tract), which a listener hears as a deeper man's voice
+declare -A EFFECTS=([Anna]="" [Boris]="pitch -300" [Clara]="")
 declare -A LEVEL=([Anna]=$NORMAL_RMS [Boris]=$NORMAL_RMS [Clara]=$QUIET_RMS)
 declare -A LEVEL_DB=([Anna]=0 [Boris]=0 [Clara]=-20)
 declare -A ROLE=([Anna]="interviewer, radio host"
@@ -174,7 +178,8 @@ TAIL_MS=600
 tl_reset 16000 1
 for entry in "${CONVERSATION[@]}"; do
     IFS='|' read -r pause spk text <<<"$entry"
-    render f 16000 "${VOICE[$spk]}" "${PITCH[$spk]}" "${SPEED[$spk]}" "${LEVEL[$spk]}" "$text"
+    # shellcheck disable=SC2086  # EFFECTS holds several sox words
+    render f 16000 "${VOICE[$spk]}" "${PITCH[$spk]}" "${SPEED[$spk]}" "${LEVEL[$spk]}" "$text" ${EFFECTS[$spk]}
     tl_pause "$pause"
     tl_turn 1 "$spk" "$text" "$f"
 done
@@ -191,9 +196,9 @@ tl_rttm "$OUT/conversation.rttm" conversation
     last=$((${#SPEAKERS[@]} - 1))
     for i in "${!SPEAKERS[@]}"; do
         s=${SPEAKERS[i]}
-        printf '    %s: {"id": %s, "role": %s, "espeak_voice": %s, "pitch": %s, "speed": %s, "target_rms": %s, "relative_level_db": %s, "enrolment": %s}' \
+        printf '    %s: {"id": %s, "role": %s, "espeak_voice": %s, "pitch": %s, "speed": %s, "sox_effects": %s, "target_rms": %s, "relative_level_db": %s, "enrolment": %s}' \
             "$(json_str "$s")" "$(json_str "${ID[$s]}")" "$(json_str "${ROLE[$s]}")" \
-            "$(json_str "${VOICE[$s]}")" "${PITCH[$s]}" "${SPEED[$s]}" "${LEVEL[$s]}" "${LEVEL_DB[$s]}" \
+            "$(json_str "${VOICE[$s]}")" "${PITCH[$s]}" "${SPEED[$s]}" "$(json_str "${EFFECTS[$s]}")" "${LEVEL[$s]}" "${LEVEL_DB[$s]}" \
             "$(json_str "voices/${ID[$s]}.wav")"
         [[ $i -lt $last ]] && printf ','
         printf '\n'
@@ -223,7 +228,8 @@ for spk in "${SPEAKERS[@]}"; do
     tl_pause 300
     IFS='|' read -r -a sentences <<<"${ENROL[$spk]}"
     for text in "${sentences[@]}"; do
-        render f 16000 "${VOICE[$spk]}" "${PITCH[$spk]}" "${SPEED[$spk]}" "$NORMAL_RMS" "$text"
+        # shellcheck disable=SC2086
+        render f 16000 "${VOICE[$spk]}" "${PITCH[$spk]}" "${SPEED[$spk]}" "$NORMAL_RMS" "$text" ${EFFECTS[$spk]}
         tl_turn 1 "$spk" "$text" "$f"
         tl_pause 500
     done

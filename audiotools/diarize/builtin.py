@@ -1,376 +1,487 @@
-"""The built-in offline diariser: Silero VAD -> GE2E window embeddings -> clustering -> resegmentation.
+"""Speaker diarisation: segmentation-3.0 windows + CAM++ embeddings + constrained clustering.
 
-1. Speech activity: Silero speech probabilities per 32 ms frame on level-normalised audio (quiet
-   far-field recordings at RMS 0.003-0.01 are brought to a working level first; vad.py), Silero's
-   own hysteresis and durations (speech above 0.5, ends below 0.35, 100 ms pauses, 250 ms bursts,
-   30 ms padding).
-2. Embeddings: speech regions closer than ``embed_gap`` are joined, then 1.6 s GE2E windows every
-   ``step`` s inside each, each window volume-normalised on its own (window_embeddings.py).
-3. Clustering on at most 2000 representatives with a size-aware merge rule (clustering.py).
-4. Resegmentation: HMM/Viterbi decoding of every window against the centroids, centroid
-   re-estimation from clean windows, redundant speakers merged or dropped (resegmentation.py).
-5. Fine pass: 1.0 s windows every 0.15 s, decoded against the same speakers, place the changes.
-6. Turns: a boundary halfway between neighbouring window centres whose labels differ; turns are
-   cut to the detected speech and same-speaker turns less than ``bridge_gap`` apart are joined.
+The method of pyannote 3.x, written from its public description:
 
-Cost is linear in the file length (the clustering is bounded); memory is the window embeddings
-(1 KB per window, 5 windows per second of speech) plus one region's mel spectrogram at a time.
+1. segment: the segmentation-3.0 network (PyanNet) runs on 10 s windows every ``step`` seconds and
+   gives, per window, up to 3 *local* speakers' activity on 16.875 ms frames (powerset argmax).
+2. embed: one CAM++ embedding per (window, local speaker), from the fbank frames where that speaker
+   speaks alone in the window. Pairs with less than ``min_clean`` s of such speech are left out of
+   the clustering (they still get an embedding, from their overlapped speech if need be, for step 3).
+3. cluster: agglomerative clustering of the clean embeddings (average linkage on cosine distance,
+   distance threshold; part of the recording's mean embedding removed first), clusters smaller
+   than ``min_cluster_size`` merged into the nearest large one, the count clamped to num_speakers /
+   min_speakers / max_speakers, then a few k-means steps on the centroids. Every active (window,
+   local speaker) is then assigned to a global speaker by a Hungarian assignment on the cosine
+   similarity to the centroids, so that two local speakers of one window never become the same
+   global speaker.
+4. reconstruct: each global speaker's activity is the mean over the windows covering a frame of its
+   assigned local activity; the number of speakers per frame is the rounded mean over windows of
+   the local speaker count; at each frame the top-``count`` global speakers are active. Runs become
+   turns, with gaps under ``min_gap`` bridged. The exclusive track keeps only the most active one.
+
+Inputs are 16 kHz mono float arrays at any level: a slow gain control lifts quiet stretches (a far
+talker) before the segmentation, which also normalises each window; the embeddings see
+mean-normalised log fbank.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
+from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.optimize import linear_sum_assignment
 
 from audiotools.audio import SAMPLE_RATE
-from audiotools.diarize.clustering import RHO, THRESHOLD, cluster, weighted_centroids
-from audiotools.diarize.resegmentation import core_windows, resegment
-from audiotools.diarize.window_embeddings import WindowEmbeddings, embed_regions
+from audiotools.diarize.segmentation import PyanNet, WindowScores, aggregate, segmentation_model, sliding_windows
+from audiotools.speakers.campplus import CAMPPlus, CampplusEncoder, embed_features
+from audiotools.speakers.fbank import kaldi_fbank
 
-log = logging.getLogger(__name__)
-VAD_FRAME = 512 / SAMPLE_RATE
+FBANK_SHIFT = 160  # samples between fbank frames (10 ms)
+FBANK_LENGTH = 400  # samples per fbank frame (25 ms)
+FBANK_CHUNK = 960_000  # samples of audio per fbank call (a multiple of FBANK_SHIFT), bounds memory
+
+Turn = tuple[float, float, str]
+
+
+@dataclass(frozen=True)
+class Config:
+    """Parameters of the pipeline. The defaults were tuned on sample.wav (and quiet and telephone-band
+    copies of it), samples/conversation.wav, samples/phone_call.wav and synthetic LibriSpeech
+    meetings with overlap (docs/diarization.md), for the settings that hold on all of them."""
+
+    step: float = 2.0  # s between segmentation windows (1.0: a little better on real meetings, twice the cost)
+    agc_window: float = 1.5  # s; level envelope of the gain control before the segmentation
+    agc_max_gain_db: float = 12.0  # most the gain control lifts a quiet stretch (0: no gain control)
+    batch_size: int = 8  # windows per segmentation batch (memory; not faster when larger)
+    embed_batch_frames: int = 2000  # fbank frames (with padding) per CAM++ batch; larger is slower
+    min_embed: float = 0.2  # s of speech below which a local speaker gets no embedding
+    min_clean: float = 1.0  # s of clean (single-speaker) speech to enter the clustering
+    centering: float = 0.65  # share of the recording's mean embedding removed before clustering
+    linkage: str = "average"  # "average" (cosine) or "centroid" (Euclidean between unit vectors)
+    threshold: float = 0.8  # cosine distance at which agglomerative clustering stops
+    min_cluster_size: int = 6  # clean embeddings a cluster needs to count as a speaker (12 s of windows at step 2)
+    max_train: int = 4000  # at most this many embeddings go into the O(n^2) clustering
+    kmeans_iterations: int = 3  # centroid refinement steps after the clustering
+    min_gap: float = 0.1  # s; shorter pauses inside one speaker's speech are bridged
+    min_duration: float = 0.1  # s; shorter turns are dropped
 
 
 @dataclass
-class BuiltinOptions:
-    num_speakers: int | None = None
-    min_speakers: int | None = None
-    max_speakers: int | None = None
-    device: str = "cpu"
-    # speech activity (Silero's defaults)
-    vad_onset: float = 0.5
-    vad_offset: float = 0.35
-    min_silence: float = 0.1
-    min_speech: float = 0.25
-    pad: float = 0.03
-    # embeddings, clustering, resegmentation
-    embed_gap: float = 0.25  # speech regions closer than this are embedded/decoded as one
-    step: float = 0.2  # seconds between window centres (the decision resolution)
-    threshold: float = THRESHOLD
-    rho: float = RHO
-    min_speaker_seconds: float = 3.0  # a speaker needs this much speech (or 10 % of it, if less) ...
-    min_speaker_fraction: float = 0.1
-    kappa: float = 12.0
-    switch_prob: float = 0.05
-    bridge_gap: float = 0.3  # join same-speaker turns across pauses shorter than this
-    max_speakers_auto: int = 32  # upper bound when nothing is asked for
-    threads: int | None = None  # torch CPU threads while diarising (None: leave torch's setting)
-    window: float = 1.6
-    edge_window: float = 1.0  # shorter windows flush with each region's edges (short turns there)
-    fine_window: float = 1.0  # second pass: shorter windows place the speaker changes (0: off)
-    fine_step: float = 0.15  # (0.1 gave the same DER on our files at 1.5x the cost of the pass)
-    fine_short_region: float = 5.0  # regions shorter than this are refined even without a change
-    timings: dict = field(default_factory=dict)
+class LocalEmbeddings:
+    """Per (window, local speaker): an embedding (NaN when none) and seconds of clean/active speech."""
+
+    vectors: np.ndarray  # (windows, speakers, dim) unit vectors or NaN
+    clean: np.ndarray  # (windows, speakers) s of speech with no other local speaker
+    active: np.ndarray  # (windows, speakers) s of speech
 
 
-def hysteresis_regions(
-    probs: np.ndarray,
-    onset: float,
-    offset: float,
-    min_silence: float,
-    min_speech: float,
-    pad: float,
-    duration: float,
-    frame: float = VAD_FRAME,
-) -> list[tuple[float, float]]:
-    """Speech regions (s) from frame probabilities: a run of frames >= ``offset`` is speech when it
-    reaches ``onset`` somewhere; pauses < ``min_silence`` are bridged, regions < ``min_speech``
-    dropped, the rest padded by ``pad`` (without overlapping)."""
-    probs = np.asarray(probs, dtype=np.float32)
-    above = probs >= offset
-    if not above.any():
-        return []
-    d = np.diff(np.concatenate([[0], above.astype(np.int8), [0]]))
-    starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
-    peak = np.maximum.reduceat(probs, starts)
-    merged: list[list[int]] = []
-    for s, e, p in zip(starts, ends, peak):
-        if p < onset:
-            continue
-        if merged and (s - merged[-1][1]) * frame < min_silence:
-            merged[-1][1] = e
-        else:
-            merged.append([int(s), int(e)])
-    out: list[list[float]] = []
-    for s, e in merged:
-        if (e - s) * frame < min_speech:
-            continue
-        a, b = max(0.0, s * frame - pad), min(duration, e * frame + pad)
-        if out and a <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], b)
-        else:
-            out.append([a, b])
-    return [(float(a), float(b)) for a, b in out if b > a]
+@dataclass
+class Diarization:
+    turns: list[Turn]  # overlapped speech carries two labels
+    exclusive: list[Turn]  # one speaker at a time (for assigning words)
+    num_speakers: int
+    timings: dict[str, float] = field(default_factory=dict)  # CPU s per stage
 
 
-def merge_close(regions: list[tuple[float, float]], max_gap: float) -> list[tuple[float, float]]:
-    out: list[list[float]] = []
-    for a, b in regions:
-        if out and a - out[-1][1] < max_gap:
-            out[-1][1] = max(out[-1][1], b)
-        else:
-            out.append([a, b])
-    return [(a, b) for a, b in out]
+def load_models(device: str = "cpu") -> tuple[PyanNet, CAMPPlus]:
+    """The segmentation and embedding networks (registered, sha256-checked weights), once per device."""
+    return segmentation_model(device), CampplusEncoder.get(device).model
 
 
-def intersect(
-    turns: list[tuple[float, float, int]], regions: list[tuple[float, float]]
-) -> list[tuple[float, float, int]]:
-    """The parts of ``turns`` inside ``regions`` (both sorted, regions non-overlapping)."""
-    out = []
-    if not regions:
+# ---------------------------------------------------------------- 1. segmentation
+
+
+def moving_mean(x: np.ndarray, width: int) -> np.ndarray:
+    return np.convolve(
+        np.pad(x, (width // 2, width - 1 - width // 2), mode="edge"), np.ones(width) / width, mode="valid"
+    )
+
+
+def gain_control(samples: np.ndarray, window: float, max_gain_db: float) -> np.ndarray:
+    """Samples with quiet stretches lifted towards the loud ones (slow automatic gain control).
+
+    Envelope: 10 ms frame RMS, max then mean over ``window`` s. Gain: the file's loud level (95th
+    percentile of frame RMS) over the envelope, within [1, max_gain_db], and never for stretches
+    within 6 dB of the noise floor (10th percentile), so pauses are not amplified. A quiet talker
+    (far from the microphone) then reaches the level the segmentation saw in training, instead of
+    sitting 10-20 dB under the others in the same 10 s window.
+    """
+    frame = SAMPLE_RATE // 100
+    n = len(samples) // frame
+    if max_gain_db <= 0 or n == 0:
+        return samples
+    rms = np.sqrt(np.mean(np.square(samples[: n * frame].reshape(n, frame), dtype=np.float64), axis=1) + 1e-20)
+    width = max(1, round(window * 100))
+    peaks = np.lib.stride_tricks.sliding_window_view(
+        np.pad(rms, (width // 2, width - 1 - width // 2), mode="edge"), width
+    ).max(axis=1)
+    envelope = np.maximum(moving_mean(peaks, width), 2.0 * np.percentile(rms, 10))
+    gain = np.clip(np.percentile(rms, 95) / envelope, 1.0, 10 ** (max_gain_db / 20))
+    per_sample = np.repeat(gain, frame)
+    per_sample = np.concatenate([per_sample, np.full(len(samples) - len(per_sample), gain[-1])])
+    return (samples * per_sample).astype(np.float32)
+
+
+def segment(model: PyanNet, samples: np.ndarray, config: Config) -> WindowScores:
+    """Powerset segmentation of 10 s windows every config.step s, after the gain control."""
+    levelled = gain_control(np.asarray(samples, dtype=np.float32), config.agc_window, config.agc_max_gain_db)
+    waveform = torch.from_numpy(np.ascontiguousarray(levelled))
+    return sliding_windows(model, waveform, step=config.step, batch_size=config.batch_size)
+
+
+def num_output_frames(scores: WindowScores, model: PyanNet, num_samples: int) -> int:
+    """Frames of the file's grid: those whose receptive field fits in the file (at least one)."""
+    res = model.resolution
+    covered = round(scores.starts[-1] / res.step) + scores.log_probs.shape[1]
+    return min(max(res.num_frames(num_samples), 1), covered)
+
+
+# ---------------------------------------------------------------- 2. embeddings
+
+
+def file_fbank(samples: np.ndarray, device: str) -> torch.Tensor:
+    """Kaldi fbank of the whole file, (frames, 80); frame f covers samples [160 f, 160 f + 400)."""
+    x = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)).to(device)
+    parts = []
+    for start in range(0, max(len(x) - FBANK_LENGTH, 0) + 1, FBANK_CHUNK):
+        feats, _ = kaldi_fbank(x[start : start + FBANK_CHUNK + FBANK_LENGTH - FBANK_SHIFT])
+        parts.append(feats[0])
+    return torch.cat(parts)
+
+
+def fbank_to_segmentation_frames(model: PyanNet, frames_per_window: int, window: int) -> np.ndarray:
+    """For each fbank frame of a window, the segmentation frame whose centre is nearest to its centre."""
+    res = model.resolution
+    centres = np.arange(window) * FBANK_SHIFT + FBANK_LENGTH / 2
+    nearest = np.rint((centres - res.duration / 2) / res.step).astype(int)
+    return np.clip(nearest, 0, frames_per_window - 1)
+
+
+def local_speaker_frames(scores: WindowScores) -> tuple[torch.Tensor, torch.Tensor]:
+    """(windows, frames, speakers) boolean masks: speaking, and speaking with no other local speaker."""
+    hard = scores.hard.bool()
+    alone = hard & (hard.sum(-1, keepdim=True) == 1)
+    return hard, alone
+
+
+@torch.inference_mode()
+def embed_batch(model: CAMPPlus, pieces: list[torch.Tensor]) -> torch.Tensor:
+    """Unit CAM++ embeddings of fbank pieces of different lengths, (n, dim)."""
+    lengths = torch.tensor([len(p) for p in pieces])
+    feats = torch.nn.utils.rnn.pad_sequence(pieces, batch_first=True)
+    return embed_features(model, feats, lengths.to(feats.device)).cpu()
+
+
+def embed_local_speakers(
+    model: CAMPPlus, seg_model: PyanNet, samples: np.ndarray, scores: WindowScores, config: Config, device: str = "cpu"
+) -> LocalEmbeddings:
+    """One embedding per (window, local speaker) with at least config.min_embed s of speech.
+
+    The fbank frames where the speaker is alone are used when they amount to min_embed; otherwise all
+    of its frames (overlap included). Pieces are embedded in length-sorted, padded batches.
+    """
+    fbank = file_fbank(samples, device)
+    active, alone = local_speaker_frames(scores)
+    window = round(10.0 * SAMPLE_RATE - FBANK_LENGTH) // FBANK_SHIFT + 1
+    to_seg = torch.from_numpy(fbank_to_segmentation_frames(seg_model, active.shape[1], window))
+    num_windows, _, num_speakers = active.shape
+    clean_s = alone.sum(1).numpy() * seg_model.resolution.step_s
+    active_s = active.sum(1).numpy() * seg_model.resolution.step_s
+    jobs: list[tuple[int, int, torch.Tensor]] = []
+    for k, start in enumerate(scores.starts):
+        first = round(start / FBANK_SHIFT)
+        feats = fbank[first : first + window]
+        for s in range(num_speakers):
+            for mask in (alone[k, to_seg[: len(feats)], s], active[k, to_seg[: len(feats)], s]):
+                if mask.sum() * FBANK_SHIFT >= config.min_embed * SAMPLE_RATE:
+                    jobs.append((k, s, feats[mask.to(feats.device)]))
+                    break
+    vectors = np.full((num_windows, num_speakers, model.xvector.dense.linear.out_channels), np.nan, dtype=np.float32)
+    jobs.sort(key=lambda job: len(job[2]))
+    start = 0
+    while start < len(jobs):
+        stop = start + 1
+        while stop < len(jobs) and len(jobs[stop][2]) * (stop - start + 1) <= config.embed_batch_frames:
+            stop += 1
+        batch = jobs[start:stop]
+        vectors[[j[0] for j in batch], [j[1] for j in batch]] = embed_batch(model, [j[2] for j in batch])
+        start = stop
+    return LocalEmbeddings(vectors, clean_s, active_s)
+
+
+# ---------------------------------------------------------------- 3. clustering
+
+
+def target_range(num_speakers: int | None, min_speakers: int | None, max_speakers: int | None) -> tuple[int, int]:
+    """Allowed number of speakers, (low, high)."""
+    if num_speakers is not None:
+        return num_speakers, num_speakers
+    low = max(1, min_speakers or 1)
+    return low, max(low, max_speakers or 10_000)
+
+
+def centroids_of(x: np.ndarray, labels: np.ndarray, keep: list[int]) -> np.ndarray:
+    """Unit mean vector of each kept cluster, (len(keep), dim)."""
+    means = np.stack([x[labels == c].mean(0) for c in keep])
+    return means / np.linalg.norm(means, axis=1, keepdims=True)
+
+
+def cut_tree(tree: np.ndarray, num_leaves: int, distance: float, min_size: int, low: int, high: int) -> np.ndarray:
+    """Flat clusters of the dendrogram: cut at ``distance``, unless the number of large clusters falls
+    outside [low, high]; then the cut that brings it nearest to the range."""
+    labels = fcluster(tree, t=distance, criterion="distance")
+    large = int(np.sum(np.bincount(labels) >= min_size))
+    if low <= large <= high:
+        return labels
+    best, best_gap = labels, abs(large - np.clip(large, low, high))
+    for n in range(1, num_leaves + 1):
+        cut = fcluster(tree, t=n, criterion="maxclust")
+        count = int(np.sum(np.bincount(cut) >= min_size))
+        gap = abs(count - np.clip(count, low, high))
+        if gap < best_gap:
+            best, best_gap = cut, gap
+        if gap == 0 or count > high:
+            break
+    return best
+
+
+def cluster(x: np.ndarray, config: Config, low: int = 1, high: int = 10_000) -> np.ndarray:
+    """Unit centroids (speakers, dim) of the unit embeddings x (n, dim).
+
+    Agglomerative clustering (``config.linkage``: average linkage on cosine distance, or centroid
+    linkage on the Euclidean distance between unit vectors, sqrt(2 * cosine distance)), large
+    clusters kept (the small ones are absorbed by the later nearest-centroid steps), the
+    count clamped to [low, high] (largest clusters first when there are too many large ones), then
+    k-means iterations with cosine similarity.
+    """
+    if len(x) == 0:
+        return np.zeros((0, x.shape[1]), dtype=np.float32)
+    if len(x) == 1:
+        return x.copy()
+    if len(x) > config.max_train:
+        x = x[np.linspace(0, len(x) - 1, config.max_train).round().astype(int)]
+    min_size = min(config.min_cluster_size, max(1, len(x) // 10))
+    if config.linkage == "centroid":
+        tree, distance = linkage(x, method="centroid", metric="euclidean"), np.sqrt(2 * config.threshold)
+    else:
+        tree, distance = linkage(x, method=config.linkage, metric="cosine"), config.threshold
+    labels = cut_tree(tree, len(x), float(distance), min_size, low, high)
+    sizes = np.bincount(labels)
+    order = [c for c in np.argsort(-sizes) if sizes[c] > 0]
+    keep = [c for c in order if sizes[c] >= min_size][:high] or order[:1]
+    if len(keep) < low:
+        keep = order[:low]
+    centroids = centroids_of(x, labels, keep)
+    for _ in range(config.kmeans_iterations):
+        nearest = np.argmax(x @ centroids.T, axis=1)
+        filled = [c for c in range(len(centroids)) if np.any(nearest == c)]
+        centroids = centroids_of(x, nearest, filled)
+    return centroids
+
+
+def centre(vectors: np.ndarray, mean: np.ndarray, weight: float) -> np.ndarray:
+    """Unit vectors of ``vectors - weight * mean`` (NaN rows stay NaN).
+
+    Removing part of the recording's mean embedding takes out what all its speakers share (channel,
+    room, band limits), which otherwise raises every similarity in, e.g., telephone speech.
+    """
+    shifted = vectors - weight * mean
+    return shifted / np.linalg.norm(shifted, axis=-1, keepdims=True)
+
+
+def assign(vectors: np.ndarray, active: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """(windows, speakers) global speaker of each active local speaker, -1 when none.
+
+    vectors: (windows, speakers, dim) unit embeddings or NaN; active: (windows, speakers) s of speech.
+    Per window, a Hungarian assignment maximising the cosine similarity to the centroids, so that
+    two local speakers never share a global speaker. Local speakers without an embedding score 0
+    everywhere and take whatever global speaker is left.
+    """
+    num_windows, num_local, _ = vectors.shape
+    out = np.full((num_windows, num_local), -1, dtype=int)
+    if len(centroids) == 0:
         return out
-    starts = np.array([a for a, _ in regions])
-    for s, e, k in turns:
-        i = max(0, int(np.searchsorted(starts, s, side="right")) - 1)
-        while i < len(regions) and regions[i][0] < e:
-            a, b = max(s, regions[i][0]), min(e, regions[i][1])
-            if b > a:
-                out.append((a, b, k))
-            i += 1
+    sims = np.nan_to_num(vectors @ centroids.T, nan=0.0)
+    for k in range(num_windows):
+        rows = np.flatnonzero(active[k] > 0)
+        if len(rows) == 0:
+            continue
+        picked, cols = linear_sum_assignment(sims[k, rows], maximize=True)
+        out[k, rows[picked]] = cols
     return out
 
 
-def window_weights(we: WindowEmbeddings, regions: list[tuple[float, float]]) -> np.ndarray:
-    """Speech seconds each window stands for: its region's length shared among its windows."""
-    if len(we) == 0:
-        return np.zeros(0)
-    counts = np.bincount(we.region, minlength=len(regions))
-    lengths = np.array([b - a for a, b in regions])
-    return lengths[we.region] / np.maximum(counts[we.region], 1)
+def cluster_and_assign(
+    emb: LocalEmbeddings,
+    config: Config,
+    num_speakers: int | None = None,
+    min_speakers: int | None = None,
+    max_speakers: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Centroids (speakers, dim) from the clean embeddings, and the (windows, speakers) assignment."""
+    usable = ~np.isnan(emb.vectors[..., 0])
+    train = emb.vectors[usable & (emb.clean >= config.min_clean)]
+    if len(train) == 0:
+        train = emb.vectors[usable]
+    if len(train) == 0:  # no local speaker with enough speech to embed: no speakers
+        return np.zeros((0, emb.vectors.shape[-1]), dtype=np.float32), np.full(usable.shape, -1)
+    mean = train.mean(0)
+    low, high = target_range(num_speakers, min_speakers, max_speakers)
+    centroids = cluster(centre(train, mean, config.centering), config, low, high)
+    vectors = centre(emb.vectors, mean, config.centering)
+    while True:
+        assignment = assign(vectors, emb.active, centroids)
+        found = orphan(vectors, emb.active, assignment, centroids, config)
+        if found is None or len(centroids) >= high:
+            return centroids, assignment
+        centroids = np.vstack([centroids, found])
 
 
-def turns_from_labels(
-    we: WindowEmbeddings, labels: np.ndarray, regions: list[tuple[float, float]]
+def orphan(
+    vectors: np.ndarray, active: np.ndarray, assignment: np.ndarray, centroids: np.ndarray, config: Config
+) -> np.ndarray | None:
+    """A local speaker the clustering cannot account for, as a new centroid; None when there is none.
+
+    Candidates: local speakers with an embedding and at least ``min_clean`` s of speech left without
+    a global speaker because their window has more local speakers than there are clusters (a voice
+    heard only under another one, or in one short recording). The one least similar to every
+    centroid becomes a speaker when that similarity is below the clustering's own cut
+    (1 - ``threshold``); a local speaker that resembles a known one is left unassigned as before.
+    """
+    candidates = ~np.isnan(vectors[..., 0]) & (assignment < 0) & (active >= config.min_clean)
+    if not candidates.any():
+        return None
+    pool = vectors[candidates]
+    best = (pool @ centroids.T).max(1) if len(centroids) else np.full(len(pool), -1.0)
+    i = int(np.argmin(best))
+    return pool[i] if best[i] < 1.0 - config.threshold else None
+
+
+# ---------------------------------------------------------------- 4. reconstruction
+
+
+def aggregate_speakers(
+    scores: WindowScores, assignment: np.ndarray, num_clusters: int, step: int, num_frames: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per file frame: mean activity of each global speaker over the windows covering the frame,
+    and the rounded mean local speaker count. Returns (frames, clusters) float and (frames,) int."""
+    hard = scores.hard.numpy()
+    frames = hard.shape[1]
+    activity = np.zeros((num_frames, num_clusters))
+    count = np.zeros(num_frames)
+    covered = np.zeros(num_frames)
+    for k, start in enumerate(scores.starts):
+        offset = round(start / step)
+        span = max(0, min(frames, num_frames - offset))
+        count[offset : offset + span] += hard[k, :span].sum(-1)
+        covered[offset : offset + span] += 1
+        for s in np.flatnonzero(assignment[k] >= 0):
+            activity[offset : offset + span, assignment[k, s]] += hard[k, :span, s]
+    covered = np.maximum(covered, 1)
+    return activity / covered[:, None], np.rint(count / covered).astype(int)
+
+
+def top_speakers(activity: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """(frames, clusters) 0/1: at each frame the ``count`` most active speakers with activity > 0."""
+    ranks = np.argsort(np.argsort(-activity, axis=1, kind="stable"), axis=1, kind="stable")
+    return (ranks < count[:, None]) & (activity > 0)
+
+
+def runs_to_turns(
+    binary: np.ndarray, frame_step: float, frame_offset: float, min_gap: float, min_duration: float
 ) -> list[tuple[float, float, int]]:
-    """Per region: a boundary halfway between neighbouring window centres whose labels differ."""
+    """(start, end, cluster) of each run of 1s; frame i spans frame_offset + i * frame_step +- step / 2."""
     turns: list[tuple[float, float, int]] = []
-    centre = we.centre
-    n = len(we)
-    i = 0
-    while i < n:
-        r = int(we.region[i])
-        j = i
-        while j < n and we.region[j] == r:
-            j += 1
-        a, b = regions[r]
-        cur = a
-        for t in range(i + 1, j):
-            if labels[t] != labels[t - 1]:
-                cut = float(np.clip((centre[t - 1] + centre[t]) / 2, a, b))
-                turns.append((cur, cut, int(labels[t - 1])))
-                cur = cut
-        turns.append((cur, b, int(labels[j - 1])))
-        i = j
-    return [t for t in turns if t[1] > t[0]]
+    for c in range(binary.shape[1]):
+        edges = np.diff(np.concatenate([[0], binary[:, c].astype(np.int8), [0]]))
+        spans: list[list[float]] = []
+        for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+            start = frame_offset + (a - 0.5) * frame_step
+            end = frame_offset + (b - 0.5) * frame_step
+            if spans and start - spans[-1][1] < min_gap:
+                spans[-1][1] = end
+            else:
+                spans.append([max(start, 0.0), end])
+        turns += [(a, b, c) for a, b in spans if b - a >= min_duration]
+    return sorted(turns)
 
 
-def labelled_turns(
-    we: WindowEmbeddings,
-    labels: np.ndarray,
-    regions: list[tuple[float, float]],
-    speech: list[tuple[float, float]],
-    bridge_gap: float,
-) -> list[tuple[float, float, int]]:
-    """Window labels -> speaker turns: boundaries between windows, cut to the detected ``speech``,
-    same-speaker turns closer than ``bridge_gap`` joined (step 6 of the diariser)."""
-    return bridge(intersect(turns_from_labels(we, labels, regions), speech), bridge_gap)
+def label_turns(turns: list[tuple[float, float, int]], names: dict[int, str]) -> list[Turn]:
+    return [(round(float(a), 3), round(float(b), 3), names[c]) for a, b, c in turns]
 
 
-def bridge(turns: list[tuple[float, float, int]], max_gap: float) -> list[tuple[float, float, int]]:
-    """Join consecutive turns of the same speaker separated by less than ``max_gap`` seconds."""
-    out: list[list] = []
-    for s, e, k in sorted(turns):
-        if out and out[-1][2] == k and s - out[-1][1] < max_gap:
-            out[-1][1] = max(out[-1][1], e)
-        else:
-            out.append([s, e, k])
-    return [(s, e, k) for s, e, k in out]
+def first_appearance_names(turns: list[tuple[float, float, int]]) -> dict[int, str]:
+    """SPEAKER_00, SPEAKER_01, ... in order of each cluster's first turn."""
+    names: dict[int, str] = {}
+    for _, _, c in sorted(turns):
+        names.setdefault(c, f"SPEAKER_{len(names):02d}")
+    return names
 
 
-@contextlib.contextmanager
-def torch_threads(n: int | None):
-    """Run with ``n`` torch CPU threads, then restore. The diariser's work is small batches and a
-    sequential LSTM: one thread already runs it fast, while two threads on a busy machine spin
-    against the other process and run several times slower."""
-    import torch
-
-    old = torch.get_num_threads()
-    if not n or n == old:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
+def reconstruct(
+    scores: WindowScores, assignment: np.ndarray, num_clusters: int, model: PyanNet, num_frames: int, config: Config
+) -> tuple[list[Turn], list[Turn]]:
+    """(turns with overlap, exclusive turns), labelled in order of first appearance."""
+    res = model.resolution
+    activity, count = aggregate_speakers(scores, assignment, num_clusters, res.step, num_frames)
+    offset = res.duration_s / 2
+    turns = runs_to_turns(top_speakers(activity, count), res.step_s, offset, config.min_gap, config.min_duration)
+    # frame-exact (no bridging or dropping per speaker), so two speakers never overlap in it
+    exclusive = runs_to_turns(top_speakers(activity, np.minimum(count, 1)), res.step_s, offset, 0.0, 0.0)
+    names = first_appearance_names(turns)
+    exclusive = [t for t in exclusive if t[2] in names]
+    return label_turns(turns, names), label_turns(exclusive, names)
 
 
-def speech_activity(samples: np.ndarray, options: BuiltinOptions | None = None) -> list[tuple[float, float]]:
-    """Speech regions (s) of mono 16 kHz ``samples``, for diarisation (tight boundaries)."""
-    from audiotools.vad.silero import speech_probabilities
-
-    options = options or BuiltinOptions()
-    duration = len(samples) / SAMPLE_RATE
-    if len(samples) < SAMPLE_RATE // 10 or not np.any(samples):
+def speech_regions(
+    samples: np.ndarray, device: str = "cpu", config: Config = Config(), min_gap: float = 0.1
+) -> list[tuple[float, float]]:
+    """Speech regions (start, end) s as segmentation-3.0 hears them, after the gain control."""
+    if len(samples) < FBANK_LENGTH or not np.any(samples):
         return []
-    probs = speech_probabilities(samples)
-    return hysteresis_regions(
-        probs, options.vad_onset, options.vad_offset, options.min_silence, options.min_speech, options.pad, duration
-    )
+    model = segmentation_model(device)
+    scores = segment(model, samples, config)
+    res = model.resolution
+    count = aggregate(scores.hard.sum(-1).float(), scores.starts, res, num_output_frames(scores, model, len(samples)))
+    speech = (count.round() >= 1).numpy()
+    runs = runs_to_turns(speech[:, None], res.step_s, res.duration_s / 2, min_gap, 0.0)
+    return [(round(float(a), 3), round(float(b), 3)) for a, b, _ in runs]
+
+
+# ---------------------------------------------------------------- pipeline
 
 
 def diarize_samples(
-    samples: np.ndarray, options: BuiltinOptions | None = None, speech: list[tuple[float, float]] | None = None
-) -> list[tuple[float, float, int]]:
-    """Speaker turns ``(start, end, speaker index)`` for mono 16 kHz ``samples``, sorted by start;
-    indices are 0..k-1 in order of first appearance. ``speech`` skips the speech detection."""
-    options = options or BuiltinOptions()
-    with torch_threads(options.threads if options.device == "cpu" else None):
-        return _diarize(samples, options, speech)
-
-
-def refine(
     samples: np.ndarray,
-    regions: list[tuple[float, float]],
-    we: WindowEmbeddings,
-    labels: np.ndarray,
-    weights: np.ndarray,
-    encoder,
-    options: BuiltinOptions,
-) -> tuple[WindowEmbeddings, np.ndarray]:
-    """Second, finer pass over the speech regions where the first pass found a speaker change:
-    shorter windows (``fine_window`` s every ``fine_step`` s) place the changes. The speakers stay
-    those found on the long windows (whose statistics the counting rule was calibrated on); each
-    short window starts with the label of the nearest long window of its region, short-window
-    centroids are estimated from those labels (a speaker without short windows keeps its long-window
-    centroid), then the same HMM resegmentation (without merging) decodes the short windows.
-    Regions with one speaker throughout keep their long-window labels (half the cost of refining
-    everything on conversational audio, for the same DER on our benchmark files)."""
-    changed = np.zeros(len(regions), dtype=bool)
-    same_region = we.region[1:] == we.region[:-1]
-    changed[we.region[1:][same_region & (labels[1:] != labels[:-1])]] = True
-    lengths = np.array([b - a for a, b in regions])
-    changed |= lengths < options.fine_short_region
-    picked = np.flatnonzero(changed)
-    if len(picked) == 0:
-        return we, labels
-    fine = embed_regions(
-        samples, [regions[i] for i in picked], encoder, step=options.fine_step, window=options.fine_window
-    )
-    if len(fine) == 0:
-        return we, labels
-    fine.region = picked[fine.region]  # back to indices into ``regions``
-    k = int(labels.max()) + 1
-    # nearest long window of the same region (both sorted by region, then time)
-    key_long = we.region * 1e6 + we.centre
-    key_fine = fine.region * 1e6 + fine.centre
-    pos = np.clip(np.searchsorted(key_long, key_fine), 1, len(we) - 1)
-    left_closer = np.abs(key_long[pos - 1] - key_fine) <= np.abs(key_long[pos] - key_fine)
-    init = labels[np.where(left_closer, pos - 1, pos)]
-    fine_weights = window_weights(fine, regions)
-    core = core_windows(fine.centre, fine.region, init)
-    centroids = weighted_centroids(we.vectors, labels, weights, k)
-    have = np.bincount(init[core], minlength=k) > 0
-    centroids[have] = weighted_centroids(fine.vectors[core], init[core], fine_weights[core], k)[have]
-    fine_labels, _ = resegment(
-        fine.vectors,
-        fine.centre,
-        fine.region,
-        fine_weights,
-        centroids,
-        kappa=options.kappa,
-        switch_prob=options.switch_prob,
-        merge=False,
-    )
-    # long windows of the untouched regions + short windows of the refined ones, in (region, time) order
-    keep = ~changed[we.region]
-    start, end, region, vectors, all_labels = (
-        np.concatenate([a[keep], b])
-        for a, b in (
-            (we.start, fine.start),
-            (we.end, fine.end),
-            (we.region, fine.region),
-            (we.vectors, fine.vectors),
-            (labels, fine_labels),
-        )
-    )
-    order = np.lexsort(((start + end) / 2, region))
-    return WindowEmbeddings(start[order], end[order], region[order], vectors[order]), all_labels[order]
+    num_speakers: int | None = None,
+    min_speakers: int | None = None,
+    max_speakers: int | None = None,
+    device: str = "cpu",
+    config: Config = Config(),
+) -> Diarization:
+    """Diarise 16 kHz mono samples; returns both tracks, the speaker count and CPU time per stage."""
+    if len(samples) < FBANK_LENGTH or not np.any(samples):
+        return Diarization([], [], 0, {})
+    seg_model, emb_model = load_models(device)
+    timings: dict[str, float] = {}
+    clock = time.process_time()
 
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.process_time()
+        timings[name] = round(now - clock, 3)
+        clock = now
 
-def _diarize(samples: np.ndarray, options: BuiltinOptions, speech) -> list[tuple[float, float, int]]:
-    from audiotools.speakers.ge2e import SpeakerEncoder
-
-    t0 = time.perf_counter()
-    if speech is None:
-        speech = speech_activity(samples, options)
-    t1 = time.perf_counter()
-    options.timings["vad"] = round(t1 - t0, 3)
-    if not speech:
-        return []
-    regions = merge_close(speech, options.embed_gap)
-    encoder = SpeakerEncoder.get(options.device)
-    we = embed_regions(
-        samples, regions, encoder, step=options.step, window=options.window, edge_window=options.edge_window
-    )
-    t2 = time.perf_counter()
-    options.timings["embeddings"] = round(t2 - t1, 3)
-    if len(we) == 0:
-        return []
-    weights = window_weights(we, regions)
-    total = float(weights.sum())
-    fixed = options.num_speakers
-    min_k = options.min_speakers or 1
-    max_k = options.max_speakers or options.max_speakers_auto
-    min_seconds = min(options.min_speaker_seconds, max(0.5, options.min_speaker_fraction * total))
-    # over-cluster first (about 2 clusters per expected speaker), the merge rule does the rest
-    initial = min(128, max(40, 2 * (options.max_speakers or 0), 2 * min_k))
-    cl = cluster(
-        we.vectors,
-        weights,
-        we.region,
-        num_speakers=fixed,
-        min_speakers=options.min_speakers,
-        max_speakers=max_k,
-        threshold=min(0.999, options.threshold + 0.03),
-        rho=options.rho,
-        min_cluster_seconds=min(1.0, min_seconds),
-        initial_clusters=initial,
-    )
-    labels, _ = resegment(
-        we.vectors,
-        we.centre,
-        we.region,
-        weights,
-        cl.centroids,
-        kappa=options.kappa,
-        switch_prob=options.switch_prob,
-        min_speaker_seconds=min_seconds,
-        merge=not fixed,
-        min_speakers=min_k,
-        max_speakers=max_k,
-        threshold=options.threshold,
-        rho=options.rho,
-    )
-    t3 = time.perf_counter()
-    options.timings["clustering"] = round(t3 - t2, 3)
-    if options.fine_window and options.fine_window < options.window and labels.max(initial=0) > 0:
-        we, labels = refine(samples, regions, we, labels, weights, encoder, options)
-        options.timings["refine"] = round(time.perf_counter() - t3, 3)
-    turns = labelled_turns(we, labels, regions, speech, options.bridge_gap)
-    order: dict[int, int] = {}
-    for _, _, k in turns:
-        order.setdefault(k, len(order))
-    log.debug(
-        "builtin diarizer: %d speech regions, %d windows, %d speakers, timings %s",
-        len(speech),
-        len(we),
-        len(order),
-        options.timings,
-    )
-    return [(s, e, order[k]) for s, e, k in turns]
+    scores = segment(seg_model, samples, config)
+    lap("segmentation")
+    emb = embed_local_speakers(emb_model, seg_model, samples, scores, config, device)
+    lap("embeddings")
+    centroids, assignment = cluster_and_assign(emb, config, num_speakers, min_speakers, max_speakers)
+    lap("clustering")
+    num_frames = num_output_frames(scores, seg_model, len(samples))
+    turns, exclusive = reconstruct(scores, assignment, len(centroids), seg_model, num_frames, config)
+    lap("reconstruction")
+    return Diarization(turns, exclusive, len({t[2] for t in turns}), timings)

@@ -4,11 +4,9 @@
 in order of first appearance (``CHANNEL_1``, ``CHANNEL_2`` ... with ``channels="split"``).
 
 Backends
-  builtin   offline: Silero VAD -> GE2E window embeddings -> clustering -> HMM resegmentation, one
-            speaker per frame (builtin.py). Always available; the default of ``auto``.
-  overlap   offline: pyannote segmentation-3.0 on 10 s windows (up to 3 local speakers, overlap
+  builtin   offline: pyannote segmentation-3.0 on 10 s windows (up to 3 local speakers, overlap
             included) -> CAM++ embeddings per window and local speaker -> clustering -> overlap-aware
-            reconstruction (overlap.py; docs/diarization.md). Always available.
+            reconstruction (builtin.py; docs/diarization.md). Always available; the default of ``auto``.
   pyannote  a pyannote.audio pipeline from a local directory (``pyannote_pipeline``) or, online,
             from the Hugging Face hub with a token (pyannote_backend.py; optional extra).
   auto      pyannote when its pipeline loads offline (local directory given, or found in the
@@ -52,7 +50,7 @@ class DiarizationOptions(Options):
     STEP: ClassVar[str] = "diarize"
 
     enabled: bool = True
-    backend: Literal["auto", "builtin", "overlap", "pyannote"] = "auto"
+    backend: Literal["auto", "builtin", "pyannote"] = "auto"
     num_speakers: int | None = None
     min_speakers: int | None = None
     max_speakers: int | None = None
@@ -155,8 +153,8 @@ def _all_finite(x: np.ndarray, block: int = 1 << 22) -> bool:
 def _choose_backend(options: DiarizationOptions) -> tuple[str, str]:
     from audiotools.diarize import pyannote_backend as pb
 
-    if options.backend in ("builtin", "overlap"):
-        return options.backend, "requested"
+    if options.backend == "builtin":
+        return "builtin", "requested"
     if options.backend == "pyannote":
         return "pyannote", "requested"
     if not pb.installed():
@@ -200,7 +198,7 @@ def run_diarization(
         if channel_samples is None or channel_samples.shape[0] < 2:
             log.warning("--channels split needs a multi-channel recording; this one is mono: diarising the mix")
         else:
-            from audiotools.diarize.builtin import torch_threads
+            from audiotools.device import torch_threads
             from audiotools.diarize.channels import split_channels
 
             chans = np.asarray(channel_samples, dtype=np.float32)
@@ -236,9 +234,9 @@ def run_diarization(
         turns = [(s.start, s.end, label) for s, _, label in ann.itertracks(yield_label=True)]
         result_ann = _annotation(turns, uri)
         info["pipeline"] = getattr(pipeline, "_audiotools_source", str(options.pyannote_pipeline))
-    elif backend == "overlap":
-        from audiotools.diarize.builtin import torch_threads
-        from audiotools.diarize.overlap import diarize_samples
+    else:
+        from audiotools.device import torch_threads
+        from audiotools.diarize.builtin import diarize_samples
 
         with torch_threads(threads if device == "cpu" else None):
             found = diarize_samples(
@@ -247,27 +245,14 @@ def run_diarization(
         result_ann = _annotation(found.turns, uri, prefix=None)
         exclusive = found.exclusive
         info["timings"] = found.timings
-        info["models"] = overlap_models()
-    else:
-        from audiotools.diarize.builtin import BuiltinOptions, diarize_samples
-
-        bopts = BuiltinOptions(
-            num_speakers=options.num_speakers,
-            min_speakers=options.min_speakers,
-            max_speakers=options.max_speakers,
-            device=device,
-            threads=threads,
-        )
-        turns = diarize_samples(samples, bopts)
-        result_ann = _annotation(turns, uri)
-        info["timings"] = bopts.timings
+        info["models"] = builtin_models()
     info["seconds"] = round(time.perf_counter() - t0, 3)
     log.info("diarization: %s backend (%s), %d speakers", backend, reason, len(result_ann.labels()))
     return DiarizationResult(result_ann, backend, "mix", reason, info, exclusive)
 
 
-def overlap_models() -> list[dict]:
-    """The overlap-aware diariser's models, with the hashes provenance records."""
+def builtin_models() -> list[dict]:
+    """The built-in diariser's models, with the hashes provenance records."""
     from audiotools.weights import CAMPLUS, SEGMENTATION
 
     return [
