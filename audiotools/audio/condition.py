@@ -1,10 +1,10 @@
 """Recording conditions (channels) for speaker comparison: detection and simulation.
 
-A speaker embedding depends on the channel as much as on the voice. The GE2E embeddings we use
-were trained on wideband speech; measured on LibriSpeech, raw cosine scoring of a clean enrolment
-against a telephone-band test gives an equal error rate above 15 % (about 1 % clean against clean),
-and its scores are badly miscalibrated. The cure used here is *condition matching*: both sides of a
-comparison are brought into the same, most degraded, condition before embedding:
+A speaker embedding depends on the channel as much as on the voice. Measured on LibriSpeech with
+the former GE2E embeddings, raw cosine scoring of a clean enrolment against a telephone-band test
+gave an equal error rate above 15 % (about 1 % clean against clean), badly miscalibrated; CAM++
+narrows the gap but is still trained mostly on wideband speech. The cure used here is *condition
+matching*: both sides of a comparison are brought into the same, most degraded, condition before embedding:
 
 * the questioned recording's condition is detected (:func:`detect`),
 * the known (enrolment / reference) audio is passed through a simulation of that channel

@@ -156,7 +156,7 @@ def _scan_models(obj, path: tuple, out: list[dict], depth: int = 0) -> None:
                 text = f"{where} {name}".lower()
                 role = (
                     "speaker-embedding"
-                    if ("embedding" in text or "encoder" in text or "ge2e" in text or "campplus" in text)
+                    if ("embedding" in text or "encoder" in text or "campplus" in text)
                     else (where or "model")
                 )
             out.append({"role": role, "name": name, "sha256": sha.lower()})
@@ -171,8 +171,8 @@ def _scan_models(obj, path: tuple, out: list[dict], depth: int = 0) -> None:
 
 def collect_models(transcript) -> list[dict]:
     """Every model whose hash is known for ``transcript``: Whisper first, then those of an earlier
-    provenance block, those found in the other steps' output, and the speaker encoders (CAM++, GE2E)
-    when they are mentioned."""
+    provenance block, those found in the other steps' output, and the speaker encoder (CAM++) when it
+    is mentioned."""
     models: list[dict] = []
 
     def add(entry: dict) -> None:
@@ -205,8 +205,8 @@ def collect_models(transcript) -> list[dict]:
 
 
 def _speaker_encoders_if_used(transcript) -> list[dict]:
-    """The speaker encoders (CAM++ for voiceprints, identification and verification; GE2E for the
-    built-in diariser) that the transcript's speaker data names without giving their hash."""
+    """The speaker encoder (CAM++: the diariser, voiceprints, identification and verification) when
+    the transcript's speaker data names it without giving its hash."""
     parts = {k: v for k, v in transcript.extra.items() if k not in _SKIP_EXTRA}
     try:
         blob = json.dumps([parts, transcript.speakers], default=str)
@@ -217,39 +217,7 @@ def _speaker_encoders_if_used(transcript) -> list[dict]:
 
     if CAMPLUS.name in blob:  # the file is used only after its sha256 matched this one (weights.locate)
         out.append({"role": "speaker-embedding", "name": CAMPLUS.name, "sha256": CAMPLUS.sha256})
-    ge2e = _ge2e_if_used(blob)
-    if ge2e:
-        out.append(ge2e)
     return out
-
-
-def _ge2e_if_used(blob: str) -> dict | None:
-    """The GE2E encoder's entry (the built-in diariser) when ``blob`` names it; its weights are hashed."""
-    if "ge2e" not in blob.lower():  # cheap test before importing torch
-        return None
-    try:
-        from audiotools.speakers import ge2e as embedding
-    except Exception:  # torch missing etc.
-        return None
-    if embedding.MODEL_ID not in blob:
-        return None
-    sha = None
-    for enc in getattr(embedding.SpeakerEncoder, "_instances", {}).values():
-        sha = getattr(enc, "weights_sha256", None)
-        if sha:
-            break
-    if not sha:
-        try:
-            from audiotools.fileio import sha256_file
-
-            sha = sha256_file(embedding.weights_path())
-        except Exception as e:  # weights not installed: nothing to hash
-            log.debug("GE2E weights not hashable: %s", e)
-            return None
-    return {"role": "speaker-embedding", "name": embedding.MODEL_ID, "sha256": sha}
-
-
-# ---------------------------------------------------------------- building
 
 
 def _normalise_times(transcript) -> None:
