@@ -156,13 +156,23 @@ def test_enrol_rejects_too_little_speech(tmp_path, scorer):
 
 
 def test_enrol_rejects_two_voices(tmp_path, scorer):
+    import soundfile as sf
+    from conftest import SHARED
+
     from audiotools.errors import EnrolmentRejected
     from audiotools.speakers.enrol import enroll
     from audiotools.speakers.voiceprints import VoiceprintStore
 
     store = VoiceprintStore(tmp_path / "vp")
+    # two real LibriSpeech readers, one after the other (about 60 % / 40 % of the speech)
+    parts = []
+    for speaker, n in (("1688", 2), ("2414", 2)):
+        for f in sorted((SHARED / "speakers" / speaker).glob("*.flac"))[:n]:
+            parts.append(sf.read(str(f), dtype="float32")[0])
+    mix = tmp_path / "two readers.wav"
+    sf.write(str(mix), np.concatenate(parts), 16000)
     with pytest.raises(EnrolmentRejected, match="more than one voice"):
-        enroll(store, "Mix", [SAMPLES / "conversation.wav"], scorer)
+        enroll(store, "Mix", [mix], scorer)
     # one speaker's part of the same file is fine: Anna's first turn (0.5-8.75 s in the ground truth)
     vp, added, _ = enroll(store, "Anna", [SAMPLES / "conversation.wav"], scorer, segment=(0.5, 8.7))
     assert added[0].segment == [0.5, 8.7]
