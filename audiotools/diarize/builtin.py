@@ -120,9 +120,10 @@ def gain_control(samples: np.ndarray, window: float, max_gain_db: float) -> np.n
     ).max(axis=1)
     envelope = np.maximum(moving_mean(peaks, width), 2.0 * np.percentile(rms, 10))
     gain = np.clip(np.percentile(rms, 95) / envelope, 1.0, 10 ** (max_gain_db / 20))
-    per_sample = np.repeat(gain, frame)
-    per_sample = np.concatenate([per_sample, np.full(len(samples) - len(per_sample), gain[-1])])
-    return (samples * per_sample).astype(np.float32)
+    out = np.array(samples, dtype=np.float32)  # one float32 copy; the gain is applied frame by frame
+    out[: n * frame].reshape(n, frame)[:] *= gain.astype(np.float32)[:, None]
+    out[n * frame :] *= np.float32(gain[-1])
+    return out
 
 
 def segment(model: PyanNet, samples: np.ndarray, config: Config) -> WindowScores:
@@ -190,24 +191,28 @@ def embed_local_speakers(
     num_windows, _, num_speakers = active.shape
     clean_s = alone.sum(1).numpy() * seg_model.resolution.step_s
     active_s = active.sum(1).numpy() * seg_model.resolution.step_s
-    jobs: list[tuple[int, int, torch.Tensor]] = []
+    # (window, speaker, first fbank frame, frame mask, frames): masks only, so memory stays small on
+    # long files; the fbank pieces are cut batch by batch
+    jobs: list[tuple[int, int, int, torch.Tensor, int]] = []
     for k, start in enumerate(scores.starts):
         first = round(start / FBANK_SHIFT)
-        feats = fbank[first : first + window]
+        frames = max(0, min(window, len(fbank) - first))
         for s in range(num_speakers):
-            for mask in (alone[k, to_seg[: len(feats)], s], active[k, to_seg[: len(feats)], s]):
-                if mask.sum() * FBANK_SHIFT >= config.min_embed * SAMPLE_RATE:
-                    jobs.append((k, s, feats[mask.to(feats.device)]))
+            for mask in (alone[k, to_seg[:frames], s], active[k, to_seg[:frames], s]):
+                count = int(mask.sum())
+                if count * FBANK_SHIFT >= config.min_embed * SAMPLE_RATE:
+                    jobs.append((k, s, first, mask, count))
                     break
     vectors = np.full((num_windows, num_speakers, model.xvector.dense.linear.out_channels), np.nan, dtype=np.float32)
-    jobs.sort(key=lambda job: len(job[2]))
+    jobs.sort(key=lambda job: job[4])
     start = 0
     while start < len(jobs):
         stop = start + 1
-        while stop < len(jobs) and len(jobs[stop][2]) * (stop - start + 1) <= config.embed_batch_frames:
+        while stop < len(jobs) and jobs[stop][4] * (stop - start + 1) <= config.embed_batch_frames:
             stop += 1
         batch = jobs[start:stop]
-        vectors[[j[0] for j in batch], [j[1] for j in batch]] = embed_batch(model, [j[2] for j in batch])
+        pieces = [fbank[first : first + len(mask)][mask.to(fbank.device)] for _, _, first, mask, _ in batch]
+        vectors[[j[0] for j in batch], [j[1] for j in batch]] = embed_batch(model, pieces)
         start = stop
     return LocalEmbeddings(vectors, clean_s, active_s)
 
