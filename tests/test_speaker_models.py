@@ -70,3 +70,26 @@ def test_segmentation_finds_the_speech_and_the_overlap_of_a_real_meeting():
     assert np.mean(speech == (ref_count > 0)) > 0.95
     overlap = act.count.numpy() >= 2
     assert overlap.sum() > 50 and np.mean(ref_count[overlap] >= 2) > 0.6
+
+
+def test_diariser_speech_regions_cover_the_reference_speech_of_a_quiet_copy():
+    """The diariser's own speech detection (gain control + segmentation-3.0; benchmarks/vad.py
+    compares it with Silero) on sample.wav at -30 dB: most reference speech found, little else."""
+    from audiotools.diarize.builtin import speech_regions
+    from audiotools.export.rttm import read_rttm
+
+    audio = load_audio(SHARED / "diarization" / "sample.wav")
+    quiet = audio.samples * np.float32(10 ** (-30 / 20))
+    grid = np.arange(0, audio.duration, 0.01)
+
+    def mask(regions):
+        return np.array([any(s <= t < e for s, e in regions) for t in grid])
+
+    ref = next(iter(read_rttm(SHARED / "diarization" / "sample.rttm").values()))
+    ref_mask = mask([(seg.start, seg.end) for seg in ref.get_timeline()])
+    found = speech_regions(quiet)
+    assert found == sorted(found) and all(e > s for s, e in found)
+    hyp = mask(found)
+    assert (hyp & ref_mask).sum() / ref_mask.sum() > 0.95  # recall
+    assert (hyp & ~ref_mask).sum() / ref_mask.sum() < 0.05  # false alarm
+    assert speech_regions(np.zeros(16000 * 5, dtype=np.float32)) == []
