@@ -368,25 +368,29 @@ def orphan(
 # ---------------------------------------------------------------- 4. reconstruction
 
 
+def speaker_count(scores: WindowScores, model: PyanNet, num_frames: int) -> np.ndarray:
+    """(frames,) int: per file frame, the rounded mean number of local speakers over the windows
+    covering it."""
+    hard_count = scores.hard.sum(-1).float()
+    return aggregate(hard_count, scores.starts, model.resolution, num_frames).round().numpy().astype(int)
+
+
 def aggregate_speakers(
     scores: WindowScores, assignment: np.ndarray, num_clusters: int, step: int, num_frames: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per file frame: mean activity of each global speaker over the windows covering the frame,
-    and the rounded mean local speaker count. Returns (frames, clusters) float and (frames,) int."""
+) -> np.ndarray:
+    """(frames, clusters): per file frame, the mean activity of each global speaker over the windows
+    covering the frame."""
     hard = scores.hard.numpy()
     frames = hard.shape[1]
     activity = np.zeros((num_frames, num_clusters))
-    count = np.zeros(num_frames)
     covered = np.zeros(num_frames)
     for k, start in enumerate(scores.starts):
         offset = round(start / step)
         span = max(0, min(frames, num_frames - offset))
-        count[offset : offset + span] += hard[k, :span].sum(-1)
         covered[offset : offset + span] += 1
         for s in np.flatnonzero(assignment[k] >= 0):
             activity[offset : offset + span, assignment[k, s]] += hard[k, :span, s]
-    covered = np.maximum(covered, 1)
-    return activity / covered[:, None], np.rint(count / covered).astype(int)
+    return activity / np.maximum(covered, 1)[:, None]
 
 
 def top_speakers(activity: np.ndarray, count: np.ndarray) -> np.ndarray:
@@ -431,7 +435,8 @@ def reconstruct(
 ) -> tuple[list[Turn], list[Turn]]:
     """(turns with overlap, exclusive turns), labelled in order of first appearance."""
     res = model.resolution
-    activity, count = aggregate_speakers(scores, assignment, num_clusters, res.step, num_frames)
+    activity = aggregate_speakers(scores, assignment, num_clusters, res.step, num_frames)
+    count = speaker_count(scores, model, num_frames)
     offset = res.duration_s / 2
     turns = runs_to_turns(top_speakers(activity, count), res.step_s, offset, config.min_gap, config.min_duration)
     # frame-exact (no bridging or dropping per speaker), so two speakers never overlap in it
@@ -450,8 +455,7 @@ def speech_regions(
     model = segmentation_model(device)
     scores = segment(model, samples, config)
     res = model.resolution
-    count = aggregate(scores.hard.sum(-1).float(), scores.starts, res, num_output_frames(scores, model, len(samples)))
-    speech = (count.round() >= 1).numpy()
+    speech = speaker_count(scores, model, num_output_frames(scores, model, len(samples))) >= 1
     runs = runs_to_turns(speech[:, None], res.step_s, res.duration_s / 2, min_gap, 0.0)
     return [(round(float(a), 3), round(float(b), 3)) for a, b, _ in runs]
 
