@@ -322,7 +322,7 @@ def run_pipeline(files, args) -> dict:
         "texts": texts,
         "gpu": gpu,
         "details": {
-            "recipe": recipe["name"],
+            "recipe": recipe.name,
             "steps": steps,
             "failed": failed,
             "step_seconds": step_seconds,
