@@ -11,13 +11,20 @@ class AudiotoolsError(Exception):
     exit_code = 1
 
 
+def one_line_path(path: str) -> str:
+    """``path`` for a one-line message: control characters (a newline in a file name) escaped."""
+    if path.isprintable():
+        return path
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in path)
+
+
 class InputError(AudiotoolsError):
     """A bad input file: missing, unreadable, not audio, empty, corrupt."""
 
     def __init__(self, path: str | os.PathLike | None, reason: str):
-        self.path = None if path is None else os.fspath(path)
+        self.path = None if path is None else os.fsdecode(path)
         self.reason = reason
-        super().__init__(f"{self.path}: {reason}" if self.path else reason)
+        super().__init__(f"{one_line_path(self.path)}: {reason}" if self.path else reason)
 
 
 class UsageError(AudiotoolsError):

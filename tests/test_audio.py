@@ -32,8 +32,9 @@ def test_soundfile_fast_path_equals_ffmpeg_path(tmp_path):
     p = SHARED / "diarization" / "sample.wav"
     fast = load_audio(p)
     assert fast.info.decoder.startswith("soundfile")
-    chans, *_ = audio_mod._load_pyav(p, False)
-    assert pcm_sha256(chans[0]) == fast.info.pcm_sha256
+    sink, *_ = audio_mod._load_pyav(p, False, audio_mod.decode_budget_seconds(p.stat().st_size))
+    mono, _ = sink.result()
+    assert pcm_sha256(mono) == fast.info.pcm_sha256
 
 
 def test_8khz_mulaw_phone_audio_is_resampled():

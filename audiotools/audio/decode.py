@@ -3,22 +3,33 @@
 Decoding uses PyAV (FFmpeg's libraries, bundled in the wheel); WAV/FLAC/OGG files that are
 already at 16 kHz take a soundfile fast path. Both paths produce the same samples: channels
 are resampled independently to float32 and mixed down by their mean, so the PCM hash does
-not depend on the path. Memory: one float32 array per kept channel plus one decoded frame;
-never a float64 copy of the whole file.
+not depend on the path.
+
+Hostile input (issue 16): every failure is an :class:`InputError` (one line, the file named).
+The header is checked before decoding (channels 1-256, sample rate 2-768 kHz, a decoder for
+the codec); the stream is decoded frame by frame into the mono mix (and the channels only
+when asked for), so memory follows the samples actually present, never the duration the
+header declares; the decoded length is capped at ``600 s + file size / 8 bytes`` (a
+decompression bomb is refused); a file that holds less than its header declares (WAV, FLAC,
+any FFmpeg stream) gets a truncation warning. The resampler writes interleaved float32 (PyAV
+crashes converting planar frames of 8 or more channels); the values are the same.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
+import stat
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from audiotools.audio import SAMPLE_RATE
-from audiotools.errors import InputError
+from audiotools.errors import AudiotoolsError, InputError
 from audiotools.fileio import sha256_file
 from audiotools.transcript import AudioInfo
 
@@ -56,6 +67,17 @@ AUDIO_EXTENSIONS = {
     ".gsm",
 }
 _SF_FAST = {".wav", ".flac", ".ogg"}
+
+MIN_SAMPLE_RATE = 2000  # below this a "recording" is a forged header (1 Hz: hours of noise from bytes)
+MAX_SAMPLE_RATE = 768_000
+MAX_CHANNELS = 256
+# decoded length allowed for a file of ``size`` bytes: BUDGET_BASE_SECONDS + size / BUDGET_BYTES_PER_SECOND.
+# Real codecs need far more than 8 bytes per second (FLAC digital silence about 60, Opus 6 kbit/s 750),
+# so only a decompression bomb or a forged header reaches it
+BUDGET_BASE_SECONDS = 600.0
+BUDGET_BYTES_PER_SECOND = 8.0
+_PREALLOC_MAX_SECONDS = 2 * 3600  # the first buffer never exceeds this, whatever the header says
+_BLOCK_FRAMES = 1 << 18  # soundfile path: frames per block
 
 
 @dataclass
@@ -101,39 +123,250 @@ def pcm_sha256(samples: np.ndarray) -> str:
     return h.hexdigest()
 
 
+def _one_line(e: BaseException) -> str:
+    s = getattr(e, "strerror", None) or str(e)
+    s = s.strip().splitlines()[0] if s and s.strip() else ""
+    return s or type(e).__name__
+
+
 def check_input_file(path: str | os.PathLike) -> Path:
+    """The path is a readable, non-empty regular file (no file is opened: a FIFO would block).
+    Raises :class:`InputError` naming what the path is instead."""
     p = Path(path)
-    if not p.exists():
-        raise InputError(p, "no such file")
-    if p.is_dir():
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        if os.path.islink(p):
+            raise InputError(p, "broken symbolic link (its target does not exist)") from None
+        raise InputError(p, "no such file") from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise InputError(p, "symbolic link loop (the link resolves back to itself)") from None
+        if e.errno == errno.ENAMETOOLONG:
+            raise InputError(p, "file name too long for this file system") from None
+        if e.errno in (errno.EACCES, errno.EPERM):
+            raise InputError(p, "permission denied") from None
+        if e.errno == errno.ENOTDIR:
+            raise InputError(p, "no such file (a part of the path is not a directory)") from None
+        raise InputError(p, f"cannot read: {_one_line(e)}") from None
+    except ValueError as e:  # an embedded NUL byte
+        raise InputError(p, f"invalid path ({_one_line(e)})") from None
+    mode = st.st_mode
+    if stat.S_ISDIR(mode):
         raise InputError(p, "is a directory, not an audio file")
+    if stat.S_ISFIFO(mode):
+        raise InputError(p, "is a named pipe (FIFO), not a regular file: save the audio to a file first")
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        raise InputError(p, "is a device, not a regular file")
+    if stat.S_ISSOCK(mode):
+        raise InputError(p, "is a socket, not a regular file")
+    if not stat.S_ISREG(mode):
+        raise InputError(p, "not a regular file")
     if not os.access(p, os.R_OK):
         raise InputError(p, "permission denied")
-    if p.stat().st_size == 0:
+    if st.st_size == 0:
         raise InputError(p, "empty file (0 bytes)")
     return p
 
 
-def load_audio(path: str | os.PathLike, *, keep_channels: bool = False, hash_source: bool = True) -> DecodedAudio:
-    """Decode ``path`` to 16 kHz float32. Raises :class:`InputError` with a one-line reason."""
+def decode_budget_seconds(size_bytes: int) -> float:
+    """The most audio (seconds) a file of ``size_bytes`` may decode to."""
+    return BUDGET_BASE_SECONDS + size_bytes / BUDGET_BYTES_PER_SECOND
+
+
+def _check_format(p: Path, channels, rate, what: str = "header") -> None:
+    if not isinstance(channels, int) or channels <= 0:
+        raise InputError(p, f"the {what} declares {channels} audio channels")
+    if channels > MAX_CHANNELS:
+        raise InputError(p, f"the {what} declares {channels} audio channels (at most {MAX_CHANNELS} are supported)")
+    if not rate or rate < MIN_SAMPLE_RATE or rate > MAX_SAMPLE_RATE:
+        raise InputError(
+            p,
+            f"the {what} declares a sample rate of {rate} Hz (supported: {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz)",
+        )
+
+
+def declared_seconds(path: str | os.PathLike) -> float | None:
+    """Seconds of audio a WAV or FLAC header declares (None: another format, or no usable header)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return None
+    try:
+        if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+            i, rate, align = 12, None, None
+            while i + 8 <= len(head):
+                cid, size = head[i : i + 4], struct.unpack("<I", head[i + 4 : i + 8])[0]
+                if cid == b"fmt " and i + 22 <= len(head):
+                    rate = struct.unpack("<I", head[i + 12 : i + 16])[0]
+                    align = struct.unpack("<H", head[i + 20 : i + 22])[0]
+                elif cid == b"data":
+                    return size / align / rate if rate and align else None
+                i += 8 + size + (size & 1)
+            return None
+        if head[:4] == b"fLaC" and len(head) >= 26 and head[4] & 0x7F == 0:
+            info = int.from_bytes(head[18:26], "big")  # rate 20 bits, channels 3, bits 5, samples 36
+            rate, total = info >> 44, info & ((1 << 36) - 1)
+            return total / rate if rate and total else None
+    except struct.error:
+        return None
+    return None
+
+
+class _Sink:
+    """Decoded chunks -> the mono mix (and the channels when kept), within the decode budget."""
+
+    def __init__(self, p: Path, keep_channels: bool, declared: float | None, budget_seconds: float):
+        self.p, self.keep = p, keep_channels
+        self.max_samples = int(budget_seconds * SAMPLE_RATE)
+        est = declared if declared and declared > 0 else 60.0
+        self.cap = int(min(est, budget_seconds, _PREALLOC_MAX_SECONDS) * SAMPLE_RATE * 1.02) + SAMPLE_RATE
+        self.mono = np.zeros(self.cap, dtype=np.float32)
+        self.chans: np.ndarray | None = None
+        self.n_ch = 0
+        self.pos = 0
+        self.nonfinite = 0
+
+    def _grow(self, need: int) -> None:
+        cap = max(self.cap * 3 // 2, need)
+        mono = np.zeros(cap, dtype=np.float32)
+        mono[: self.pos] = self.mono[: self.pos]
+        self.mono = mono
+        if self.chans is not None:
+            chans = np.zeros((self.chans.shape[0], cap), dtype=np.float32)
+            chans[:, : self.pos] = self.chans[:, : self.pos]
+            self.chans = chans
+        self.cap = cap
+
+    def push(self, arr: np.ndarray) -> None:
+        """``arr``: float32 (channels, n), C-contiguous."""
+        ch, n = arr.shape
+        if n == 0:
+            return
+        if self.n_ch == 0:
+            self.n_ch = ch
+        if self.pos + n > self.max_samples:
+            raise InputError(
+                self.p,
+                f"decodes to more than {self.max_samples / SAMPLE_RATE:.0f} s of audio from "
+                f"{self.p.stat().st_size} bytes (a forged header or a decompression bomb); refused",
+            )
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            self.nonfinite += int(bad.sum())
+            arr = arr.copy()
+            arr[bad] = 0.0
+        if ch != self.n_ch and self.keep:  # a mid-stream channel change: keep the first layout's count
+            arr = arr[: self.n_ch] if ch > self.n_ch else np.repeat(arr, self.n_ch, axis=0)[: self.n_ch]
+            arr = np.ascontiguousarray(arr)
+            ch = self.n_ch
+        if self.pos + n > self.cap:
+            self._grow(self.pos + n)
+        # the mean over channels row by row, as numpy reduces a (channels, n) array: the same float32
+        # sums whatever the block size, so the PCM hash does not depend on how the file was read
+        self.mono[self.pos : self.pos + n] = arr[0] if ch == 1 else arr.mean(axis=0, dtype=np.float32)
+        if self.keep and self.n_ch > 1:
+            if self.chans is None:
+                self.chans = np.zeros((self.n_ch, self.cap), dtype=np.float32)
+            self.chans[:, self.pos : self.pos + n] = arr
+        self.pos += n
+
+    def result(self) -> tuple[np.ndarray, np.ndarray | None]:
+        mono = self.mono[: self.pos]
+        chans = None if self.chans is None else self.chans[:, : self.pos]
+        if self.cap > self.pos * 1.1 + SAMPLE_RATE:
+            mono = mono.copy()
+            chans = None if chans is None else chans.copy()
+        return mono, chans
+
+
+def probe_audio(path: str | os.PathLike) -> Path:
+    """Cheap checks before any model loads: the file (``check_input_file``) and its header (a
+    container FFmpeg or libsndfile opens, an audio stream, a decoder, channels and sample rate in
+    range). Decodes nothing. Raises :class:`InputError`."""
     p = check_input_file(path)
+    try:
+        if p.suffix.lower() in _SF_FAST:
+            import soundfile as sf
+
+            try:
+                info = sf.info(str(p))
+            except Exception:
+                info = None
+            if info is not None:
+                _check_format(p, info.channels, info.samplerate)
+                return p
+        import av
+
+        try:
+            container = av.open(str(p), metadata_errors="ignore")
+        except av.error.InvalidDataError:
+            raise InputError(p, "not an audio file FFmpeg can decode (invalid data)") from None
+        except (av.error.FFmpegError, OSError) as e:
+            raise InputError(p, f"cannot open: {_one_line(e)}") from None
+        with container:
+            _audio_stream(p, container)
+        return p
+    except AudiotoolsError:
+        raise
+    except MemoryError:
+        raise InputError(p, "header too large to read") from None
+    except Exception as e:
+        raise InputError(p, f"unreadable header ({type(e).__name__}: {_one_line(e)})") from None
+
+
+def _audio_stream(p: Path, container):
+    streams = container.streams.audio
+    if not streams:
+        raise InputError(p, "has no audio stream")
+    stream = streams[0]
+    cc = stream.codec_context
+    if cc is None:
+        raise InputError(p, "the audio stream's codec is unknown or unsupported (no decoder)")
+    _check_format(p, cc.channels, cc.sample_rate or stream.rate)
+    return stream
+
+
+def load_audio(path: str | os.PathLike, *, keep_channels: bool = False, hash_source: bool = True) -> DecodedAudio:
+    """Decode ``path`` to 16 kHz float32. Raises :class:`InputError` with a one-line reason (and
+    nothing else, whatever the bytes: see the module docstring)."""
+    p = check_input_file(path)
+    try:
+        return _load(p, keep_channels, hash_source)
+    except AudiotoolsError:
+        raise
+    except MemoryError:
+        raise InputError(p, "too large to decode in memory") from None
+    except Exception as e:
+        log.debug("decoding %s failed", p, exc_info=True)
+        raise InputError(p, f"cannot decode ({type(e).__name__}: {_one_line(e)})") from None
+
+
+def _load(p: Path, keep_channels: bool, hash_source: bool) -> DecodedAudio:
+    size = p.stat().st_size
+    budget = decode_budget_seconds(size)
     result = None
     if p.suffix.lower() in _SF_FAST:
-        result = _load_soundfile(p, keep_channels)
+        result = _load_soundfile(p, keep_channels, budget)
     if result is None:
-        result = _load_pyav(p, keep_channels)
-    chans, src_rate, codec, container, decoder, warnings = result
-    n_ch = chans.shape[0]
-    if chans.shape[1] == 0:
+        result = _load_pyav(p, keep_channels, budget)
+    sink, src_rate, codec, container, decoder, warnings, declared = result
+    mono, chans = sink.result()
+    n_ch = sink.n_ch
+    if len(mono) == 0:
         raise InputError(p, "contains no audio samples (zero length)")
-    bad = ~np.isfinite(chans)
-    if bad.any():
-        count = int(bad.sum())
-        chans[bad] = 0.0
-        warnings.append(f"{count} non-finite (NaN/Inf) samples replaced by silence")
-        log.warning("%s: %d non-finite (NaN/Inf) samples replaced by silence", p, count)
-    # mono shares memory with a single channel (no copy of a multi-hour signal)
-    mono = chans[0] if n_ch == 1 else chans.mean(axis=0, dtype=np.float32)
+    header = declared_seconds(p)
+    if header is not None and (declared is None or header > declared):
+        declared = header
+    got = len(mono) / SAMPLE_RATE
+    if declared and got < 0.9 * declared - 1.0 and not any("truncated" in w for w in warnings):
+        msg = f"decoded {got:.2f} s of a stream that declares {declared:.2f} s (truncated file?)"
+        warnings.append(msg)
+        log.warning("%s: %s", p, msg)
+    if sink.nonfinite:
+        warnings.append(f"{sink.nonfinite} non-finite (NaN/Inf) samples replaced by silence")
+        log.warning("%s: %d non-finite (NaN/Inf) samples replaced by silence", p, sink.nonfinite)
     np.clip(mono, -1.0, 1.0, out=mono)
     info = AudioInfo(
         path=str(p),
@@ -152,7 +385,7 @@ def load_audio(path: str | os.PathLike, *, keep_channels: bool = False, hash_sou
     )
 
 
-def _load_soundfile(p: Path, keep_channels: bool):
+def _load_soundfile(p: Path, keep_channels: bool, budget: float):
     import soundfile as sf
 
     try:
@@ -161,17 +394,26 @@ def _load_soundfile(p: Path, keep_channels: bool):
         return None  # let FFmpeg try (and produce the error message)
     if info.samplerate != SAMPLE_RATE:
         return None
+    _check_format(p, info.channels, info.samplerate)
+    frames = info.frames if 0 < info.frames < (1 << 62) else None
+    sink = _Sink(p, keep_channels, frames / SAMPLE_RATE if frames else None, budget)
     try:
-        data = sf.read(str(p), dtype="float32", always_2d=False)[0]
-    except Exception as e:  # truncated / corrupt: FFmpeg decodes what is readable
+        with sf.SoundFile(str(p)) as f:
+            while True:
+                block = f.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
+                if len(block) == 0:
+                    break
+                sink.push(np.ascontiguousarray(block.T))
+    except InputError:
+        raise
+    except Exception as e:
         log.debug("soundfile failed on %s (%s); falling back to FFmpeg", p, e)
         return None
-    chans = data[None, :] if data.ndim == 1 else np.ascontiguousarray(data.T)
     decoder = f"soundfile {sf.__version__} (libsndfile {sf.__libsndfile_version__})"
-    return chans, info.samplerate, info.subtype.lower(), info.format.lower(), decoder, []
+    return sink, info.samplerate, info.subtype.lower(), info.format.lower(), decoder, [], None
 
 
-def _load_pyav(p: Path, keep_channels: bool):
+def _load_pyav(p: Path, keep_channels: bool, budget: float):
     import av
 
     try:
@@ -179,66 +421,64 @@ def _load_pyav(p: Path, keep_channels: bool):
     except av.error.InvalidDataError:
         raise InputError(p, "not an audio file FFmpeg can decode (invalid data)") from None
     except (av.error.FFmpegError, OSError) as e:
-        raise InputError(p, f"cannot open: {_ffmsg(e)}") from None
+        raise InputError(p, f"cannot open: {_one_line(e)}") from None
     warnings: list[str] = []
     with container:
-        streams = container.streams.audio
-        if not streams:
-            raise InputError(p, "has no audio stream")
-        stream = streams[0]
+        stream = _audio_stream(p, container)
         stream.thread_type = "AUTO"
-        n_ch = stream.codec_context.channels or 1
-        layout = stream.codec_context.layout.name if stream.codec_context.layout else None
         src_rate = stream.codec_context.sample_rate or stream.rate
         codec = stream.codec_context.name
         duration = None
-        if stream.duration is not None and stream.time_base is not None:
-            duration = float(stream.duration * stream.time_base)
-        elif container.duration:
-            duration = container.duration / 1e6
-        est = int((duration or 60.0) * SAMPLE_RATE * 1.02) + SAMPLE_RATE
-        buf = np.zeros((n_ch, est), dtype=np.float32)
-        pos = 0
-        resampler = av.AudioResampler(format="fltp", layout=layout or n_ch, rate=SAMPLE_RATE)
+        try:
+            if stream.duration is not None and stream.time_base is not None:
+                duration = float(stream.duration * stream.time_base)
+            elif container.duration:
+                duration = container.duration / 1e6
+        except (OverflowError, ValueError, ZeroDivisionError):
+            duration = None
+        if duration is not None and not (0 < duration < 1e9):
+            duration = None
+        sink = _Sink(p, keep_channels, duration, budget)
+        state: dict = {"resampler": None, "key": None, "ch": 0}
 
-        def push(frames):
-            nonlocal buf, pos
+        def push(frames) -> None:
             for fr in frames:
-                arr = fr.to_ndarray()  # (channels, n) float32 planar
-                if arr.shape[0] != n_ch:
-                    arr = arr[:n_ch] if arr.shape[0] > n_ch else np.repeat(arr, n_ch, axis=0)[:n_ch]
-                n = arr.shape[1]
-                if pos + n > buf.shape[1]:
-                    grown = np.zeros((n_ch, max(buf.shape[1] * 3 // 2, pos + n)), dtype=np.float32)
-                    grown[:, :pos] = buf[:, :pos]
-                    buf = grown
-                buf[:, pos : pos + n] = arr
-                pos += n
+                ch = state["ch"]
+                arr = fr.to_ndarray()  # interleaved float32: (1, n * channels)
+                if ch <= 0 or arr.size % ch:
+                    raise InputError(p, f"resampler returned {arr.size} values for {ch} channels")
+                sink.push(np.ascontiguousarray(arr.reshape(-1, ch).T))
+
+        def resample(frame) -> None:
+            n_ch = frame.layout.nb_channels if frame.layout is not None else 0
+            _check_format(p, n_ch, frame.sample_rate, "stream")
+            key = (frame.format.name, frame.layout.name, frame.sample_rate)
+            if key != state["key"]:  # the first frame, or the stream's format changed mid-way
+                if state["resampler"] is not None:
+                    push(state["resampler"].resample(None))
+                # packed float32 ("flt"): PyAV's to_ndarray crashes on planar frames of 8+ channels
+                state["resampler"] = av.AudioResampler(format="flt", layout=frame.layout, rate=SAMPLE_RATE)
+                state["key"], state["ch"] = key, n_ch
+            frame.pts = None  # let the resampler keep its own timeline
+            push(state["resampler"].resample(frame))
 
         try:
             for frame in container.decode(stream):
-                frame.pts = None  # let the resampler keep its own timeline
-                push(resampler.resample(frame))
+                resample(frame)
         except av.error.FFmpegError as e:
             corrupt = isinstance(e, av.error.InvalidDataError)
-            if pos == 0:
-                raise InputError(p, f"{'not decodable audio' if corrupt else 'decoding failed'}: {_ffmsg(e)}") from None
+            if sink.pos == 0:
+                what = "not decodable audio" if corrupt else "decoding failed"
+                raise InputError(p, f"{what}: {_one_line(e)}") from None
             what = "stream corrupt or truncated" if corrupt else "decoding stopped"
-            msg = f"{what} after {pos / SAMPLE_RATE:.2f} s ({_ffmsg(e)}); decoded what was readable"
+            msg = f"{what} after {sink.pos / SAMPLE_RATE:.2f} s ({_one_line(e)}); decoded what was readable"
             warnings.append(msg)
             log.warning("%s: %s", p, msg)
-        push(resampler.resample(None))
-        if duration and pos < 0.9 * duration * SAMPLE_RATE - SAMPLE_RATE:
-            msg = f"decoded {pos / SAMPLE_RATE:.2f} s of a stream that declares {duration:.2f} s (truncated file?)"
-            warnings.append(msg)
-            log.warning("%s: %s", p, msg)
-        chans = buf[:, :pos]
-        if buf.shape[1] > pos * 1.1:
-            chans = chans.copy()
+        if state["resampler"] is not None:
+            push(state["resampler"].resample(None))
         decoder = f"pyav {av.__version__} (libavcodec {_libavcodec_version()}, swresample)"
-        return chans, src_rate, codec, container.format.name, decoder, warnings
+        return sink, src_rate, codec, container.format.name, decoder, warnings, duration
 
 
 def _ffmsg(e: Exception) -> str:
-    s = getattr(e, "strerror", None) or str(e)
-    return s.strip().splitlines()[0] if s else type(e).__name__
+    return _one_line(e)
