@@ -1,0 +1,41 @@
+"""Evidence reports: one self-contained HTML page per recording that a verifier can read, listen to
+and check (integrity re-verified, recording, timeline, transcript, speakers, comparison with Tippett
+and ECE plots, limitations). ``build`` gathers and re-checks, ``plots`` draws the calibration
+figures, ``html`` renders the page. See docs/report.md."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def report_for_transcript(
+    json_path: str | os.PathLike,
+    output: str | os.PathLike | None = None,
+    *,
+    audio: str | os.PathLike | None = None,
+    decoded=None,
+    case_id: str | None = None,
+    examiner: str | None = None,
+    embed_audio: bool = False,
+    public_key=None,
+) -> Path:
+    """Write the report of a transcript JSON (default ``X.report.html`` beside ``X.json``); returns its path."""
+    from audiotools.provenance.document import load_document
+    from audiotools.report import build, html
+
+    json_path = Path(json_path)
+    out = Path(output) if output else build.report_path_for(json_path)
+    doc = load_document(json_path)
+    model = build.from_transcript(
+        doc,
+        json_path=json_path,
+        report_path=out,
+        audio_path=audio,
+        decoded=decoded,
+        public_key=public_key,
+        case_id=case_id,
+        examiner=examiner,
+        embed_audio=embed_audio,
+    )
+    return html.write(model, out)
