@@ -21,6 +21,7 @@ COMMANDS = [
     "voiceprint",
     "mask",
     "provenance",
+    "report",
     "batch",
     "models",
     "eval",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from audiotools.cli.common import console, each_file, info, quiet
 from audiotools.cli.options import add_step_options, add_transcribe_options, recipe_from_args
+from audiotools.cli.report_cmd import add_report_case_options, case_values
 
 
 def register(sub) -> None:
@@ -18,6 +19,7 @@ def register(sub) -> None:
     p.add_argument("files", nargs="+", metavar="FILE", help="audio or video files")
     add_transcribe_options(p)
     add_step_options(p)
+    add_report_case_options(p, "also write the evidence report X.report.html beside X.json (docs/report.md)")
     p.set_defaults(func=run)
 
 
@@ -34,11 +36,28 @@ def run(args) -> int:
         if not engine:
             engine.append(Transcriber(recipe.options("transcribe")))
         job = run_file(f, recipe, out_dir, transcriber=engine[0])
+        if args.report:
+            _write_report(args, job, out_dir)
         if not quiet():
             _print_summary(job.transcript, job.outputs, time.perf_counter() - t0)
 
     _, failures = each_file(args.files, one)
     return 1 if failures else 0
+
+
+def _write_report(args, job, out_dir: Path) -> None:
+    from audiotools.report import report_for_document
+
+    json_path = job.outputs.get("json")
+    stem = Path(json_path).stem if json_path else job.path.stem
+    report = report_for_document(
+        job.transcript.to_dict(),
+        out_dir / f"{stem}.report.html",
+        json_path=json_path,
+        decoded=job.audio,
+        **case_values(args),
+    )
+    job.outputs["report"] = report
 
 
 def _print_summary(t, outputs, took: float) -> None:

@@ -22,11 +22,39 @@ def report_for_transcript(
 ) -> Path:
     """Write the report of a transcript JSON (default ``X.report.html`` beside ``X.json``); returns its path."""
     from audiotools.provenance.document import load_document
-    from audiotools.report import build, html
+    from audiotools.report import build
 
     json_path = Path(json_path)
     out = Path(output) if output else build.report_path_for(json_path)
-    doc = load_document(json_path)
+    return report_for_document(
+        load_document(json_path),
+        out,
+        json_path=json_path,
+        audio=audio,
+        decoded=decoded,
+        case_id=case_id,
+        examiner=examiner,
+        embed_audio=embed_audio,
+        public_key=public_key,
+    )
+
+
+def report_for_document(
+    doc: dict,
+    output: str | os.PathLike,
+    *,
+    json_path: str | os.PathLike | None = None,
+    audio: str | os.PathLike | None = None,
+    decoded=None,
+    case_id: str | None = None,
+    examiner: str | None = None,
+    embed_audio: bool = False,
+    public_key=None,
+) -> Path:
+    """Write the report of a transcript dict (``json_path``: where its JSON lies, for the exports beside it)."""
+    from audiotools.report import build, html
+
+    out = Path(output)
     model = build.from_transcript(
         doc,
         json_path=json_path,
