@@ -7,6 +7,7 @@ import json
 
 from audiotools.cli.common import each_file, stdout
 from audiotools.cli.options import add_quality_options, quality_options
+from audiotools.cli.report_cmd import add_report_case_options, case_values
 from audiotools.errors import UsageError
 
 DESCRIPTION = """\
@@ -65,6 +66,8 @@ def register(sub) -> None:
     )
     p.add_argument("--json", action="store_true")
     add_quality_options(p)
+    add_report_case_options(p, "also write the evidence report FILE-STEM.report.html per file (into --report-dir)")
+    p.add_argument("--report-dir", default=".", metavar="DIR", help="where --report writes (default: .)")
     p.set_defaults(func=run)
 
 
@@ -94,8 +97,11 @@ def run(args) -> int:
 
     def one(f: str) -> dict:
         decoded = load_audio(f)
-        res = identify(decoded, _turns_for(args, f, decoded), store, options, scorer=scorer)
+        turns = _turns_for(args, f, decoded)
+        res = identify(decoded, turns, store, options, scorer=scorer)
         res["file"] = f
+        if args.report:
+            _write_report(args, res, decoded, turns)
         if not args.json:
             _print(res)
         return res
@@ -105,6 +111,17 @@ def run(args) -> int:
     if args.json:
         stdout.print_json(json.dumps(out if len(args.files) > 1 else out[0], ensure_ascii=False))
     return 1 if failures else 0
+
+
+def _write_report(args, res: dict, decoded, turns) -> None:
+    from pathlib import Path
+
+    from audiotools.cli.common import info
+    from audiotools.report import build, html
+
+    out = Path(args.report_dir) / f"{Path(res['file']).stem}.report.html"
+    model = build.from_identification(res, report_path=out, decoded=decoded, turns=turns, **case_values(args))
+    info(f"report: {html.write(model, out)}", soft_wrap=True)
 
 
 def _print(res: dict) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from audiotools.cli.common import console, info, parse_range, quiet, stdout
 from audiotools.cli.options import add_quality_options, quality_options
+from audiotools.cli.report_cmd import add_report_case_options, case_values
 from audiotools.errors import UsageError
 
 DESCRIPTION = """\
@@ -78,6 +79,8 @@ def register(sub) -> None:
     )
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     add_quality_options(p)
+    add_report_case_options(p, "also write the evidence report RECORDING-STEM.report.html (into --report-dir)")
+    p.add_argument("--report-dir", default=".", metavar="DIR", help="where --report writes (default: .)")
     t = p.add_argument_group("trials")
     t.add_argument("--trials", metavar="T.tsv", help="score many trials (ENROLMENT_FILES<TAB>TEST_FILE)")
     t.add_argument("--output", "-o", metavar="S.tsv", help="where to write the scores (with --trials)")
@@ -133,11 +136,22 @@ def run(args) -> int:
         condition=args.condition,
         quality=quality_options(args),
     )
+    if args.report:
+        _write_report(args, res)
     if args.json:
         stdout.print_json(json.dumps(res, ensure_ascii=False))
         return 0
     print_report(res)
     return 0
+
+
+def _write_report(args, res: dict) -> None:
+    from audiotools.audio.decode import load_audio
+    from audiotools.report import build, html
+
+    out = Path(args.report_dir) / f"{Path(args.recording).stem}.report.html"
+    model = build.from_verification(res, report_path=out, decoded=load_audio(args.recording), **case_values(args))
+    info(f"report: {html.write(model, out)}", soft_wrap=True)
 
 
 def print_report(res: dict) -> None:
