@@ -81,6 +81,14 @@ def register(sub) -> None:
         help="number of shards (default: 2 per GPU, or per CPU slot)",
     )
     add_step_options(p)
+    from audiotools.cli.report_cmd import add_report_case_options
+
+    add_report_case_options(
+        p,
+        "also write the evidence report X.report.html beside each X.json, and OUTPUT_DIR/index.html "
+        "listing every file (status, duration, speakers, failures) with links to the reports",
+        flag="--reports",
+    )
     p.set_defaults(func=run)
 
 
@@ -172,6 +180,13 @@ def run(args) -> int:
         ray_address=args.ray or None,
         ray_shards=args.ray_shards,
     )
+    if args.reports:
+        from audiotools.cli.report_cmd import case_values
+        from audiotools.report.batch import write_batch_reports
+
+        index = write_batch_reports(result.records, options.output_dir, **case_values(args))
+        if not quiet():
+            console.print(f"evidence reports: {index}", soft_wrap=True)
     if not quiet():
         _summary(result)
     elif result.failed:

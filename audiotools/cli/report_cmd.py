@@ -22,13 +22,14 @@ examples:
 """
 
 
-def add_report_case_options(p: argparse.ArgumentParser, flag_help: str | None = None) -> None:
-    """``--case-id``, ``--examiner``, ``--embed-audio`` (shared by the commands that write reports)."""
+def add_report_case_options(p: argparse.ArgumentParser, flag_help: str | None = None, flag: str = "--report") -> None:
+    """``--case-id``, ``--examiner``, ``--embed-audio`` (shared by the commands that write reports), and
+    with ``flag_help`` the flag that asks for the report (``--report``; ``batch``: ``--reports``)."""
     from audiotools.report.build import EMBED_AUDIO_LIMIT_MB
 
     g = p.add_argument_group("evidence report")
     if flag_help:
-        g.add_argument("--report", action="store_true", help=flag_help)
+        g.add_argument(flag, action="store_true", help=flag_help)
     g.add_argument("--case-id", default=None, metavar="ID", help="case reference printed on the report")
     g.add_argument("--examiner", default=None, metavar="NAME", help="examiner's name printed on the report")
     g.add_argument(

@@ -142,7 +142,7 @@ def _seconds(regions) -> float:
     return float(sum(b - a for a, b in union(regions)))
 
 
-def _fmt_time(t: float) -> str:
+def fmt_time(t: float) -> str:
     t = max(0.0, float(t))
     h, rem = divmod(t, 3600)
     m, s = divmod(rem, 60)
@@ -360,7 +360,7 @@ def _recording_rows(audio: dict, decoded, speech: list[tuple[float, float]], how
 
     rows = [
         ("file", audio.get("path")),
-        ("duration", f"{_fmt_time(audio.get('duration') or 0)} ({float(audio.get('duration') or 0):.1f} s)"),
+        ("duration", f"{fmt_time(audio.get('duration') or 0)} ({float(audio.get('duration') or 0):.1f} s)"),
         (
             "sample rate",
             f"{audio.get('source_sample_rate') or audio.get('sample_rate')} Hz"
