@@ -8,11 +8,11 @@ cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
 
 need_pkg() { ! command -v "$1" >/dev/null 2>&1; }
-if need_pkg sox || need_pkg espeak-ng; then
+if need_pkg sox || need_pkg espeak-ng || need_pkg chromium; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    (apt-get update -qq && apt-get install -y -qq sox espeak-ng >/dev/null) || echo "warning: could not apt-get install sox/espeak-ng (tests that convert audio with sox need it)"
+    (apt-get update -qq && apt-get install -y -qq sox espeak-ng chromium >/dev/null) || echo "warning: could not apt-get install sox/espeak-ng/chromium (tests that convert audio with sox need it; the report's browser tests need chromium)"
   else
-    echo "note: install 'sox' (and 'espeak-ng' to regenerate samples) with your package manager"
+    echo "note: install 'sox', 'chromium' (the report's browser tests; Playwright drives /usr/bin/chromium, never its own download) and 'espeak-ng' (to regenerate samples) with your package manager"
   fi
 fi
 
