@@ -20,6 +20,9 @@ class TranscribeOptions(Options):
     model: str = DEFAULT_MODEL
     device: str = "auto"
     language: str | None = None  # None: detect
+    # detect among these only (probabilities renormalised over them: asr/language.py); None: all of Whisper's.
+    # A forced ``language`` skips detection, so the candidates then play no part
+    languages: tuple[str, ...] | None = None
     task: Literal["transcribe", "translate"] = "transcribe"
     vad: bool = True  # skip non-speech (no hallucinated text in silence)
     word_timestamps: bool = True
@@ -49,3 +52,5 @@ class TranscribeOptions(Options):
                 raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
         if not self.temperatures:
             raise UsageError("transcribe: temperatures needs at least one value")
+        if self.languages is not None and not self.languages:
+            raise UsageError("--languages needs at least one language code (e.g. ru,uk,be,en)")

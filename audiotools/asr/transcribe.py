@@ -20,6 +20,7 @@ import torch
 
 from audiotools.asr.audio import log_mel_batch
 from audiotools.asr.decoding import DecodeOptions, decode_windows
+from audiotools.asr.language import check_candidates, combine, summary
 from audiotools.asr.models import load_model
 from audiotools.asr.options import TranscribeOptions
 from audiotools.asr.quantize import encode_features
@@ -82,6 +83,8 @@ class _FileState:
     done: int = 0
     last_speech: float = 0.0
     language_probability: float | None = None
+    language_probabilities: dict | None = None  # over the candidates (or every language)
+    language_windows: int = 0  # windows the detection used
     segments: dict = field(default_factory=dict)
 
     def finish(self) -> list[Segment]:
@@ -123,6 +126,13 @@ class _FileState:
         if self.language_probability is not None:
             d["language_probability"] = round(self.language_probability, 4)
         return d
+
+    def detection(self, candidates) -> dict | None:
+        """The transcript's ``language_detection`` block (None when no window had speech)."""
+        if self.language is None:
+            return None
+        forced = self.language_probabilities is None
+        return summary(self.language, self.language_probabilities, candidates, self.language_windows, forced)
 
 
 _model_cache: dict[tuple, tuple] = {}
@@ -189,6 +199,10 @@ class Transcriber:
         self.compute_type = getattr(self.model, "compute_type", None) or (
             "float16" if self.dtype == torch.float16 else "float32"
         )
+        # candidate languages for detection, checked against Whisper's codes and the model
+        self.candidates = (
+            check_candidates(self.options.languages, self.model_info.multilingual) if self.options.languages else None
+        )
         if self.options.language and not self.model_info.multilingual and self.options.language != "en":
             raise UsageError(
                 f"model {self.model_info.name} is English-only; cannot transcribe language "
@@ -222,17 +236,15 @@ class Transcriber:
 
     @torch.inference_mode()
     def detect_language(self, features: torch.Tensor, weights: list[float]) -> tuple[str, dict[str, float]]:
+        """The likeliest language of windows ``features`` (B, n_audio_ctx, n_state) and the probabilities:
+        each window's, restricted to the candidate languages (when set) and renormalised, averaged
+        with ``weights`` (the windows' durations)."""
         if not self.model.is_multilingual:
             return "en", {"en": 1.0}
         _, probs = self.model.detect_language(features, self.tokenizer(None))
         if isinstance(probs, dict):
             probs = [probs]
-        total: dict[str, float] = {}
-        for p, w in zip(probs, weights):
-            for k, v in p.items():
-                total[k] = total.get(k, 0.0) + v * w
-        norm = sum(weights) or 1.0
-        total = {k: v / norm for k, v in total.items()}
+        total = combine(probs, weights, self.candidates)
         return max(total, key=total.get), total
 
     # ------------------------------------------------------------------ the engine
@@ -291,7 +303,11 @@ class Transcriber:
             ):
                 fid = order.pop(0)
                 st = files.pop(fid)
-                yield st.item.key, st.finish(), st.language, st.stats()
+                stats = st.stats()
+                detection = st.detection(self.candidates)
+                if detection is not None:
+                    stats["language_detection"] = detection  # make_transcript moves it out of the stats
+                yield st.item.key, st.finish(), st.language, stats
             if exhausted and not queue and not order:
                 return
 
@@ -308,6 +324,7 @@ class Transcriber:
                     features[rows], [files[fid].windows[batch[k][1]].duration for k in rows]
                 )
                 st.language_probability = probs.get(st.language, 0.0)
+                st.language_probabilities, st.language_windows = probs, len(rows)
                 log.info("detected language: %s (p=%.2f)", st.language, st.language_probability)
         from_decoding = self.options.word_timestamps and self.options.word_alignment == "decoding"
         # the alignment pass reuses the decoding's cross-attention projections (when it makes them)
@@ -386,7 +403,11 @@ class Transcriber:
             "kind": self.model_info.kind,
             "compute_type": self.compute_type,
         }
-        extra = {"stats": stats}
+        stats = dict(stats)
+        extra = {}
+        if "language_detection" in stats:
+            extra["language_detection"] = stats.pop("language_detection")
+        extra["stats"] = stats
         if audio.warnings:
             extra["warnings"] = list(audio.warnings)
         return Transcript(audio=audio.info, model=model, language=language, segments=segments, extra=extra)

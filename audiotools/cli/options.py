@@ -22,6 +22,7 @@ FLAG_FIELDS: dict[str, dict[str, str]] = {
             "model",
             "device",
             "language",
+            "languages",
             "task",
             "beam_size",
             "batch_size",
@@ -70,6 +71,14 @@ def add_transcribe_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="default: auto")
     g.add_argument("--language", "-l", default=None, help="language code (en, ru, uk, be ...); default: detect")
+    g.add_argument(
+        "--languages",
+        action=CommaList,
+        default=None,
+        metavar="CODES",
+        help="detect the language among these only, e.g. ru,uk,be,en (probabilities renormalised over them; "
+        "default: recipe, else every language Whisper knows)",
+    )
     g.add_argument("--task", choices=choices(TranscribeOptions, "task"), default=None)
     g.add_argument("--beam-size", type=int, default=None, help="beam search width (default: greedy)")
     g.add_argument("--batch-size", type=int, default=None, help="windows per batch (default: recipe, 8)")
