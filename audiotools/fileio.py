@@ -75,3 +75,43 @@ def read_text_input(path: str | os.PathLike, what: str = "file") -> str:
         raise InputError(p, "no such file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(p, f"cannot read {what}: {getattr(e, 'strerror', None) or e}") from None
+
+
+# a file name is at most 255 bytes on ext4, XFS, Btrfs, tmpfs; the longest name written for a stem is
+# ".<stem>.outputs.sha256" (16 bytes more) and its temporary file adds 14 (".<name>.XXXXXXXX.tmp")
+NAME_MAX = 255
+STEM_MAX_BYTES = NAME_MAX - 16 - 14 - 5  # 220, with some room to spare
+
+
+def fit_stem(stem: str, max_bytes: int = STEM_MAX_BYTES) -> str:
+    """``stem`` itself when every output name built on it fits the file system's name limit; else its
+    first bytes (whole UTF-8 characters) + ``~`` + 8 hex digits of its sha1 (deterministic, distinct)."""
+    raw = stem.encode("utf-8", "surrogateescape")
+    if len(raw) <= max_bytes:
+        return stem
+    tag = "~" + hashlib.sha1(raw).hexdigest()[:8]
+    head = raw[: max_bytes - len(tag)].decode("utf-8", "ignore")  # never half a character
+    return head + tag
+
+
+def stage_text(path: str | os.PathLike, text: str, *, perms: int | None = None) -> Path:
+    """Write ``text`` to a fsynced temp file beside ``path`` (named as ``atomic_open`` names them, so a
+    stale one is found and removed); returns the temp path. ``os.replace`` it over ``path`` to commit."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        if perms is None:
+            umask = os.umask(0)
+            os.umask(umask)
+            perms = 0o666 & ~umask
+        os.fchmod(fd, perms)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return Path(tmp)

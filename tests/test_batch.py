@@ -312,6 +312,7 @@ def test_kill_9_then_rerun_completes_without_partial_or_duplicate_outputs(tmp_pa
     leftovers = [p.name for p in out.rglob("*") if p.name.endswith(".tmp")]
     assert not leftovers
     expected = {f"f{i}.{f}" for i in range(len(inputs)) for f in FORMATS + ["srt.sha256", "tsv.sha256"]}
+    expected |= {f".f{i}.outputs.sha256" for i in range(len(inputs))}  # each set's manifest
     assert {p.name for p in (out / "in").iterdir()} == expected
 
 

@@ -197,11 +197,13 @@ def test_models_found_in_the_steps_output():
 def test_untouched_verifies(built, capsys):
     paths, _ = built
     rc, out = run_verify(capsys, paths["json"], "--audio", WAV, "--exports")
-    assert rc == 0, out
-    assert out.strip().splitlines()[-1] == "OK"
+    assert rc == 3, out  # intact, but unsigned: nothing authenticates it (exit 0 needs a trusted signature)
+    assert out.strip().splitlines()[-1].startswith("NOT AUTHENTICATED: intact, but not signed")
+    assert "integrity passed, audio passed, exports passed, signature unsigned" in out
     assert "transcript_sha256" in out and "pcm_sha256" in out and "4 of 4 segments match" in out
     rc, report = verify_json(capsys, paths["json"], "--audio", WAV, "--exports")
-    assert rc == 0 and report["ok"] and report["failed"] == []
+    assert rc == 3 and report["ok"] and report["failed"] == [] and not report["authenticated"]
+    assert report["summary"]["signature"] == "unsigned" and report["exit_code"] == 3
     names = statuses(report)
     assert all(names[f"segment {i} sha256"] == "ok" for i in range(4))
     for f in ("srt", "vtt", "txt", "tsv", "rttm"):
@@ -213,8 +215,8 @@ def test_verify_subprocess(built):
     paths, _ = built
     cmd = [sys.executable, "-m", "audiotools", "provenance", "verify", str(paths["json"]), "--audio", str(WAV)]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert r.stdout.strip().splitlines()[-1] == "OK"
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert r.stdout.strip().splitlines()[-1].startswith("NOT AUTHENTICATED")
 
 
 # ---------------------------------------------------------------- tampering with the audio
@@ -269,7 +271,7 @@ def test_flipped_flac_byte(tmp_path, capsys):
     assert rc == 1 and st["source_sha256"] == "fail"
     assert st["pcm_sha256"] == "fail"
     rc, report = verify_json(capsys, paths["json"], "--audio", JFK)
-    assert rc == 0, report
+    assert rc == 3 and report["failed"] == [], report
 
 
 def test_decoder_version_mismatch_is_named(copy_of, capsys):
@@ -322,7 +324,7 @@ def test_shifted_timestamp_with_forged_hashes_detected(copy_of, capsys):
 
     rewrite(copy_of["json"], edit)
     rc, report = verify_json(capsys, copy_of["json"])
-    assert rc == 0  # the document alone is self-consistent ...
+    assert rc == 3 and report["failed"] == []  # the document alone is self-consistent ...
     rc, report = verify_json(capsys, copy_of["json"], "--audio", WAV)
     assert rc == 1 and report["failed"] == ["segment 2 sha256"]  # ... the audio is not
 
@@ -484,7 +486,8 @@ def test_signed_verifies_with_key(signed, keys, capsys):
     paths, _ = signed
     rc, out = run_verify(capsys, paths["json"], "--public-key", keys[1], "--audio", WAV, "--exports")
     assert rc == 0, out
-    assert "valid, made by the given key" in out
+    assert "valid, made by the trusted key" in out
+    assert out.strip().splitlines()[-1] == "OK"
 
 
 def test_signature_from_other_key_fails(signed, keys, capsys):
@@ -512,12 +515,29 @@ def test_tampered_signed_transcript(signed, keys, tmp_path, capsys):
     rewrite(p, edit)
     rc, report = verify_json(capsys, p)
     assert rc == 1 and report["failed"] == ["signature"]
-    # re-signed by someone else with their key embedded: only the trusted key catches it
+    # re-signed by someone else with their key embedded: without a trusted key it is exit 3, never the
+    # 0 of a transcript signed by a trusted key; the untouched original is 3 as well without one
     assert main(["provenance", "sign", str(p), "--key", str(keys[2])]) == 0
     capsys.readouterr()
-    assert verify_json(capsys, p)[0] == 0
+    rc, report = verify_json(capsys, p)
+    assert rc == 3 and not report["authenticated"] and report["summary"]["signature"] == "untrusted"
+    assert "UNTRUSTED" in next(c["detail"] for c in report["checks"] if c["name"] == "signature")
+    assert verify_json(capsys, signed[0]["json"])[0] == 3
+    assert verify_json(capsys, signed[0]["json"], "--public-key", keys[1])[0] == 0
     rc, report = verify_json(capsys, p, "--public-key", keys[1])
     assert rc == 1 and report["failed"] == ["signature"]
+    # a trusted-keys directory works like --public-key (and so does $AUDIOTOOLS_TRUSTED_KEYS)
+    trusted = tmp_path / "trusted"
+    trusted.mkdir()
+    shutil.copy(keys[1], trusted / "court.pub")
+    assert verify_json(capsys, p, "--trusted-keys", trusted)[0] == 1
+    assert verify_json(capsys, signed[0]["json"], "--trusted-keys", trusted)[0] == 0
+    shutil.copy(keys[3], trusted / "other.pub")
+    assert verify_json(capsys, signed[0]["json"], "--trusted-keys", trusted)[0] == 0  # any trusted key
+    # stripping the signature from an edited copy gains nothing: 3 without a key, 1 with one
+    rewrite(p, lambda d: d["provenance"].pop("signature"))
+    assert verify_json(capsys, p)[0] == 3
+    assert verify_json(capsys, p, "--public-key", keys[1])[0] == 1
 
 
 def test_sign_command_and_raw_public_key(built, keys, tmp_path, capsys):
@@ -572,3 +592,52 @@ def test_end_to_end_tiny(tmp_path, keys, capsys):
     rc, text = run_verify(capsys, out / "jfk.json", "--audio", JFK, "--public-key", keys[1], "--exports")
     assert rc == 0, text
     assert text.strip().splitlines()[-1] == "OK"
+
+
+# ---------------------------------------------------------------- malformed documents
+
+
+def _json_paths(obj, prefix=(), depth=0):
+    yield prefix
+    if depth >= 5:
+        return
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else []
+    for k, v in list(items)[:12]:
+        yield from _json_paths(v, prefix + (k,), depth + 1)
+
+
+def test_malformed_documents_give_one_line_errors(built, tmp_path, capsys):
+    """A transcript whose fields have the wrong JSON types (``segments`` a string, ...): exit 1 with
+    one line, or failed checks; never a traceback. Seeded: 200 documents with one value replaced."""
+    import copy
+    import random
+
+    doc = json.loads(built[0]["json"].read_text(encoding="utf-8"))
+    p = tmp_path / "m.json"
+    p.write_text(json.dumps({**doc, "segments": "a string"}), encoding="utf-8")
+    assert main(["provenance", "verify", str(p)]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == f"error: {p}: malformed transcript: segments is str, expected list"
+    paths = [q for q in _json_paths(doc) if q]
+    rng = random.Random(16)
+    values = ["x", 7, -1.5, True, None, [], {}, [1, "a"], {"a": 1}, 1e308, "0" * 64]
+    codes = set()
+    for _ in range(200):
+        d = copy.deepcopy(doc)
+        path = rng.choice(paths)
+        target = d
+        for k in path[:-1]:
+            target = target[k]
+        target[path[-1]] = rng.choice(values)
+        p.write_text(json.dumps(d), encoding="utf-8")
+        rc = main(
+            ["provenance", "verify", str(p), "--audio", str(WAV)]
+            if rng.random() < 0.1
+            else ["provenance", "verify", str(p)]
+        )
+        out = capsys.readouterr()
+        assert rc in (1, 3), (path, out)
+        if rc == 1 and out.err:
+            assert len(out.err.strip().splitlines()) == 1, out.err
+        codes.add(rc)
+    assert codes == {1, 3}

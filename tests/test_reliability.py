@@ -177,3 +177,217 @@ def test_control_characters_in_a_file_name_stay_on_one_line(tmp_path):
     with pytest.raises(InputError) as e:
         load_audio(p)
     assert "\n" not in str(e.value) and "a\\nb.wav" in str(e.value)
+
+
+# ---------------------------------------------------------------- CLI: inputs before models, names
+
+BAD_MODEL = ["--model", "/nonexistent/model.pt"]  # loading it would fail: an input error proves it never loaded
+
+
+def test_empty_file_is_rejected_before_any_model_loads(tmp_path):
+    from conftest import run_cli
+
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    r = run_cli("transcribe", str(empty), "-o", str(tmp_path / "out"), *BAD_MODEL)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [f"error: {empty}: empty file (0 bytes)"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_corrupt_voiceprint_store_fails_before_transcription(tmp_path):
+    from conftest import JFK, run_cli
+
+    store = tmp_path / "vp"
+    store.mkdir()
+    (store / "anna.json").write_text('{"schema": "audiotools.voiceprint/1", "name": ')  # cut short
+    r = run_cli("transcribe", str(JFK), "-o", str(tmp_path / "out"), "--voiceprints", str(store), *BAD_MODEL)
+    assert r.returncode == 1
+    assert "anna.json" in r.stderr and "voiceprint" in r.stderr and "model" not in r.stderr.lower()
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_250_byte_file_name_gets_a_shortened_stem_recorded_in_the_json(tmp_path):
+    import json
+    import shutil
+
+    from conftest import JFK, run_cli
+
+    from audiotools.fileio import STEM_MAX_BYTES
+
+    src = tmp_path / ("ž" * 60 + "n" * 125 + ".flac")  # 250 bytes in UTF-8
+    assert len(src.name.encode()) == 250
+    shutil.copy(JFK, src)
+    out = tmp_path / "out"
+    fast = ["--model", "tiny.en", "--language", "en", "--no-diarize", "-f", "json,srt,txt"]
+    r = run_cli("transcribe", str(src), "-o", str(out), *fast)
+    assert r.returncode == 0, r.stderr
+    js = [p for p in out.iterdir() if p.suffix == ".json"]
+    assert len(js) == 1 and len(js[0].stem.encode()) <= STEM_MAX_BYTES and "~" in js[0].stem
+    doc = json.loads(js[0].read_text())
+    assert doc["output"] == {"stem": js[0].stem, "full_stem": src.stem, "reason": "name too long"}
+    assert {p.suffix for p in out.iterdir() if not p.name.startswith(".")} == {".json", ".srt", ".txt", ".sha256"}
+    v = run_cli("provenance", "verify", str(js[0]), "--audio", str(src), "--exports")
+    assert v.returncode == 3, v.stdout  # intact (unsigned): the shortened name is covered by the hashes
+
+
+# ---------------------------------------------------------------- batch: unreadable paths, output sets, kills
+
+
+def test_batch_lists_every_unreadable_path_with_its_reason(tmp_path):
+    import json
+
+    from conftest import run_cli
+
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "folder.wav").mkdir()
+    os.symlink("loop.mp3", src / "loop.mp3")
+    os.mkfifo(src / "pipe.flac")
+    os.symlink("/dev/zero", src / "zero.wav")
+    (src / "empty.ogg").write_bytes(b"")
+    (src / "text.wav").write_text("not audio\n" * 20)
+    out = tmp_path / "out"
+    r = run_cli("batch", str(src), "-o", str(out), *BAD_MODEL)
+    assert r.returncode == 1, r.stderr
+    assert "model" not in r.stderr.lower()  # every file failed its check: no model was loaded
+    files = {Path(f["input"]).name: f for f in json.loads((out / "batch-report.json").read_text())["files"]}
+    want = {
+        "folder.wav": "is a directory",
+        "loop.mp3": "symbolic link loop",
+        "pipe.flac": "named pipe",
+        "zero.wav": "is a device",
+        "empty.ogg": "empty file",
+        "text.wav": "not an audio file",
+    }
+    assert set(files) == set(want)
+    for name, words in want.items():
+        assert files[name]["status"] == "failed" and words in files[name]["error"], files[name]
+        assert "\n" not in files[name]["error"] and name in files[name]["error"]
+
+
+def test_resume_redoes_a_mixed_output_set(tmp_path, tiny_transcriber):
+    """A kill between the renames of one file's outputs leaves new and old files side by side; the
+    manifest written with the set shows it, and the resume redoes the file."""
+    import shutil
+
+    from conftest import JFK
+    from test_batch import tiny_recipe
+
+    from audiotools.batch.engine import BatchOptions
+    from audiotools.batch.run import run_batch
+    from audiotools.provenance.document import sibling_exports, verify
+
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(JFK, src / "jfk.flac")
+    out = tmp_path / "out"
+    recipe = tiny_recipe()
+    r1 = run_batch([src], recipe, BatchOptions(output_dir=out, workers=0), transcriber=tiny_transcriber)
+    assert [r.status for r in r1.records] == ["ok"]
+    manifest = out / ".jfk.outputs.sha256"
+    assert manifest.is_file() and "jfk.json" in manifest.read_text()
+    # a second run's SRT (another generation: a different transcript) over the first run's set
+    old_srt = (out / "jfk.srt").read_text()
+    (out / "jfk.srt").write_text(old_srt.replace("country", "county", 1))
+    r2 = run_batch([src], recipe, BatchOptions(output_dir=out, workers=0), transcriber=tiny_transcriber)
+    assert [r.status for r in r2.records] == ["ok"]  # redone, not skipped
+    js = out / "jfk.json"
+    failed = [c for c in verify(__import__("json").loads(js.read_text()), exports=sibling_exports(js)) if not c.ok]
+    assert not failed and (out / "jfk.srt").read_text() == old_srt
+    r3 = run_batch([src], recipe, BatchOptions(output_dir=out, workers=0), transcriber=tiny_transcriber)
+    assert [r.status for r in r3.records] == ["skipped"]
+    manifest.unlink()  # no manifest (an interrupted or older run): redone
+    r4 = run_batch([src], recipe, BatchOptions(output_dir=out, workers=0), transcriber=tiny_transcriber)
+    assert [r.status for r in r4.records] == ["ok"] and manifest.is_file()
+
+
+def _descendants(pid: int) -> set[int]:
+    parents: dict[int, int] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                stat = Path(f"/proc/{d}/stat").read_text()
+            except OSError:
+                continue
+            parents[int(d)] = int(stat.rsplit(")", 1)[1].split()[1])
+    out, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        kids = [c for c, pp in parents.items() if pp == p]
+        out.update(kids)
+        todo += kids
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_decode_workers_and_resource_tracker_die_with_a_killed_batch(tmp_path):
+    """kill -9 of the batch process alone (not its group): its decode workers and multiprocessing's
+    resource tracker exit within seconds, and no shared memory of it is left in /dev/shm."""
+    import signal
+    import time
+
+    from conftest import JFK
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(6):
+        (src / f"f{i}.flac").write_bytes(JFK.read_bytes())  # copies: links to one file are one input
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "audiotools", "-q", "batch", str(src), "-o", str(out), "--model", "tiny.en"]
+    cmd += ["--language", "en", "--workers", "2", "--no-diarize"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        kids: set[int] = set()
+        while time.time() < deadline and proc.poll() is None:
+            kids = _descendants(proc.pid)
+            if len(kids) >= 3:  # two workers + the resource tracker
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None and len(kids) >= 3, kids
+        time.sleep(0.5)
+        kids = _descendants(proc.pid)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    deadline = time.time() + 15
+    while time.time() < deadline and any(_alive(k) for k in kids):
+        time.sleep(0.1)
+    assert not [k for k in kids if _alive(k)], "orphans left running"
+    assert not [n for n in os.listdir("/dev/shm") if n.startswith(f"audiotools_pf_{proc.pid}_")]
+
+
+# ---------------------------------------------------------------- enrolment: the same voice
+
+
+def test_enrolling_another_voice_under_an_existing_name_is_refused(tmp_path):
+    from conftest import SHARED
+
+    from audiotools.errors import EnrolmentRejected
+    from audiotools.speakers.enrol import enroll
+    from audiotools.speakers.verification import Scorer
+    from audiotools.speakers.voiceprints import VoiceprintStore
+
+    def long_files(speaker: str) -> list[Path]:
+        return [f for f in sorted((SHARED / "speakers" / speaker).glob("*.flac")) if sf.info(f).duration > 8][:2]
+
+    a, b = long_files("1998"), long_files("2414")
+    store = VoiceprintStore(tmp_path / "vp")
+    scorer = Scorer()
+    enroll(store, "Anna", [a[0]], scorer)
+    with pytest.raises(EnrolmentRejected, match="does not sound like the voice enrolled as 'Anna'"):
+        enroll(store, "Anna", [b[0]], scorer)
+    assert len(store.get("Anna").samples) == 1  # nothing written
+    vp, added, _ = enroll(store, "Anna", [a[1]], scorer)  # the same reader: accepted, score recorded
+    assert len(vp.samples) == 2 and added[0].checks["same_voice"]["matches"] is True
+    assert added[0].checks["same_voice"]["llr"] > 0
+    vp, added, _ = enroll(store, "Anna", [b[1]], scorer, force=True)
+    assert len(vp.samples) == 3 and added[0].checks["same_voice"]["forced"] is True

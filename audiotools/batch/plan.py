@@ -70,7 +70,10 @@ def _walk(root: Path, skip: set[str]) -> list[Path]:
         dirnames[:] = sorted(
             d for d in dirnames if not _hidden(d) and os.path.realpath(os.path.join(dirpath, d)) not in skip
         )
-        for f in sorted(filenames):
+        # a folder (or a link to one) named like audio is listed too: it fails with its own reason
+        # instead of vanishing from the report; FIFOs, devices and link loops are among the file names
+        names = filenames + [d for d in dirnames if os.path.splitext(d)[1].lower() in AUDIO_EXTENSIONS]
+        for f in sorted(names):
             if not _hidden(f) and os.path.splitext(f)[1].lower() in AUDIO_EXTENSIONS:
                 out.append(Path(dirpath) / f)
     return out
@@ -210,8 +213,10 @@ def formats_of(recipe: Recipe) -> list[str]:
 def expected_outputs(item: PlanItem, output_dir: Path, recipe: Recipe) -> dict[str, Path]:
     """Every file a finished item has: ``{format: path}`` plus ``{"<fmt>.sha256": sidecar}``."""
     from audiotools.export.writers import SIDECAR_FORMATS, output_paths, sidecar_path
+    from audiotools.fileio import fit_stem
 
-    paths = dict(output_paths(output_dir / item.rel, formats_of(recipe)))
+    rel = PurePosixPath(item.rel)
+    paths = dict(output_paths(output_dir / rel.parent / fit_stem(rel.name), formats_of(recipe)))
     if recipe.enabled("provenance") and "json" in paths:
         for f in list(paths):
             if f in SIDECAR_FORMATS:
@@ -237,6 +242,9 @@ def check_done(item: PlanItem, outputs: dict[str, Path], fingerprint: str) -> tu
     missing = [p.name for p in outputs.values() if not p.is_file()]
     if missing:
         return False, f"missing {', '.join(missing)}", doc
+    mixed = check_output_set(js, outputs)
+    if mixed:
+        return False, mixed, doc
     recorded = {(doc.get("audio") or {}).get("sha256")}
     prov = doc.get("provenance")
     if isinstance(prov, dict):
@@ -251,6 +259,33 @@ def check_done(item: PlanItem, outputs: dict[str, Path], fingerprint: str) -> tu
     if current not in recorded:
         return False, "input changed", doc
     return True, "done", doc
+
+
+def check_output_set(json_path: Path, outputs: dict[str, Path]) -> str | None:
+    """None when the files are one committed set: the manifest written with them lists each one
+    with its sha256 (see ``export.writers.write_outputs``); else why not (a set mixed by a kill
+    between two renames, an edited file, or no manifest: an interrupted or pre-manifest run)."""
+    from audiotools.export.writers import manifest_path, read_manifest
+    from audiotools.fileio import sha256_file
+
+    stem_path = json_path.with_name(json_path.name[: -len(".json")])
+    mp = manifest_path(stem_path)
+    try:
+        _, listed = read_manifest(mp)
+    except FileNotFoundError:
+        return "no output manifest"
+    except (OSError, UnicodeDecodeError) as e:
+        return f"output manifest unreadable ({type(e).__name__})"
+    for p in outputs.values():
+        want = listed.get(p.name)
+        if want is None:
+            return f"{p.name} is not in the output manifest"
+        try:
+            if sha256_file(p) != want:
+                return f"mixed output set: {p.name} is not the file its manifest lists"
+        except OSError as e:
+            return f"cannot hash {p.name} ({e.strerror or e})"
+    return None
 
 
 def remove_stale_temp_files(paths: Iterable[Path]) -> int:

@@ -182,7 +182,32 @@ def _release(packed) -> None:
             pass
 
 
-def _init_worker(threads: int, nice: int = 0) -> None:
+PARENT_POLL_SECONDS = 0.2
+
+
+def _die_with_parent(parent: int) -> None:
+    """Exit as soon as the process that started this worker is gone (``kill -9`` of the batch).
+
+    A daemon thread compares ``os.getppid()`` with the parent's pid (an orphan is re-parented to
+    init or a subreaper). Not ``prctl(PR_SET_PDEATHSIG)``: that fires when the parent's *thread*
+    that spawned the worker ends, and the pool may spawn workers from a short-lived thread. With
+    the workers gone, multiprocessing's resource tracker sees its pipe close, unlinks the shared
+    memory and semaphores they registered, and exits too: no orphans, nothing left in /dev/shm.
+    """
+    import threading
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:
+                os._exit(70)
+            time.sleep(PARENT_POLL_SECONDS)
+
+    threading.Thread(target=watch, name="audiotools-parent-watch", daemon=True).start()
+
+
+def _init_worker(threads: int, nice: int = 0, parent: int | None = None) -> None:
+    if parent is not None:
+        _die_with_parent(parent)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     if nice > 0 and hasattr(os, "nice"):
         os.nice(nice)
@@ -275,7 +300,7 @@ class Prefetcher:
                 max_workers=self.workers,
                 mp_context=ctx,
                 initializer=_init_worker,
-                initargs=(self.options.threads, self.options.nice),
+                initargs=(self.options.threads, self.options.nice, os.getpid()),
             )
 
     def start(self) -> Prefetcher:

@@ -43,6 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from audiotools.audio.decode import check_input_file, probe_audio
 from audiotools.batch.engine import BatchOptions, BatchProgress, process_items
 from audiotools.batch.plan import (
     FileRecord,
@@ -54,8 +55,10 @@ from audiotools.batch.plan import (
     recipe_fingerprint,
     remove_stale_temp_files,
 )
-from audiotools.errors import UsageError
+from audiotools.errors import InputError, UsageError
+from audiotools.export.writers import manifest_path
 from audiotools.pipeline.recipe import Recipe
+from audiotools.pipeline.run import preflight
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +180,7 @@ def run_batch(
     progress = progress or BatchProgress()
     t0 = time.perf_counter()
     with output_lock(out):
+        preflight(recipe)  # a corrupt voiceprint store fails now, not after the transcription
         fingerprint = recipe_fingerprint(recipe)
         plan = discover(inputs, out)
         if not plan:
@@ -184,17 +188,26 @@ def run_batch(
         records = [FileRecord(input=it.input) for it in plan]
         outputs = [expected_outputs(it, out, recipe) for it in plan]
         report_path = Path(options.report or out / REPORT_NAME)
-        remove_stale_temp_files([p for o in outputs for p in o.values()] + [report_path])
+        manifests = [manifest_path(o["json"].with_name(o["json"].name[: -len(".json")])) for o in outputs]
+        remove_stale_temp_files([p for o in outputs for p in o.values()] + manifests + [report_path])
         # resume: which files are done already (hashing runs in threads: I/O bound)
         todo: list[int] = []
 
         def check(i: int):
             it = plan[i]
-            if not os.path.isfile(it.input):
-                return i, False, "no such file" if not os.path.exists(it.input) else "not a regular file", None
-            if not options.resume:
-                return i, False, "resume off", None
-            return (i, *check_done(it, outputs[i], fingerprint))
+            try:
+                check_input_file(it.input)  # folders, loops, FIFOs, devices: each with its own reason
+            except InputError as e:
+                return i, False, e, None
+            if options.resume:
+                done = check_done(it, outputs[i], fingerprint)
+                if done[0]:
+                    return (i, *done)
+            try:
+                probe_audio(it.input)  # the header, before any model loads
+            except InputError as e:
+                return i, False, e, None
+            return i, False, "to do", None
 
         with ThreadPoolExecutor(max_workers=4) as pool:
             checks = list(pool.map(check, range(len(plan))))
@@ -206,8 +219,8 @@ def run_batch(
                 rec.audio_seconds = float((doc.get("audio") or {}).get("duration") or 0.0)
                 rec.language = doc.get("language")
             else:
-                if reason in ("no such file", "not a regular file"):
-                    plan[i].error = f"{plan[i].input}: {reason}"
+                if isinstance(reason, InputError):
+                    plan[i].error = str(reason)
                 log.debug("%s: %s", plan[i].input, reason)
                 todo.append(i)
         report = _Report(report_path, out, recipe, fingerprint, records, options)

@@ -10,12 +10,14 @@ their readers skip (a ``#`` line breaks pandas/dscore/pyannote parsers), so they
 from __future__ import annotations
 
 import hashlib
+import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 from audiotools.errors import UsageError
-from audiotools.fileio import atomic_write_text
+from audiotools.fileio import stage_text
 from audiotools.options import Options
 from audiotools.transcript import Transcript
 
@@ -156,12 +158,38 @@ def output_paths(stem_path: Path, formats: list[str]) -> dict[str, Path]:
     return {f: stem_path.with_name(stem_path.name + "." + f) for f in formats}
 
 
+MANIFEST_SUFFIX = ".outputs.sha256"
+MANIFEST_HEADER = "# audiotools output set"
+
+
+def manifest_path(stem_path: Path) -> Path:
+    """The output set's manifest: ``.<stem>.outputs.sha256`` beside the outputs (hidden)."""
+    stem_path = Path(stem_path)
+    return stem_path.with_name("." + stem_path.name + MANIFEST_SUFFIX)
+
+
+def read_manifest(path: Path) -> tuple[str | None, dict[str, str]]:
+    """``(generation, {file name: sha256})`` of a manifest (``sha256sum -c`` format plus a header line)."""
+    generation, files = None, {}
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if line.startswith(MANIFEST_HEADER):
+            generation = line[len(MANIFEST_HEADER) :].strip() or None
+        elif line and not line.startswith("#"):
+            digest, _, name = line.partition("  ")
+            files[name] = digest.lower()
+    return generation, files
+
+
 def write_outputs(
     t: Transcript, output_dir: str | Path, formats: list[str] | None = None, stem: str | None = None
 ) -> dict[str, Path]:
     """Write every format for ``t`` into ``output_dir`` as ``<stem>.<ext>``; returns the paths.
 
-    JSON is written last, so its presence marks a complete set (batch resume relies on it).
+    The files are committed as one set: every file (and the manifest naming each one's sha256 under a
+    new generation id) is first written to a fsynced temporary; then the manifest is renamed into
+    place, then the exports, the JSON last. A kill between two renames leaves files that disagree
+    with the manifest, which batch resume detects (and redoes the file); a kill before the first
+    rename leaves the previous set untouched.
     """
     formats = parse_formats(formats)
     output_dir = Path(output_dir)
@@ -169,13 +197,39 @@ def write_outputs(
     paths = output_paths(output_dir / stem, formats)
     order = [f for f in formats if f != "json"] + (["json"] if "json" in formats else [])
     h = transcript_hash(t)
+    files: list[tuple[Path, str]] = []
+    stale: list[Path] = []
     for f in order:
         text = WRITERS[f](t)
-        atomic_write_text(paths[f], text)
         if f in SIDECAR_FORMATS:
             side = sidecar_path(paths[f])
             if h:
-                atomic_write_text(side, sidecar_text(paths[f], text, h))
+                files.append((side, sidecar_text(paths[f], text, h)))
             else:  # a sidecar left by an earlier run would name the wrong transcript
-                side.unlink(missing_ok=True)
+                stale.append(side)
+        files.append((paths[f], text))
+    if "json" in formats:  # the JSON last
+        files.sort(key=lambda x: x[0] == paths["json"])
+    generation = uuid.uuid4().hex
+    manifest = f"{MANIFEST_HEADER} {generation}\n" + "".join(
+        f"{hashlib.sha256(text.encode('utf-8')).hexdigest()}  {p.name}\n" for p, text in files
+    )
+    staged: list[tuple[Path, Path]] = []
+    try:
+        staged.append((stage_text(manifest_path(output_dir / stem), manifest), manifest_path(output_dir / stem)))
+        for p, text in files:
+            staged.append((stage_text(p, text), p))
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        raise
+    for p in stale:
+        p.unlink(missing_ok=True)
+    for i, (tmp, p) in enumerate(staged):
+        try:
+            os.replace(tmp, p)
+        except BaseException:
+            for rest, _ in staged[i:]:
+                rest.unlink(missing_ok=True)
+            raise
     return paths

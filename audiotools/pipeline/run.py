@@ -40,6 +40,13 @@ def finish(job: Job, output_dir: str | os.PathLike | None = None, stem: str | No
     """
     recipe = job.recipe
     job.transcript.extra["parameters"] = recipe.parameters()
+    if output_dir is not None:  # a stem too long for the file system is shortened, and the JSON says so
+        from audiotools.fileio import fit_stem
+
+        full = stem or Path(job.transcript.audio.path).stem
+        stem = fit_stem(full)
+        if stem != full:  # recorded before provenance, so the hashes cover it
+            job.transcript.extra["output"] = {"stem": stem, "full_stem": full, "reason": "name too long"}
     # seconds each step took, beside the engine's stats (not covered by the provenance hashes)
     seconds = job.transcript.extra.setdefault("stats", {}).setdefault("step_seconds", {})
     steps = registry()
@@ -55,6 +62,17 @@ def finish(job: Job, output_dir: str | os.PathLike | None = None, stem: str | No
 
         job.outputs = write_outputs(job.transcript, output_dir, recipe.options("export").formats, stem=stem)
     return job
+
+
+def preflight(recipe: Recipe) -> None:
+    """What can be checked without a model, before any loads: the voiceprint store that the
+    identify step will read (a corrupt record fails now, not after the transcription)."""
+    if recipe.enabled("identify"):
+        from audiotools.speakers.voiceprints import VoiceprintStore
+
+        store = VoiceprintStore(recipe.options("identify").voiceprints)
+        if store.exists() and not store.is_empty():
+            store.all()  # reads and validates every record and its embeddings
 
 
 def run_file(

@@ -32,6 +32,7 @@ Python's ``repr``, as json writes them).
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import json
@@ -368,18 +369,68 @@ def _short(h: Any) -> str:
     return f"{h[:16]}…" if isinstance(h, str) and len(h) > 16 else str(h)
 
 
-def verify(doc: dict, audio_path=None, public_key=None, exports=None, audio=None) -> list[Check]:
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def document_problem(doc) -> str | None:
+    """Why ``doc`` is not shaped like a transcript (one line), or None. ``verify`` needs the types
+    it reads to be right; values are its business (a wrong value is a failed check)."""
+    if not isinstance(doc, dict):
+        return f"a JSON object expected, found {type(doc).__name__}"
+    for key, kind in (("segments", list), ("audio", dict), ("model", dict), ("provenance", dict)):
+        if key in doc and doc[key] is not None and not isinstance(doc[key], kind):
+            return f"{key} is {type(doc[key]).__name__}, expected {kind.__name__}"
+    for i, s in enumerate(doc.get("segments") or []):
+        if not isinstance(s, dict):
+            return f"segments[{i}] is {type(s).__name__}, expected an object"
+        for k in ("start", "end"):
+            if k in s and not _number(s[k]):
+                return f"segments[{i}].{k} is {type(s[k]).__name__}, expected a number"
+        if "text" in s and not isinstance(s["text"], str):
+            return f"segments[{i}].text is {type(s['text']).__name__}, expected a string"
+        words = s.get("words")
+        if words is not None and not isinstance(words, list):
+            return f"segments[{i}].words is {type(words).__name__}, expected a list"
+        for j, w in enumerate(words or []):
+            if not isinstance(w, dict):
+                return f"segments[{i}].words[{j}] is {type(w).__name__}, expected an object"
+    prov = doc.get("provenance")
+    if isinstance(prov, dict):
+        for key in ("segments", "models"):
+            v = prov.get(key)
+            if v is not None and not isinstance(v, list):
+                return f"provenance.{key} is {type(v).__name__}, expected a list"
+            for i, e in enumerate(v or []):
+                if not isinstance(e, dict):
+                    return f"provenance.{key}[{i}] is {type(e).__name__}, expected an object"
+        for key in ("source", "pcm", "tool"):
+            if prov.get(key) is not None and not isinstance(prov[key], dict):
+                return f"provenance.{key} is {type(prov[key]).__name__}, expected an object"
+        if prov.get("transcript_sha256") is not None and not isinstance(prov["transcript_sha256"], str):
+            return "provenance.transcript_sha256 is not a string"
+    return None
+
+
+def verify(doc: dict, audio_path=None, public_key=None, exports=None, audio=None, trusted_keys=None) -> list[Check]:
     """Re-check a transcript dict. Returns one :class:`Check` per check (status ok/fail/skip).
 
     Without ``audio_path`` only the document itself is checked (transcript hash, provenance
-    consistency, signature). ``public_key`` (file, raw bytes or key) requires a signature by that
-    key. ``exports`` is a list of exported files (srt/vtt/txt/tsv/rttm) checked against the JSON.
+    consistency, signature). ``public_key`` (file, raw bytes or key) and ``trusted_keys`` (a list
+    of them) are the trusted keys: given any, the signature must be by one of them; given none, a
+    valid signature is reported as ``skip`` (valid by its embedded key, which proves nothing about
+    who made it). ``exports`` is a list of exported files (srt/vtt/txt/tsv/rttm) checked against the
+    JSON. A malformed document gives one failed ``document`` check (see ``document_problem``).
     """
     checks: list[Check] = []
+    keys = ([public_key] if public_key is not None else []) + list(trusted_keys or [])
+    problem = document_problem(doc)
+    if problem:
+        return [Check("document", "fail", f"malformed transcript: {problem}")]
     prov = doc.get("provenance") if isinstance(doc, dict) else None
     if not isinstance(prov, dict):
         checks.append(Check("provenance", "fail", "the transcript has no provenance block"))
-        if public_key is not None:
+        if keys:
             checks.append(Check("signature", "fail", "no signature in the transcript"))
         return checks
     schema = prov.get("schema")
@@ -418,7 +469,7 @@ def verify(doc: dict, audio_path=None, public_key=None, exports=None, audio=None
             )
         )
     checks.append(_check_models(doc, prov))
-    checks.append(_check_signature(prov, public_key))
+    checks.append(_check_signature(prov, keys))
     if audio_path is not None or audio is not None:
         checks += _check_audio(doc, prov, audio_path, audio)
     for e in exports or []:
@@ -461,18 +512,73 @@ def _check_models(doc, prov) -> Check:
     return Check("models", "ok", f"{len(models)} model hash(es): {names or '-'}")
 
 
-def _check_signature(prov, public_key) -> Check:
-    from audiotools.provenance.signing import load_public_key, verify_digest
+def _check_signature(prov, keys: list) -> Check:
+    """``ok`` only for a valid signature by a trusted key; ``skip`` for an unsigned document or a
+    valid signature that no trusted key was given to check (anyone can re-sign with their own key)."""
+    from audiotools.provenance.signing import key_id, load_public_key, raw_public_bytes, verify_digest
 
     sig = prov.get("signature")
-    if public_key is not None:
-        public_key = load_public_key(public_key)
+    keys = [load_public_key(k) for k in keys]
     if not sig:
-        if public_key is not None:
-            return Check("signature", "fail", "no signature in the transcript, but --public-key was given")
-        return Check("signature", "skip", "not signed")
-    ok, detail = verify_digest(sig, prov.get("transcript_sha256") or "", public_key)
+        if keys:
+            return Check("signature", "fail", "no signature in the transcript, but a trusted key was given")
+        return Check("signature", "skip", "not signed: nothing shows who made this transcript")
+    if not keys:
+        ok, detail = verify_digest(sig, prov.get("transcript_sha256") or "", None)
+        if not ok:
+            return Check("signature", "fail", detail)
+        return Check(
+            "signature",
+            "skip",
+            f"UNTRUSTED: {detail.split(' (')[0]}; no trusted key given (--public-key, --trusted-keys), so "
+            "it does not show who made the transcript: anyone can re-sign an edited copy",
+        )
+    embedded = sig.get("public_key") if isinstance(sig, dict) else None
+    match = next((k for k in keys if base64.b64encode(raw_public_bytes(k)).decode("ascii") == embedded), keys[0])
+    ok, detail = verify_digest(sig, prov.get("transcript_sha256") or "", match)
+    if not ok and len(keys) > 1 and "another key" in detail:
+        detail = f"signed by a key that is not among the {len(keys)} trusted keys ({detail})"
+    elif ok:
+        detail = f"valid, made by the trusted key {key_id(raw_public_bytes(match))}"
     return Check("signature", "ok" if ok else "fail", detail)
+
+
+AUDIO_CHECKS = ("source_sha256", "pcm_sha256")
+
+
+def summarize(doc, checks: list[Check]) -> dict:
+    """Which groups of checks passed, whether a trusted key authenticated the transcript, and the
+    exit code ``provenance verify`` gives: 0 intact and signed by a trusted key, 1 a check failed,
+    3 every check passed but nothing authenticates it (not signed, or no trusted key given)."""
+
+    def group(name: str) -> str:
+        if name == "signature":
+            return "signature"
+        if name in AUDIO_CHECKS or (name.startswith("segment ") and name.endswith(" sha256")):
+            return "audio"
+        if name.startswith("export "):
+            return "exports"
+        return "integrity"
+
+    out: dict = {}
+    for g in ("integrity", "audio", "exports"):
+        cs = [c for c in checks if group(c.name) == g]
+        out[g] = "not checked" if not cs else "failed" if any(c.status == "fail" for c in cs) else "passed"
+    sig = next((c for c in checks if c.name == "signature"), None)
+    prov = doc.get("provenance") if isinstance(doc, dict) else None
+    signed = isinstance(prov, dict) and bool(prov.get("signature"))
+    if sig is None:
+        out["signature"] = "not checked"
+    elif sig.status == "ok":
+        out["signature"] = "trusted"
+    elif sig.status == "fail":
+        out["signature"] = "failed"
+    else:
+        out["signature"] = "untrusted" if signed else "unsigned"
+    out["authenticated"] = out["signature"] == "trusted"
+    failed = any(c.status == "fail" for c in checks)
+    out["exit_code"] = 1 if failed else 0 if out["authenticated"] else 3
+    return out
 
 
 def _check_audio(doc, prov, audio_path, audio) -> list[Check]:

@@ -233,3 +233,19 @@ def keygen(prefix: str | os.PathLike, passphrase: bytes | None = None) -> tuple[
         priv_path.unlink(missing_ok=True)
         raise
     return priv_path, pub_path, key_id(key.public_key())
+
+
+TRUSTED_KEYS_ENV = "AUDIOTOOLS_TRUSTED_KEYS"
+_KEY_SUFFIXES = (".pub", ".pem")
+
+
+def load_trusted_keys(directory: str | os.PathLike | None = None) -> list:
+    """The public keys in a trusted-keys directory (every ``*.pub`` / ``*.pem`` file in it; default
+    ``$AUDIOTOOLS_TRUSTED_KEYS``, none when unset). A file there that is not a key is an error."""
+    d = directory if directory is not None else os.environ.get(TRUSTED_KEYS_ENV) or None
+    if d is None:
+        return []
+    p = Path(d)
+    if not p.is_dir():
+        raise KeyFileError(f"{p}: trusted-keys directory not found")
+    return [load_public_key(f) for f in sorted(p.iterdir()) if f.suffix.lower() in _KEY_SUFFIXES and f.is_file()]

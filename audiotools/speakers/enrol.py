@@ -3,6 +3,7 @@ and add it to a voiceprint record."""
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from audiotools.speakers.embedding_cache import Audio, total
 from audiotools.speakers.quality import estimate_snr
 from audiotools.speakers.verification import MIN_ENROL_SPEECH, Scorer, two_speaker_test
 from audiotools.speakers.voiceprints import Sample, Voiceprint, VoiceprintStore, validate_name
+
+log = logging.getLogger(__name__)
 
 
 def prepare_sample(
@@ -87,18 +90,58 @@ def enroll(
     segment: tuple[float, float] | None = None,
     min_speech: float | None = None,
     check_voices: bool = True,
+    force: bool = False,
 ) -> tuple[Voiceprint, list[Sample], list[Sample]]:
     """Enrol ``files`` for ``name`` (appending to an existing record). All files are checked first;
-    if any is rejected nothing is written. Returns (record, added samples, skipped duplicates)."""
+    if any is rejected nothing is written. Returns (record, added samples, skipped duplicates).
+
+    Adding to an existing record checks that each new sample is the voice already enrolled: the
+    calibrated log10 LR of the sample against the record, in the sample's condition, must favour
+    "same speaker" (> 0). A sample that does not match is refused (``EnrolmentRejected``) unless
+    ``force``; either way the score goes into the sample's ``checks["same_voice"]``.
+    """
     validate_name(name)
     if not files:
         raise UsageError("enrolment needs at least one audio file")
     scorer = scorer or Scorer(store.dir)
+    existing = None
     if store.path_for(name).is_file():  # a record of another model: say so before embedding anything
-        store.check_model(store.get(name), scorer.extractor.model_id, scorer.extractor.weights_sha256)
+        existing = store.get(name)
+        store.check_model(existing, scorer.extractor.model_id, scorer.extractor.weights_sha256)
     prepared = [prepare_sample(f, scorer, segment, min_speech, check_voices) for f in files]
+    if existing is not None:
+        for f, (sample, embs) in zip(files, prepared):
+            same_voice_check(existing, sample, embs, scorer, f, force)
     samples = [s for s, _ in prepared]
     embs = {c: np.concatenate([e[c] for _, e in prepared]) for c in channel.CONDITIONS}
     vp, skipped = store.add_samples(name, samples, embs, scorer.extractor.model_id, scorer.extractor.weights_sha256)
     added = [s for s in samples if s not in skipped]
     return vp, added, skipped
+
+
+def same_voice_check(existing: Voiceprint, sample: Sample, embs: dict, scorer, path, force: bool) -> dict:
+    """Score a new sample against the voice already enrolled (see :func:`enroll`); raises
+    :class:`EnrolmentRejected` when it favours a different speaker, unless ``force``."""
+    from audiotools.speakers.verification import verbal_short
+
+    cond = sample.condition if sample.condition in existing.embeddings else channel.WIDEBAND
+    scores = scorer.compare(existing.embeddings_for(cond), embs[cond], cond)
+    llr = float(scores["llr"][0])
+    check = {
+        "llr": round(llr, 3),
+        "score": round(float(scores["raw"][0]), 4) if "raw" in scores else None,
+        "condition": cond,
+        "against_samples": len(existing.samples),
+        "matches": llr > 0,
+        "forced": bool(force and llr <= 0),
+    }
+    sample.checks["same_voice"] = check
+    if llr <= 0:
+        msg = (
+            f"{path}: does not sound like the voice enrolled as {existing.name!r} ({len(existing.samples)} "
+            f"sample(s)): log10 LR {llr:+.2f}, {verbal_short(llr)}"
+        )
+        if not force:
+            raise EnrolmentRejected(msg + "; not added (--force adds it anyway)")
+        log.warning("%s; added anyway (--force)", msg)
+    return check
