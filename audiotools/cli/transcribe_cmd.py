@@ -24,16 +24,23 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from audiotools.asr.transcribe import Transcriber
-    from audiotools.pipeline.run import run_file
+    from audiotools.pipeline.run import preflight, run_file
 
     recipe = recipe_from_args(args)
     out_dir = Path(args.output_dir or ".")
     engine: list = []  # loaded with the first file
+    # inputs and the voiceprint store are checked before any model loads: a bad file fails in
+    # milliseconds, and when every file is bad no model is loaded at all
+    bad = _check_inputs(args.files)
+    preflight(recipe)
 
     def one(f: str) -> None:
         t0 = time.perf_counter()
+        if f in bad:
+            raise bad[f]
         if not engine:
+            from audiotools.asr.transcribe import Transcriber  # torch: imported only for a good file
+
             engine.append(Transcriber(recipe.options("transcribe")))
         job = run_file(f, recipe, out_dir, transcriber=engine[0])
         if args.report:
@@ -43,6 +50,22 @@ def run(args) -> int:
 
     _, failures = each_file(args.files, one)
     return 1 if failures else 0
+
+
+def _check_inputs(files: list[str]) -> dict:
+    """``{file: InputError}`` for the files that fail the header probe; a single bad file raises."""
+    from audiotools.audio.decode import probe_audio
+    from audiotools.errors import InputError
+
+    bad = {}
+    for f in files:
+        try:
+            probe_audio(f)
+        except InputError as e:
+            if len(files) == 1:
+                raise
+            bad[f] = e
+    return bad
 
 
 def _write_report(args, job, out_dir: Path) -> None:
