@@ -18,7 +18,11 @@ examples:
   audiotools provenance verify out/call.json --exports          # also call.srt/.vtt/.txt/.tsv/.rttm
   audiotools provenance verify out/call.json --export out/call.srt --json
 
-exit status: 0 when every check passes, 1 when any fails.
+exit status: 0 every check passed and a trusted key (--public-key, --trusted-keys or
+$AUDIOTOOLS_TRUSTED_KEYS) signed the transcript; 1 a check failed (or the file is not a
+transcript); 3 every check passed but nothing authenticates the transcript: it is not signed,
+or it is signed and no trusted key was given (anyone can edit a transcript, recompute its
+hashes and re-sign it with their own key). See docs/provenance.md.
 """
 
 
@@ -44,8 +48,16 @@ def register(sub) -> None:
     v.add_argument(
         "--public-key",
         "-k",
+        action="append",
+        default=[],
         metavar="KEY",
-        help="require a valid signature by this Ed25519 public key (PEM file or base64)",
+        help="a trusted Ed25519 public key (PEM file or base64; repeatable): the signature must be by one",
+    )
+    v.add_argument(
+        "--trusted-keys",
+        metavar="DIR",
+        default=None,
+        help="a directory of trusted public keys (*.pub, *.pem; default $AUDIOTOOLS_TRUSTED_KEYS)",
     )
     v.add_argument(
         "--export",
@@ -90,17 +102,27 @@ def register(sub) -> None:
 
 
 def cmd_verify(args) -> int:
-    from audiotools.provenance.document import load_document, sibling_exports, verify
+    from audiotools.errors import InputError
+    from audiotools.provenance.document import document_problem, load_document, sibling_exports, summarize, verify
+    from audiotools.provenance.signing import load_public_key, load_trusted_keys
 
+    keys = [load_public_key(k) for k in args.public_key] + load_trusted_keys(args.trusted_keys)
     doc = load_document(args.transcript)
+    problem = document_problem(doc)
+    if problem:
+        raise InputError(args.transcript, f"malformed transcript: {problem}")
     exports = [Path(e) for e in args.export]
     if args.exports:
         exports += [e for e in sibling_exports(args.transcript) if e not in exports]
-    checks = verify(doc, audio_path=args.audio, public_key=args.public_key, exports=exports)
+    checks = verify(doc, audio_path=args.audio, exports=exports, trusted_keys=keys)
     failed = [c for c in checks if not c.ok]
+    summary = summarize(doc, checks)
     if args.json:
         out = {
             "ok": not failed,
+            "authenticated": summary["authenticated"],
+            "exit_code": summary["exit_code"],
+            "summary": summary,
             "transcript": str(args.transcript),
             "audio": args.audio,
             "transcript_sha256": (doc.get("provenance") or {}).get("transcript_sha256"),
@@ -110,11 +132,20 @@ def cmd_verify(args) -> int:
         sys.stdout.write(json.dumps(out, ensure_ascii=False, indent=2) + "\n")
     else:
         _print_table(args, checks)
+        print(
+            "checks: "
+            + ", ".join(f"{g} {summary[g]}" for g in ("integrity", "audio", "exports"))
+            + f", signature {summary['signature']}"
+        )
         if failed:
             print(f"FAILED: {len(failed)} check(s): {', '.join(c.name for c in failed)}")
-        else:
+        elif summary["authenticated"]:
             print("OK")
-    return 1 if failed else 0
+        elif summary["signature"] == "untrusted":
+            print("NOT AUTHENTICATED: intact, but signed by a key no one vouched for (--public-key, --trusted-keys)")
+        else:
+            print("NOT AUTHENTICATED: intact, but not signed (anyone can recompute the hashes of an edited copy)")
+    return summary["exit_code"]
 
 
 def _print_table(args, checks) -> None:
