@@ -53,6 +53,12 @@ def register(sub) -> None:
         action="store_false",
         help="do not reject samples that seem to hold two voices (the check is still recorded)",
     )
+    en.add_argument(
+        "--force",
+        action="store_true",
+        help="add samples to an existing NAME even when they do not match the voice enrolled "
+        "(calibrated log10 LR <= 0; refused without --force)",
+    )
     en.add_argument("--json", action="store_true", help="machine-readable output")
     en.set_defaults(func=cmd_enroll)
 
@@ -110,6 +116,7 @@ def cmd_enroll(args) -> int:
         segment=args.segment,
         min_speech=args.min_speech,
         check_voices=args.check_voices,
+        force=args.force,
     )
     if args.json:
         stdout.print_json(
