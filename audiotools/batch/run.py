@@ -21,9 +21,16 @@ Resume
     volatile keys in ``VOLATILE_KEYS`` (device, batch size, threads, workers, fp16, allow_download:
     how the work is scheduled, not what is computed; likewise ``compute_type`` float32/float16/null,
     the device's precision, but not ``int8``, which changes the text) and without the recipe's name (two recipes
-    with equal parameters are the same work). Done files are skipped and never rewritten.
-    Writers are atomic and write the JSON last, so ``kill -9`` loses at most the files in flight;
-    their leftover temp files are removed by the next run.
+    with equal parameters are the same work). Done files are skipped and never rewritten. A file's
+    outputs are committed as a set (all temp files first, then the manifest ``.STEM.outputs.sha256``,
+    the exports, the JSON last: see ``export.writers.write_outputs``); a set whose files disagree with
+    its manifest (a kill between two renames) is redone. ``kill -9`` loses at most the files in
+    flight; their leftover temp files are removed by the next run.
+
+Bad inputs
+    Every input is checked before any model loads (``audio.decode.check_input_file`` and
+    ``probe_audio``): folders, link loops, FIFOs, devices and bad headers are reported as failed,
+    each with its own reason.
 
 Report
     ``OUT/batch-report.json`` (atomic; rewritten every few seconds while running and at the end):
