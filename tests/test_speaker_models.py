@@ -57,6 +57,27 @@ def test_campplus_separates_real_speakers():
     assert scores[same & off_diagonal].min() > scores[~same].max()
 
 
+def test_campplus_padded_batches_equal_one_by_one_and_unpadded_batches():
+    """A padded batch (masked path) and a batch of equal lengths (no masks at all) give the embeddings
+    of one-by-one inference."""
+    from audiotools.speakers.campplus import CampplusEncoder, embed_features
+    from audiotools.speakers.fbank import kaldi_fbank
+
+    model = CampplusEncoder.get().model
+    x = torch.from_numpy(load_audio(SHARED / "speech" / "jfk.flac").samples)
+    feats, _ = kaldi_fbank(torch.stack([x[:48000], x[48000:96000], x[96000:144000]]))
+    n = feats.shape[1]
+    one_by_one = torch.cat([embed_features(model, feats[i : i + 1], torch.tensor([n])) for i in range(3)])
+    unpadded = embed_features(model, feats, torch.tensor([n, n, n]))
+    padded = embed_features(model, torch.nn.functional.pad(feats, (0, 0, 0, 37)), torch.tensor([n, n, n]))
+    short = embed_features(model, feats[:1, : n - 50], torch.tensor([n - 50]))
+    mixed = embed_features(model, feats, torch.tensor([n - 50, n, n]))
+    assert torch.allclose(unpadded, one_by_one, atol=1e-5)
+    assert torch.allclose(padded, one_by_one, atol=1e-5)
+    assert torch.allclose(mixed[0], short[0], atol=1e-5) and torch.allclose(mixed[1:], one_by_one[1:], atol=1e-5)
+    assert (one_by_one[0] @ one_by_one[1]) < 0.99  # different stretches of speech, different vectors
+
+
 def test_segmentation_finds_the_speech_and_the_overlap_of_a_real_meeting():
     from audiotools.diarize.segmentation import segmentation_model, speech_activity
     from audiotools.export.rttm import read_rttm

@@ -49,26 +49,39 @@ def time_mask(lengths: Tensor, max_len: int) -> Tensor:
     return (steps < lengths.unsqueeze(1)).unsqueeze(1).float()
 
 
-def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
-    """Mean over valid frames of (B, C, T) -> (B, C, 1)."""
-    return (x * mask).sum(-1, keepdim=True) / mask.sum(-1, keepdim=True).clamp_min(1.0)
+def masked_mean(x: Tensor, mask: Tensor, premasked: bool = False) -> Tensor:
+    """Mean over valid frames of (B, C, T) -> (B, C, 1); ``premasked``: x is already 0 on padding."""
+    return (x if premasked else x * mask).sum(-1, keepdim=True) / mask.sum(-1, keepdim=True).clamp_min(1.0)
 
 
-def segment_mean(x: Tensor, mask: Tensor, seg_len: int = SEGMENT_FRAMES) -> Tensor:
+def segment_mean(x: Tensor, mask: Tensor | None, seg_len: int = SEGMENT_FRAMES, premasked: bool = False) -> Tensor:
     """Mean of each consecutive ``seg_len``-frame segment, broadcast back to every frame.
 
     A final partial segment is averaged over its valid frames only (like ``avg_pool1d`` with
-    ``ceil_mode=True`` on an unpadded utterance). Returns (B, C, T).
+    ``ceil_mode=True`` on an unpadded utterance). mask None: every frame is valid. Returns (B, C, T).
     """
     batch, channels, steps = x.shape
     pad = -steps % seg_len
-    sums = F.pad(x * mask, (0, pad)).view(batch, channels, -1, seg_len).sum(-1)
-    counts = F.pad(mask, (0, pad)).view(batch, 1, -1, seg_len).sum(-1).clamp_min(1.0)
+    valid = x if premasked or mask is None else x * mask
+    sums = F.pad(valid, (0, pad)).view(batch, channels, -1, seg_len).sum(-1)
+    if mask is None:
+        counts = torch.full((steps // seg_len + (pad > 0),), float(seg_len), device=x.device)
+        if pad:
+            counts[-1] = seg_len - pad
+    else:
+        counts = F.pad(mask, (0, pad)).view(batch, 1, -1, seg_len).sum(-1).clamp_min(1.0)
     return (sums / counts).repeat_interleave(seg_len, dim=-1)[..., :steps]
 
 
-def masked_stats(x: Tensor, mask: Tensor) -> Tensor:
+def masked(x: Tensor, mask: Tensor | None) -> Tensor:
+    """x with padded frames zeroed; mask None means the batch has no padding."""
+    return x if mask is None else x * mask
+
+
+def masked_stats(x: Tensor, mask: Tensor | None) -> Tensor:
     """Statistics pooling: [mean, unbiased std] over valid frames, (B, C, T) -> (B, 2C)."""
+    if mask is None:
+        return torch.cat([x.mean(-1), x.std(-1)], dim=-1)
     count = mask.sum(-1)
     mean = (x * mask).sum(-1) / count.clamp_min(1.0)
     var = ((x - mean.unsqueeze(-1)) * mask).square().sum(-1) / (count - 1).clamp_min(1.0)
@@ -94,11 +107,11 @@ class BasicResBlock(nn.Module):
                 nn.Conv2d(channels, channels, 1, stride=stride, bias=False), nn.BatchNorm2d(channels)
             )
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        """x: (B, C, F, T) with zeros on padded frames; mask: (B, 1, 1, T)."""
-        out = F.relu(self.bn1(self.conv1(x))) * mask
+    def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
+        """x: (B, C, F, T) with zeros on padded frames; mask: (B, 1, 1, T), None without padding."""
+        out = masked(F.relu(self.bn1(self.conv1(x))), mask)
         out = self.bn2(self.conv2(out)) + self.shortcut(x)
-        return F.relu(out) * mask
+        return masked(F.relu(out), mask)
 
 
 class FCM(nn.Module):
@@ -121,16 +134,16 @@ class FCM(nn.Module):
     def _layer(channels: int, blocks: int) -> nn.ModuleList:
         return nn.ModuleList(BasicResBlock(channels, 2 if i == 0 else 1) for i in range(blocks))
 
-    def forward(self, feats: Tensor, mask: Tensor) -> Tensor:
-        """feats: (B, F, T); mask: (B, 1, T) -> (B, 32 * F / 8, T)."""
-        mask2d = mask.unsqueeze(1)
+    def forward(self, feats: Tensor, mask: Tensor | None) -> Tensor:
+        """feats: (B, F, T); mask: (B, 1, T), None without padding -> (B, 32 * F / 8, T)."""
+        mask2d = None if mask is None else mask.unsqueeze(1)
         # NHWC is about twice as fast for these 32-channel convs on CPU (oneDNN).
-        x = (feats.unsqueeze(1) * mask2d).contiguous(memory_format=torch.channels_last)
-        x = F.relu(self.bn1(self.conv1(x))) * mask2d
+        x = masked(feats.unsqueeze(1), mask2d).contiguous(memory_format=torch.channels_last)
+        x = masked(F.relu(self.bn1(self.conv1(x))), mask2d)
         for block in [*self.layer1, *self.layer2]:
             x = block(x, mask2d)
         x = F.relu(self.bn2(self.conv2(x)))
-        return x.flatten(1, 2) * mask
+        return masked(x.flatten(1, 2), mask)
 
 
 class BatchNormReLU(nn.Module):
@@ -159,8 +172,8 @@ class TDNNLayer(nn.Module):
         """Valid output frames for ``lengths`` valid input frames: ceil(L / stride)."""
         return torch.div(lengths + self.stride - 1, self.stride, rounding_mode="floor")
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        return self.nonlinear(self.linear(x * mask))
+    def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
+        return self.nonlinear(self.linear(masked(x, mask)))
 
 
 class CAMLayer(nn.Module):
@@ -179,9 +192,13 @@ class CAMLayer(nn.Module):
         self.linear1 = nn.Conv1d(channels, channels // reduction, 1)
         self.linear2 = nn.Conv1d(channels // reduction, out_channels, 1)
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        x = x * mask
-        context = masked_mean(x, mask) + segment_mean(x, mask)
+    def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
+        """mask None: no padding in the batch (every frame valid), so no masking is needed."""
+        if mask is None:
+            context = x.mean(-1, keepdim=True) + segment_mean(x, None)
+        else:
+            x = x * mask
+            context = masked_mean(x, mask, premasked=True) + segment_mean(x, mask, premasked=True)
         gate = torch.sigmoid(self.linear2(F.relu(self.linear1(context))))
         return self.linear_local(x) * gate
 
@@ -196,7 +213,7 @@ class CAMDenseLayer(nn.Module):
         self.nonlinear2 = BatchNormReLU(bottleneck)
         self.cam_layer = CAMLayer(bottleneck, growth, kernel, dilation)
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
         return self.cam_layer(self.nonlinear2(self.linear1(self.nonlinear1(x))), mask)
 
 
@@ -211,7 +228,7 @@ class CAMDenseBlock(nn.Module):
             layer = CAMDenseLayer(in_channels + i * growth, growth, bottleneck, kernel, dilation)
             self.add_module(f"tdnnd{i + 1}", layer)
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
         for layer in self.children():
             x = torch.cat([x, layer(x, mask)], dim=1)
         return x
@@ -268,9 +285,12 @@ class DTDNN(nn.Module):
         self.dense = DenseLayer(2 * channels, embedding_size)
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
-        """x: (B, 320, T) with zeros on padded frames; lengths: (B,) valid frames -> (B, 192)."""
-        x = self.tdnn(x, time_mask(lengths, x.shape[-1]))
-        mask = time_mask(self.tdnn.output_lengths(lengths), x.shape[-1])
+        """x: (B, 320, T) with zeros on padded frames; lengths: (B,) valid frames -> (B, 192).
+
+        A batch without padding (every length T) skips all masking: the same result, less work."""
+        full = bool((lengths == x.shape[-1]).all())
+        x = self.tdnn(x, None if full else time_mask(lengths, x.shape[-1]))
+        mask = None if full else time_mask(self.tdnn.output_lengths(lengths), x.shape[-1])
         for i in range(1, self.num_blocks + 1):
             x = getattr(self, f"block{i}")(x, mask)
             x = getattr(self, f"transit{i}")(x)
@@ -289,7 +309,8 @@ class CAMPPlus(nn.Module):
         if lengths is None:
             lengths = torch.full((feats.shape[0],), feats.shape[1], device=feats.device)
         lengths = lengths.to(feats.device)
-        x = self.head(feats.transpose(1, 2), time_mask(lengths, feats.shape[1]))
+        full = bool((lengths == feats.shape[1]).all())
+        x = self.head(feats.transpose(1, 2), None if full else time_mask(lengths, feats.shape[1]))
         return self.xvector(x, lengths)
 
 
