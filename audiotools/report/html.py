@@ -67,7 +67,7 @@ svg.timeline text{font:11px system-ui,Arial,sans-serif;fill:#333}
 .seg .spk{font-weight:600;color:var(--c);font-size:12.5px}
 .seg p{margin:0;grid-column:2}
 .w{cursor:pointer;border-radius:2px} .w:hover{background:#e8eefc}
-.w.lc{text-decoration:underline dotted #b36b00 2px;text-underline-offset:3px;background:#fff4df}
+.w.lc,.lc-sample{text-decoration:underline dotted #b36b00 2px;text-underline-offset:3px;background:#fff4df}
 .w.m{background:#eee;color:#555;letter-spacing:1px}
 .w.now{background:#ffe066}
 .plots{display:grid;grid-template-columns:1fr 1fr;gap:10px} svg.plot{width:100%;height:auto}
@@ -357,7 +357,7 @@ def _transcript(m: dict, col: dict[str, str]) -> str:
     else:
         notes.append("No profanity masking was applied to this transcript.")
     notes.append(
-        f"{n_low} word(s) below probability {LOW_CONFIDENCE:g} are marked <span class='w lc'>like this</span>. "
+        f"{n_low} word(s) below probability {LOW_CONFIDENCE:g} are marked <span class='lc-sample'>like this</span>. "
         "Click a word or a time to play from there."
     )
     return (

@@ -1,0 +1,185 @@
+"""The evidence report without a browser: the CLI, integrity re-verification against changed audio,
+embedded audio and its size limit, the stored calibration trials, verify --report with its Tippett
+and ECE plots, and batch --reports with its index. Browser behaviour: tests/test_report_browser.py."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import JFK, ROOT, SAMPLES, run_cli
+
+FIXTURE = ROOT / "tests" / "data" / "report" / "conversation.json"
+AUDIO = SAMPLES / "conversation.wav"
+
+
+@pytest.fixture()
+def transcript(tmp_path) -> Path:
+    p = tmp_path / "conversation.json"
+    shutil.copyfile(FIXTURE, p)
+    return p
+
+
+def _checks(html: str) -> dict[str, str]:
+    rows = re.findall(r"<tr class='check' data-status='(\w+)'><td>([^<]*)</td>", html)
+    return {name: status for status, name in rows}
+
+
+def test_report_cli_writes_beside_the_json_and_names_the_case(transcript):
+    r = run_cli("report", str(transcript), "--audio", str(AUDIO), "--case-id", "K-7", "--examiner", "A. Nne")
+    assert r.returncode == 0, r.stderr
+    out = transcript.with_name("conversation.report.html")
+    html = out.read_text(encoding="utf-8")
+    assert "K-7" in html and "A. Nne" in html
+    checks = _checks(html)
+    assert checks["transcript_sha256"] == "ok" and checks["pcm_sha256"] == "ok" and checks["segment sha256"] == "ok"
+    assert "<script src" not in html and "<link" not in html and "@import" not in html and "@font-face" not in html
+
+
+def test_missing_transcript_is_one_line_naming_the_file(tmp_path):
+    r = run_cli("report", str(tmp_path / "nope.json"))
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "nope.json" in lines[0] and "no such file" in lines[0]
+
+
+def test_not_a_transcript_is_refused(tmp_path):
+    p = tmp_path / "x.json"
+    p.write_text('{"hello": 1}', encoding="utf-8")
+    r = run_cli("report", str(p))
+    assert r.returncode == 1 and "x.json" in r.stderr and "not an audiotools transcript" in r.stderr
+
+
+def test_changed_audio_fails_source_pcm_and_one_segment(transcript, tmp_path):
+    """One sample changed inside segment 3: the source, PCM and that segment's hashes fail, the others pass."""
+    import soundfile as sf
+
+    doc = json.loads(transcript.read_text(encoding="utf-8"))
+    x, sr = sf.read(AUDIO, dtype="int16")
+    seg = doc["segments"][3]
+    k = int((seg["start"] + seg["end"]) / 2 * sr)
+    x[k] = x[k] + 1000 if x[k] < 0 else x[k] - 1000
+    changed = tmp_path / "changed.wav"
+    sf.write(changed, x, sr, subtype="PCM_16")
+    from audiotools.report import report_for_transcript
+
+    html = report_for_transcript(transcript, audio=changed).read_text(encoding="utf-8")
+    checks = _checks(html)
+    assert checks["source_sha256"] == "fail" and checks["pcm_sha256"] == "fail"
+    assert checks[f"segment {seg['id']} sha256"] == "fail"
+    assert checks["transcript_sha256"] == "ok"
+    assert f"{len(doc['segments']) - 1} segment(s) match" in html
+    assert "Integrity: FAILED" in html
+
+
+def test_embedded_audio_and_its_limit(transcript, monkeypatch):
+    from audiotools.errors import InputError
+    from audiotools.report import build, report_for_transcript
+
+    out = report_for_transcript(transcript, audio=AUDIO, embed_audio=True)
+    html = out.read_text(encoding="utf-8")
+    m = re.search(r"src='data:audio/wav;base64,([A-Za-z0-9+/=]+)'", html)
+    import base64
+
+    assert m and base64.b64decode(m.group(1)) == AUDIO.read_bytes()
+    monkeypatch.setattr(build, "EMBED_AUDIO_LIMIT_MB", 1)
+    with pytest.raises(InputError, match=r"conversation\.wav: .* too large to embed"):
+        report_for_transcript(transcript, audio=AUDIO, embed_audio=True)
+
+
+def test_without_audio_the_report_says_what_was_not_checked(transcript, monkeypatch, tmp_path):
+    from audiotools.report import report_for_transcript
+
+    monkeypatch.chdir(tmp_path)  # the recorded path samples/conversation.wav does not resolve here
+    html = report_for_transcript(transcript).read_text(encoding="utf-8")
+    checks = _checks(html)
+    assert checks["transcript_sha256"] == "ok" and checks["audio"] == "skip"
+    assert "no audio file was found" in html and "<audio" not in html
+
+
+def test_stored_calibration_trials_match_the_shipped_calibration():
+    from audiotools.report.build import CALIBRATION_FILE, TRIALS_FILE, calibration_trials
+    from audiotools.speakers.calibration import cllr
+
+    cal = json.loads(CALIBRATION_FILE.read_text(encoding="utf-8"))
+    trials = json.loads(TRIALS_FILE.read_text(encoding="utf-8"))
+    assert trials["model"]["weights_sha256"] == cal["model"]["weights_sha256"]
+    for cond, c in cal["conditions"].items():
+        tar, non, meta = calibration_trials(cond, "shipped")
+        assert (len(tar), len(non)) == (c["trials"]["target"], c["trials"]["nontarget"])
+        # the held-out Cllr recorded with the calibration, from the stored (0.01-rounded) values
+        assert cllr(tar, non) == pytest.approx(c["held_out"]["cllr"], abs=0.002)
+        assert np.all(np.diff(np.array([v for v, _ in trials["conditions"][cond]["target"]])) > 0)
+    assert calibration_trials("wideband", "voiceprints/_calibration.json") is None
+
+
+def test_verify_report_has_propositions_and_calibration_plots(tmp_path):
+    r = run_cli(
+        "verify",
+        str(AUDIO),
+        "--reference",
+        str(SAMPLES / "voices" / "boris.wav"),
+        "--rttm",
+        str(SAMPLES / "conversation.rttm"),
+        "--report",
+        "--report-dir",
+        str(tmp_path),
+        "--case-id",
+        "V-1",
+    )
+    assert r.returncode == 0, r.stderr
+    html = (tmp_path / "conversation.report.html").read_text(encoding="utf-8")
+    assert "H1</b>: the speech of Boris was spoken by the speaker of boris.wav" in html
+    assert "shipped calibration" in html and "LibriSpeech" in html
+    scored = html.count("<h3>Limitations of this comparison</h3>")
+    assert scored == 3  # Anna, Boris and Clara of the RTTM, each compared with boris.wav
+    assert html.count("<svg") >= 1 + 2  # the timeline, and a Tippett and an ECE plot per scored speaker
+    assert "this case: " in html and "empirical cross-entropy" in html and "proportion of trials" in html
+    assert "A likelihood ratio, not proof of identity." in html
+    assert _checks(html)["questioned recording sha256"] == "ok"
+    assert _checks(html)["reference boris.wav sha256"] == "ok"
+
+
+def test_a_store_calibration_gets_no_plots_and_says_why(transcript):
+    """The fixture's identities are calibrated by the demo store's refit: its trials are not stored."""
+    from audiotools.report import report_for_transcript
+
+    html = report_for_transcript(transcript, audio=AUDIO).read_text(encoding="utf-8")
+    assert "compared with the voiceprint of" in html
+    assert "no Tippett or ECE plot is shown" in html
+    assert "empirical cross-entropy" not in html
+
+
+def test_batch_reports_and_index(tmp_path):
+    bad = tmp_path / "in" / "broken.wav"
+    bad.parent.mkdir()
+    bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    shutil.copyfile(JFK, tmp_path / "in" / "jfk.flac")
+    out = tmp_path / "out"
+    r = run_cli(
+        "batch",
+        str(tmp_path / "in"),
+        "--output-dir",
+        str(out),
+        "--model",
+        "tiny.en",
+        "--no-diarize",
+        "--workers",
+        "0",
+        "--reports",
+        "-f",
+        "json",
+    )
+    assert r.returncode == 1, r.stderr  # one file failed
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert "<a href='jfk.report.html'>" in index
+    assert re.search(r"broken\.wav</td><td>failed</td>", index)
+    assert "1 ok, 1 failed" in index
+    report = (out / "jfk.report.html").read_text(encoding="utf-8")
+    assert "Integrity: OK" in report
+    assert "ask not what your country can do for you" in re.sub(r"<[^>]+>", "", report)
