@@ -54,10 +54,15 @@ def _frame_powers(x: np.ndarray) -> np.ndarray:
     if len(x) < frame:
         return np.zeros(0)
     n = 1 + (len(x) - frame) // hop
-    idx = np.arange(frame)[None, :] + hop * np.arange(n)[:, None]
-    f = x[idx].astype(np.float64)
-    f = f - f.mean(axis=1, keepdims=True)  # a DC offset is not signal
-    return np.mean(f * f, axis=1)
+    out = np.empty(n)
+    block = 8192  # frames at a time: memory stays bounded on long recordings, each frame computed alike
+    for k in range(0, n, block):
+        m = min(block, n - k)
+        idx = np.arange(frame)[None, :] + hop * (k + np.arange(m))[:, None]
+        f = x[idx].astype(np.float64)
+        f = f - f.mean(axis=1, keepdims=True)  # a DC offset is not signal
+        out[k : k + m] = np.mean(f * f, axis=1)
+    return out
 
 
 def _mask(n_frames: int, regions: Sequence[tuple[float, float]]) -> np.ndarray:
