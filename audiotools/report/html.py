@@ -126,6 +126,12 @@ def _t(t: float) -> str:
     return f"{int(h)}:{int(m):02d}:{s:04.1f}" if h else f"{int(m)}:{s:04.1f}"
 
 
+def _sig3(x: float) -> str:
+    """3 significant digits, with thousands separators: 15,200, 88.1, 2.05."""
+    v = float(f"{x:.3g}")
+    return f"{v:,.0f}" if v >= 100 else f"{v:g}"
+
+
 def _num(v, fmt: str) -> str:
     return "-" if v is None else format(v, fmt)
 
@@ -436,7 +442,7 @@ def _comparisons(m: dict) -> str:
         figs = ", ".join(f"{k.replace('_', ' ')} {v:.4g}" for k, v in fig.items() if isinstance(v, (int, float)))
         trials = cal.get("trials") or {}
         lr = c.get("lr")
-        lr_txt = "-" if lr is None else (f"{lr:,.3g}" if lr >= 1 else f"1/{1 / lr:,.3g}")
+        lr_txt = "-" if lr is None else (_sig3(lr) if lr >= 1 else f"1/{_sig3(1 / lr)}")
         plots = ""
         if c.get("tippett"):
             plots = f"<div class='plots'><div>{c['tippett']}</div><div>{c['ece']}</div></div>"

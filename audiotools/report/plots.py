@@ -104,6 +104,8 @@ def _pav_llr(tar: np.ndarray, non: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def ece_svg(target: np.ndarray, nontarget: np.ndarray, case_llr: float | None, salt: str) -> str:
     tar, non = np.asarray(target, float), np.asarray(nontarget, float)
     x = PRIOR_LOG10_ODDS
+    if case_llr is not None and not x[0] + 0.5 <= -case_llr <= x[-1] - 0.5:  # keep the case's mark inside
+        x = np.linspace(min(x[0], -case_llr - 0.5), max(x[-1], -case_llr + 0.5), 161)
     fig, ax = _figure()
     ax.plot(x, _ece(tar, non, x), color=TARGET_COLOUR, linewidth=1.6, label="these likelihood ratios")
     ax.plot(x, _ece(*_pav_llr(tar, non), x), color="#2e8b57", linewidth=1.2, linestyle="-.", label="after PAV (best)")
