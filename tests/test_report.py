@@ -183,3 +183,36 @@ def test_batch_reports_and_index(tmp_path):
     report = (out / "jfk.report.html").read_text(encoding="utf-8")
     assert "Integrity: OK" in report
     assert "ask not what your country can do for you" in re.sub(r"<[^>]+>", "", report)
+
+
+def test_transcribe_report_beside_the_json(tmp_path):
+    r = run_cli(
+        "transcribe", str(JFK), "-o", str(tmp_path), "--model", "tiny.en", "--no-diarize", "-f", "json,srt", "--report"
+    )
+    assert r.returncode == 0, r.stderr
+    html = (tmp_path / "jfk.report.html").read_text(encoding="utf-8")
+    checks = _checks(html)
+    # made right after the exports: the JSON, the audio it was made from and the SRT beside it all check out
+    assert checks["transcript_sha256"] == "ok" and checks["pcm_sha256"] == "ok"
+    assert checks["export jfk.srt: content"] == "ok"
+    assert "Integrity: OK" in html and "No voiceprints were compared" in html
+
+
+def test_identify_report_names_the_store_calibration(tmp_path):
+    r = run_cli(
+        "identify",
+        str(AUDIO),
+        "--voiceprints",
+        str(ROOT / "voiceprints"),
+        "--rttm",
+        str(SAMPLES / "conversation.rttm"),
+        "--report",
+        "--report-dir",
+        str(tmp_path),
+    )
+    assert r.returncode == 0, r.stderr
+    html = (tmp_path / "conversation.report.html").read_text(encoding="utf-8")
+    assert "Boris compared with the voiceprint of Boris" in html
+    assert "_calibration.json" in html and "in sample" in html
+    lanes = re.findall(r"<g class='lane' data-speaker='([^']+)'>", html)
+    assert sorted(lanes) == ["Anna", "Boris", "Clara"]
