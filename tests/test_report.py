@@ -216,3 +216,22 @@ def test_identify_report_names_the_store_calibration(tmp_path):
     assert "_calibration.json" in html and "in sample" in html
     lanes = re.findall(r"<g class='lane' data-speaker='([^']+)'>", html)
     assert sorted(lanes) == ["Anna", "Boris", "Clara"]
+
+
+def test_signed_transcript_shows_the_key_fingerprint(transcript, tmp_path):
+    key = tmp_path / "court"
+    assert run_cli("provenance", "keygen", "--output", str(key)).returncode == 0
+    assert run_cli("provenance", "sign", str(transcript), "--key", f"{key}.key").returncode == 0
+    key_id = json.loads(transcript.read_text(encoding="utf-8"))["provenance"]["signature"]["key_id"]
+    r = run_cli("report", str(transcript), "--audio", str(AUDIO), "--public-key", f"{key}.pub")
+    assert r.returncode == 0, r.stderr
+    html = transcript.with_name("conversation.report.html").read_text(encoding="utf-8")
+    assert _checks(html)["signature"] == "ok" and f"key fingerprint <code>{key_id}</code>" in html
+    other = tmp_path / "other"
+    assert run_cli("provenance", "keygen", "--output", str(other)).returncode == 0
+    r = run_cli(
+        "report", str(transcript), "--audio", str(AUDIO), "--public-key", f"{other}.pub", "-o", str(tmp_path / "o.html")
+    )
+    assert r.returncode == 0, r.stderr
+    html = (tmp_path / "o.html").read_text(encoding="utf-8")
+    assert _checks(html)["signature"] == "fail" and "Integrity: FAILED: signature" in html

@@ -216,3 +216,18 @@ def test_chromium_is_debian_s(browser):
     """The browser under test is the system Chromium (Playwright's own download cannot work offline)."""
     out = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True, check=False)
     assert "Chromium" in out.stdout and browser.version.split(".")[0] in out.stdout
+
+
+def test_embedded_audio_plays_from_the_page(browser, reports, tmp_path):
+    out = tmp_path / "embedded.report.html"
+    r = run_cli(
+        "report", str(reports["dir"] / "conversation.json"), "--audio", str(AUDIO), "--embed-audio", "-o", str(out)
+    )
+    assert r.returncode == 0, r.stderr
+    p = Page(browser, out)
+    try:
+        assert p.blocked == [] and p.errors == []
+        assert p.page.evaluate("document.getElementById('audio').src.startsWith('data:audio/wav;base64,')")
+        assert p.page.evaluate("document.getElementById('audio').duration") == pytest.approx(48.354, abs=0.01)
+    finally:
+        p.page.close()
