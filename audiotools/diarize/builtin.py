@@ -55,7 +55,7 @@ class Config:
     step: float = 2.0  # s between segmentation windows (1.0: a little better on real meetings, twice the cost)
     agc_window: float = 1.5  # s; level envelope of the gain control before the segmentation
     agc_max_gain_db: float = 12.0  # most the gain control lifts a quiet stretch (0: no gain control)
-    batch_size: int = 8  # windows per segmentation batch (memory; not faster when larger)
+    batch_size: int = 32  # windows per segmentation batch (on 2 CPU cores 32 costs half the CPU time of 8)
     embed_batch_frames: int = 2000  # fbank frames (with padding) per CAM++ batch; larger is slower
     min_embed: float = 0.2  # s of speech below which a local speaker gets no embedding
     min_clean: float = 1.0  # s of clean (single-speaker) speech to enter the clustering
