@@ -23,6 +23,10 @@ class TranscribeOptions(Options):
     # detect among these only (probabilities renormalised over them: asr/language.py); None: all of Whisper's.
     # A forced ``language`` skips detection, so the candidates then play no part
     languages: tuple[str, ...] | None = None
+    # detect each decoding window's language and decode it in that language (recordings that switch
+    # language between pauses); the file's language is then the one of most speech. Off: one language
+    # per file, from its first windows
+    language_per_window: bool = False
     task: Literal["transcribe", "translate"] = "transcribe"
     vad: bool = True  # skip non-speech (no hallucinated text in silence)
     word_timestamps: bool = True

@@ -20,7 +20,7 @@ import torch
 
 from audiotools.asr.audio import log_mel_batch
 from audiotools.asr.decoding import DecodeOptions, decode_windows
-from audiotools.asr.language import check_candidates, combine, summary
+from audiotools.asr.language import check_candidates, combine, restrict, summary
 from audiotools.asr.models import load_model
 from audiotools.asr.options import TranscribeOptions
 from audiotools.asr.quantize import encode_features
@@ -85,6 +85,9 @@ class _FileState:
     language_probability: float | None = None
     language_probabilities: dict | None = None  # over the candidates (or every language)
     language_windows: int = 0  # windows the detection used
+    forced: bool = False  # the language was given, not detected
+    # language_per_window: window index -> (its language, its probabilities over the candidates)
+    window_languages: dict = field(default_factory=dict)
     segments: dict = field(default_factory=dict)
 
     def finish(self) -> list[Segment]:
@@ -127,12 +130,38 @@ class _FileState:
             d["language_probability"] = round(self.language_probability, 4)
         return d
 
+    def window_language(self, wi: int) -> str | None:
+        """The language window ``wi`` is decoded in: its own with ``language_per_window``, else the file's."""
+        return self.window_languages[wi][0] if wi in self.window_languages else self.language
+
+    def settle_language(self, candidates) -> None:
+        """With per-window languages: the file's language and probabilities from every window (each
+        restricted to the candidates; the mean weighted by duration), as the detection over the first
+        windows gives them without."""
+        if not self.window_languages:
+            return
+        idx = sorted(self.window_languages)
+        probs = combine([self.window_languages[i][1] for i in idx], [self.windows[i].duration for i in idx], candidates)
+        self.language = max(probs, key=probs.get)
+        self.language_probability = probs[self.language]
+        self.language_probabilities, self.language_windows = probs, len(idx)
+
     def detection(self, candidates) -> dict | None:
         """The transcript's ``language_detection`` block (None when no window had speech)."""
         if self.language is None:
             return None
-        forced = self.language_probabilities is None
-        return summary(self.language, self.language_probabilities, candidates, self.language_windows, forced)
+        d = summary(self.language, self.language_probabilities, candidates, self.language_windows, self.forced)
+        if self.window_languages:
+            d["per_window"] = [
+                {
+                    "start": round(self.windows[i].start, 3),
+                    "end": round(self.windows[i].end, 3),
+                    "language": lang,
+                    "probability": round(probs[lang], 4),
+                }
+                for i, (lang, probs) in sorted(self.window_languages.items())
+            ]
+        return d
 
 
 _model_cache: dict[tuple, tuple] = {}
@@ -241,11 +270,18 @@ class Transcriber:
         with ``weights`` (the windows' durations)."""
         if not self.model.is_multilingual:
             return "en", {"en": 1.0}
+        total = combine(self.window_language_probabilities(features), weights, self.candidates)
+        return max(total, key=total.get), total
+
+    @torch.inference_mode()
+    def window_language_probabilities(self, features: torch.Tensor) -> list[dict[str, float]]:
+        """Each window's language probabilities over the candidates (every language without), renormalised."""
+        if not self.model.is_multilingual:
+            return [{"en": 1.0} for _ in range(features.shape[0])]
         _, probs = self.model.detect_language(features, self.tokenizer(None))
         if isinstance(probs, dict):
             probs = [probs]
-        total = combine(probs, weights, self.candidates)
-        return max(total, key=total.get), total
+        return [restrict(p, self.candidates) for p in probs]
 
     # ------------------------------------------------------------------ the engine
     def transcribe_samples(
@@ -284,7 +320,8 @@ class Transcriber:
                     break
                 t0 = time.perf_counter()
                 windows = self.windows_for(item.samples) if item.windows is None else item.windows
-                st = _FileState(item=item, windows=windows, language=item.language or self.options.language, t0=t0)
+                language = item.language or self.options.language
+                st = _FileState(item=item, windows=windows, language=language, t0=t0, forced=bool(language))
                 files[next_id] = st
                 order.append(next_id)
                 queue.extend((next_id, i) for i in range(len(windows)))
@@ -303,6 +340,7 @@ class Transcriber:
             ):
                 fid = order.pop(0)
                 st = files.pop(fid)
+                st.settle_language(self.candidates)
                 stats = st.stats()
                 detection = st.detection(self.candidates)
                 if detection is not None:
@@ -315,10 +353,16 @@ class Transcriber:
     def _run_batch(self, files: dict, batch: list[tuple[int, int]], decode_opts: DecodeOptions) -> None:
         samples_windows = [(files[fid].item.samples, files[fid].windows[wi]) for fid, wi in batch]
         features = self._encode([s[int(w.start * SAMPLE_RATE) : int(w.end * SAMPLE_RATE)] for s, w in samples_windows])
-        # language: per file, from its first (up to 3) windows in this batch
+        # language: per file, from its first (up to 3) windows in this batch; or, with
+        # language_per_window, each window's own (a recording that switches language)
+        per_window = self.options.language_per_window and self.model.is_multilingual
         for fid in dict.fromkeys(fid for fid, _ in batch):
             st = files[fid]
-            if st.language is None:
+            if per_window and not st.forced:
+                rows = [k for k, (f, _) in enumerate(batch) if f == fid]
+                for k, probs in zip(rows, self.window_language_probabilities(features[rows])):
+                    st.window_languages[batch[k][1]] = (max(probs, key=probs.get), probs)
+            elif st.language is None:
                 rows = [k for k, (f, _) in enumerate(batch) if f == fid][:3]
                 st.language, probs = self.detect_language(
                     features[rows], [files[fid].windows[batch[k][1]].duration for k in rows]
@@ -332,7 +376,7 @@ class Transcriber:
         results = decode_windows(
             self.model,
             features,
-            [files[fid].language for fid, _ in batch],
+            [files[fid].window_language(wi) for fid, wi in batch],
             decode_opts,
             cross_kv=cross_kv,
             attention=from_decoding,
@@ -344,7 +388,7 @@ class Transcriber:
             if r.skipped:
                 continue
             w = st.windows[wi]
-            tok = self.tokenizer(st.language)
+            tok = self.tokenizer(st.window_language(wi))
             segs = split_segments(r.tokens, tok, w.start, w.duration)
             for s in segs:
                 s.update(

@@ -23,6 +23,7 @@ FLAG_FIELDS: dict[str, dict[str, str]] = {
             "device",
             "language",
             "languages",
+            "language_per_window",
             "task",
             "beam_size",
             "batch_size",
@@ -78,6 +79,13 @@ def add_transcribe_options(p: argparse.ArgumentParser) -> None:
         metavar="CODES",
         help="detect the language among these only, e.g. ru,uk,be,en (probabilities renormalised over them; "
         "default: recipe, else every language Whisper knows)",
+    )
+    g.add_argument(
+        "--language-per-window",
+        action="store_true",
+        default=None,
+        help="identify the language of each decoding window (up to 30 s, cut at pauses) and decode it in that "
+        "language: for recordings that switch language (default: one language per file)",
     )
     g.add_argument("--task", choices=choices(TranscribeOptions, "task"), default=None)
     g.add_argument("--beam-size", type=int, default=None, help="beam search width (default: greedy)")

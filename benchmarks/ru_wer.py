@@ -1,0 +1,206 @@
+"""Russian WER and CER: audiotools (default recipe, candidate languages, the ru-phone recipe; greedy and
+beam search) against openai-whisper and faster-whisper on the same Whisper base weights.
+
+Data: the 13 real Russian clips of ../shared/data/russian (manifest.tsv: 101 s, 10 VoxForge read
+sentences by one speaker and 3 single clips), as recorded ("clean") and through a telephone channel
+("telephone": 8 kHz, 300-3400 Hz, G.711 µ-law, audiotools.audio.condition.simulate); and jfk.flac
+for English. Scoring: audiotools.eval.text (lowercase, ё -> е, numerals spelled out with num2words,
+no punctuation) for Russian, openai-whisper's EnglishTextNormalizer for English; corpus WER/CER.
+Every system runs in this one process, one after another, with its model loaded and warmed up
+before the clock; the seconds are the transcription of the clip set (VAD and windows included for
+audiotools; pre-decoded 16 kHz arrays for all three). Usage:
+
+    python benchmarks/ru_wer.py [--threads 2] [--quick]
+
+``--quick``: the clean Russian set only, audiotools and openai-whisper with the ru-phone settings.
+Writes benchmarks/results/ru_wer.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import JFK_TEXT, RESULTS, SHARED, machine, wer, write_result
+
+CANDIDATES = ("ru", "uk", "be", "en")
+
+
+def load_set():
+    from audiotools.audio.condition import simulate
+    from audiotools.audio.decode import load_audio
+
+    d = SHARED / "russian"
+    with open(d / "manifest.tsv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    clean = {r["file"]: load_audio(d / r["file"]).samples for r in rows}
+    refs = {r["file"]: r["reference"] for r in rows}
+    sets = {"clean": clean, "telephone": {k: simulate(v, "telephone") for k, v in clean.items()}}
+    jfk = load_audio(SHARED / "speech" / "jfk.flac").samples
+    return refs, sets, jfk
+
+
+def audiotools_system(recipe: str, threads: int, **changes):
+    from audiotools.asr.transcribe import Transcriber
+    from audiotools.pipeline.recipe import load_recipe
+
+    opts = load_recipe(recipe).options("transcribe").replace(device="cpu", threads=threads)
+    opts = opts.replace(**{k: v for k, v in changes.items() if v is not None})
+    if "beam_size" in changes and changes["beam_size"] is None:  # replace() keeps a field given None
+        import dataclasses
+
+        opts = dataclasses.replace(opts, beam_size=None)
+    tr = Transcriber(opts)
+
+    def run(samples):
+        segments, language, _ = tr.transcribe_samples(samples)
+        return "".join(s.text for s in segments).strip(), language
+
+    settings = {
+        "recipe": recipe,
+        "languages": list(opts.languages) if opts.languages else None,
+        "language": opts.language,
+        "beam_size": opts.beam_size,
+    }
+    return run, settings
+
+
+def openai_system(model, language: str | None, beam_size: int | None):
+    import whisper
+
+    def run(samples):
+        r = whisper.transcribe(
+            model, samples, language=language, beam_size=beam_size, best_of=5, fp16=False, verbose=None
+        )
+        return r["text"].strip(), r["language"]
+
+    return run, {"language": language, "beam_size": beam_size}
+
+
+def faster_whisper_system(fw, language: str | None, beam_size: int):
+    def run(samples):
+        segs, info = fw.transcribe(samples, language=language, beam_size=beam_size)
+        return " ".join(s.text.strip() for s in segs).strip(), info.language
+
+    return run, {"language": language, "beam_size": beam_size, "compute_type": "float32"}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", nargs="*", help="run only the systems whose name contains one of these")
+    ap.add_argument("--merge", action="store_true", help="keep the other systems of the existing ru_wer.json")
+    args = ap.parse_args()
+
+    import torch
+
+    from audiotools.asr.models import load_model
+    from audiotools.eval.text import char_error_rate, word_error_rate
+
+    torch.set_num_threads(args.threads)
+    refs, sets, jfk = load_set()
+    seconds_of = {k: sum(len(s) for s in v.values()) / 16000 for k, v in sets.items()}
+
+    plain, _ = load_model("base", "cpu", dtype=torch.float32)  # openai-whisper's module as it loads it
+    # name -> (factory, conditions it runs on, also jfk), most telling first (results are written after each)
+    at = lambda recipe, **kw: lambda: audiotools_system(recipe, args.threads, **kw)
+    both = ["clean", "telephone"]
+    plan = [
+        ("audiotools ru-phone (beam 5)", at("ru-phone"), both, False),
+        ("openai-whisper -l ru, beam 5", lambda: openai_system(plain, "ru", 5), both, False),
+        ("audiotools ru-phone, greedy", at("ru-phone", beam_size=None), both, False),
+        ("openai-whisper -l ru (greedy)", lambda: openai_system(plain, "ru", None), ["clean"], False),
+        ("audiotools default (greedy, all languages)", at("default"), ["clean"], True),
+        ("audiotools --languages ru,uk,be,en (greedy)", at("default", languages=CANDIDATES), ["clean"], True),
+        ("audiotools default, beam 5", at("default", beam_size=5), ["clean"], True),
+        ("openai-whisper (greedy, detect)", lambda: openai_system(plain, None, None), ["clean"], True),
+    ]
+    if not args.quick:
+        from faster_whisper import WhisperModel
+        from transcribe_cpu import joined_ct2_dir
+
+        fw = WhisperModel(str(joined_ct2_dir("base")), device="cpu", compute_type="float32", cpu_threads=args.threads)
+        plan += [
+            ("faster-whisper fp32 -l ru (greedy)", lambda: faster_whisper_system(fw, "ru", 1), ["clean"], False),
+            ("faster-whisper fp32 -l ru, beam 5", lambda: faster_whisper_system(fw, "ru", 5), ["clean"], False),
+            ("faster-whisper fp32 (greedy, detect)", lambda: faster_whisper_system(fw, None, 1), ["clean"], False),
+        ]
+    else:
+        plan = [(n, f, ["clean"], False) for n, f, _, _ in plan[:2]]
+    if args.only:
+        plan = [p for p in plan if any(o in p[0] for o in args.only)]
+
+    results: dict[str, dict] = {}
+    previous = RESULTS / "ru_wer.json"
+    if args.merge and previous.exists():  # systems measured by an earlier run (--only): kept, marked
+        results = json.loads(previous.read_text(encoding="utf-8"))["systems"]
+    names = list(refs)
+    run_started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+    def save():
+        out = write_result(
+            "ru_wer",
+            {
+                "model": "base",
+                "data": {
+                    "russian": f"{len(names)} clips of ../shared/data/russian ({seconds_of['clean']:.1f} s)",
+                    "telephone": "the same clips through audiotools.audio.condition.simulate('telephone')",
+                    "english": "jfk.flac",
+                },
+                "scoring": "audiotools.eval.text.normalize_text (ru); openai-whisper EnglishTextNormalizer (jfk); "
+                "corpus WER/CER",
+                "quick": args.quick,
+                "machine": machine(),
+                "systems": results,
+                "notes": "One process per run ('run' of each system), systems one after another, each warmed up; "
+                "seconds = transcription of the clip set from 16 kHz arrays (audiotools: VAD and windows included). "
+                "openai-whisper and faster-whisper run the same base weights (the converted torch module as "
+                "openai-whisper loads it; the CTranslate2 file in float32).",
+            },
+        )
+        return out
+
+    for name, factory, conditions, english in plan:
+        run, settings = factory()
+        run(sets["clean"][names[0]])  # warm-up
+        entry: dict = {"settings": settings}
+        for cond in conditions:
+            texts, languages = {}, {}
+            t0 = time.perf_counter()
+            for n in names:
+                texts[n], languages[n] = run(sets[cond][n])
+            elapsed = time.perf_counter() - t0
+            r, h = [refs[n] for n in names], [texts[n] for n in names]
+            entry[cond] = {
+                "wer": round(word_error_rate(r, h), 4),
+                "cer": round(char_error_rate(r, h), 4),
+                "seconds": round(elapsed, 2),
+                "x_real_time": round(seconds_of[cond] / elapsed, 2),
+                "identified_russian": sum(1 for n in names if languages[n] == "ru"),
+                "languages": {n: languages[n] for n in names if languages[n] != "ru"},  # the misidentified clips
+                "texts": texts,
+            }
+            e = entry[cond]
+            print(
+                f"{name:46s} {cond:9s} WER {e['wer']:.3f} CER {e['cer']:.3f} {elapsed:7.1f} s "
+                f"({e['x_real_time']:.2f}x rt) ru {e['identified_russian']}/{len(names)} {e['languages'] or ''}",
+                flush=True,
+            )
+        if english:
+            text, lang = run(jfk)
+            entry["jfk"] = {"wer": round(wer(JFK_TEXT, text), 4), "language": lang, "text": text}
+            print(f"{name:46s} jfk       WER {entry['jfk']['wer']:.3f} language {lang}", flush=True)
+        entry["run"] = run_started
+        results[name] = entry
+        print(f"wrote {save()}", flush=True)
+        del run
+
+
+if __name__ == "__main__":
+    main()
