@@ -138,12 +138,13 @@ def main() -> None:
 
     results: dict[str, dict] = {}
     previous = RESULTS / "ru_wer.json"
-    if args.merge and previous.exists():  # systems measured by an earlier run (--only): kept, marked
-        results = json.loads(previous.read_text(encoding="utf-8"))["systems"]
     names = list(refs)
     run_started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
     def save():
+        systems = dict(results)
+        if args.merge and previous.exists():  # systems of other runs (--only) are kept; each has its "run"
+            systems = {**json.loads(previous.read_text(encoding="utf-8"))["systems"], **results}
         out = write_result(
             "ru_wer",
             {
@@ -157,7 +158,7 @@ def main() -> None:
                 "corpus WER/CER",
                 "quick": args.quick,
                 "machine": machine(),
-                "systems": results,
+                "systems": systems,
                 "notes": "One process per run ('run' of each system), systems one after another, each warmed up; "
                 "seconds = transcription of the clip set from 16 kHz arrays (audiotools: VAD and windows included). "
                 "openai-whisper and faster-whisper run the same base weights (the converted torch module as "
