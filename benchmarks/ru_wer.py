@@ -94,7 +94,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", nargs="*", help="run only the systems whose name contains one of these")
+    ap.add_argument("--only", nargs="*", help="run only the systems whose name contains one of these, in that order")
+    ap.add_argument("--conditions", nargs="*", help="run only these of each system's conditions (clean, telephone)")
     ap.add_argument("--merge", action="store_true", help="keep the other systems of the existing ru_wer.json")
     args = ap.parse_args()
 
@@ -133,12 +134,16 @@ def main() -> None:
         ]
     else:
         plan = [(n, f, ["clean"], False) for n, f, _, _ in plan[:2]]
-    if args.only:
-        plan = [p for p in plan if any(o in p[0] for o in args.only)]
+    if args.conditions:
+        plan = [(n, f, [c for c in conds if c in args.conditions], e) for n, f, conds, e in plan]
+    if args.only:  # in the order of the patterns
+        plan = [p for o in args.only for p in plan if o in p[0]]
+        plan = list({p[0]: p for p in plan}.values())
 
     results: dict[str, dict] = {}
     previous = RESULTS / "ru_wer.json"
     names = list(refs)
+    results_before = json.loads(previous.read_text(encoding="utf-8"))["systems"] if previous.exists() else {}
     run_started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
     def save():
@@ -171,6 +176,8 @@ def main() -> None:
         run, settings = factory()
         run(sets["clean"][names[0]])  # warm-up
         entry: dict = {"settings": settings}
+        if args.merge and name in results_before:  # conditions measured before and not now are kept
+            entry.update({k: v for k, v in results_before[name].items() if k not in conditions})
         for cond in conditions:
             texts, languages = {}, {}
             t0 = time.perf_counter()
@@ -186,6 +193,7 @@ def main() -> None:
                 "identified_russian": sum(1 for n in names if languages[n] == "ru"),
                 "languages": {n: languages[n] for n in names if languages[n] != "ru"},  # the misidentified clips
                 "texts": texts,
+                "run": run_started,  # which run measured it (--merge keeps conditions of earlier runs)
             }
             e = entry[cond]
             print(
