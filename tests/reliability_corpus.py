@@ -335,6 +335,9 @@ for line in sys.stdin:
     except BaseException as e:
         r = ["uncaught", i, type(e).__name__, traceback.format_exc(limit=3)]
     print(json.dumps(r), flush=True)
+    with open("/proc/self/status") as status:  # this process's own peak (ru_maxrss would include the
+        hwm = [int(l.split()[1]) for l in status if l.startswith("VmHWM:")]  # forked parent's pages)
+    print(json.dumps(["mem", i, hwm[0] / 1024 if hwm else 0.0]), flush=True)
 """
 
 
@@ -350,7 +353,7 @@ class Outcome:
 class HarnessResult:
     outcomes: list[Outcome]
     seconds: float
-    peak_rss_mb: float  # the largest child's peak RSS
+    peak_rss_mb: float  # the largest child's peak RSS (its VmHWM after exec, reported by the child)
     restarts: int = 0
 
     def count(self, status: str) -> int:
@@ -397,15 +400,17 @@ def run_harness(paths: list[Path], timeout: float = 60.0) -> HarnessResult:
                 if msg[0] == "start":
                     current = msg[1]
                     continue
+                if msg[0] == "mem":
+                    peak = max(peak, msg[2])
+                    continue
                 i = msg[1]
                 current = None
                 if msg[0] == "ok":
                     outcomes[i] = Outcome(str(paths[i]), "ok", msg[2], msg[3])
                 else:
                     outcomes[i] = Outcome(str(paths[i]), msg[0], f"{msg[2]}: {msg[3]}")
-        _, status, rusage = os.wait4(proc.pid, 0)
+        _, status, _ = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
-        peak = max(peak, rusage.ru_maxrss / 1024)
         proc.stdout.close()
         if current is not None:
             if killed_for_hang:

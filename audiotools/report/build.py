@@ -291,6 +291,17 @@ def _comparison(
 
 
 # ----------------------------------------------------------------------------------------- integrity
+def speaker_integrity(checks: list[dict], model: str | None, model_sha256: str | None, parameters: dict) -> dict:
+    """The integrity block of a verify/identify report: the checks, the embedding model, this tool, parameters."""
+    from audiotools.version import __version__
+
+    integrity = integrity_from_checks(checks, None)
+    integrity["models"] = [{"role": "speaker-embedding", "name": model, "sha256": model_sha256}]
+    integrity["tool"] = {"name": "audiotools", "version": __version__}
+    integrity["parameters"] = parameters
+    return integrity
+
+
 def integrity_from_checks(checks, prov: dict | None) -> dict:
     """Summary of provenance checks: per-check rows (segment hashes folded into one row unless they fail)."""
     rows, seg_ok, seg_fail = [], 0, []
@@ -592,17 +603,10 @@ def from_verification(
                 "by the voiceprint store",
             }
         )
-    integrity = integrity_from_checks(checks, None)
     method = res.get("method") or {}
-    integrity["models"] = [
-        {"role": "speaker-embedding", "name": method.get("embedding"), "sha256": method.get("embedding_weights_sha256")}
-    ]
-    from audiotools.version import __version__
-
-    integrity["tool"] = {"name": "audiotools", "version": __version__}
-    integrity["parameters"] = {k: method.get(k) for k in ("quality_gate", "normalisation", "calibration", "llr_bounds")}
-    integrity["parameters"]["condition"] = res.get("condition")
-    integrity["parameters"]["mode"] = res.get("mode")
+    parameters = {k: method.get(k) for k in ("quality_gate", "normalisation", "calibration", "llr_bounds")}
+    parameters.update(condition=res.get("condition"), mode=res.get("mode"))
+    integrity = speaker_integrity(checks, method.get("embedding"), method.get("embedding_weights_sha256"), parameters)
     lanes = {u["speaker"]: [tuple(r) for r in u.get("regions") or []] for u in res.get("units") or []}
     part = _questioned_part(rec, decoded, report_path, embed_audio, lanes, "compared speakers' regions")
     speakers, comparisons = [], []
@@ -694,15 +698,9 @@ def from_identification(
             "embeddings' sha256 by the store",
         },
     ]
-    integrity = integrity_from_checks(checks, None)
     emb = info.get("embedding") or {}
-    integrity["models"] = [
-        {"role": "speaker-embedding", "name": emb.get("model_id"), "sha256": emb.get("weights_sha256")}
-    ]
-    from audiotools.version import __version__
-
-    integrity["tool"] = {"name": "audiotools", "version": __version__}
-    integrity["parameters"] = {k: info.get(k) for k in ("prior", "false_name_cost", "missed_name_cost", "quality_gate")}
+    parameters = {k: info.get(k) for k in ("prior", "false_name_cost", "missed_name_cost", "quality_gate")}
+    integrity = speaker_integrity(checks, emb.get("model_id"), emb.get("weights_sha256"), parameters)
     names = {lab: (idt or {}).get("name") for lab, idt in (res.get("identities") or {}).items()}
     lanes: dict[str, list[tuple[float, float]]] = {}
     for t in turns or []:
