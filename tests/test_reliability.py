@@ -195,6 +195,19 @@ def test_empty_file_is_rejected_before_any_model_loads(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_identify_rejects_a_bad_input_before_the_speaker_models_load(tmp_path):
+    """With no speaker weights reachable (empty model home, fetching off), the answer is still the
+    input's own one-line error: the inputs are probed before any model is looked for."""
+    from conftest import ROOT, run_cli
+
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    env = {"AUDIOTOOLS_HOME": str(tmp_path / "no-models"), "AUDIOTOOLS_ALLOW_FETCH": "0"}
+    r = run_cli("identify", str(empty), "--voiceprints", str(ROOT / "voiceprints"), env=env)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [f"error: {empty}: empty file (0 bytes)"]
+
+
 def test_corrupt_voiceprint_store_fails_before_transcription(tmp_path):
     from conftest import JFK, run_cli
 

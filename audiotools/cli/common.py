@@ -88,3 +88,20 @@ class CommaList(argparse.Action):
         items = getattr(namespace, self.dest, None) or []
         items = list(items) + [v.strip() for v in values.split(",") if v.strip()]
         setattr(namespace, self.dest, items)
+
+
+def probe_inputs(files: list[str]) -> dict:
+    """``{file: InputError}`` for the files whose header probe fails, checked before any model loads
+    (a bad file fails in milliseconds); with a single file its error is raised at once."""
+    from audiotools.audio.decode import probe_audio
+    from audiotools.errors import InputError
+
+    bad = {}
+    for f in files:
+        try:
+            probe_audio(f)
+        except InputError as e:
+            if len(files) == 1:
+                raise
+            bad[f] = e
+    return bad

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from audiotools.cli.common import each_file, stdout
+from audiotools.cli.common import each_file, probe_inputs, stdout
 from audiotools.cli.options import add_quality_options, quality_options
 from audiotools.cli.report_cmd import add_report_case_options, case_values
 from audiotools.errors import UsageError
@@ -93,9 +93,12 @@ def run(args) -> int:
     store = VoiceprintStore(args.voiceprints)
     if not store.exists() or store.is_empty():
         raise UsageError(f"{store.dir}: no voiceprints to identify against (enrol with `audiotools voiceprint enroll`)")
+    bad = probe_inputs(args.files)  # before the models load
     scorer = Scorer(store.dir)
 
     def one(f: str) -> dict:
+        if f in bad:
+            raise bad[f]
         decoded = load_audio(f)
         turns = _turns_for(args, f, decoded)
         res = identify(decoded, turns, store, options, scorer=scorer)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from audiotools.cli.common import console, each_file, info, quiet
+from audiotools.cli.common import console, each_file, info, probe_inputs, quiet
 from audiotools.cli.options import add_step_options, add_transcribe_options, recipe_from_args
 from audiotools.cli.report_cmd import add_report_case_options, case_values
 
@@ -31,7 +31,7 @@ def run(args) -> int:
     engine: list = []  # loaded with the first file
     # inputs and the voiceprint store are checked before any model loads: a bad file fails in
     # milliseconds, and when every file is bad no model is loaded at all
-    bad = _check_inputs(args.files)
+    bad = probe_inputs(args.files)
     preflight(recipe)
 
     def one(f: str) -> None:
@@ -50,22 +50,6 @@ def run(args) -> int:
 
     _, failures = each_file(args.files, one)
     return 1 if failures else 0
-
-
-def _check_inputs(files: list[str]) -> dict:
-    """``{file: InputError}`` for the files that fail the header probe; a single bad file raises."""
-    from audiotools.audio.decode import probe_audio
-    from audiotools.errors import InputError
-
-    bad = {}
-    for f in files:
-        try:
-            probe_audio(f)
-        except InputError as e:
-            if len(files) == 1:
-                raise
-            bad[f] = e
-    return bad
 
 
 def _write_report(args, job, out_dir: Path) -> None:
