@@ -112,11 +112,11 @@ def run(args) -> int:
         raise UsageError("verify needs a RECORDING (or --trials T.tsv)")
     if not args.speaker and not args.reference:
         raise UsageError("say whom to compare with: --speaker NAME (an enrolled voiceprint) or --reference FILE...")
-    from audiotools.audio.decode import check_input_file
+    from audiotools.audio.decode import probe_audio
     from audiotools.speakers.verification import Scorer, reference_from_files, reference_from_store, verify
     from audiotools.speakers.voiceprints import VoiceprintStore
 
-    check_input_file(args.recording)
+    probe_audio(args.recording)  # file and header, before any model loads
     store = VoiceprintStore(args.voiceprints)
     scorer = Scorer(_calibration_store(args, store, bool(args.speaker)))
     if args.speaker:
