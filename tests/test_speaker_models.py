@@ -76,6 +76,10 @@ def test_campplus_padded_batches_equal_one_by_one_and_unpadded_batches():
     assert torch.allclose(padded, one_by_one, atol=1e-5)
     assert torch.allclose(mixed[0], short[0], atol=1e-5) and torch.allclose(mixed[1:], one_by_one[1:], atol=1e-5)
     assert (one_by_one[0] @ one_by_one[1]) < 0.99  # different stretches of speech, different vectors
+    # two fbank frames are one frame after the stride-2 TDNN: a finite std (0), padded or not
+    tiny = embed_features(model, feats[:1, :2], torch.tensor([2]))
+    tiny_padded = embed_features(model, feats[:1, :9], torch.tensor([2]))
+    assert torch.isfinite(tiny).all() and torch.allclose(tiny, tiny_padded, atol=1e-5)
 
 
 def test_segmentation_finds_the_speech_and_the_overlap_of_a_real_meeting():

@@ -80,8 +80,10 @@ def masked(x: Tensor, mask: Tensor | None) -> Tensor:
 
 def masked_stats(x: Tensor, mask: Tensor | None) -> Tensor:
     """Statistics pooling: [mean, unbiased std] over valid frames, (B, C, T) -> (B, 2C)."""
-    if mask is None:
-        return torch.cat([x.mean(-1), x.std(-1)], dim=-1)
+    if mask is None:  # the same formula without masks; one frame gives std 0, as in the masked path
+        mean = x.mean(-1)
+        var = (x - mean.unsqueeze(-1)).square().sum(-1) / max(x.shape[-1] - 1, 1)
+        return torch.cat([mean, var.sqrt()], dim=-1)
     count = mask.sum(-1)
     mean = (x * mask).sum(-1) / count.clamp_min(1.0)
     var = ((x - mean.unsqueeze(-1)) * mask).square().sum(-1) / (count - 1).clamp_min(1.0)
