@@ -297,15 +297,7 @@ def probe_audio(path: str | os.PathLike) -> Path:
             if info is not None:
                 _check_format(p, info.channels, info.samplerate)
                 return p
-        import av
-
-        try:
-            container = av.open(str(p), metadata_errors="ignore")
-        except av.error.InvalidDataError:
-            raise InputError(p, "not an audio file FFmpeg can decode (invalid data)") from None
-        except (av.error.FFmpegError, OSError) as e:
-            raise InputError(p, f"cannot open: {_one_line(e)}") from None
-        with container:
+        with _open_container(p) as container:
             _audio_stream(p, container)
         return p
     except AudiotoolsError:
@@ -413,15 +405,22 @@ def _load_soundfile(p: Path, keep_channels: bool, budget: float):
     return sink, info.samplerate, info.subtype.lower(), info.format.lower(), decoder, [], None
 
 
-def _load_pyav(p: Path, keep_channels: bool, budget: float):
+def _open_container(p: Path):
+    """PyAV's container for p, its failures as InputError (invalid data, or why it cannot be opened)."""
     import av
 
     try:
-        container = av.open(str(p), metadata_errors="ignore")
+        return av.open(str(p), metadata_errors="ignore")
     except av.error.InvalidDataError:
         raise InputError(p, "not an audio file FFmpeg can decode (invalid data)") from None
     except (av.error.FFmpegError, OSError) as e:
         raise InputError(p, f"cannot open: {_one_line(e)}") from None
+
+
+def _load_pyav(p: Path, keep_channels: bool, budget: float):
+    import av
+
+    container = _open_container(p)
     warnings: list[str] = []
     with container:
         stream = _audio_stream(p, container)
