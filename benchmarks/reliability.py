@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import contextlib
 
 from _common import ROOT, SHARED, WORK, machine, write_result
-from reliability_corpus import fuzz_corpus, hostile_inputs, run_harness
+from reliability_corpus import alive, descendants, fuzz_corpus, hostile_inputs, run_harness
 
 
 def hostile(work: Path) -> dict:
@@ -94,28 +94,6 @@ def fuzz(work: Path, seconds: float) -> dict:
     }
 
 
-def _descendants(pid: int) -> set[int]:
-    parents = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                parents[int(d)] = int(Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    out, todo = set(), [pid]
-    while todo:
-        p = todo.pop()
-        kids = [c for c, pp in parents.items() if pp == p]
-        out.update(kids)
-        todo += kids
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def _output_sets(out: Path, names: list[str], src: Path) -> tuple[int, int]:
     """(lost, mixed): inputs without a JSON; sets that fail verify --exports or their manifest."""
     from audiotools.batch.plan import check_output_set
@@ -164,21 +142,21 @@ def kills(work: Path, n: int, seed: int = 16) -> dict:
         t0 = time.time()
         kids: set[int] = set()
         while time.time() - t0 < delay and proc.poll() is None:
-            kids |= _descendants(proc.pid)
+            kids |= descendants(proc.pid)
             time.sleep(0.05)
         finished = proc.poll() is not None
         group = rng.random() < 0.5
         if not finished:
-            kids |= _descendants(proc.pid)
+            kids |= descendants(proc.pid)
             if group:
                 os.killpg(proc.pid, signal.SIGKILL)
             else:
                 os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         deadline = time.time() + 15
-        while time.time() < deadline and any(_alive(p) for p in kids):
+        while time.time() < deadline and any(alive(p) for p in kids):
             time.sleep(0.1)
-        left = [p for p in kids if _alive(p)]
+        left = [p for p in kids if alive(p)]
         for p in left:  # do not let one failure poison the next rounds
             with contextlib.suppress(ProcessLookupError):
                 os.kill(p, signal.SIGKILL)

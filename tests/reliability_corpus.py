@@ -8,6 +8,7 @@ caused it instead of killing the caller.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -426,3 +427,30 @@ def run_harness(paths: list[Path], timeout: float = 60.0) -> HarnessResult:
                 outcomes[i] = Outcome(str(paths[i]), "crash", f"child ended (exit {proc.returncode})")
             todo = []
     return HarnessResult([outcomes[i] for i in range(len(paths))], time.perf_counter() - t0, round(peak, 1), restarts)
+
+
+# ---------------------------------------------------------------- process trees (kill tests)
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process under pid (children, their children, ...), read from /proc."""
+    parents = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                parents[int(d)] = int(Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    out, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        kids = [c for c, pp in parents.items() if pp == p]
+        out.update(kids)
+        todo += kids
+    return out
+
+
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False

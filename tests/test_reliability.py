@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from conftest import ROOT
-from reliability_corpus import fuzz_corpus, hostile_inputs, run_harness
+from reliability_corpus import alive, descendants, fuzz_corpus, hostile_inputs, run_harness
 
 from audiotools.audio import decode
 from audiotools.audio.decode import check_input_file, declared_seconds, load_audio, probe_audio
@@ -315,32 +315,6 @@ def test_resume_redoes_a_mixed_output_set(tmp_path, tiny_transcriber):
     assert [r.status for r in r4.records] == ["ok"] and manifest.is_file()
 
 
-def _descendants(pid: int) -> set[int]:
-    parents: dict[int, int] = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                stat = Path(f"/proc/{d}/stat").read_text()
-            except OSError:
-                continue
-            parents[int(d)] = int(stat.rsplit(")", 1)[1].split()[1])
-    out, todo = set(), [pid]
-    while todo:
-        p = todo.pop()
-        kids = [c for c, pp in parents.items() if pp == p]
-        out.update(kids)
-        todo += kids
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def test_decode_workers_and_resource_tracker_die_with_a_killed_batch(tmp_path):
     """kill -9 of the batch process alone (not its group): its decode workers and multiprocessing's
     resource tracker exit within seconds, and no shared memory of it is left in /dev/shm."""
@@ -361,20 +335,20 @@ def test_decode_workers_and_resource_tracker_die_with_a_killed_batch(tmp_path):
         deadline = time.time() + 120
         kids: set[int] = set()
         while time.time() < deadline and proc.poll() is None:
-            kids = _descendants(proc.pid)
+            kids = descendants(proc.pid)
             if len(kids) >= 3:  # two workers + the resource tracker
                 break
             time.sleep(0.05)
         assert proc.poll() is None and len(kids) >= 3, kids
         time.sleep(0.5)
-        kids = _descendants(proc.pid)
+        kids = descendants(proc.pid)
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(timeout=30)
     deadline = time.time() + 15
-    while time.time() < deadline and any(_alive(k) for k in kids):
+    while time.time() < deadline and any(alive(k) for k in kids):
         time.sleep(0.1)
-    assert not [k for k in kids if _alive(k)], "orphans left running"
+    assert not [k for k in kids if alive(k)], "orphans left running"
     assert not [n for n in os.listdir("/dev/shm") if n.startswith(f"audiotools_pf_{proc.pid}_")]
 
 
