@@ -291,6 +291,31 @@ def _comparison(
 
 
 # ----------------------------------------------------------------------------------------- integrity
+def comparison_model(
+    kind: str, title: str, case_id, examiner, integrity: dict, part: dict, speakers, comparisons, **extra
+) -> dict:
+    """The report model of a verify or identify result: no transcript, speakers and comparisons, and
+    ``extra`` (reference and notes for verification, the store for identification)."""
+    return {
+        "kind": kind,
+        "title": title,
+        "source_json": None,
+        "case_id": case_id,
+        "examiner": examiner,
+        "made": _utc_now(),
+        "language": None,
+        "integrity": integrity,
+        **part,
+        "segments": None,
+        "masking": None,
+        "speakers": speakers,
+        "comparisons": comparisons,
+        "identification": None,
+        **extra,
+        "limitations": GENERAL_LIMITATIONS,
+    }
+
+
 def speaker_integrity(checks: list[dict], model: str | None, model_sha256: str | None, parameters: dict) -> dict:
     """The integrity block of a verify/identify report: the checks, the embedding model, this tool, parameters."""
     from audiotools.version import __version__
@@ -642,32 +667,19 @@ def from_verification(
             )
         )
         comparisons[-1]["turns"] = u.get("segments") or []
-    return {
-        "kind": "verification",
-        "title": Path(rec.get("path") or "recording").name,
-        "source_json": None,
-        "case_id": case_id,
-        "examiner": examiner,
-        "made": _utc_now(),
-        "language": None,
-        "integrity": integrity,
-        **part,
-        "segments": None,
-        "masking": None,
-        "speakers": speakers,
-        "comparisons": comparisons,
-        "reference": {
-            "label": ref.get("label"),
-            "condition": ref.get("condition"),
-            "speech_seconds": ref.get("speech_seconds"),
-            "quality": ref.get("quality"),
-            "files": ref.get("files"),
-            "voiceprint": ref.get("voiceprint"),
-        },
-        "notes": res.get("notes") or [],
-        "identification": None,
-        "limitations": GENERAL_LIMITATIONS,
-    }
+    keys = ("label", "condition", "speech_seconds", "quality", "files", "voiceprint")
+    return comparison_model(
+        "verification",
+        Path(rec.get("path") or "recording").name,
+        case_id,
+        examiner,
+        integrity,
+        part,
+        speakers,
+        comparisons,
+        reference={k: ref.get(k) for k in keys},
+        notes=res.get("notes") or [],
+    )
 
 
 def from_identification(
@@ -748,23 +760,17 @@ def from_identification(
                     plots=len(comparisons) < MAX_COMPARISON_PLOTS,
                 )
             )
-    return {
-        "kind": "identification",
-        "title": Path(path or "recording").name,
-        "source_json": None,
-        "case_id": case_id,
-        "examiner": examiner,
-        "made": _utc_now(),
-        "language": None,
-        "integrity": integrity,
-        **part,
-        "segments": None,
-        "masking": None,
-        "speakers": speakers,
-        "comparisons": comparisons,
-        "identification": {k: info.get(k) for k in ("store", "people", "prior", "decision_rule")},
-        "limitations": GENERAL_LIMITATIONS,
-    }
+    return comparison_model(
+        "identification",
+        Path(path or "recording").name,
+        case_id,
+        examiner,
+        integrity,
+        part,
+        speakers,
+        comparisons,
+        identification={k: info.get(k) for k in ("store", "people", "prior", "decision_rule")},
+    )
 
 
 def report_path_for(output: str | os.PathLike) -> Path:
