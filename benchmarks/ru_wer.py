@@ -116,7 +116,7 @@ def main() -> None:
         ("audiotools ru-phone (beam 5)", at("ru-phone"), both, False),
         ("openai-whisper -l ru, beam 5", lambda: openai_system(plain, "ru", 5), both, False),
         ("audiotools ru-phone, greedy", at("ru-phone", beam_size=None), both, False),
-        ("openai-whisper -l ru (greedy)", lambda: openai_system(plain, "ru", None), ["clean"], False),
+        ("openai-whisper -l ru (greedy)", lambda: openai_system(plain, "ru", None), both, False),
         ("audiotools default (greedy, all languages)", at("default"), ["clean"], True),
         ("audiotools --languages ru,uk,be,en (greedy)", at("default", languages=CANDIDATES), ["clean"], True),
         ("audiotools default, beam 5", at("default", beam_size=5), ["clean"], True),
