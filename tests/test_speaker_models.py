@@ -118,3 +118,33 @@ def test_diariser_speech_regions_cover_the_reference_speech_of_a_quiet_copy():
     assert (hyp & ref_mask).sum() / ref_mask.sum() > 0.95  # recall
     assert (hyp & ~ref_mask).sum() / ref_mask.sum() < 0.05  # false alarm
     assert speech_regions(np.zeros(16000 * 5, dtype=np.float32)) == []
+
+
+def test_embed_many_keeps_cpu_batches_within_the_frame_budget_and_the_input_order(monkeypatch):
+    """Length-sorted batches hold at most max_frames padded fbank frames (one long waveform alone
+    when it exceeds it), and the embeddings come back in input order, equal to one-by-one ones."""
+    import audiotools.speakers.campplus as campplus
+
+    model = campplus.CampplusEncoder.get().model
+    x = torch.from_numpy(load_audio(SHARED / "speech" / "jfk.flac").samples)
+    seconds = [3.0, 0.5, 8.0, 1.0, 2.0, 0.7, 4.0]
+    starts = np.cumsum([0.0] + seconds[:-1]) % 2.5
+    waves = [x[int(s * 16000) : int((s + d) * 16000)] for s, d in zip(starts, seconds)]
+    shapes: list[tuple[int, int]] = []
+    real = campplus.embed
+
+    def spy(m, batch, lengths=None):
+        shapes.append(tuple(batch.shape))
+        return real(m, batch, lengths)
+
+    monkeypatch.setattr(campplus, "embed", spy)
+    budgeted = campplus.embed_many(model, waves, batch_size=16, max_frames=500)
+    assert all(b * (n // 160 + 1) <= 500 or b == 1 for b, n in shapes)
+    assert shapes[-1] == (1, 8 * 16000)  # the 8 s waveform (801 frames) alone
+    assert sum(b for b, _ in shapes) == len(waves) and len(shapes) > 2
+    shapes.clear()
+    campplus.embed_many(model, waves, batch_size=16, max_frames=None)
+    assert shapes == [(len(waves), 8 * 16000)]  # no budget: one batch padded to the longest
+    one_by_one = torch.cat([real(model, w[None]) for w in waves])
+    assert torch.allclose(budgeted, one_by_one, atol=1e-5)
+    assert campplus.CPU_BATCH_FRAMES >= 1000  # the CPU default (-1) is a real budget

@@ -532,14 +532,24 @@ def _resolve(f: str, base: Path) -> str:
     return str(cand) if cand.exists() else f
 
 
+KEEP_DECODED_BYTES = 512 << 20  # decoded samples score_trials keeps between its passes (about 2.3 h)
+
+
 def score_trials(rows: Sequence[tuple], scorer: Scorer, base_dir: str | os.PathLike = ".", progress=None) -> list[dict]:
     """Score (enrol column, test file, [enrol files]) trials. One dict per trial, in order."""
     base = Path(base_dir)
     files = sorted({_resolve(f, base) for r in rows for f in (r[2] + [r[1]])})
-    # pass 1: decode each file once to learn its condition and PCM hash (the samples are dropped)
+    # pass 1: decode each file once to learn its condition and PCM hash. The samples are kept for
+    # pass 2 while they fit in KEEP_DECODED_BYTES; beyond that a file is decoded again on a cache miss
     info: dict[str, Audio] = {}
+    kept = 0
     for f in files:
-        info[f] = Audio.load(f).light()
+        a = Audio.load(f)
+        if kept + a.samples.nbytes <= KEEP_DECODED_BYTES:
+            kept += a.samples.nbytes
+            info[f] = a
+        else:
+            info[f] = a.light()
         if progress:
             progress("decode", len(info), len(files))
     trial_cond = []
@@ -558,7 +568,8 @@ def score_trials(rows: Sequence[tuple], scorer: Scorer, base_dir: str | os.PathL
     for k in range(0, len(flist), block):
         reqs, keys = [], []
         for f in flist[k : k + block]:
-            a = info[f].light()
+            a = info[f]
+            info[f] = a.light()  # the samples are not needed after this block
             for c in sorted(needed[f]):
                 reqs.append((a, None, c))
                 keys.append((f, c))
