@@ -10,7 +10,15 @@ The public API; each name is imported on first use, so ``import audiotools`` sta
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
+
+# oneDNN (torch's CPU convolutions) keeps a compiled primitive with its scratch memory for every input
+# shape it meets, up to 1,024. CAM++ and the segmentation network see a new length with almost every
+# batch, so that cache grew by about 0.7 GB on a half-hour recording and was never given back.
+# Capped before torch first runs a convolution; a value the user set is kept. Same speed on the
+# diarisation and transcription speed files (benchmarks/diarize.py long_files: peak RSS).
+os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16")
 
 from audiotools.errors import AudiotoolsError, InputError, ModelError, UsageError
 from audiotools.transcript import Segment, Transcript, Word

@@ -561,3 +561,28 @@ def test_decoded_audio_and_arrays_agree(sample_audio, sample_result):
     ann = diarize(sample_audio.samples, {"backend": "builtin"})
     assert ann.labels() == sample_result.annotation.labels()
     assert os.fspath(sample_result.annotation.uri) == "sample"
+
+
+def test_gain_control_applied_window_by_window_equals_the_levelled_recording():
+    """The segmentation levels each window as it is cut (no second copy of a long recording): the
+    scores equal those of the whole recording levelled first, and levelling any stretch on its own
+    gives the same samples as levelling the whole, including past the last whole 10 ms frame."""
+    import torch
+
+    from audiotools.diarize import builtin
+    from audiotools.diarize.segmentation import sliding_windows
+
+    x = load_audio(SAMPLES / "conversation.wav").samples[: 25 * SR + 77].copy()
+    x[12 * SR :] *= 0.15  # a talker 16 dB down, for the gain control to lift
+    cfg = builtin.Config()
+    whole = builtin.gain_control(x, cfg.agc_window, cfg.agc_max_gain_db)
+    gain = builtin.gain_curve(x, cfg.agc_window, cfg.agc_max_gain_db)
+    assert gain is not None and gain.max() > 2.0  # the quiet talker is lifted
+    for start, stop in [(0, 1000), (161, 16_000), (SR * 3 + 7, SR * 9), (len(x) - 300, len(x))]:
+        assert np.array_equal(builtin.apply_gain(x[start:stop], gain, start), whole[start:stop])
+    seg, _ = builtin.load_models("cpu")
+    levelled_first = sliding_windows(seg, torch.from_numpy(whole), step=cfg.step, batch_size=cfg.batch_size)
+    per_window = builtin.segment(seg, x, cfg)
+    assert per_window.starts == levelled_first.starts
+    assert torch.equal(per_window.log_probs, levelled_first.log_probs)
+    assert builtin.gain_curve(x, cfg.agc_window, 0.0) is None  # gain control off

@@ -148,3 +148,13 @@ def test_embed_many_keeps_cpu_batches_within_the_frame_budget_and_the_input_orde
     one_by_one = torch.cat([real(model, w[None]) for w in waves])
     assert torch.allclose(budgeted, one_by_one, atol=1e-5)
     assert campplus.CPU_BATCH_FRAMES >= 1000  # the CPU default (-1) is a real budget
+
+
+def test_padded_batches_respect_the_item_and_frame_limits():
+    from audiotools.speakers.campplus import padded_batches
+
+    # padded to the last item: 3 x 3 = 9 <= 30, 2 x 10 = 20 <= 30, then 50 alone (over the budget)
+    assert padded_batches([1, 2, 3, 10, 10, 50], max_frames=30) == [slice(0, 3), slice(3, 5), slice(5, 6)]
+    assert padded_batches([5] * 5, max_items=2) == [slice(0, 2), slice(2, 4), slice(4, 5)]
+    assert padded_batches([5] * 5) == [slice(0, 5)]
+    assert padded_batches([]) == []

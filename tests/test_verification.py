@@ -233,9 +233,10 @@ def test_verify_speaker_per_diarised_turns(tmp_path, scorer, capsys):
 
 
 @needs_sox
-def test_trials_and_eval_eer(tmp_path, tel_dir, capsys):
+def test_trials_and_eval_eer(tmp_path, tel_dir, capsys, monkeypatch):
     from audiotools.cli import main
     from audiotools.eval.eer import evaluate
+    from audiotools.speakers import verification
 
     enrol = [utt("1688", 0), utt("1998", 0)]
     tests = [utt("1688", 1), utt("1998", 1), utt("2414", 1)] + sorted(tel_dir.glob("*.wav"))
@@ -254,6 +255,13 @@ def test_trials_and_eval_eer(tmp_path, tel_dir, capsys):
     assert len(rows) == len(lines) and all(len(r) == 4 for r in rows)
     assert ["\t".join(r[:2]) for r in rows] == lines
     assert all(-1 <= float(r[2]) <= 1 and math.isfinite(float(r[3])) for r in rows)
+    # no embedding cache and no decoded samples kept between score_trials' passes: every file is
+    # decoded again for its embedding (PCM hash checked), and the scores are the same
+    monkeypatch.setenv("AUDIOTOOLS_NO_EMBEDDING_CACHE", "1")
+    monkeypatch.setattr(verification, "KEEP_DECODED_BYTES", 0)
+    assert main(["verify", "--trials", str(tmp_path / "T.tsv"), "--output", str(tmp_path / "S0.tsv")]) == 0
+    assert (tmp_path / "S0.tsv").read_text() == (tmp_path / "S.tsv").read_text()
+    monkeypatch.undo()
     assert main(["verify", "--trials", str(tmp_path / "T.tsv"), "--output", str(tmp_path / "S6.tsv"), "--details"]) == 0
     conds = {r.split("\t")[5] for r in (tmp_path / "S6.tsv").read_text().splitlines()}
     assert conds == {"wideband", "telephone"}

@@ -36,7 +36,7 @@ from scipy.optimize import linear_sum_assignment
 
 from audiotools.audio import SAMPLE_RATE
 from audiotools.diarize.segmentation import PyanNet, WindowScores, aggregate, segmentation_model, sliding_windows
-from audiotools.speakers.campplus import CAMPPlus, CampplusEncoder, embed_features
+from audiotools.speakers.campplus import CAMPPlus, CampplusEncoder, embed_features, padded_batches
 from audiotools.speakers.fbank import kaldi_fbank
 
 FBANK_SHIFT = 160  # samples between fbank frames (10 ms)
@@ -100,37 +100,59 @@ def moving_mean(x: np.ndarray, width: int) -> np.ndarray:
     )
 
 
-def gain_control(samples: np.ndarray, window: float, max_gain_db: float) -> np.ndarray:
-    """Samples with quiet stretches lifted towards the loud ones (slow automatic gain control).
+def gain_curve(samples: np.ndarray, window: float, max_gain_db: float) -> np.ndarray | None:
+    """Gain per 10 ms frame of a slow automatic gain control, (frames,); None when it is off.
 
     Envelope: 10 ms frame RMS, max then mean over ``window`` s. Gain: the file's loud level (95th
     percentile of frame RMS) over the envelope, within [1, max_gain_db], and never for stretches
     within 6 dB of the noise floor (10th percentile), so pauses are not amplified. A quiet talker
     (far from the microphone) then reaches the level the segmentation saw in training, instead of
-    sitting 10-20 dB under the others in the same 10 s window.
+    sitting 10-20 dB under the others in the same 10 s window. Samples past the last whole frame
+    take the last frame's gain (:func:`apply_gain`).
     """
     frame = SAMPLE_RATE // 100
     n = len(samples) // frame
     if max_gain_db <= 0 or n == 0:
-        return samples
+        return None
     rms = np.sqrt(np.mean(np.square(samples[: n * frame].reshape(n, frame), dtype=np.float64), axis=1) + 1e-20)
     width = max(1, round(window * 100))
     peaks = np.lib.stride_tricks.sliding_window_view(
         np.pad(rms, (width // 2, width - 1 - width // 2), mode="edge"), width
     ).max(axis=1)
     envelope = np.maximum(moving_mean(peaks, width), 2.0 * np.percentile(rms, 10))
-    gain = np.clip(np.percentile(rms, 95) / envelope, 1.0, 10 ** (max_gain_db / 20))
-    out = np.array(samples, dtype=np.float32)  # one float32 copy; the gain is applied frame by frame
-    out[: n * frame].reshape(n, frame)[:] *= gain.astype(np.float32)[:, None]
-    out[n * frame :] *= np.float32(gain[-1])
-    return out
+    return np.clip(np.percentile(rms, 95) / envelope, 1.0, 10 ** (max_gain_db / 20)).astype(np.float32)
+
+
+def apply_gain(chunk: np.ndarray, gain: np.ndarray, start: int) -> np.ndarray:
+    """``chunk`` (the samples from ``start`` on) times the gain of the 10 ms frames it covers, a new array."""
+    frame = SAMPLE_RATE // 100
+    first = start // frame
+    frames = gain[first : (start + len(chunk) - 1) // frame + 1]
+    if len(frames) * frame < len(chunk) + start - first * frame:  # past the last whole frame: its gain
+        frames = np.concatenate([frames, np.full(len(chunk) // frame + 2, gain[-1], np.float32)])
+    per_sample = np.repeat(frames, frame)[start - first * frame :][: len(chunk)]
+    return chunk.astype(np.float32) * per_sample
+
+
+def gain_control(samples: np.ndarray, window: float, max_gain_db: float) -> np.ndarray:
+    """The samples with :func:`gain_curve` applied (the whole recording at once)."""
+    gain = gain_curve(samples, window, max_gain_db)
+    return samples if gain is None else apply_gain(np.asarray(samples), gain, 0)
 
 
 def segment(model: PyanNet, samples: np.ndarray, config: Config) -> WindowScores:
-    """Powerset segmentation of 10 s windows every config.step s, after the gain control."""
-    levelled = gain_control(np.asarray(samples, dtype=np.float32), config.agc_window, config.agc_max_gain_db)
-    waveform = torch.from_numpy(np.ascontiguousarray(levelled))
-    return sliding_windows(model, waveform, step=config.step, batch_size=config.batch_size)
+    """Powerset segmentation of 10 s windows every config.step s, after the gain control (applied
+    window by window, so a long recording is not copied)."""
+    samples = np.asarray(samples, dtype=np.float32)
+    gain = gain_curve(samples, config.agc_window, config.agc_max_gain_db)
+    waveform = torch.from_numpy(np.ascontiguousarray(samples))
+    if gain is None:
+        return sliding_windows(model, waveform, step=config.step, batch_size=config.batch_size)
+
+    def levelled(chunk: torch.Tensor, start: int) -> torch.Tensor:
+        return torch.from_numpy(apply_gain(chunk.numpy(), gain, start))
+
+    return sliding_windows(model, waveform, step=config.step, batch_size=config.batch_size, transform=levelled)
 
 
 def num_output_frames(scores: WindowScores, model: PyanNet, num_samples: int) -> int:
@@ -205,15 +227,10 @@ def embed_local_speakers(
                     break
     vectors = np.full((num_windows, num_speakers, model.xvector.dense.linear.out_channels), np.nan, dtype=np.float32)
     jobs.sort(key=lambda job: job[4])
-    start = 0
-    while start < len(jobs):
-        stop = start + 1
-        while stop < len(jobs) and jobs[stop][4] * (stop - start + 1) <= config.embed_batch_frames:
-            stop += 1
-        batch = jobs[start:stop]
+    for part in padded_batches([job[4] for job in jobs], max_frames=config.embed_batch_frames):
+        batch = jobs[part]
         pieces = [fbank[first : first + len(mask)][mask.to(fbank.device)] for _, _, first, mask, _ in batch]
         vectors[[j[0] for j in batch], [j[1] for j in batch]] = embed_batch(model, pieces)
-        start = stop
     return LocalEmbeddings(vectors, clean_s, active_s)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
@@ -265,8 +266,10 @@ def window_starts(num_samples: int, window: int, step: int) -> list[int]:
     return starts
 
 
-def _chunk(waveform: torch.Tensor, start: int, window: int) -> torch.Tensor:
+def _chunk(waveform: torch.Tensor, start: int, window: int, transform=None) -> torch.Tensor:
     piece = waveform[start : start + window]
+    if transform is not None:
+        piece = transform(piece, start)
     return F.pad(piece, (0, window - piece.shape[0]))
 
 
@@ -278,11 +281,14 @@ def sliding_windows(
     step: float = 1.0,
     batch_size: int = 32,
     device: str | torch.device | None = None,
+    transform: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
 ) -> WindowScores:
     """Run the model on window-s chunks every step s of a mono waveform (samples,), batch_size at a time.
 
     The waveform must be at model.sample_rate. Scores come back on the CPU; `.hard` / `.soft` give
-    (num_windows, frames, speakers) activity. device defaults to the model's.
+    (num_windows, frames, speakers) activity. device defaults to the model's. ``transform(chunk,
+    start)``, when given, maps each window's samples (from sample ``start`` on) before the model,
+    e.g. a gain, without a transformed copy of the whole waveform.
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model = model.to(device)
@@ -290,7 +296,7 @@ def sliding_windows(
     starts = window_starts(waveform.shape[0], win, hop)
     outputs = []
     for b in range(0, len(starts), batch_size):
-        batch = torch.stack([_chunk(waveform, s, win) for s in starts[b : b + batch_size]]).unsqueeze(1)
+        batch = torch.stack([_chunk(waveform, s, win, transform) for s in starts[b : b + batch_size]]).unsqueeze(1)
         outputs.append(model(batch.to(device, torch.float32)).float().cpu())
     mapping = powerset_mapping(model.num_speakers, model.max_simultaneous)
     return WindowScores(torch.cat(outputs), starts, mapping)

@@ -356,6 +356,24 @@ def embed_features(model: CAMPPlus, feats: Tensor, frames: Tensor) -> Tensor:
 CPU_BATCH_FRAMES = 4000
 
 
+def padded_batches(sizes: list[int], max_items: int | None = None, max_frames: int | None = None) -> list[slice]:
+    """Consecutive batches over ascending ``sizes`` (frames per item): each holds at most
+    ``max_items`` items and, padded to its last (longest) item, at most ``max_frames`` frames; a
+    batch always takes at least one item."""
+    out, start = [], 0
+    while start < len(sizes):
+        stop = start + 1
+        while (
+            stop < len(sizes)
+            and (max_items is None or stop - start < max_items)
+            and (max_frames is None or sizes[stop] * (stop + 1 - start) <= max_frames)
+        ):
+            stop += 1
+        out.append(slice(start, stop))
+        start = stop
+    return out
+
+
 def embed_many(model: CAMPPlus, waveforms: list[Tensor], batch_size: int = 16, max_frames: int | None = -1) -> Tensor:
     """Embed a list of 1-D waveforms in length-sorted padded batches; returns (len, 192).
 
@@ -366,21 +384,12 @@ def embed_many(model: CAMPPlus, waveforms: list[Tensor], batch_size: int = 16, m
         max_frames = CPU_BATCH_FRAMES if next(model.parameters()).device.type == "cpu" else None
     order = sorted(range(len(waveforms)), key=lambda i: len(waveforms[i]))
     out = torch.empty(len(waveforms), model.xvector.dense.linear.out_channels)
-    start = 0
-    while start < len(order):
-        end = start + 1
-        # sorted ascending: the last waveform of a batch sets its padded length
-        while (
-            end < len(order)
-            and end - start < batch_size
-            and (max_frames is None or (end + 1 - start) * (len(waveforms[order[end]]) // 160 + 1) <= max_frames)
-        ):
-            end += 1
-        idx = order[start:end]
+    frames = [len(waveforms[i]) // 160 + 1 for i in order]
+    for part in padded_batches(frames, batch_size, max_frames):
+        idx = order[part]
         lengths = torch.tensor([len(waveforms[i]) for i in idx])
         batch = torch.nn.utils.rnn.pad_sequence([waveforms[i] for i in idx], batch_first=True)
         out[idx] = embed(model, batch, lengths).cpu()
-        start = end
     return out
 
 
