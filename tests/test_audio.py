@@ -123,3 +123,22 @@ def test_nan_samples_are_replaced_and_reported(tmp_path):
     a = load_audio(p)
     assert np.isfinite(a.samples).all()
     assert any("201 non-finite" in w for w in a.warnings)
+
+
+def test_decode_sink_grows_and_shrinks_its_buffer_in_place_keeping_every_sample(tmp_path):
+    """A stream longer than its first buffer (no declared duration: 60 s) grows it in place; the
+    result holds exactly the pushed samples, mixed to mono, and the unused tail is given back."""
+    from audiotools.audio.decode import _Sink
+
+    rng = np.random.default_rng(0)
+    sizes = [SAMPLE_RATE * 50, SAMPLE_RATE * 30, SAMPLE_RATE * 45, 1234]
+    blocks = [rng.uniform(-0.5, 0.5, (2, n)).astype(np.float32) for n in sizes]
+    sink = _Sink(tmp_path / "x.wav", False, None, budget_seconds=3600)
+    first_cap = sink.cap
+    for b in blocks:
+        sink.push(np.ascontiguousarray(b))
+    mono, chans = sink.result()
+    expected = np.concatenate([b.mean(axis=0, dtype=np.float32) for b in blocks])
+    assert sink.cap >= len(expected) > first_cap and chans is None
+    assert len(mono) == len(expected) and np.array_equal(mono, expected)
+    assert mono.base is None or mono.base.size <= len(expected) * 1.1 + SAMPLE_RATE  # no unused tail kept

@@ -230,9 +230,10 @@ class _Sink:
 
     def _grow(self, need: int) -> None:
         cap = max(self.cap * 3 // 2, need)
-        mono = np.zeros(cap, dtype=np.float32)
-        mono[: self.pos] = self.mono[: self.pos]
-        self.mono = mono
+        # in place: a buffer this large is reallocated by remapping its pages, not copied, so the old
+        # and the new buffer are never held together (a 4 h file peaked at twice its size). The sink
+        # holds the only reference to it: views are made in result() only.
+        self.mono.resize(cap, refcheck=False)
         if self.chans is not None:
             chans = np.zeros((self.chans.shape[0], cap), dtype=np.float32)
             chans[:, : self.pos] = self.chans[:, : self.pos]
@@ -273,12 +274,12 @@ class _Sink:
         self.pos += n
 
     def result(self) -> tuple[np.ndarray, np.ndarray | None]:
-        mono = self.mono[: self.pos]
         chans = None if self.chans is None else self.chans[:, : self.pos]
-        if self.cap > self.pos * 1.1 + SAMPLE_RATE:
-            mono = mono.copy()
+        if self.cap > self.pos * 1.1 + SAMPLE_RATE:  # give the unused tail back (in place, as in _grow)
+            self.mono.resize(self.pos, refcheck=False)
+            self.cap = self.pos
             chans = None if chans is None else chans.copy()
-        return mono, chans
+        return self.mono[: self.pos], chans
 
 
 def probe_audio(path: str | os.PathLike) -> Path:
