@@ -586,3 +586,7 @@ def test_gain_control_applied_window_by_window_equals_the_levelled_recording():
     assert per_window.starts == levelled_first.starts
     assert torch.equal(per_window.log_probs, levelled_first.log_probs)
     assert builtin.gain_curve(x, cfg.agc_window, 0.0) is None  # gain control off
+    # frame RMS block by block (bounded memory) equals the all-at-once float64 computation
+    noise = np.random.default_rng(1).standard_normal(70_000 * 160 + 99).astype(np.float32)
+    direct = np.sqrt(np.mean(np.square(noise[: 70_000 * 160].reshape(-1, 160), dtype=np.float64), axis=1) + 1e-20)
+    assert np.array_equal(builtin.frame_rms(noise, 160), direct)
