@@ -1,38 +1,39 @@
-"""Speaker diarisation: segmentation-3.0 windows + CAM++ embeddings + constrained clustering.
-
-The method of pyannote 3.x, written from its public description:
+"""Speaker diarisation: segmentation-3.0 windows for when and how many, CAM++ on short chunks for who.
 
 1. segment: the segmentation-3.0 network (PyanNet) runs on 10 s windows every ``step`` seconds and
-   gives, per window, up to 3 *local* speakers' activity on 16.875 ms frames (powerset argmax).
-2. embed: one CAM++ embedding per (window, local speaker), from the fbank frames where that speaker
-   speaks alone in the window. Pairs with less than ``min_clean`` s of such speech are left out of
-   the clustering (they still get an embedding, from their overlapped speech if need be, for step 3).
-3. cluster: agglomerative clustering of the clean embeddings (average linkage on cosine distance,
-   distance threshold; part of the recording's mean embedding removed first), clusters smaller
-   than ``min_cluster_size`` merged into the nearest large one, the count clamped to num_speakers /
-   min_speakers / max_speakers, then a few k-means steps on the centroids. Every active (window,
-   local speaker) is then assigned to a global speaker by a Hungarian assignment on the cosine
-   similarity to the centroids, so that two local speakers of one window never become the same
-   global speaker.
-4. reconstruct: each global speaker's activity is the mean over the windows covering a frame of its
-   assigned local activity; the number of speakers per frame is the rounded mean over windows of
-   the local speaker count; at each frame the top-``count`` global speakers are active. Runs become
-   turns, with gaps under ``min_gap`` bridged. The exclusive track keeps only the most active one.
+   gives, per window, up to 3 *local* speakers' activity on 16.875 ms frames (powerset argmax); the
+   rounded mean over windows of the local speaker count is the number of speakers of each frame.
+2. chunk: frames where one speaker speaks are split at pauses and where the windows hear the local
+   speaker change, and cut into ``chunk`` s pieces every ``chunk_hop`` s.
+3. embed: one CAM++ embedding per chunk (Kaldi fbank, mean-normalised).
+4. cluster: agglomerative clustering of the chunk embeddings (average linkage on cosine distance,
+   part of the recording's mean embedding removed first, clusters smaller than
+   ``min_cluster_size`` absorbed, the count clamped to num_speakers / min_speakers / max_speakers),
+   then clusters whose voices (all their speech embedded at once) are alike are merged.
+5. assign and reconstruct: each window's local speakers are mapped to the global speakers their
+   chunk-labelled frames belong to (frame by frame when a local speaker mixes two voices); each
+   global speaker's activity is the mean over the windows covering a frame; at each frame the
+   top-``count`` speakers are active, so overlapped speech carries two labels. The exclusive track
+   keeps only the most active one.
+
+The segmentation's local speakers are not trusted to tell two voices apart inside a window (on
+short turns it often gives two similar voices one local speaker); it is trusted for when speech
+happens, how many talk at once, and where a voice changes. The chunk embeddings decide who.
 
 Inputs are 16 kHz mono float arrays at any level: a slow gain control lifts quiet stretches (a far
 talker) before the segmentation, which also normalises each window; the embeddings see
-mean-normalised log fbank.
+mean-normalised log fbank of the original samples.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from itertools import combinations
 
 import numpy as np
 import torch
 from scipy.cluster.hierarchy import fcluster, linkage
-from scipy.optimize import linear_sum_assignment
 
 from audiotools.audio import SAMPLE_RATE
 from audiotools.diarize.segmentation import PyanNet, WindowScores, aggregate, segmentation_model, sliding_windows
@@ -48,34 +49,31 @@ Turn = tuple[float, float, str]
 
 @dataclass(frozen=True)
 class Config:
-    """Parameters of the pipeline. The defaults were tuned on sample.wav (and quiet and telephone-band
-    copies of it), samples/conversation.wav, samples/phone_call.wav and synthetic LibriSpeech
-    meetings with overlap (docs/diarization.md), for the settings that hold on all of them."""
+    """Parameters of the pipeline. The defaults were chosen on a tuning set (synthetic LibriSpeech
+    meetings of other seeds than the benchmark's, quiet and telephone copies of sample.wav and
+    conversation.wav) and checked on the benchmark files (docs/diarization.md)."""
 
-    step: float = 2.0  # s between segmentation windows (1.0: a little better on real meetings, twice the cost)
+    step: float = 2.0  # s between segmentation windows (1.0: twice the segmentation cost, no better)
     agc_window: float = 1.5  # s; level envelope of the gain control before the segmentation
     agc_max_gain_db: float = 12.0  # most the gain control lifts a quiet stretch (0: no gain control)
     batch_size: int = 32  # windows per segmentation batch (on 2 CPU cores 32 costs half the CPU time of 8)
-    embed_batch_frames: int = 2000  # fbank frames (with padding) per CAM++ batch; larger is slower
-    min_embed: float = 0.2  # s of speech below which a local speaker gets no embedding
-    min_clean: float = 1.0  # s of clean (single-speaker) speech to enter the clustering
+    embed_batch_frames: int = 4000  # fbank frames (with padding) per CAM++ batch (speed and memory only)
+    chunk: float = 1.5  # s of single-speaker speech per embedded chunk
+    chunk_hop: float = 0.75  # s between chunk starts inside one run of single-speaker speech
+    min_chunk: float = 0.5  # s; shorter runs of single-speaker speech get no chunk
+    min_embed: float = 0.2  # s; least speech embedded at all (the fallback chunks, a local speaker)
+    min_clean: float = 1.0  # s a local speaker left without a speaker needs to become one (orphans)
     centering: float = 0.65  # share of the recording's mean embedding removed before clustering
     linkage: str = "average"  # "average" (cosine) or "centroid" (Euclidean between unit vectors)
     threshold: float = 0.8  # cosine distance at which agglomerative clustering stops
-    min_cluster_size: int = 6  # clean embeddings a cluster needs to count as a speaker (12 s of windows at step 2)
+    min_cluster_size: int = 5  # chunks a cluster needs to count as a speaker (at most a tenth of them)
     max_train: int = 4000  # at most this many embeddings go into the O(n^2) clustering
     kmeans_iterations: int = 3  # centroid refinement steps after the clustering
+    merge_threshold: float = 0.65  # cosine similarity of two clusters' voices above which they merge
+    merge_seconds: float = 30.0  # s of a cluster's speech embedded as its voice (evenly spaced chunks)
+    purity: float = 0.8  # share of a local speaker's labelled frames on one speaker to take it whole
     min_gap: float = 0.1  # s; shorter pauses inside one speaker's speech are bridged
     min_duration: float = 0.1  # s; shorter turns are dropped
-
-
-@dataclass
-class LocalEmbeddings:
-    """Per (window, local speaker): an embedding (NaN when none) and seconds of clean/active speech."""
-
-    vectors: np.ndarray  # (windows, speakers, dim) unit vectors or NaN
-    clean: np.ndarray  # (windows, speakers) s of speech with no other local speaker
-    active: np.ndarray  # (windows, speakers) s of speech
 
 
 @dataclass
@@ -176,7 +174,83 @@ def num_output_frames(scores: WindowScores, model: PyanNet, num_samples: int) ->
     return min(max(res.num_frames(num_samples), 1), covered)
 
 
-# ---------------------------------------------------------------- 2. embeddings
+# ---------------------------------------------------------------- 2. speaker-homogeneous chunks
+
+
+def speaker_count(scores: WindowScores, model: PyanNet, num_frames: int) -> np.ndarray:
+    """(frames,) int: per file frame, the rounded mean number of local speakers over the windows
+    covering it."""
+    hard_count = scores.hard.sum(-1).float()
+    return aggregate(hard_count, scores.starts, model.resolution, num_frames).round().numpy().astype(int)
+
+
+def speaker_changes(scores: WindowScores, step: int, num_frames: int) -> np.ndarray:
+    """(frames,) bool: True at frame t when the local speaker changes between frames t and t + 1.
+
+    Counted over the windows in which exactly one local speaker is active at both frames: a change
+    when at least half of them hear a different local speaker at t + 1 than at t. (Which local
+    speaker a window calls a voice means nothing across windows, but inside one window a change of
+    local speaker is a change of voice.)"""
+    hard = scores.hard.numpy()
+    frames = hard.shape[1]
+    changed = np.zeros(num_frames)
+    counted = np.zeros(num_frames)
+    for k, start in enumerate(scores.starts):
+        offset = round(start / step)
+        span = max(0, min(frames, num_frames - offset))
+        if span < 2:
+            continue
+        h = hard[k, :span]
+        one = h.sum(1) == 1
+        who = h.argmax(1)
+        both = one[:-1] & one[1:]
+        changed[offset : offset + span - 1] += both & (who[:-1] != who[1:])
+        counted[offset : offset + span - 1] += both
+    return (counted > 0) & (changed >= 0.5 * counted)
+
+
+def runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) of each run of True in a 1-D boolean array."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
+
+
+def cut_run(start: int, stop: int, length: int, hop: int) -> list[tuple[int, int]]:
+    """Pieces of ``length`` frames every ``hop`` frames covering [start, stop); a remainder shorter
+    than half a hop joins the last piece. A run no longer than ``length`` is one piece."""
+    if stop - start <= length:
+        return [(start, stop)]
+    pieces, a = [], start
+    while True:
+        b = min(a + length, stop)
+        if stop - b < hop // 2:
+            b = stop
+        pieces.append((a, b))
+        if b >= stop:
+            return pieces
+        a += hop
+
+
+def speech_chunks(count: np.ndarray, changes: np.ndarray, frame_s: float, config: Config) -> list[tuple[int, int]]:
+    """Frame ranges [a, b) of single-speaker speech to embed: runs of frames where one speaker speaks,
+    split at pauses and at speaker changes, cut into ``chunk`` s pieces every ``chunk_hop`` s; runs
+    shorter than ``min_chunk`` s are left out. When no run is that long (a short or overlapped
+    recording), every run of speech of at least ``min_embed`` s is one chunk."""
+    length, hop = max(1, round(config.chunk / frame_s)), max(1, round(config.chunk_hop / frame_s))
+    shortest = max(1, round(config.min_chunk / frame_s))
+    chunks: list[tuple[int, int]] = []
+    for a, b in runs_of(count == 1):
+        cuts = [a] + [int(t) + 1 for t in np.flatnonzero(changes[a : b - 1]) + a] + [b]
+        for s, e in zip(cuts[:-1], cuts[1:]):
+            if e - s >= shortest:
+                chunks += cut_run(s, e, length, hop)
+    if not chunks:
+        least = max(1, round(config.min_embed / frame_s))
+        chunks = [(a, b) for a, b in runs_of(count >= 1) if b - a >= least]
+    return chunks
+
+
+# ---------------------------------------------------------------- 3. embeddings
 
 
 def file_fbank(samples: np.ndarray, device: str) -> torch.Tensor:
@@ -194,19 +268,15 @@ def file_fbank(samples: np.ndarray, device: str) -> torch.Tensor:
     return out[:pos]
 
 
-def fbank_to_segmentation_frames(model: PyanNet, frames_per_window: int, window: int) -> np.ndarray:
-    """For each fbank frame of a window, the segmentation frame whose centre is nearest to its centre."""
+def fbank_span(first: int, stop: int, model: PyanNet, num_fbank: int) -> tuple[int, int]:
+    """Fbank frames [f0, f1) whose centres fall in segmentation frames [first, stop) of the file grid
+    (at least one frame)."""
     res = model.resolution
-    centres = np.arange(window) * FBANK_SHIFT + FBANK_LENGTH / 2
-    nearest = np.rint((centres - res.duration / 2) / res.step).astype(int)
-    return np.clip(nearest, 0, frames_per_window - 1)
-
-
-def local_speaker_frames(scores: WindowScores) -> tuple[torch.Tensor, torch.Tensor]:
-    """(windows, frames, speakers) boolean masks: speaking, and speaking with no other local speaker."""
-    hard = scores.hard.bool()
-    alone = hard & (hard.sum(-1, keepdim=True) == 1)
-    return hard, alone
+    begin = first * res.step + (res.duration - res.step) / 2  # samples
+    end = (stop - 1) * res.step + (res.duration + res.step) / 2
+    f0 = max(0, round((begin - FBANK_LENGTH / 2) / FBANK_SHIFT))
+    f1 = min(num_fbank, round((end - FBANK_LENGTH / 2) / FBANK_SHIFT))
+    return min(f0, max(num_fbank - 1, 0)), max(f1, min(f0 + 1, num_fbank))
 
 
 @torch.inference_mode()
@@ -217,43 +287,20 @@ def embed_batch(model: CAMPPlus, pieces: list[torch.Tensor]) -> torch.Tensor:
     return embed_features(model, feats, lengths.to(feats.device)).cpu()
 
 
-def embed_local_speakers(
-    model: CAMPPlus, seg_model: PyanNet, samples: np.ndarray, scores: WindowScores, config: Config, device: str = "cpu"
-) -> LocalEmbeddings:
-    """One embedding per (window, local speaker) with at least config.min_embed s of speech.
-
-    The fbank frames where the speaker is alone are used when they amount to min_embed; otherwise all
-    of its frames (overlap included). Pieces are embedded in length-sorted, padded batches.
-    """
-    fbank = file_fbank(samples, device)
-    active, alone = local_speaker_frames(scores)
-    window = round(10.0 * SAMPLE_RATE - FBANK_LENGTH) // FBANK_SHIFT + 1
-    to_seg = torch.from_numpy(fbank_to_segmentation_frames(seg_model, active.shape[1], window))
-    num_windows, _, num_speakers = active.shape
-    clean_s = alone.sum(1).numpy() * seg_model.resolution.step_s
-    active_s = active.sum(1).numpy() * seg_model.resolution.step_s
-    # (window, speaker, first fbank frame, frame mask, frames): masks only, so memory stays small on
-    # long files; the fbank pieces are cut batch by batch
-    jobs: list[tuple[int, int, int, torch.Tensor, int]] = []
-    for k, start in enumerate(scores.starts):
-        first = round(start / FBANK_SHIFT)
-        frames = max(0, min(window, len(fbank) - first))
-        for s in range(num_speakers):
-            for mask in (alone[k, to_seg[:frames], s], active[k, to_seg[:frames], s]):
-                count = int(mask.sum())
-                if count * FBANK_SHIFT >= config.min_embed * SAMPLE_RATE:
-                    jobs.append((k, s, first, mask, count))
-                    break
-    vectors = np.full((num_windows, num_speakers, model.xvector.dense.linear.out_channels), np.nan, dtype=np.float32)
-    jobs.sort(key=lambda job: job[4])
-    for part in padded_batches([job[4] for job in jobs], max_frames=config.embed_batch_frames):
-        batch = jobs[part]
-        pieces = [fbank[first : first + len(mask)][mask.to(fbank.device)] for _, _, first, mask, _ in batch]
-        vectors[[j[0] for j in batch], [j[1] for j in batch]] = embed_batch(model, pieces)
-    return LocalEmbeddings(vectors, clean_s, active_s)
+def embed_chunks(
+    model: CAMPPlus, seg_model: PyanNet, fbank: torch.Tensor, chunks: list[tuple[int, int]], config: Config
+) -> np.ndarray:
+    """One unit CAM++ embedding per chunk, (chunks, dim); the fbank pieces are cut batch by batch."""
+    spans = [fbank_span(a, b, seg_model, len(fbank)) for a, b in chunks]
+    out = np.zeros((len(chunks), model.xvector.dense.linear.out_channels), dtype=np.float32)
+    order = np.argsort([f1 - f0 for f0, f1 in spans], kind="stable")
+    for part in padded_batches([spans[i][1] - spans[i][0] for i in order], max_frames=config.embed_batch_frames):
+        idx = order[part]
+        out[idx] = embed_batch(model, [fbank[spans[i][0] : spans[i][1]] for i in idx]).numpy()
+    return out
 
 
-# ---------------------------------------------------------------- 3. clustering
+# ---------------------------------------------------------------- 4. clustering
 
 
 def target_range(num_speakers: int | None, min_speakers: int | None, max_speakers: int | None) -> tuple[int, int]:
@@ -304,7 +351,7 @@ def cluster(x: np.ndarray, config: Config, low: int = 1, high: int = 10_000) -> 
         return x.copy()
     if len(x) > config.max_train:
         x = x[np.linspace(0, len(x) - 1, config.max_train).round().astype(int)]
-    min_size = min(config.min_cluster_size, max(1, len(x) // 10))
+    min_size = min(config.min_cluster_size, max(2, len(x) // 10))
     if config.linkage == "centroid":
         tree, distance = linkage(x, method="centroid", metric="euclidean"), np.sqrt(2 * config.threshold)
     else:
@@ -333,101 +380,247 @@ def centre(vectors: np.ndarray, mean: np.ndarray, weight: float) -> np.ndarray:
     return shifted / np.linalg.norm(shifted, axis=-1, keepdims=True)
 
 
-def assign(vectors: np.ndarray, active: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    """(windows, speakers) global speaker of each active local speaker, -1 when none.
+def cluster_voice(
+    model: CAMPPlus,
+    seg_model: PyanNet,
+    fbank: torch.Tensor,
+    chunks: list[tuple[int, int]],
+    members: np.ndarray,
+    config: Config,
+) -> np.ndarray:
+    """Unit CAM++ embedding of a cluster's speech: its chunks (``members``, indices) embedded as one
+    utterance, at most ``merge_seconds`` of them, evenly spaced in time."""
+    per_chunk = [fbank_span(*chunks[i], seg_model, len(fbank)) for i in members]
+    limit = config.merge_seconds * SAMPLE_RATE / FBANK_SHIFT
+    total = sum(f1 - f0 for f0, f1 in per_chunk)
+    if total > limit:
+        take = max(1, int(len(per_chunk) * limit / total))
+        per_chunk = [per_chunk[i] for i in np.linspace(0, len(per_chunk) - 1, take).round().astype(int)]
+    frames = torch.zeros(len(fbank), dtype=torch.bool)
+    for f0, f1 in per_chunk:
+        frames[f0:f1] = True
+    return embed_batch(model, [fbank[frames.to(fbank.device)]]).numpy()[0]
 
-    vectors: (windows, speakers, dim) unit embeddings or NaN; active: (windows, speakers) s of speech.
-    Per window, a Hungarian assignment maximising the cosine similarity to the centroids, so that
-    two local speakers never share a global speaker. Local speakers without an embedding score 0
-    everywhere and take whatever global speaker is left.
-    """
-    num_windows, num_local, _ = vectors.shape
-    out = np.full((num_windows, num_local), -1, dtype=int)
-    if len(centroids) == 0:
-        return out
-    sims = np.nan_to_num(vectors @ centroids.T, nan=0.0)
-    for k in range(num_windows):
-        rows = np.flatnonzero(active[k] > 0)
-        if len(rows) == 0:
-            continue
-        picked, cols = linear_sum_assignment(sims[k, rows], maximize=True)
-        out[k, rows[picked]] = cols
+
+def merge_clusters(
+    labels: np.ndarray, voices: list[np.ndarray], revoice, threshold: float, low: int
+) -> tuple[np.ndarray, int]:
+    """Merge, two at a time, the clusters whose voices (embeddings of their whole speech) are most
+    alike while that cosine similarity exceeds ``threshold`` and more than ``low`` clusters remain.
+    ``revoice(members)`` embeds a merged cluster. Returns labels 0 .. k-1 and k."""
+    voices = list(voices)
+    while len(voices) > max(low, 1):
+        v = np.stack(voices)
+        sims = v @ v.T
+        np.fill_diagonal(sims, -np.inf)
+        i, j = np.unravel_index(int(np.argmax(sims)), sims.shape)
+        if sims[i, j] <= threshold:
+            break
+        i, j = min(i, j), max(i, j)
+        labels = np.where(labels == j, i, labels)
+        labels = np.where(labels > j, labels - 1, labels)
+        del voices[j]
+        voices[i] = revoice(np.flatnonzero(labels == i))
+    return labels, len(voices)
+
+
+def cluster_chunks(
+    model: CAMPPlus,
+    seg_model: PyanNet,
+    fbank: torch.Tensor,
+    chunks: list[tuple[int, int]],
+    vectors: np.ndarray,
+    config: Config,
+    low: int,
+    high: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Speaker label of every chunk (chunks,) and the speakers' centroids (speakers, dim), centred.
+
+    Agglomerative clustering of the centred chunk embeddings (:func:`cluster`), each chunk labelled
+    with its nearest centroid; then clusters whose voices, each embedded from all of its speech,
+    have a cosine similarity above ``merge_threshold`` are merged (one speaker split in two by the
+    room or the channel), never below ``low`` speakers."""
+    mean = vectors.mean(0)
+    x = centre(vectors, mean, config.centering)
+    centroids = cluster(x, config, low, high)
+    labels = np.argmax(x @ centroids.T, axis=1)
+    used = np.unique(labels)  # a centroid no chunk is nearest to is no speaker
+    labels = np.searchsorted(used, labels)
+
+    def voice(members: np.ndarray) -> np.ndarray:
+        return cluster_voice(model, seg_model, fbank, chunks, members, config)
+
+    if len(used) > max(low, 1) and config.merge_threshold < 1.0:
+        voices = [voice(np.flatnonzero(labels == c)) for c in range(len(used))]
+        labels, _ = merge_clusters(labels, voices, voice, config.merge_threshold, low)
+    return labels, centroids_of(x, labels, list(range(labels.max() + 1)))
+
+
+# ---------------------------------------------------------------- 5. assignment and reconstruction
+
+
+def chunk_votes(chunks: list[tuple[int, int]], labels: np.ndarray, num_frames: int) -> np.ndarray:
+    """(frames,) int: per file frame, the speaker of the chunk whose centre is nearest among the
+    chunks covering it; -1 where no chunk does."""
+    out = np.full(num_frames, -1, dtype=np.int32)
+    nearest = np.full(num_frames, np.inf, dtype=np.float32)
+    for (a, b), c in zip(chunks, labels):
+        b = min(b, num_frames)
+        distance = np.abs(np.arange(a, b) - (a + b - 1) / 2)
+        closer = distance < nearest[a:b]
+        nearest[a:b][closer] = distance[closer]
+        out[a:b][closer] = c
     return out
 
 
-def cluster_and_assign(
-    emb: LocalEmbeddings,
-    config: Config,
-    num_speakers: int | None = None,
-    min_speakers: int | None = None,
-    max_speakers: int | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Centroids (speakers, dim) from the clean embeddings, and the (windows, speakers) assignment."""
-    usable = ~np.isnan(emb.vectors[..., 0])
-    train = emb.vectors[usable & (emb.clean >= config.min_clean)]
-    if len(train) == 0:
-        train = emb.vectors[usable]
-    if len(train) == 0:  # no local speaker with enough speech to embed: no speakers
-        return np.zeros((0, emb.vectors.shape[-1]), dtype=np.float32), np.full(usable.shape, -1)
-    mean = train.mean(0)
-    low, high = target_range(num_speakers, min_speakers, max_speakers)
-    centroids = cluster(centre(train, mean, config.centering), config, low, high)
-    vectors = centre(emb.vectors, mean, config.centering)
-    while True:
-        assignment = assign(vectors, emb.active, centroids)
-        found = orphan(vectors, emb.active, assignment, centroids, config)
-        if found is None or len(centroids) >= high:
-            return centroids, assignment
-        centroids = np.vstack([centroids, found])
-
-
-def orphan(
-    vectors: np.ndarray, active: np.ndarray, assignment: np.ndarray, centroids: np.ndarray, config: Config
+def orphan_voice(
+    model: CAMPPlus,
+    seg_model: PyanNet,
+    fbank: torch.Tensor,
+    scores: WindowScores,
+    window: int,
+    speaker: int,
+    num_frames: int,
 ) -> np.ndarray | None:
-    """A local speaker the clustering cannot account for, as a new centroid; None when there is none.
+    """Embedding of one local speaker of one window, from the frames where it speaks alone when they
+    amount to 0.2 s, else all its frames; None when it speaks less than that."""
+    res = seg_model.resolution
+    offset = round(scores.starts[window] / res.step)
+    hard = scores.hard[window].numpy()
+    span = max(0, min(hard.shape[0], num_frames - offset))
+    active = hard[:span, speaker] > 0
+    alone = active & (hard[:span].sum(1) == 1)
+    least = round(0.2 / res.step_s)
+    for mask in (alone, active):
+        if mask.sum() >= least:
+            frames = torch.zeros(len(fbank), dtype=torch.bool)
+            for a, b in runs_of(mask):
+                f0, f1 = fbank_span(offset + a, offset + b, seg_model, len(fbank))
+                frames[f0:f1] = True
+            return embed_batch(model, [fbank[frames.to(fbank.device)]]).numpy()[0]
+    return None
 
-    Candidates: local speakers with an embedding and at least ``min_clean`` s of speech left without
-    a global speaker because their window has more local speakers than there are clusters (a voice
-    heard only under another one, or in one short recording). The one least similar to every
-    centroid becomes a speaker when that similarity is below the clustering's own cut
-    (1 - ``threshold``); a local speaker that resembles a known one is left unassigned as before.
+
+@dataclass
+class LocalSpeaker:
+    """How one active local speaker of one window maps to a global speaker."""
+
+    speaker: int  # global speaker; -1 when unassigned
+    mixed: bool = False  # its frames follow the chunk labels one by one (unlabelled ones: ``speaker``)
+    votes: float = 0.0  # labelled frames of ``speaker`` it covers
+
+
+def assign_local_speakers(
+    scores: WindowScores, frame_labels: np.ndarray, num_clusters: int, frame_step: int, config: Config
+) -> list[dict[int, LocalSpeaker]]:
+    """Per window, how each active local speaker's frames map to global speakers.
+
+    A local speaker whose labelled frames (``frame_labels``, from the chunks) fall at least
+    ``purity`` on one speaker is that speaker in this window: its whole activity, with the
+    segmentation's frame-exact boundaries and its overlapped frames, goes to that speaker. One that
+    mixes voices (the network gave two similar voices one local speaker) follows the chunk labels
+    frame by frame, its unlabelled frames going to its majority speaker. A local speaker with no
+    labelled frame is unassigned (see :func:`resolve_orphans`). Two local speakers that talk at the
+    same time for ``min_embed`` s are never the same speaker: the one with fewer votes for it is
+    unassigned.
     """
-    candidates = ~np.isnan(vectors[..., 0]) & (assignment < 0) & (active >= config.min_clean)
-    if not candidates.any():
-        return None
-    pool = vectors[candidates]
-    best = (pool @ centroids.T).max(1) if len(centroids) else np.full(len(pool), -1.0)
-    i = int(np.argmin(best))
-    return pool[i] if best[i] < 1.0 - config.threshold else None
-
-
-# ---------------------------------------------------------------- 4. reconstruction
-
-
-def speaker_count(scores: WindowScores, model: PyanNet, num_frames: int) -> np.ndarray:
-    """(frames,) int: per file frame, the rounded mean number of local speakers over the windows
-    covering it."""
-    hard_count = scores.hard.sum(-1).float()
-    return aggregate(hard_count, scores.starts, model.resolution, num_frames).round().numpy().astype(int)
-
-
-def aggregate_speakers(
-    scores: WindowScores, assignment: np.ndarray, num_clusters: int, step: int, num_frames: int
-) -> np.ndarray:
-    """(frames, clusters): per file frame, the mean activity of each global speaker over the windows
-    covering the frame."""
     hard = scores.hard.numpy()
     frames = hard.shape[1]
-    activity = np.zeros((num_frames, num_clusters))
-    covered = np.zeros(num_frames)
-    for k, start in enumerate(scores.starts):
-        offset = round(start / step)
+    num_frames = len(frame_labels)
+    frame_s = frame_step / SAMPLE_RATE
+    out: list[dict[int, LocalSpeaker]] = []
+    for start in scores.starts:
+        offset = round(start / frame_step)
+        span = max(0, min(frames, num_frames - offset))
+        h = hard[len(out), :span]
+        mapping: dict[int, LocalSpeaker] = {}
+        for s in np.flatnonzero(h.any(0)).tolist():
+            lab = frame_labels[offset : offset + span][(h[:, s] > 0)]
+            co = np.bincount(lab[lab >= 0], minlength=max(num_clusters, 1)).astype(np.float32)
+            total = float(co.sum())
+            if total == 0:
+                mapping[s] = LocalSpeaker(-1)
+            else:
+                best = int(co.argmax())
+                mapping[s] = LocalSpeaker(best, bool(co[best] < config.purity * total), float(co[best]))
+        for s, r in combinations(sorted(mapping), 2):  # simultaneous local speakers are different people
+            a, b = mapping[s], mapping[r]
+            if a.speaker < 0 or a.speaker != b.speaker:
+                continue
+            if np.sum(h[:, s] * h[:, r]) * frame_s >= config.min_embed:
+                mapping[s if a.votes < b.votes else r] = LocalSpeaker(-1)
+        out.append(mapping)
+    return out
+
+
+def resolve_orphans(
+    mappings: list[dict[int, LocalSpeaker]],
+    scores: WindowScores,
+    centroids: np.ndarray,
+    embed_local,
+    frame_s: float,
+    config: Config,
+    high: int,
+) -> np.ndarray:
+    """Give the unassigned local speakers that speak at least ``min_clean`` s a global speaker.
+
+    ``embed_local(window, speaker)`` gives its centred embedding (or None). Less similar to every
+    centroid than the clustering's own cut (1 - ``threshold``), it is a new speaker (while there are
+    fewer than ``high``); otherwise it takes the most similar speaker not already speaking in that
+    window. This finds a voice heard only under another one (two people talking at once throughout
+    a short call). Returns the centroids with any new speakers appended; ``mappings`` is updated in
+    place."""
+    hard = scores.hard.numpy()
+    for k, mapping in enumerate(mappings):
+        for s, local in mapping.items():
+            if local.speaker >= 0 or hard[k, :, s].sum() * frame_s < config.min_clean:
+                continue
+            v = embed_local(k, s)
+            if v is None:
+                continue
+            sims = centroids @ v if len(centroids) else np.zeros(0)
+            if (len(sims) == 0 or sims.max() < 1.0 - config.threshold) and len(centroids) < high:
+                centroids = np.vstack([centroids, v[None]]) if len(centroids) else v[None]
+                mapping[s] = LocalSpeaker(len(centroids) - 1)
+                continue
+            taken = {m.speaker for m in mapping.values()}
+            free = [int(c) for c in np.argsort(-sims) if c not in taken]
+            if free:
+                mapping[s] = LocalSpeaker(free[0])
+    return centroids
+
+
+def speaker_activity(
+    scores: WindowScores,
+    mappings: list[dict[int, LocalSpeaker]],
+    frame_labels: np.ndarray,
+    num_clusters: int,
+    frame_step: int,
+) -> np.ndarray:
+    """(frames, speakers): per file frame, the mean over the windows covering it of each global
+    speaker's activity, given every window's local-to-global mapping."""
+    hard = scores.hard.numpy()
+    frames = hard.shape[1]
+    num_frames = len(frame_labels)
+    activity = np.zeros((num_frames, max(num_clusters, 1)), dtype=np.float32)
+    covered = np.zeros(num_frames, dtype=np.float32)
+    for k, (start, mapping) in enumerate(zip(scores.starts, mappings)):
+        offset = round(start / frame_step)
         span = max(0, min(frames, num_frames - offset))
         covered[offset : offset + span] += 1
-        for s in np.flatnonzero(assignment[k] >= 0):
-            activity[offset : offset + span, assignment[k, s]] += hard[k, :span, s]
+        for s, local in mapping.items():
+            on = hard[k, :span, s] > 0
+            if local.speaker < 0:
+                continue
+            if not local.mixed:
+                activity[offset : offset + span, local.speaker] += on
+                continue
+            lab = frame_labels[offset : offset + span]
+            lab = np.where(lab >= 0, lab, local.speaker)
+            idx = np.flatnonzero(on)
+            np.add.at(activity, (offset + idx, lab[idx]), 1.0)
     activity /= np.maximum(covered, 1)[:, None]
-    return activity
+    return activity[:, :num_clusters]
 
 
 def top_speakers(activity: np.ndarray, count: np.ndarray, block: int = 1 << 16) -> np.ndarray:
@@ -474,12 +667,11 @@ def first_appearance_names(turns: list[tuple[float, float, int]]) -> dict[int, s
 
 
 def reconstruct(
-    scores: WindowScores, assignment: np.ndarray, num_clusters: int, model: PyanNet, num_frames: int, config: Config
+    activity: np.ndarray, count: np.ndarray, model: PyanNet, config: Config
 ) -> tuple[list[Turn], list[Turn]]:
-    """(turns with overlap, exclusive turns), labelled in order of first appearance."""
+    """(turns with overlap, exclusive turns) from the speakers' activity (frames, speakers) and the
+    number of speakers per frame, labelled in order of first appearance."""
     res = model.resolution
-    activity = aggregate_speakers(scores, assignment, num_clusters, res.step, num_frames)
-    count = speaker_count(scores, model, num_frames)
     offset = res.duration_s / 2
     turns = runs_to_turns(top_speakers(activity, count), res.step_s, offset, config.min_gap, config.min_duration)
     # frame-exact (no bridging or dropping per speaker), so two speakers never overlap in it
@@ -518,6 +710,7 @@ def diarize_samples(
     if len(samples) < FBANK_LENGTH or not np.any(samples):
         return Diarization([], [], 0, {})
     seg_model, emb_model = load_models(device)
+    res = seg_model.resolution
     timings: dict[str, float] = {}
     clock = time.process_time()
 
@@ -528,12 +721,28 @@ def diarize_samples(
         clock = now
 
     scores = segment(seg_model, samples, config)
-    lap("segmentation")
-    emb = embed_local_speakers(emb_model, seg_model, samples, scores, config, device)
-    lap("embeddings")
-    centroids, assignment = cluster_and_assign(emb, config, num_speakers, min_speakers, max_speakers)
-    lap("clustering")
     num_frames = num_output_frames(scores, seg_model, len(samples))
-    turns, exclusive = reconstruct(scores, assignment, len(centroids), seg_model, num_frames, config)
+    count = speaker_count(scores, seg_model, num_frames)
+    chunks = speech_chunks(count, speaker_changes(scores, res.step, num_frames), res.step_s, config)
+    lap("segmentation")
+    if not chunks:
+        return Diarization([], [], 0, timings)
+    fbank = file_fbank(samples, device)
+    vectors = embed_chunks(emb_model, seg_model, fbank, chunks, config)
+    lap("embeddings")
+    low, high = target_range(num_speakers, min_speakers, max_speakers)
+    labels, centroids = cluster_chunks(emb_model, seg_model, fbank, chunks, vectors, config, low, high)
+    frame_labels = chunk_votes(chunks, labels, num_frames)
+    mappings = assign_local_speakers(scores, frame_labels, len(centroids), res.step, config)
+    mean = vectors.mean(0)
+
+    def embed_local(window: int, speaker: int) -> np.ndarray | None:
+        v = orphan_voice(emb_model, seg_model, fbank, scores, window, speaker, num_frames)
+        return None if v is None else centre(v, mean, config.centering)
+
+    centroids = resolve_orphans(mappings, scores, centroids, embed_local, res.step_s, config, high)
+    lap("clustering")
+    activity = speaker_activity(scores, mappings, frame_labels, len(centroids), res.step)
+    turns, exclusive = reconstruct(activity, count, seg_model, config)
     lap("reconstruction")
     return Diarization(turns, exclusive, len({t[2] for t in turns}), timings)
