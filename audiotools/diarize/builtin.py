@@ -70,7 +70,7 @@ class Config:
     max_train: int = 4000  # at most this many embeddings go into the O(n^2) clustering
     kmeans_iterations: int = 3  # centroid refinement steps after the clustering
     merge_threshold: float = 0.65  # cosine similarity of two clusters' voices above which they merge
-    merge_seconds: float = 30.0  # s of a cluster's speech embedded as its voice (evenly spaced chunks)
+    merge_seconds: float = 10.0  # s of a cluster's speech embedded as its voice (evenly spaced chunks)
     purity: float = 0.8  # share of a local speaker's labelled frames on one speaker to take it whole
     min_gap: float = 0.1  # s; shorter pauses inside one speaker's speech are bridged
     min_duration: float = 0.1  # s; shorter turns are dropped
