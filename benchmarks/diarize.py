@@ -9,6 +9,8 @@ Prints a summary and writes benchmarks/results/diarize.json:
 * DER (pyannote.metrics, collar 0, overlapped speech scored) and speaker counts on
   ../shared/data/diarization/sample.wav, samples/conversation.wav, samples/phone_call.wav (mixed and
   --channels split), samples/russian.wav, stereo_diarization.wav (split and mixed);
+* DER and counts on the tuning set (benchmarks/synthetic_meetings.py ``tuning_set`` and conditioned
+  copies of the samples), the files the diariser's parameters were chosen on;
 * DER and counts on synthetic meetings built from LibriSpeech utterances (benchmarks/synthetic_meetings.py:
   2-4 speakers, short turns, a quiet talker at RMS 0.005, far-field reverberation, overlaps);
 * CPU speed (x real time) of the built-in diariser against Whisper base transcription of the same
@@ -39,7 +41,8 @@ from _common import ROOT, SHARED, machine, write_result
 SAMPLES = ROOT / "samples"
 SR = 16000
 BACKEND = "builtin"
-DIARISER = "segmentation-3.0 + CAM++"  # what the built-in backend is; older results are dropped
+# what the built-in backend is; results of another diariser are dropped
+DIARISER = "segmentation-3.0 (when, how many) + CAM++ on single-speaker chunks (who)"
 
 
 def der_of(reference, hypothesis, duration: float) -> dict:
@@ -88,8 +91,51 @@ def accuracy() -> dict:
     return out
 
 
-def meetings() -> dict:
+def _reference(name: str, turns):
     from pyannote.core import Annotation, Segment
+
+    reference = Annotation(uri=name)
+    for i, (s, e, spk) in enumerate(turns):
+        reference[Segment(s, e), i] = spk
+    return reference
+
+
+def tuning() -> dict:
+    """The tuning set (synthetic_meetings.tuning_set, and quiet and telephone copies of sample.wav
+    and conversation.wav): the files the parameters were chosen on, reported so that a change is
+    judged on both sets."""
+    from synthetic_meetings import tuning_set
+
+    from audiotools.audio.condition import simulate
+    from audiotools.audio.decode import load_audio
+    from audiotools.diarize.diarization import run_diarization
+    from audiotools.export.rttm import read_rttm
+
+    cases = [(m.name, m.samples, _reference(m.name, m.turns)) for m in tuning_set()]
+    sample = load_audio(SHARED / "diarization" / "sample.wav").samples
+    sample_ref = next(iter(read_rttm(SHARED / "diarization" / "sample.rttm").values()))
+    conversation = load_audio(SAMPLES / "conversation.wav").samples
+    conversation_ref = next(iter(read_rttm(SAMPLES / "conversation.rttm").values()))
+    cases += [
+        ("sample.wav, -20 dB", sample * np.float32(0.1), sample_ref),
+        ("sample.wav, telephone", simulate(sample, "telephone"), sample_ref),
+        ("conversation.wav, telephone", simulate(conversation, "telephone"), conversation_ref),
+    ]
+    out, ders, right = {}, [], 0
+    for name, samples, reference in cases:
+        res = run_diarization(samples, {"backend": BACKEND})
+        expected = len(reference.labels())
+        row = {"speakers": res.num_speakers, "expected_speakers": expected}
+        row.update(der_of(reference, res.annotation, len(samples) / SR))
+        ders.append(row["der"])
+        right += res.num_speakers == expected
+        out[name] = row
+    out["mean_der"] = round(float(np.mean(ders)), 2)
+    out["counts_right"] = f"{right} / {len(cases)}"
+    return out
+
+
+def meetings() -> dict:
     from synthetic_meetings import meeting_set
 
     from audiotools.diarize.diarization import run_diarization
@@ -97,9 +143,7 @@ def meetings() -> dict:
     out = {}
     ders, given_ders = [], []
     for m in meeting_set():
-        reference = Annotation(uri=m.name)
-        for i, (s, e, spk) in enumerate(m.turns):
-            reference[Segment(s, e), i] = spk
+        reference = _reference(m.name, m.turns)
         res = run_diarization(m.samples, {"backend": BACKEND})
         row = {
             "speakers": res.num_speakers,
@@ -297,6 +341,7 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--no-transcribe", action="store_true", help="skip the Whisper comparison")
     ap.add_argument("--no-meetings", action="store_true")
+    ap.add_argument("--no-tuning", action="store_true", help="skip the tuning set (14 meetings, 3 conditioned files)")
     args = ap.parse_args(argv)
 
     from _common import RESULTS
@@ -313,6 +358,8 @@ def main(argv=None) -> int:
     result["files"] = accuracy()
     if not args.no_meetings:
         result["synthetic_meetings"] = meetings()
+    if not args.no_tuning:
+        result["tuning_set"] = tuning()
     if not (args.no_transcribe and "speed" in result and "diarize_overhead_pct" in result["speed"]):
         result["speed"] = speed(not args.no_transcribe)
     if not args.no_long:
@@ -344,6 +391,9 @@ def main(argv=None) -> int:
             f"synthetic meetings mean DER: {sm['mean_der']:.1f} % "
             f"({sm.get('mean_der_given_count', float('nan')):.1f} % with the speaker count given)"
         )
+    if "tuning_set" in result:
+        ts = result["tuning_set"]
+        print(f"tuning set mean DER: {ts['mean_der']:.1f} %, speaker counts right {ts['counts_right']}")
     for name, row in result["speed"]["files"].items():
         extra = (
             f", transcription {row['transcribe_x_real_time']}x: diarisation adds {row['diarize_overhead_pct']} %"

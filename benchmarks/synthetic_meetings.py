@@ -1,6 +1,7 @@
 """Synthetic meetings from LibriSpeech utterances (../shared/data/speakers) with exact reference turns.
 
-Used by ``benchmarks/diarize.py`` (robustness figures). A
+Used by ``benchmarks/diarize.py`` (robustness figures: ``meeting_set``, the benchmark's six, and
+``tuning_set``, the fourteen the diariser's parameters were chosen on). A
 meeting has 2-4 speakers taking short turns (0.6-6 s pieces cut from their utterances), pauses
 of 0.1-1.2 s, some overlaps at turn changes (when asked), talkers at different levels with at
 least one quiet talker (speech RMS 0.005), optional far-field simulation (a synthetic room impulse
@@ -197,3 +198,23 @@ def meeting_set(pool: dict[str, list[str]] | None = None) -> list[Meeting]:
         (6, 4, 0.15, 0.3),
     ]
     return [make_meeting(seed, k, 60.0, overlap_prob=ov, rt60=rt, pool=pool) for seed, k, ov, rt in specs]
+
+
+def tuning_set(pool: dict[str, list[str]] | None = None) -> list[Meeting]:
+    """The set the diariser's parameters were chosen on: 14 meetings of other seeds (100-113) than
+    the benchmark's, 2-5 speakers, 60-150 s, reverberation (RT60 0.2-0.6 s) and overlap (10-20 % of
+    turn changes) drawn at random, so that a setting is judged on more than the benchmark files."""
+    pool = pool or speaker_files()
+    rng = np.random.default_rng(7)
+    specs = []
+    for i in range(14):
+        k = int(rng.choice([2, 3, 3, 4, 4, 5]))
+        rt = [None, None, 0.2, 0.3, 0.4, 0.5, 0.6][int(rng.integers(7))]
+        ov = float(rng.choice([0.0, 0.1, 0.2]))
+        dur = float(rng.choice([60, 90, 120, 150]))
+        specs.append((100 + i, k, dur, ov, rt))
+    out = []
+    for seed, k, dur, ov, rt in specs:
+        m = make_meeting(seed, k, dur, overlap_prob=ov, rt60=rt, pool=pool)
+        out.append(Meeting(f"{m.name}_{int(dur)}s", m.samples, m.turns))
+    return out
