@@ -26,11 +26,18 @@ def _window(device: str) -> torch.Tensor:
     return torch.hann_window(N_FFT, device=device)
 
 
-def log_mel_batch(chunks: list[np.ndarray], n_mels: int, device: str | torch.device = "cpu") -> torch.Tensor:
-    """(B, n_mels, 3000) float32 log-mel for up to 30 s chunks, each zero-padded to 30 s.
+def log_mel_batch(
+    chunks: list[np.ndarray], n_mels: int, device: str | torch.device = "cpu", padding: str = "floor"
+) -> torch.Tensor:
+    """(B, n_mels, 3000) float32 log-mel for up to 30 s chunks.
 
     Same maths as ``whisper.audio.log_mel_spectrogram``, but the dynamic-range clamp
     (max - 8) is taken per chunk, so batching does not change any chunk's features.
+
+    ``padding``, for a chunk shorter than 30 s: "floor" computes the log-mel of the chunk
+    zero-padded to 30 s of audio, so the frames after it sit at the spectrogram's floor
+    (max - 8); "zero" then sets those frames (from ``len(chunk) // HOP_LENGTH`` on) to 0, as
+    openai-whisper's ``transcribe()`` pads a short segment's log-mel (``pad_or_trim``).
     """
     dev = str(torch.device(device))
     audio = torch.zeros(len(chunks), N_SAMPLES, dtype=torch.float32)
@@ -44,4 +51,10 @@ def log_mel_batch(chunks: list[np.ndarray], n_mels: int, device: str | torch.dev
     log_spec = torch.clamp(mel, min=1e-10).log10()
     peak = log_spec.amax(dim=(1, 2), keepdim=True)
     log_spec = torch.maximum(log_spec, peak - 8.0)
-    return (log_spec + 4.0) / 4.0
+    mel = (log_spec + 4.0) / 4.0
+    if padding == "zero":
+        for i, c in enumerate(chunks):
+            mel[i, :, min(len(c), N_SAMPLES) // HOP_LENGTH :] = 0.0
+    elif padding != "floor":
+        raise ValueError(f"padding must be 'floor' or 'zero', not {padding!r}")
+    return mel

@@ -75,6 +75,11 @@ def needs_fallback(r: DecodingResult, o: DecodeOptions) -> bool:
     return bad
 
 
+def is_repetitive(r: DecodingResult, o: DecodeOptions) -> bool:
+    """Whisper's repetition signal: the text compresses more than ``compression_ratio_threshold``."""
+    return o.compression_ratio_threshold is not None and r.compression_ratio > o.compression_ratio_threshold
+
+
 def is_no_speech(r: DecodingResult, o: DecodeOptions) -> bool:
     if o.no_speech_threshold is None or r.no_speech_prob <= o.no_speech_threshold:
         return False
@@ -297,8 +302,16 @@ def decode_windows(
             still = []
             for k, (i, r) in enumerate(zip(pending, results)):
                 prev = out[i]
-                # keep the best attempt so far (by avg logprob) in case every temperature fails
-                if prev is None or r.avg_logprob > prev.result.avg_logprob or not needs_fallback(r, options):
+                # keep the best attempt so far in case every temperature fails: a repetitive one
+                # (compression ratio above the threshold) never replaces one that is not, however
+                # likely the loop is (a sampled loop can have a better avg logprob than the unsure
+                # text it would replace); otherwise the higher avg logprob
+                if (
+                    prev is None
+                    or not needs_fallback(r, options)
+                    or (not is_repetitive(r, options), r.avg_logprob)
+                    > (not is_repetitive(prev.result, options), prev.result.avg_logprob)
+                ):
                     out[i] = WindowResult(result=r)
                     if t_i == 0 and k in kept:
                         out[i].attention, out[i].step_logprobs = kept[k]

@@ -39,6 +39,14 @@ class TranscribeOptions(Options):
     best_of: int = 5
     temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
     initial_prompt: str | None = None
+    # how a window shorter than 30 s is padded to Whisper's 30 s input (asr/audio.py log_mel_batch):
+    # "zero" sets the log-mel frames after the window to 0, as openai-whisper's transcribe() does;
+    # "floor" keeps the log-mel of the audio zero-padded to 30 s (frames at the spectrogram's floor)
+    mel_padding: Literal["zero", "floor"] = "floor"
+    # with "zero": a window whose decoding is a repetition loop (compression ratio, or more text
+    # tokens than 10 + 10 per second of its audio) is encoded again with "floor" padding and decoded
+    # again; the better of the two is kept (transcribe.py _loop_guard)
+    loop_guard: bool = True
     compression_ratio_threshold: float | None = 2.4
     logprob_threshold: float | None = -1.0
     no_speech_threshold: float | None = 0.6

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from audiotools.asr.audio import log_mel_batch
-from audiotools.asr.decoding import DecodeOptions, decode_windows
+from audiotools.asr.audio import N_SAMPLES, log_mel_batch
+from audiotools.asr.decoding import DecodeOptions, WindowResult, decode_windows, is_repetitive, needs_fallback
 from audiotools.asr.language import check_candidates, combine, restrict, summary
 from audiotools.asr.models import load_model
 from audiotools.asr.options import TranscribeOptions
@@ -48,6 +48,33 @@ log = logging.getLogger(__name__)
 # fastest (docs/batch.md). The decoder keeps the whole batch (each step's weight reads are shared by
 # its rows). CUDA: the whole batch.
 CPU_ENCODER_BATCH = 1
+# The loop guard's token-rate bound: a window's decoding is a loop when it has more text tokens than
+# LOOP_TOKENS + LOOP_TOKENS_PER_SECOND x its seconds of audio. Real speech on the Russian benchmark
+# and jfk.flac runs at 2.8-4.7 text tokens per second on windows of 2 s or more and 8-10 on a 1 s
+# window; a loop on that 1 s window made 54. On short windows the compression ratio cannot see a
+# loop (three repeats of a word compress by 1.4), so the rate is the signal there.
+LOOP_TOKENS = 10
+LOOP_TOKENS_PER_SECOND = 10.0
+
+
+def is_loop(r: WindowResult, seconds: float, o: DecodeOptions, eot: int) -> bool:
+    """A repetition loop: Whisper's compression-ratio test, or implausibly many text tokens for the
+    audio (``eot``: the tokenizer's <|endoftext|>; every text token precedes it, timestamps follow)."""
+    if is_repetitive(r.result, o):
+        return True
+    return sum(1 for t in r.tokens if t < eot) > LOOP_TOKENS + LOOP_TOKENS_PER_SECOND * seconds
+
+
+def degenerate(r: WindowResult, seconds: float, o: DecodeOptions, eot: int) -> bool:
+    """What the loop guard re-runs: a loop, or a window (not judged silence) whose every attempt
+    failed Whisper's fallback test (compression ratio or avg logprob)."""
+    return not r.skipped and (is_loop(r, seconds, o, eot) or needs_fallback(r.result, o))
+
+
+def guard_rank(r: WindowResult, seconds: float, o: DecodeOptions, eot: int) -> tuple:
+    """Which of two decodings of one window the guard keeps: not a loop, then passing the fallback
+    test, then the higher avg logprob."""
+    return (not is_loop(r, seconds, o, eot), not needs_fallback(r.result, o), r.result.avg_logprob)
 
 
 def decode_options(o: TranscribeOptions) -> DecodeOptions:
@@ -224,6 +251,9 @@ class Transcriber:
         )
         self.device = self.model.device
         self.alignment_counts = {"decoding": 0, "pass": 0}  # windows given word timings by each method
+        # loop guard (mel_padding "zero"): windows re-run with floor padding, and those whose floor
+        # decoding was kept
+        self.guard_counts = {"rerun": 0, "floor_kept": 0}
         self.dtype = next(self.model.decoder.parameters()).dtype  # the decoder's: float32 for int8 and bfloat16
         self.compute_type = getattr(self.model, "compute_type", None) or (
             "float16" if self.dtype == torch.float16 else "float32"
@@ -256,9 +286,9 @@ class Transcriber:
     def encode(self, samples: np.ndarray, windows: list[Window]) -> torch.Tensor:
         return self._encode([samples[int(w.start * SAMPLE_RATE) : int(w.end * SAMPLE_RATE)] for w in windows])
 
-    def _encode(self, chunks: list[np.ndarray]) -> torch.Tensor:
+    def _encode(self, chunks: list[np.ndarray], padding: str | None = None) -> torch.Tensor:
         """Encoder features (B, n_audio_ctx, n_state) for audio chunks of at most 30 s."""
-        mel = log_mel_batch(chunks, self.model.dims.n_mels, self.device)
+        mel = log_mel_batch(chunks, self.model.dims.n_mels, self.device, padding or self.options.mel_padding)
         step = len(chunks) if self.device.type == "cuda" else CPU_ENCODER_BATCH
         parts = [encode_features(self.model, mel[i : i + step], self.dtype) for i in range(0, len(chunks), step)]
         return parts[0] if len(parts) == 1 else torch.cat(parts)
@@ -352,7 +382,8 @@ class Transcriber:
     @torch.inference_mode()
     def _run_batch(self, files: dict, batch: list[tuple[int, int]], decode_opts: DecodeOptions) -> None:
         samples_windows = [(files[fid].item.samples, files[fid].windows[wi]) for fid, wi in batch]
-        features = self._encode([s[int(w.start * SAMPLE_RATE) : int(w.end * SAMPLE_RATE)] for s, w in samples_windows])
+        chunks = [s[int(w.start * SAMPLE_RATE) : int(w.end * SAMPLE_RATE)] for s, w in samples_windows]
+        features = self._encode(chunks)
         # language: per file, from its first (up to 3) windows in this batch; or, with
         # language_per_window, each window's own (a recording that switches language)
         per_window = self.options.language_per_window and self.model.is_multilingual
@@ -373,14 +404,12 @@ class Transcriber:
         from_decoding = self.options.word_timestamps and self.options.word_alignment == "decoding"
         # the alignment pass reuses the decoding's cross-attention projections (when it makes them)
         cross_kv: dict | None = {} if self.options.word_timestamps and not from_decoding else None
+        languages = [files[fid].window_language(wi) for fid, wi in batch]
         results = decode_windows(
-            self.model,
-            features,
-            [files[fid].window_language(wi) for fid, wi in batch],
-            decode_opts,
-            cross_kv=cross_kv,
-            attention=from_decoding,
+            self.model, features, languages, decode_opts, cross_kv=cross_kv, attention=from_decoding
         )
+        if self.options.loop_guard and self.options.mel_padding == "zero":
+            self._loop_guard(chunks, languages, features, results, decode_opts, cross_kv, from_decoding)
         per_window = []  # (file state, window index, window, tokenizer, segments)
         for k, ((fid, wi), r) in enumerate(zip(batch, results)):
             st = files[fid]
@@ -429,6 +458,53 @@ class Transcriber:
             for s in segs:
                 s["text"] = tok.decode(s["tokens"])
             st.segments[wi] = segs
+
+    def _loop_guard(
+        self,
+        chunks: list[np.ndarray],
+        languages: list[str],
+        features: torch.Tensor,
+        results: list[WindowResult],
+        decode_opts: DecodeOptions,
+        cross_kv: dict | None,
+        attention: bool,
+    ) -> None:
+        """Zero-padded log-mel (openai-whisper's padding) can make Whisper loop on a short window.
+        Every padded window whose decoding is degenerate (``degenerate``) is encoded again with
+        floor padding and decoded again, those windows in one batch; the floor decoding replaces
+        the first (in ``results``, ``features`` and ``cross_kv``, in place) when it ranks higher
+        (``guard_rank``)."""
+        seconds = [len(c) / SAMPLE_RATE for c in chunks]
+        eot = self.tokenizer(None).eot
+        flagged = [
+            k
+            for k, r in enumerate(results)
+            if len(chunks[k]) < N_SAMPLES and degenerate(r, seconds[k], decode_opts, eot)
+        ]
+        if not flagged:
+            return
+        floor = self._encode([chunks[k] for k in flagged], padding="floor")
+        kv: dict | None = {} if cross_kv is not None else None
+        again = decode_windows(
+            self.model, floor, [languages[k] for k in flagged], decode_opts, cross_kv=kv, attention=attention
+        )
+        self.guard_counts["rerun"] += len(flagged)
+        kept = []
+        for j, k in enumerate(flagged):
+            if guard_rank(again[j], seconds[k], decode_opts, eot) > guard_rank(
+                results[k], seconds[k], decode_opts, eot
+            ):
+                results[k] = again[j]
+                features[k] = floor[j]
+                kept.append((j, k))
+        self.guard_counts["floor_kept"] += len(kept)
+        if kept and cross_kv:
+            if kv and set(kv) == set(cross_kv):
+                for m in cross_kv:
+                    for j, k in kept:
+                        cross_kv[m][k] = kv[m][j]
+            else:  # the re-run made no projections: the alignment pass projects the features itself
+                cross_kv.clear()
 
     def transcribe(self, audio: DecodedAudio, progress=None) -> Transcript:
         windows, regions = speech_windows(audio.samples, self.options.vad_options, self.options.vad)
