@@ -23,7 +23,7 @@ def _is_loop(text: str) -> bool:
 
 
 def test_zero_padding_zeroes_exactly_the_frames_after_the_chunk_as_openai_whisper_does():
-    """"zero" equals "floor" on the chunk's frames and is 0 from frame len // 160 on: the input
+    """Padding "zero" equals "floor" on the chunk's frames and is 0 from frame len // 160 on: the input
     openai-whisper's transcribe() gives the encoder for a short segment (log-mel of the audio with 30 s
     of zeros after it, cut to the segment's frames, pad_or_trim'd with zeros)."""
     from whisper.audio import log_mel_spectrogram, pad_or_trim
