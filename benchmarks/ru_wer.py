@@ -66,6 +66,8 @@ def audiotools_system(recipe: str, threads: int, **changes):
         "languages": list(opts.languages) if opts.languages else None,
         "language": opts.language,
         "beam_size": opts.beam_size,
+        "mel_padding": opts.mel_padding,
+        "loop_guard": opts.loop_guard,
     }
     return run, settings
 
@@ -117,6 +119,14 @@ def main() -> None:
         ("openai-whisper -l ru, beam 5", lambda: openai_system(plain, "ru", 5), both, False),
         ("audiotools ru-phone, greedy", at("ru-phone", beam_size=None), both, False),
         ("openai-whisper -l ru (greedy)", lambda: openai_system(plain, "ru", None), both, False),
+        # the floor padding (audiotools' default; ru-phone sets "zero", openai-whisper's, with the loop guard)
+        ("audiotools ru-phone, mel_padding floor (beam 5)", at("ru-phone", mel_padding="floor"), both, False),
+        (
+            "audiotools ru-phone, mel_padding floor, greedy",
+            at("ru-phone", mel_padding="floor", beam_size=None),
+            both,
+            False,
+        ),
         ("audiotools default (greedy, all languages)", at("default"), ["clean"], True),
         ("audiotools --languages ru,uk,be,en (greedy)", at("default", languages=CANDIDATES), ["clean"], True),
         ("audiotools default, beam 5", at("default", beam_size=5), ["clean"], True),

@@ -181,6 +181,7 @@ def test_ru_phone_recipe_loads():
     t = r.options("transcribe")
     assert t.languages == ("ru", "uk", "be") and t.language is None
     assert t.beam_size == 5
+    assert t.mel_padding == "zero" and t.loop_guard  # openai-whisper's padding, guarded (ru_wer.py)
     assert r.enabled("mask")
 
 
@@ -205,6 +206,7 @@ def test_ru_phone_recipe_runs_from_the_cli_on_a_phone_call(tmp_path):
     d = doc["language_detection"]
     assert d["candidates"] == list(EAST_SLAVIC) and d["probability"] > 0.9
     assert doc["parameters"]["steps"]["transcribe"]["beam_size"] == 5
+    assert doc["parameters"]["steps"]["transcribe"]["mel_padding"] == "zero"
     assert doc["stats"]["windows"] >= 2 and "masking" in doc
     text = " ".join(s["text"] for s in doc["segments"])
     # the telephone band costs accuracy: 0.35 measured here
