@@ -206,6 +206,31 @@ def speed(transcribe: bool) -> dict:
     return out
 
 
+def segmentation_paths(minutes: float = 5.0) -> dict:
+    """Segmentation alone (10 s windows every 2 s, batches of 32, the gain control) on ``minutes`` of
+    the long-file material, side by side: each batch's span convolved once by the sinc front end
+    (the default, SincNet.forward_span) against every window convolved on its own (a hop one sample
+    off the sinc stride takes that path). Best of 3 each, same process."""
+    from audiotools.audio.decode import load_audio
+    from audiotools.diarize.builtin import Config, segment
+    from audiotools.diarize.segmentation import segmentation_model
+
+    pieces, total = [], int(minutes * 60 * SR)
+    while sum(map(len, pieces)) < total:
+        pieces += [load_audio(f).samples for f in long_material()]
+    x = np.concatenate(pieces)[:total]
+    model = segmentation_model("cpu")
+    segment(model, x[: 30 * SR], Config())  # warm up
+    shared = min(_timed(lambda: segment(model, x, Config())) for _ in range(3))
+    alone = min(_timed(lambda: segment(model, x, Config(step=2.0 + 1 / SR))) for _ in range(3))
+    return {
+        "audio_s": round(len(x) / SR, 1),
+        "shared_sinc_s": round(shared, 2),
+        "per_window_sinc_s": round(alone, 2),
+        "speedup": round(alone / shared, 2),
+    }
+
+
 def _timed(fn) -> float:
     t0 = time.perf_counter()
     fn()
@@ -362,6 +387,12 @@ def main(argv=None) -> int:
         result["tuning_set"] = tuning()
     if not (args.no_transcribe and "speed" in result and "diarize_overhead_pct" in result["speed"]):
         result["speed"] = speed(not args.no_transcribe)
+    result["segmentation_paths"] = segmentation_paths()
+    sp = result["segmentation_paths"]
+    print(
+        f"segmentation of {sp['audio_s']:.0f} s: {sp['shared_sinc_s']} s with the shared sinc convolution, "
+        f"{sp['per_window_sinc_s']} s window by window ({sp['speedup']}x)"
+    )
     if not args.no_long:
         # lengths not measured now keep their earlier entry; each entry says when it was measured
         measured = long_files([float(h) for h in args.hours.split(",") if h], not args.no_array)

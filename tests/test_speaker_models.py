@@ -158,3 +158,32 @@ def test_padded_batches_respect_the_item_and_frame_limits():
     assert padded_batches([5] * 5, max_items=2) == [slice(0, 2), slice(2, 4), slice(4, 5)]
     assert padded_batches([5] * 5) == [slice(0, 5)]
     assert padded_batches([]) == []
+
+
+def test_windows_sharing_one_sinc_convolution_equal_the_windows_run_alone():
+    """sliding_windows convolves a batch's span once (SincNet.forward_span) when the hop is a multiple of
+    the sinc stride; on real speech, with a gain transform and a last zero-padded window, it gives the
+    per-window network's log-probabilities (float rounding) and the same powerset decisions."""
+    from audiotools.diarize.segmentation import _chunk, segmentation_model, sliding_windows
+
+    model = segmentation_model("cpu")
+    x = torch.from_numpy(load_audio(SHARED / "diarization" / "sample.wav").samples)
+    x = torch.cat([x, 0.1 * x[:123_457]])  # 42.2 s: the last window runs past the end
+    ramp = torch.linspace(0.5, 2.0, len(x))
+
+    def gain(chunk: torch.Tensor, start: int) -> torch.Tensor:
+        return chunk * ramp[start : start + len(chunk)]
+
+    shared = sliding_windows(model, x, step=2.0, batch_size=8, transform=gain)
+    assert shared.starts[-1] + 160_000 > len(x) and len(shared.starts) == 15  # two batches
+    with torch.inference_mode():
+        alone = torch.cat([model(_chunk(x, s, 160_000, gain).view(1, 1, -1)) for s in shared.starts])
+    torch.testing.assert_close(shared.log_probs, alone, atol=1e-3, rtol=0)
+    assert (shared.log_probs.argmax(-1) != alone.argmax(-1)).float().mean() < 1e-3
+    # a hop that is not a multiple of the stride takes the per-window path, with the same result
+    odd = sliding_windows(model, x, step=2.0 + 1 / 16000, batch_size=8, transform=gain)
+    with torch.inference_mode():
+        odd_alone = torch.cat([model(_chunk(x, s, 160_000, gain).view(1, 1, -1)) for s in odd.starts])
+    torch.testing.assert_close(odd.log_probs, odd_alone, atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="multiples of the sinc stride"):
+        model.sincnet.forward_span(x[:200_000], [0, 5], 160_000)

@@ -123,6 +123,42 @@ class SincNet(nn.Module):
             x = F.leaky_relu(norm(pool(x)))
         return x
 
+    def forward_span(self, span: torch.Tensor, offsets: list[int], window: int) -> torch.Tensor:
+        """What :meth:`forward` gives for the windows ``span[o : o + window]`` (o in ``offsets``, each a
+        multiple of the sinc stride), with the first block's convolution and pooling done once for
+        the whole span.
+
+        Overlapping windows share most of their samples. The 251-tap sinc convolution is linear, so
+        it commutes with the waveform instance norm: conv(g (x - mu) / sigma + b) = a conv(x) + c
+        sum(filter), with a = g / sigma and c = b - a mu of each window. And the first block's
+        max-pool of |y| over 3 frames is max(|a max(r) + c S|, |a min(r) + c S|), where max(r) and
+        min(r) are the span's raw responses pooled over every 3 consecutive frames. So the span is
+        convolved and pooled once; each window takes every third pooled frame from its offset and
+        applies its own a and c (the same maths as the per-window path, up to float rounding).
+        ``span``: (samples,), every window inside it.
+        """
+        sinc = self.conv1d[0]
+        if any(o % sinc.stride for o in offsets):
+            raise ValueError(f"window offsets must be multiples of the sinc stride {sinc.stride}")
+        pool = self.pool1d[0].kernel_size
+        filters = sinc.filterbank()
+        raw = F.conv1d(span.view(1, 1, -1), filters, stride=sinc.stride)  # (1, 80, frames of the span)
+        high = F.max_pool1d(raw, pool, stride=1)[0]  # [:, j] = max of raw frames j .. j + pool - 1
+        low = -F.max_pool1d(-raw, pool, stride=1)[0]
+        pooled = ((window - sinc.kernel_size) // sinc.stride + 1) // pool  # pooled frames per window
+        chunks = torch.stack([span[o : o + window] for o in offsets])  # (B, window): the norm's statistics
+        var, mean = torch.var_mean(chunks, dim=1, unbiased=False)
+        norm = self.wav_norm1d
+        scale = (norm.weight / torch.sqrt(var + norm.eps)).view(-1, 1, 1)  # a, (B, 1, 1)
+        shift = (norm.bias - scale.view(-1) * mean).view(-1, 1, 1) * filters.sum(-1).view(1, -1, 1)  # c S
+        picks = [slice(o // sinc.stride, o // sinc.stride + pool * pooled, pool) for o in offsets]
+        top = torch.stack([high[:, p] for p in picks]).mul_(scale).add_(shift).abs_()
+        bottom = torch.stack([low[:, p] for p in picks]).mul_(scale).add_(shift).abs_()
+        x = F.leaky_relu(self.norm1d[0](torch.maximum(top, bottom, out=top)))
+        for conv, pool_, norm_ in zip(self.conv1d[1:], self.pool1d[1:], self.norm1d[1:]):
+            x = F.leaky_relu(norm_(pool_(conv(x))))
+        return x
+
     def geometry(self) -> Geometry:
         """(kernel, stride) of every conv and pool, in order."""
         out: Geometry = []
@@ -191,7 +227,11 @@ class PyanNet(nn.Module):
         self.resolution = FrameResolution.from_geometry(self.sincnet.geometry(), sample_rate)
 
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
-        x, _ = self.lstm(self.sincnet(waveforms).transpose(1, 2))
+        return self.classify(self.sincnet(waveforms))
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        """SincNet features (B, 60, frames) -> powerset log-probabilities (B, frames, 7)."""
+        x, _ = self.lstm(features.transpose(1, 2))
         for linear in self.linear:
             x = F.leaky_relu(linear(x))
         return F.log_softmax(self.classifier(x), dim=-1)
@@ -294,9 +334,16 @@ def sliding_windows(
     model = model.to(device)
     win, hop = round(window * model.sample_rate), round(step * model.sample_rate)
     starts = window_starts(waveform.shape[0], win, hop)
+    shared = hop % model.sincnet.conv1d[0].stride == 0  # windows can share one sinc convolution
     outputs = []
     for b in range(0, len(starts), batch_size):
-        batch = torch.stack([_chunk(waveform, s, win, transform) for s in starts[b : b + batch_size]]).unsqueeze(1)
+        part = starts[b : b + batch_size]
+        if shared:  # one span covering the batch's windows, convolved once (SincNet.forward_span)
+            span = _chunk(waveform, part[0], part[-1] + win - part[0], transform)
+            features = model.sincnet.forward_span(span.to(device, torch.float32), [s - part[0] for s in part], win)
+            outputs.append(model.classify(features).float().cpu())
+            continue
+        batch = torch.stack([_chunk(waveform, s, win, transform) for s in part]).unsqueeze(1)
         outputs.append(model(batch.to(device, torch.float32)).float().cpu())
     mapping = powerset_mapping(model.num_speakers, model.max_simultaneous)
     return WindowScores(torch.cat(outputs), starts, mapping)
