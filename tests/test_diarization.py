@@ -289,7 +289,7 @@ def test_twenty_speakers():
     gap = np.zeros(int(0.7 * SR), dtype=np.float32)
     x = np.concatenate([np.concatenate([sf.read(f, dtype="float32")[0], gap]) for f in files])
     res = run_diarization(x, {"backend": "builtin"})
-    # about 14 s each: some pairs of LibriSpeech voices fall into one cluster (15 found; the GE2E
+    # about 14 s each: some pairs of LibriSpeech voices fall into one cluster (16 found; the GE2E
     # diariser found 16-24); docs/diarization.md, Known limits
     assert 12 <= res.num_speakers <= 24
     assert 1 <= run_diarization(x, {"backend": "builtin", "max_speakers": 5}).num_speakers <= 5
