@@ -77,6 +77,11 @@ def guard_rank(r: WindowResult, seconds: float, o: DecodeOptions, eot: int) -> t
     return (not is_loop(r, seconds, o, eot), not needs_fallback(r.result, o), r.result.avg_logprob)
 
 
+def window_samples(samples: np.ndarray, w: Window) -> np.ndarray:
+    """The samples of one decoding window (a view)."""
+    return samples[int(w.start * SAMPLE_RATE) : int(w.end * SAMPLE_RATE)]
+
+
 def decode_options(o: TranscribeOptions) -> DecodeOptions:
     """The decoding settings of a transcription."""
     return DecodeOptions(
@@ -284,7 +289,7 @@ class Transcriber:
 
     @torch.inference_mode()
     def encode(self, samples: np.ndarray, windows: list[Window]) -> torch.Tensor:
-        return self._encode([samples[int(w.start * SAMPLE_RATE) : int(w.end * SAMPLE_RATE)] for w in windows])
+        return self._encode([window_samples(samples, w) for w in windows])
 
     def _encode(self, chunks: list[np.ndarray], padding: str | None = None) -> torch.Tensor:
         """Encoder features (B, n_audio_ctx, n_state) for audio chunks of at most 30 s."""
@@ -381,8 +386,7 @@ class Transcriber:
 
     @torch.inference_mode()
     def _run_batch(self, files: dict, batch: list[tuple[int, int]], decode_opts: DecodeOptions) -> None:
-        samples_windows = [(files[fid].item.samples, files[fid].windows[wi]) for fid, wi in batch]
-        chunks = [s[int(w.start * SAMPLE_RATE) : int(w.end * SAMPLE_RATE)] for s, w in samples_windows]
+        chunks = [window_samples(files[fid].item.samples, files[fid].windows[wi]) for fid, wi in batch]
         features = self._encode(chunks)
         # language: per file, from its first (up to 3) windows in this batch; or, with
         # language_per_window, each window's own (a recording that switches language)

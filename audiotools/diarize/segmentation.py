@@ -115,12 +115,13 @@ class SincNet(nn.Module):
         self.norm1d = nn.ModuleList([nn.InstanceNorm1d(c, affine=True) for c in (80, 60, 60)])
 
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
-        x = self.wav_norm1d(waveforms)
-        for i, (conv, pool, norm) in enumerate(zip(self.conv1d, self.pool1d, self.norm1d)):
-            x = conv(x)
-            if i == 0:
-                x = x.abs()
-            x = F.leaky_relu(norm(pool(x)))
+        x = self.conv1d[0](self.wav_norm1d(waveforms)).abs()
+        return self._later_blocks(F.leaky_relu(self.norm1d[0](self.pool1d[0](x))))
+
+    def _later_blocks(self, x: torch.Tensor) -> torch.Tensor:
+        """Blocks 2 and 3 (conv -> max-pool -> instance norm -> leaky ReLU) on block 1's output."""
+        for conv, pool, norm in zip(self.conv1d[1:], self.pool1d[1:], self.norm1d[1:]):
+            x = F.leaky_relu(norm(pool(conv(x))))
         return x
 
     def forward_span(self, span: torch.Tensor, offsets: list[int], window: int) -> torch.Tensor:
@@ -140,24 +141,21 @@ class SincNet(nn.Module):
         sinc = self.conv1d[0]
         if any(o % sinc.stride for o in offsets):
             raise ValueError(f"window offsets must be multiples of the sinc stride {sinc.stride}")
-        pool = self.pool1d[0].kernel_size
+        width = self.pool1d[0].kernel_size
         filters = sinc.filterbank()
         raw = F.conv1d(span.view(1, 1, -1), filters, stride=sinc.stride)  # (1, 80, frames of the span)
-        high = F.max_pool1d(raw, pool, stride=1)[0]  # [:, j] = max of raw frames j .. j + pool - 1
-        low = -F.max_pool1d(-raw, pool, stride=1)[0]
-        pooled = ((window - sinc.kernel_size) // sinc.stride + 1) // pool  # pooled frames per window
+        high = F.max_pool1d(raw, width, stride=1)[0]  # [:, j] = max of raw frames j .. j + width - 1
+        low = -F.max_pool1d(-raw, width, stride=1)[0]
+        pooled = ((window - sinc.kernel_size) // sinc.stride + 1) // width  # pooled frames per window
         chunks = torch.stack([span[o : o + window] for o in offsets])  # (B, window): the norm's statistics
         var, mean = torch.var_mean(chunks, dim=1, unbiased=False)
-        norm = self.wav_norm1d
-        scale = (norm.weight / torch.sqrt(var + norm.eps)).view(-1, 1, 1)  # a, (B, 1, 1)
-        shift = (norm.bias - scale.view(-1) * mean).view(-1, 1, 1) * filters.sum(-1).view(1, -1, 1)  # c S
-        picks = [slice(o // sinc.stride, o // sinc.stride + pool * pooled, pool) for o in offsets]
+        wav_norm = self.wav_norm1d
+        scale = (wav_norm.weight / torch.sqrt(var + wav_norm.eps)).view(-1, 1, 1)  # a, (B, 1, 1)
+        shift = (wav_norm.bias - scale.view(-1) * mean).view(-1, 1, 1) * filters.sum(-1).view(1, -1, 1)  # c S
+        picks = [slice(o // sinc.stride, o // sinc.stride + width * pooled, width) for o in offsets]
         top = torch.stack([high[:, p] for p in picks]).mul_(scale).add_(shift).abs_()
         bottom = torch.stack([low[:, p] for p in picks]).mul_(scale).add_(shift).abs_()
-        x = F.leaky_relu(self.norm1d[0](torch.maximum(top, bottom, out=top)))
-        for conv, pool_, norm_ in zip(self.conv1d[1:], self.pool1d[1:], self.norm1d[1:]):
-            x = F.leaky_relu(norm_(pool_(conv(x))))
-        return x
+        return self._later_blocks(F.leaky_relu(self.norm1d[0](torch.maximum(top, bottom, out=top))))
 
     def geometry(self) -> Geometry:
         """(kernel, stride) of every conv and pool, in order."""
