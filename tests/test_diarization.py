@@ -665,3 +665,24 @@ def test_gain_control_applied_window_by_window_equals_the_levelled_recording():
     noise = np.random.default_rng(1).standard_normal(70_000 * 160 + 99).astype(np.float32)
     direct = np.sqrt(np.mean(np.square(noise[: 70_000 * 160].reshape(-1, 160), dtype=np.float64), axis=1) + 1e-20)
     assert np.array_equal(builtin.frame_rms(noise, 160), direct)
+
+
+def test_file_fbank_pieces_equal_the_whole_recordings_fbank():
+    """The diariser reads the fbank where it needs it instead of holding the whole file's: slices
+    and masks give the frames of the whole recording's Kaldi fbank (real speech, an odd length)."""
+    import torch
+
+    from audiotools.diarize.builtin import FileFbank
+    from audiotools.speakers.fbank import kaldi_fbank
+
+    x = load_audio(SAMPLES / "conversation.wav").samples[: 7 * SR + 333]
+    whole = kaldi_fbank(torch.from_numpy(x))[0][0]
+    fb = FileFbank(x, "cpu")
+    assert len(fb) == len(whole) == 1 + (len(x) - 400) // 160
+    for a, b in [(0, 1), (0, 150), (37, 412), (len(whole) - 5, len(whole)), (len(whole) - 5, len(whole) + 50)]:
+        assert torch.allclose(fb[a:b], whole[a:b], atol=1e-5, rtol=1e-5), (a, b)
+    mask = torch.zeros(len(whole), dtype=torch.bool)
+    mask[10:60] = mask[300:301] = mask[500:] = True
+    assert torch.allclose(fb[mask], whole[mask], atol=1e-5, rtol=1e-5)
+    assert fb[torch.zeros(len(whole), dtype=torch.bool)].shape == (0, 80)
+    assert fb[5:5].shape == (0, 80) and len(FileFbank(x[:399], "cpu")) == 0

@@ -36,13 +36,13 @@ import torch
 from scipy.cluster.hierarchy import fcluster, linkage
 
 from audiotools.audio import SAMPLE_RATE
+from audiotools.device import release_freed_memory
 from audiotools.diarize.segmentation import PyanNet, WindowScores, aggregate, segmentation_model, sliding_windows
 from audiotools.speakers.campplus import CAMPPlus, CampplusEncoder, embed_features, padded_batches
 from audiotools.speakers.fbank import kaldi_fbank
 
 FBANK_SHIFT = 160  # samples between fbank frames (10 ms)
 FBANK_LENGTH = 400  # samples per fbank frame (25 ms)
-FBANK_CHUNK = 960_000  # samples of audio per fbank call (a multiple of FBANK_SHIFT), bounds memory
 
 Turn = tuple[float, float, str]
 
@@ -158,13 +158,14 @@ def segment(model: PyanNet, samples: np.ndarray, config: Config) -> WindowScores
     samples = np.asarray(samples, dtype=np.float32)
     gain = gain_curve(samples, config.agc_window, config.agc_max_gain_db)
     waveform = torch.from_numpy(np.ascontiguousarray(samples))
-    if gain is None:
-        return sliding_windows(model, waveform, step=config.step, batch_size=config.batch_size)
 
     def levelled(chunk: torch.Tensor, start: int) -> torch.Tensor:
         return torch.from_numpy(apply_gain(chunk.numpy(), gain, start))
 
-    return sliding_windows(model, waveform, step=config.step, batch_size=config.batch_size, transform=levelled)
+    transform = None if gain is None else levelled
+    scores = sliding_windows(model, waveform, step=config.step, batch_size=config.batch_size, transform=transform)
+    release_freed_memory()  # the batches' buffers (4 h: about 1 GB), before anything else is allocated
+    return scores
 
 
 def num_output_frames(scores: WindowScores, model: PyanNet, num_samples: int) -> int:
@@ -253,19 +254,39 @@ def speech_chunks(count: np.ndarray, changes: np.ndarray, frame_s: float, config
 # ---------------------------------------------------------------- 3. embeddings
 
 
-def file_fbank(samples: np.ndarray, device: str) -> torch.Tensor:
-    """Kaldi fbank of the whole file, (frames, 80); frame f covers samples [160 f, 160 f + 400)."""
-    x = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)).to(device)
-    out = None  # filled chunk by chunk (no list of parts and a concatenated copy)
-    pos = 0
-    for start in range(0, max(len(x) - FBANK_LENGTH, 0) + 1, FBANK_CHUNK):
-        feats, _ = kaldi_fbank(x[start : start + FBANK_CHUNK + FBANK_LENGTH - FBANK_SHIFT])
-        if out is None:
-            total = max(1 + (len(x) - FBANK_LENGTH) // FBANK_SHIFT, feats.shape[1])
-            out = feats.new_empty((total, feats.shape[2]))
-        out[pos : pos + feats.shape[1]] = feats[0]
-        pos += feats.shape[1]
-    return out[:pos]
+class FileFbank:
+    """The Kaldi fbank of a whole recording, computed where it is read: ``fbank[a:b]`` (frames a to
+    b) and ``fbank[mask]`` (the frames where a (frames,) bool tensor is True, in order) are those
+    frames of the file's fbank, frame f covering samples [160 f, 160 f + 400), without holding all
+    of it (80 floats per 10 ms: 115 MB per audio hour). Every frame depends on its own 400 samples
+    only, so a piece equals the same frames of the whole; computing a frame twice (chunks overlap)
+    costs about 1 s per audio hour, against CAM++'s minutes."""
+
+    def __init__(self, samples: np.ndarray, device: str | torch.device) -> None:
+        self.samples = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))  # a view, no copy
+        self.device = torch.device(device)
+        n = len(self.samples)
+        self.num_frames = 1 + (n - FBANK_LENGTH) // FBANK_SHIFT if n >= FBANK_LENGTH else 0
+
+    def __len__(self) -> int:
+        return self.num_frames
+
+    def frames(self, first: int, stop: int) -> torch.Tensor:
+        """Frames [first, stop) (clipped to the file), (frames, 80) on the device."""
+        first, stop = max(first, 0), min(stop, self.num_frames)
+        if stop <= first:
+            return torch.zeros((0, 80), device=self.device)
+        piece = self.samples[first * FBANK_SHIFT : (stop - 1) * FBANK_SHIFT + FBANK_LENGTH]
+        return kaldi_fbank(piece.to(self.device))[0][0]
+
+    def __getitem__(self, key: slice | torch.Tensor) -> torch.Tensor:
+        if isinstance(key, slice):
+            first, stop, step = key.indices(self.num_frames)
+            if step != 1:
+                raise ValueError("FileFbank slices take every frame (step 1)")
+            return self.frames(first, stop)
+        runs = runs_of(key.cpu().numpy())
+        return torch.cat([self.frames(a, b) for a, b in runs]) if runs else self.frames(0, 0)
 
 
 def fbank_span(first: int, stop: int, model: PyanNet, num_fbank: int) -> tuple[int, int]:
@@ -288,7 +309,7 @@ def embed_batch(model: CAMPPlus, pieces: list[torch.Tensor]) -> torch.Tensor:
 
 
 def embed_chunks(
-    model: CAMPPlus, seg_model: PyanNet, fbank: torch.Tensor, chunks: list[tuple[int, int]], config: Config
+    model: CAMPPlus, seg_model: PyanNet, fbank: FileFbank, chunks: list[tuple[int, int]], config: Config
 ) -> np.ndarray:
     """One unit CAM++ embedding per chunk, (chunks, dim); the fbank pieces are cut batch by batch."""
     spans = [fbank_span(a, b, seg_model, len(fbank)) for a, b in chunks]
@@ -383,7 +404,7 @@ def centre(vectors: np.ndarray, mean: np.ndarray, weight: float) -> np.ndarray:
 def cluster_voice(
     model: CAMPPlus,
     seg_model: PyanNet,
-    fbank: torch.Tensor,
+    fbank: FileFbank,
     chunks: list[tuple[int, int]],
     members: np.ndarray,
     config: Config,
@@ -399,7 +420,7 @@ def cluster_voice(
     frames = torch.zeros(len(fbank), dtype=torch.bool)
     for f0, f1 in per_chunk:
         frames[f0:f1] = True
-    return embed_batch(model, [fbank[frames.to(fbank.device)]]).numpy()[0]
+    return embed_batch(model, [fbank[frames]]).numpy()[0]
 
 
 def merge_clusters(
@@ -427,7 +448,7 @@ def merge_clusters(
 def cluster_chunks(
     model: CAMPPlus,
     seg_model: PyanNet,
-    fbank: torch.Tensor,
+    fbank: FileFbank,
     chunks: list[tuple[int, int]],
     vectors: np.ndarray,
     config: Config,
@@ -476,7 +497,7 @@ def chunk_votes(chunks: list[tuple[int, int]], labels: np.ndarray, num_frames: i
 def orphan_voice(
     model: CAMPPlus,
     seg_model: PyanNet,
-    fbank: torch.Tensor,
+    fbank: FileFbank,
     scores: WindowScores,
     window: int,
     speaker: int,
@@ -497,7 +518,7 @@ def orphan_voice(
             for a, b in runs_of(mask):
                 f0, f1 = fbank_span(offset + a, offset + b, seg_model, len(fbank))
                 frames[f0:f1] = True
-            return embed_batch(model, [fbank[frames.to(fbank.device)]]).numpy()[0]
+            return embed_batch(model, [fbank[frames]]).numpy()[0]
     return None
 
 
@@ -716,6 +737,7 @@ def diarize_samples(
 
     def lap(name: str) -> None:
         nonlocal clock
+        release_freed_memory()  # a stage's freed buffers, before the next stage's peak
         now = time.process_time()
         timings[name] = round(now - clock, 3)
         clock = now
@@ -727,7 +749,7 @@ def diarize_samples(
     lap("segmentation")
     if not chunks:
         return Diarization([], [], 0, timings)
-    fbank = file_fbank(samples, device)
+    fbank = FileFbank(samples, device)
     vectors = embed_chunks(emb_model, seg_model, fbank, chunks, config)
     lap("embeddings")
     low, high = target_range(num_speakers, min_speakers, max_speakers)
