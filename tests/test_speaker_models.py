@@ -29,9 +29,10 @@ def test_checkpoints_load_strictly_into_our_modules():
     # the encoder's model is the same checkpoint with its conv-then-batch-norm pairs folded
     folded = CampplusEncoder.get().model
     assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in folded.head.modules())
-    assert torch.equal(folded.xvector.block1.tdnnd1.nonlinear1.batchnorm.running_mean, cam[
-        "xvector.block1.tdnnd1.nonlinear1.batchnorm.running_mean"
-    ])
+    assert torch.equal(
+        folded.xvector.block1.tdnnd1.nonlinear1.batchnorm.running_mean,
+        cam["xvector.block1.tdnnd1.nonlinear1.batchnorm.running_mean"],
+    )
 
 
 def test_folded_campplus_embeds_real_speech_as_the_checkpoint_does():
