@@ -15,45 +15,17 @@ from audiotools.weights import CAMPLUS, SEGMENTATION, locate
 
 def test_checkpoints_load_strictly_into_our_modules():
     from audiotools.diarize.segmentation import segmentation_model
-    from audiotools.speakers.campplus import CampplusEncoder, load_campplus
+    from audiotools.speakers.campplus import CampplusEncoder
 
     seg = torch.load(locate(SEGMENTATION), map_location="cpu", weights_only=True)
     assert set(segmentation_model().state_dict()) == set(seg["state_dict"])
     cam = torch.load(locate(CAMPLUS), map_location="cpu", weights_only=True)
-    model = load_campplus(locate(CAMPLUS), fold=False)
+    model = CampplusEncoder.get().model
     assert set(model.state_dict()) == set(cam)
     broken = dict(cam)
     broken.pop(next(iter(broken)))
     with pytest.raises(RuntimeError, match="Missing key"):
         type(model)().load_state_dict(broken, strict=True)
-    # the encoder's model is the same checkpoint with its conv-then-batch-norm pairs folded
-    folded = CampplusEncoder.get().model
-    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in folded.head.modules())
-    assert torch.equal(
-        folded.xvector.block1.tdnnd1.nonlinear1.batchnorm.running_mean,
-        cam["xvector.block1.tdnnd1.nonlinear1.batchnorm.running_mean"],
-    )
-
-
-def test_folded_campplus_embeds_real_speech_as_the_checkpoint_does():
-    """Folding the batch norms into the convolutions changes nothing but rounding: the same
-    embeddings of real speech, one by one and in a padded batch of different lengths."""
-    from audiotools.speakers.campplus import embed, load_campplus
-
-    x = load_audio(SHARED / "speech" / "jfk.flac").samples
-    pieces = [torch.from_numpy(x[:24000]), torch.from_numpy(x[30000:70000]), torch.from_numpy(x[80000:160000])]
-    lengths = torch.tensor([len(p) for p in pieces])
-    batch = torch.nn.utils.rnn.pad_sequence(pieces, batch_first=True)
-    plain = load_campplus(locate(CAMPLUS), fold=False)
-    folded = load_campplus(locate(CAMPLUS))
-    assert sum(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in folded.modules()) == 122 - 65
-    a, b = embed(plain, batch, lengths), embed(folded, batch, lengths)
-    assert torch.allclose(a, b, atol=1e-5)
-    assert torch.allclose(embed(folded, pieces[1]), b[1:2], atol=1e-5)
-    with pytest.raises(ValueError, match="eval mode"):
-        from audiotools.speakers.campplus import CAMPPlus, fold_batchnorm
-
-        fold_batchnorm(CAMPPlus().train())
 
 
 def test_fbank_batches_equal_single_items_and_frame_counts_follow_kaldi():
