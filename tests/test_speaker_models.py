@@ -187,3 +187,19 @@ def test_windows_sharing_one_sinc_convolution_equal_the_windows_run_alone():
     torch.testing.assert_close(odd.log_probs, odd_alone, atol=1e-4, rtol=0)
     with pytest.raises(ValueError, match="multiples of the sinc stride"):
         model.sincnet.forward_span(x[:200_000], [0, 5], 160_000)
+
+
+def test_onednn_primitive_cache_is_capped_on_import_unless_the_user_set_it():
+    """One CAM++ forward uses about a hundred convolution shapes: the cap set on import must hold
+    them (a smaller one recompiles them every forward), and a value the user chose is kept."""
+    import os
+    import subprocess
+    import sys
+
+    code = "import os, audiotools; print(os.environ['ONEDNN_PRIMITIVE_CACHE_CAPACITY'])"
+    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
+    default = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert int(default.stdout) >= 128
+    env["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = "7"
+    chosen = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert chosen.stdout.strip() == "7"
