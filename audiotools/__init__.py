@@ -15,11 +15,11 @@ from typing import Any
 
 # oneDNN (torch's CPU convolutions) keeps a compiled primitive with its scratch memory for every
 # convolution shape it meets, up to 1,024. CAM++ and the segmentation network see a new length with
-# almost every batch, so that cache grew by about 0.7 GB on a half-hour recording and was never given
-# back. One CAM++ forward alone uses about a hundred distinct convolution shapes (each dense layer's
-# input width differs), so a cap below that recompiles most of them on every forward, even for a
-# shape just seen (a 2 x 150-frame batch: about 88 ms, against 50-65 ms with 128); 128 keeps one forward's
-# primitives. Set before torch first runs a convolution; a value the user set is kept
+# almost every batch, so that cache grew by about 0.7 GB on a half-hour recording and was never
+# given back. One CAM++ forward alone uses about a hundred distinct convolution shapes (each dense
+# layer's input width differs), so a cap below that recompiles most of them on every forward, even
+# for a shape just seen (a 2 x 150-frame batch: about 88 ms, against 50-65 ms with 128); 128 keeps
+# one forward's primitives. Set before torch first runs a convolution; a value the user set is kept
 # (benchmarks/diarize.py: speed, and long_files' peak RSS).
 os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "128")
 

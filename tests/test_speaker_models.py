@@ -4,6 +4,10 @@ sample. The weights registry (hash checks, one-line errors, fetching) is tested 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -192,10 +196,6 @@ def test_windows_sharing_one_sinc_convolution_equal_the_windows_run_alone():
 def test_onednn_primitive_cache_is_capped_on_import_unless_the_user_set_it():
     """One CAM++ forward uses about a hundred convolution shapes: the cap set on import must hold
     them (a smaller one recompiles them every forward), and a value the user chose is kept."""
-    import os
-    import subprocess
-    import sys
-
     code = "import os, audiotools; print(os.environ['ONEDNN_PRIMITIVE_CACHE_CAPACITY'])"
     env = {k: v for k, v in os.environ.items() if k != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
     default = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)

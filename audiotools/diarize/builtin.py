@@ -48,6 +48,13 @@ FBANK_LENGTH = 400  # samples per fbank frame (25 ms)
 # (the next stage faults the pages in again: about a tenth of a 30 s file's diarisation time).
 TRIM_SAMPLES = 600 * SAMPLE_RATE
 
+
+def release_after_stage(num_samples: int) -> None:
+    """Give a stage's freed heap back to the system when the recording is long (see TRIM_SAMPLES)."""
+    if num_samples > TRIM_SAMPLES:
+        release_freed_memory()
+
+
 Turn = tuple[float, float, str]
 
 
@@ -168,8 +175,7 @@ def segment(model: PyanNet, samples: np.ndarray, config: Config) -> WindowScores
 
     transform = None if gain is None else levelled
     scores = sliding_windows(model, waveform, step=config.step, batch_size=config.batch_size, transform=transform)
-    if len(samples) > TRIM_SAMPLES:
-        release_freed_memory()  # the batches' buffers (4 h: about 1 GB), before anything else is allocated
+    release_after_stage(len(samples))  # the batches' buffers (4 h: about 1 GB), before anything else is allocated
     return scores
 
 
@@ -742,8 +748,7 @@ def diarize_samples(
 
     def lap(name: str) -> None:
         nonlocal clock
-        if len(samples) > TRIM_SAMPLES:
-            release_freed_memory()  # a stage's freed buffers, before the next stage's peak
+        release_after_stage(len(samples))  # a stage's freed buffers, before the next stage's peak
         now = time.process_time()
         timings[name] = round(now - clock, 3)
         clock = now
