@@ -11,6 +11,7 @@ Prints a summary and writes benchmarks/results/diarize.json:
   --channels split), samples/russian.wav, stereo_diarization.wav (split and mixed);
 * DER and counts on the tuning set (benchmarks/synthetic_meetings.py ``tuning_set`` and conditioned
   copies of the samples), the files the diariser's parameters were chosen on;
+* DER and counts on reverberant (far-field) copies of sample.wav and conversation.wav, not tuned on;
 * DER and counts on synthetic meetings built from LibriSpeech utterances (benchmarks/synthetic_meetings.py:
   2-4 speakers, short turns, a quiet talker at RMS 0.005, far-field reverberation, overlaps);
 * CPU speed (x real time) of the built-in diariser against Whisper base transcription of the same
@@ -108,7 +109,6 @@ def tuning() -> dict:
 
     from audiotools.audio.condition import simulate
     from audiotools.audio.decode import load_audio
-    from audiotools.diarize.diarization import run_diarization
     from audiotools.export.rttm import read_rttm
 
     cases = [(m.name, m.samples, _reference(m.name, m.turns)) for m in tuning_set()]
@@ -121,18 +121,67 @@ def tuning() -> dict:
         ("sample.wav, telephone", simulate(sample, "telephone"), sample_ref),
         ("conversation.wav, telephone", simulate(conversation, "telephone"), conversation_ref),
     ]
-    out, ders, right = {}, [], 0
+    return score_cases(cases)
+
+
+def score_cases(cases: list, given_count: bool = False) -> dict:
+    """DER and speaker count of each (name, samples, reference) case, their mean DER and how many
+    counts are right; with ``given_count`` also the DER with the true count given (--num-speakers)."""
+    from audiotools.diarize.diarization import run_diarization
+
+    out, ders, given_ders, right = {}, [], [], 0
     for name, samples, reference in cases:
         res = run_diarization(samples, {"backend": BACKEND})
         expected = len(reference.labels())
         row = {"speakers": res.num_speakers, "expected_speakers": expected}
         row.update(der_of(reference, res.annotation, len(samples) / SR))
+        if given_count:
+            given = run_diarization(samples, {"backend": BACKEND, "num_speakers": expected})
+            row["der_given_count"] = der_of(reference, given.annotation, len(samples) / SR)["der"]
+            given_ders.append(row["der_given_count"])
         ders.append(row["der"])
         right += res.num_speakers == expected
         out[name] = row
     out["mean_der"] = round(float(np.mean(ders)), 2)
+    if given_count:
+        out["mean_der_given_count"] = round(float(np.mean(given_ders)), 2)
     out["counts_right"] = f"{right} / {len(cases)}"
     return out
+
+
+def sox_reverb(samples: np.ndarray, reverberance: int) -> np.ndarray:
+    """``sox ... reverb N`` (its defaults otherwise), float output so that sox adds no dither."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "in.wav", Path(tmp) / "out.wav"
+        sf.write(src, samples, SR, subtype="FLOAT")
+        subprocess.run(["sox", str(src), "-e", "floating-point", str(dst), "reverb", str(reverberance)], check=True)
+        wet, _ = sf.read(dst, dtype="float32")
+    return (wet.mean(axis=1) if wet.ndim > 1 else wet)[: len(samples)]
+
+
+def reverberant() -> dict:
+    """Far-field copies of the real sample.wav and of conversation.wav: each in a synthetic room
+    (synthetic_meetings.room_impulse_response, RT60 0.3 and 0.5 s, mixed as the meetings are:
+    direct-to-reverberant ratio about -6 dB) and through ``sox reverb 50``. Not tuned on."""
+    from scipy.signal import fftconvolve
+    from synthetic_meetings import room_impulse_response
+
+    from audiotools.audio.decode import load_audio
+    from audiotools.export.rttm import read_rttm
+
+    cases = []
+    for label, wav, rttm in (
+        ("sample.wav", SHARED / "diarization" / "sample.wav", SHARED / "diarization" / "sample.rttm"),
+        ("conversation.wav", SAMPLES / "conversation.wav", SAMPLES / "conversation.rttm"),
+    ):
+        dry = load_audio(wav).samples
+        reference = next(iter(read_rttm(rttm).values()))
+        for seed, rt60 in ((11, 0.3), (12, 0.5)):
+            h = room_impulse_response(rt60, np.random.default_rng(seed))
+            room = ((0.5 * dry + fftconvolve(dry, h)[: len(dry)]) / 1.2).astype(np.float32)
+            cases.append((f"{label}, room RT60 {rt60:g} s", room, reference))
+        cases.append((f"{label}, sox reverb 50", sox_reverb(dry, 50), reference))
+    return score_cases(cases, given_count=True)
 
 
 def meetings() -> dict:
@@ -367,6 +416,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-transcribe", action="store_true", help="skip the Whisper comparison")
     ap.add_argument("--no-meetings", action="store_true")
     ap.add_argument("--no-tuning", action="store_true", help="skip the tuning set (14 meetings, 3 conditioned files)")
+    ap.add_argument(
+        "--no-reverb", action="store_true", help="skip the reverberant copies of sample.wav and conversation.wav"
+    )
     args = ap.parse_args(argv)
 
     from _common import RESULTS
@@ -385,6 +437,8 @@ def main(argv=None) -> int:
         result["synthetic_meetings"] = meetings()
     if not args.no_tuning:
         result["tuning_set"] = tuning()
+    if not args.no_reverb:
+        result["reverberant_copies"] = reverberant()
     if not (args.no_transcribe and "speed" in result and "diarize_overhead_pct" in result["speed"]):
         result["speed"] = speed(not args.no_transcribe)
     result["segmentation_paths"] = segmentation_paths()
@@ -425,6 +479,15 @@ def main(argv=None) -> int:
     if "tuning_set" in result:
         ts = result["tuning_set"]
         print(f"tuning set mean DER: {ts['mean_der']:.1f} %, speaker counts right {ts['counts_right']}")
+    for name, row in (result.get("reverberant_copies") or {}).items():
+        if isinstance(row, dict):
+            print(f"{name:34s} {row['speakers']:>2d}/{row['expected_speakers']:<2d}   {row['der']:5.1f}")
+    if "reverberant_copies" in result:
+        rc = result["reverberant_copies"]
+        print(
+            f"reverberant copies mean DER: {rc['mean_der']:.1f} % ({rc['mean_der_given_count']:.1f} % with the "
+            f"speaker count given), speaker counts right {rc['counts_right']}"
+        )
     for name, row in result["speed"]["files"].items():
         extra = (
             f", transcription {row['transcribe_x_real_time']}x: diarisation adds {row['diarize_overhead_pct']} %"
