@@ -109,6 +109,16 @@ def room_impulse_response(rt60: float, rng: np.random.Generator, length: float |
     return (h / np.sqrt(np.sum(h**2))).astype(np.float32)
 
 
+def far_field(x: np.ndarray, rt60: float, rng: np.random.Generator) -> np.ndarray:
+    """``x`` heard in a synthetic room: half the dry signal plus its convolution with
+    :func:`room_impulse_response` (direct-to-reverberant ratio about -6 dB)."""
+    from scipy.signal import fftconvolve
+
+    h = room_impulse_response(rt60, rng)
+    wet = fftconvolve(x, h)[: len(x)].astype(np.float32)
+    return (0.5 * x + wet).astype(np.float32) / 1.2
+
+
 def make_meeting(
     seed: int,
     n_speakers: int,
@@ -173,11 +183,7 @@ def make_meeting(
     total = max(t[1] for t in turns) + rng.uniform(0.3, 1.0)
     out = out[: int(total * SR)]
     if rt60:
-        from scipy.signal import fftconvolve
-
-        h = room_impulse_response(rt60, rng)
-        wet = fftconvolve(out, h)[: len(out)].astype(np.float32)
-        out = (0.5 * out + wet).astype(np.float32) / 1.2
+        out = far_field(out, rt60, rng)
     noise = np.cumsum(rng.standard_normal(len(out))).astype(np.float32)  # brown-ish noise floor
     noise -= np.convolve(noise, np.ones(801) / 801, mode="same").astype(np.float32)
     noise *= noise_rms / max(float(np.sqrt(np.mean(noise**2))), 1e-9)
