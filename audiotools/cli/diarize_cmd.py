@@ -90,3 +90,5 @@ def _summary(name: str, duration: float, result, path: Path, took: float) -> Non
         d = ann.label_duration(s)
         table.add_row(s, f"{d:.1f} s", f"{100 * d / total:.0f} %", str(len(tl)), f"{tl[0].start:.1f} s")
     console.print(table)
+    if result.info.get("warning"):
+        console.print(f"[yellow]warning:[/] {name}: {result.info['warning']}")
