@@ -258,7 +258,7 @@ def run_diarization(
 
 # Diarised speakers with less speech than this are flagged. Measured (docs/diarization.md, far-field
 # copies): the extra speakers a reverberant room splits off a two-person recording get 1.5-5.1 s,
-# while the two real speakers keep 9-13 s each (a 30 s recording); real speakers who say
+# while the two largest keep 6.0-12.6 s each (a 30 s recording); real speakers who say
 # little (2.4-5.2 s in the synthetic meetings) fall here too, so it is a warning, not a merge.
 LITTLE_SPEECH_SECONDS = 5.0
 
