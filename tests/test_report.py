@@ -41,6 +41,22 @@ def test_report_cli_writes_beside_the_json_and_names_the_case(transcript):
     assert "<script src" not in html and "<link" not in html and "@import" not in html and "@font-face" not in html
 
 
+def test_the_transcripts_warnings_are_among_the_reports_limitations(transcript):
+    """A warning the pipeline recorded (here the diariser's little-speech one) reaches the reader.
+    The warnings are part of the hashed transcript, so adding one afterwards, as here, fails
+    transcript_sha256: a warning cannot be dropped or added unnoticed."""
+    doc = json.loads(transcript.read_text(encoding="utf-8"))
+    warning = "diarisation: SPEAKER_02 3.1 s of speech: a speaker with under 5 s may be ..."
+    doc["warnings"] = [warning]
+    transcript.write_text(json.dumps(doc), encoding="utf-8")
+    r = run_cli("report", str(transcript), "--audio", str(AUDIO))
+    assert r.returncode == 0, r.stderr
+    html = transcript.with_name("conversation.report.html").read_text(encoding="utf-8")
+    limitations = html.split("<section id='limitations'>")[1].split("</section>")[0]
+    assert f"Recorded when the transcript was made: {warning}" in limitations
+    assert _checks(html)["transcript_sha256"] == "fail"
+
+
 def test_missing_transcript_is_one_line_naming_the_file(tmp_path):
     r = run_cli("report", str(tmp_path / "nope.json"))
     assert r.returncode == 1

@@ -558,7 +558,8 @@ def from_transcript(
             f"{LOW_CONFIDENCE:g} are marked; check every quoted passage against the audio.",
             "Speaker turns come from automatic diarisation: short turns and overlapped speech can be assigned to "
             "the wrong speaker.",
-        ],
+        ]
+        + [f"Recorded when the transcript was made: {w}" for w in doc.get("warnings") or []],
     }
 
 
