@@ -109,20 +109,30 @@ def tuning() -> dict:
     from synthetic_meetings import tuning_set
 
     from audiotools.audio.condition import simulate
-    from audiotools.audio.decode import load_audio
-    from audiotools.export.rttm import read_rttm
 
     cases = [(m.name, m.samples, _reference(m.name, m.turns)) for m in tuning_set()]
-    sample = load_audio(SHARED / "diarization" / "sample.wav").samples
-    sample_ref = next(iter(read_rttm(SHARED / "diarization" / "sample.rttm").values()))
-    conversation = load_audio(SAMPLES / "conversation.wav").samples
-    conversation_ref = next(iter(read_rttm(SAMPLES / "conversation.rttm").values()))
+    (sample, sample_ref), (conversation, conversation_ref) = labelled_recordings().values()
     cases += [
         ("sample.wav, -20 dB", sample * np.float32(0.1), sample_ref),
         ("sample.wav, telephone", simulate(sample, "telephone"), sample_ref),
         ("conversation.wav, telephone", simulate(conversation, "telephone"), conversation_ref),
     ]
     return score_cases(cases)
+
+
+def labelled_recordings() -> dict:
+    """The real sample.wav and samples/conversation.wav with their reference turns: name ->
+    (samples, reference annotation)."""
+    from audiotools.audio.decode import load_audio
+    from audiotools.export.rttm import read_rttm
+
+    return {
+        name: (load_audio(wav).samples, next(iter(read_rttm(rttm).values())))
+        for name, wav, rttm in (
+            ("sample.wav", SHARED / "diarization" / "sample.wav", SHARED / "diarization" / "sample.rttm"),
+            ("conversation.wav", SAMPLES / "conversation.wav", SAMPLES / "conversation.rttm"),
+        )
+    }
 
 
 def score_cases(cases: list, given_count: bool = False) -> dict:
@@ -134,7 +144,7 @@ def score_cases(cases: list, given_count: bool = False) -> dict:
     for name, samples, reference in cases:
         res = run_diarization(samples, {"backend": BACKEND})
         expected = len(reference.labels())
-        row = {"speakers": res.num_speakers, "expected_speakers": expected}
+        row = {"speakers": res.num_speakers, "expected_speakers": expected, "duration": round(len(samples) / SR, 1)}
         row.update(der_of(reference, res.annotation, len(samples) / SR))
         if given_count:
             given = run_diarization(samples, {"backend": BACKEND, "num_speakers": expected})
@@ -166,51 +176,25 @@ def reverberant() -> dict:
     50``. Not tuned on."""
     from synthetic_meetings import far_field
 
-    from audiotools.audio.decode import load_audio
-    from audiotools.export.rttm import read_rttm
-
+    sox = shutil.which("sox") is not None
+    if not sox:
+        print("sox not installed: the far-field copies are the synthetic rooms only")
     cases = []
-    for label, wav, rttm in (
-        ("sample.wav", SHARED / "diarization" / "sample.wav", SHARED / "diarization" / "sample.rttm"),
-        ("conversation.wav", SAMPLES / "conversation.wav", SAMPLES / "conversation.rttm"),
-    ):
-        dry = load_audio(wav).samples
-        reference = next(iter(read_rttm(rttm).values()))
+    for label, (dry, reference) in labelled_recordings().items():
         for seed, rt60 in ((11, 0.3), (12, 0.5)):
             room = far_field(dry, rt60, np.random.default_rng(seed))
             cases.append((f"{label}, room RT60 {rt60:g} s", room, reference))
-        if shutil.which("sox"):
+        if sox:
             cases.append((f"{label}, sox reverb 50", sox_reverb(dry, 50), reference))
-    if not shutil.which("sox"):
-        print("sox not installed: the far-field copies are the synthetic rooms only")
     return score_cases(cases, given_count=True)
 
 
 def meetings() -> dict:
+    """The benchmark meetings, each also with the true number of speakers given (--num-speakers:
+    labelling errors alone)."""
     from synthetic_meetings import meeting_set
 
-    from audiotools.diarize.diarization import run_diarization
-
-    out = {}
-    ders, given_ders = [], []
-    for m in meeting_set():
-        reference = _reference(m.name, m.turns)
-        res = run_diarization(m.samples, {"backend": BACKEND})
-        row = {
-            "speakers": res.num_speakers,
-            "expected_speakers": len(m.speakers),
-            "duration": round(m.duration, 1),
-            **der_of(reference, res.annotation, m.duration),
-        }
-        # the same with the true number of speakers given (--num-speakers): labelling errors alone
-        given = run_diarization(m.samples, {"backend": BACKEND, "num_speakers": len(m.speakers)})
-        row["der_given_count"] = der_of(reference, given.annotation, m.duration)["der"]
-        ders.append(row["der"])
-        given_ders.append(row["der_given_count"])
-        out[m.name] = row
-    out["mean_der"] = round(float(np.mean(ders)), 2)
-    out["mean_der_given_count"] = round(float(np.mean(given_ders)), 2)
-    return out
+    return score_cases([(m.name, m.samples, _reference(m.name, m.turns)) for m in meeting_set()], given_count=True)
 
 
 def speed(transcribe: bool) -> dict:
