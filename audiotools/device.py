@@ -40,6 +40,40 @@ def torch_threads(n: int | None):
         torch.set_num_threads(old)
 
 
+def native_bfloat16() -> bool:
+    """Whether this CPU does bfloat16 arithmetic in hardware (AVX512-BF16 or AMX), where oneDNN runs
+    bfloat16 convolutions and LSTMs about twice as fast as float32; elsewhere bfloat16 is emulated
+    and slower."""
+    import torch
+
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    try:
+        return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+    except Exception:  # a build without the probes
+        return False
+
+
+def network_precision(precision: str, device: str) -> str:
+    """``float32`` or ``bfloat16``: ``auto`` is bfloat16 on a CPU with :func:`native_bfloat16`, float32
+    elsewhere (CUDA included: bfloat16 there is not measured yet)."""
+    if precision not in ("auto", "float32", "bfloat16"):
+        raise ValueError(f"precision must be auto, float32 or bfloat16, got {precision!r}")
+    if precision != "auto":
+        return precision
+    return "bfloat16" if str(device).startswith("cpu") and native_bfloat16() else "float32"
+
+
+def autocast(precision: str, device: str):
+    """A context in which a network's convolutions, LSTMs and matrix products run in ``precision``
+    (``torch.autocast``; a no-op for float32). Only the networks' forward passes go inside it:
+    features (fbank) and everything computed on the networks' outputs stay float32."""
+    import torch
+
+    if precision == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=getattr(torch, precision))
+
+
 def release_freed_memory() -> bool:
     """Give the C heap's freed pages back to the operating system (glibc ``malloc_trim``), where
     there is such a heap. A long recording's stage leaves hundreds of MB of freed but fragmented

@@ -198,30 +198,41 @@ def meetings() -> dict:
 
 
 def speed(transcribe: bool) -> dict:
+    """Diarisation time of conversation.wav and sample.wav (best of 3), with CAM++ at the default
+    precision (auto: bfloat16 on a CPU with it in hardware) and in float32, side by side, against
+    Whisper base transcription of the same files (best of 3)."""
     from audiotools.audio.decode import load_audio
+    from audiotools.device import network_precision
     from audiotools.diarize.diarization import run_diarization
 
     files = [SAMPLES / "conversation.wav", SHARED / "diarization" / "sample.wav"]
     audios = [load_audio(f) for f in files]
+    precision = network_precision("auto", "cpu")
     t0 = time.perf_counter()
-    run_diarization(audios[1].samples[: 5 * SR], {"backend": BACKEND})  # load models, warm up
+    for p in {precision, "float32"}:  # load models, warm up
+        run_diarization(audios[1].samples[: 5 * SR], {"backend": BACKEND, "precision": p})
     load_s = time.perf_counter() - t0
-    out: dict = {"model_load_and_warmup_s": round(load_s, 2), "files": {}}
+    out: dict = {"model_load_and_warmup_s": round(load_s, 2), "precision": precision, "files": {}}
     transcriber = None
     if transcribe:
         from audiotools.asr.transcribe import Transcriber
 
         transcriber = Transcriber()
         transcriber.transcribe(audios[1])  # warm up
-    tot_d = tot_t = 0.0
+    tot_d = tot_t = tot_32 = 0.0
     for f, a in zip(files, audios):
         best = min(_timed(lambda a=a: run_diarization(a, {"backend": BACKEND})) for _ in range(3))
+        best32 = min(
+            _timed(lambda a=a: run_diarization(a, {"backend": BACKEND, "precision": "float32"})) for _ in range(3)
+        )
         row = {
             "duration_s": round(a.duration, 2),
             "diarize_s": round(best, 3),
             "diarize_x_real_time": round(a.duration / best, 1),
+            "diarize_float32_s": round(best32, 3),
         }
         tot_d += best
+        tot_32 += best32
         if transcriber is not None:
             tt = min(_timed(lambda a=a: transcriber.transcribe(a)) for _ in range(3))  # best of 3, as diarisation
             row.update(
@@ -229,12 +240,15 @@ def speed(transcribe: bool) -> dict:
                     "transcribe_s": round(tt, 2),
                     "transcribe_x_real_time": round(a.duration / tt, 1),
                     "diarize_overhead_pct": round(100 * best / tt, 1),
+                    "diarize_float32_overhead_pct": round(100 * best32 / tt, 1),
                 }
             )
             tot_t += tt
         out["files"][f.name] = row
+    out["default_vs_float32_speed"] = round(tot_32 / tot_d, 2)
     if tot_t:
         out["diarize_overhead_pct"] = round(100 * tot_d / tot_t, 1)
+        out["diarize_float32_overhead_pct"] = round(100 * tot_32 / tot_t, 1)
     import torch
 
     out["torch_threads"] = torch.get_num_threads()
@@ -324,7 +338,7 @@ t0 = time.perf_counter()
 audio = load_audio(sys.argv[1], hash_source=False)
 t1 = time.perf_counter()
 hwm_loaded, rss_loaded = mem("VmHWM"), mem("VmRSS")
-res = run_diarization(audio, {"backend": sys.argv[2]})
+res = run_diarization(audio, {"backend": sys.argv[2], "precision": sys.argv[3] if len(sys.argv) > 3 else "auto"})
 t2 = time.perf_counter()
 print(json.dumps({"load_s": t1 - t0, "diarize_s": t2 - t1, "speakers": res.num_speakers, "turns": len(res.turns()),
                   "peak_rss_after_load_mb": hwm_loaded, "rss_after_load_mb": rss_loaded,
@@ -353,13 +367,34 @@ print(json.dumps({"diarize_s": time.perf_counter() - t0, "rss_before_mb": rss0, 
 )
 
 
-def _child(code: str, path: Path) -> dict:
+def _child(code: str, path: Path, *args: str) -> dict:
     """Run one of the child scripts above on ``path`` in a fresh interpreter; its JSON line."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     done = subprocess.run(
-        [sys.executable, "-c", code, str(path), BACKEND], check=True, env=env, capture_output=True, text=True
+        [sys.executable, "-c", code, str(path), BACKEND, *args], check=True, env=env, capture_output=True, text=True
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def precision_side_by_side(hours: float = 1.0) -> dict:
+    """The long file of ``hours`` diarised with CAM++ in float32 and at the default precision (auto),
+    each in a fresh process, one after the other: time, peak RSS and the speaker count."""
+    from audiotools.device import network_precision
+
+    out: dict = {"audio_hours": hours, "default": network_precision("auto", "cpu")}
+    with tempfile.TemporaryDirectory(prefix="audiotools-diarize-bench-") as tmp:
+        path = Path(tmp) / f"long_{hours:g}h.wav"
+        write_long_file(path, hours)
+        for precision in ("float32", "auto"):
+            run = _child(CHILD, path, precision)
+            out["float32" if precision == "float32" else "default_run"] = {
+                "diarize_s": round(run["diarize_s"], 1),
+                "peak_rss_mb_whole_process": round(run["peak_rss_mb"]),
+                "embeddings_cpu_s": run["timings"]["embeddings"],
+                "speakers": run["speakers"],
+            }
+    out["default_vs_float32_speed"] = round(out["float32"]["diarize_s"] / out["default_run"]["diarize_s"], 2)
+    return out
 
 
 def long_files(hours_list: list[float], array: bool = True) -> dict:
@@ -439,6 +474,13 @@ def main(argv=None) -> int:
         for row in measured.values():
             row["measured"] = result["machine"]["time"]
         result["long_files"] = {**result.get("long_files", {}), **measured}
+        result["precision_1h"] = precision_side_by_side(1.0)
+        pr = result["precision_1h"]
+        rss = [pr[k]["peak_rss_mb_whole_process"] for k in ("default_run", "float32")]
+        print(
+            f"1 h, CAM++ {pr['default']} against float32: {pr['default_vs_float32_speed']}x faster, "
+            f"peak RSS {rss[0]} MB against {rss[1]} MB"
+        )
     result["benchmark_seconds"] = round(time.perf_counter() - t0, 1)
     path = write_result(name, result)
 

@@ -127,6 +127,39 @@ def test_given_speaker_count_is_not_worse_than_automatic(sample_audio, sample_re
     assert der(ref, fixed.annotation, sample_audio.duration)["der"] <= auto + 0.02
 
 
+def test_cam_plus_plus_in_bfloat16_gives_the_float32_diarisation(sample_audio, sample_result):
+    """The speaker embeddings run in bfloat16 where the CPU has it in hardware (the default) and in
+    float32 when asked: on the real sample both find the same 2 speakers within a point of DER of
+    each other, the result records which ran, and bfloat16 really ran (the embeddings of the same
+    real chunks differ from float32's, by under 1 % in cosine)."""
+    import torch
+
+    from audiotools.device import network_precision
+    from audiotools.diarize.builtin import FileFbank, embed_batch, load_models
+
+    assert sample_result.info["precision"] == network_precision("auto", "cpu")
+    assert sample_result.to_dict()["precision"] == sample_result.info["precision"]  # in the transcript
+    assert network_precision("auto", "cuda") == "float32"  # not measured on a GPU yet
+    with pytest.raises(ValueError, match="float16"):
+        network_precision("float16", "cpu")
+    with pytest.raises(UsageError, match="precision"):
+        DiarizationOptions.from_params({"precision": "float16"})
+    ref = ref_annotation(SAMPLE_RTTM)
+    runs = {p: run_diarization(sample_audio, {"backend": "builtin", "precision": p}) for p in ("float32", "bfloat16")}
+    ders = {p: der(ref, r.annotation, sample_audio.duration)["der"] for p, r in runs.items()}
+    assert {p: r.info["precision"] for p, r in runs.items()} == {"float32": "float32", "bfloat16": "bfloat16"}
+    assert runs["float32"].num_speakers == runs["bfloat16"].num_speakers == 2
+    assert abs(ders["float32"] - ders["bfloat16"]) <= 0.01 and max(ders.values()) <= 0.10, ders
+
+    _, campplus = load_models("cpu")
+    fbank = FileFbank(sample_audio.samples, "cpu")
+    pieces = [fbank[a : a + n] for a, n in zip(range(0, 2400, 300), (150, 180, 200, 250, 150, 300, 120, 220))]
+    exact, fast = embed_batch(campplus, pieces, "float32"), embed_batch(campplus, pieces, "bfloat16")
+    assert fast.dtype == torch.float32 and torch.allclose(fast.norm(dim=1), torch.ones(len(pieces)), atol=1e-5)
+    cosine = (exact * fast).sum(1)
+    assert not torch.equal(exact, fast) and cosine.min() > 0.99, cosine
+
+
 def test_little_speech_warning_names_only_the_speakers_under_the_limit():
     from audiotools.diarize.diarization import DiarizationResult, little_speech_warning
 

@@ -56,6 +56,8 @@ class DiarizationOptions(Options):
     max_speakers: int | None = None
     channels: Literal["mix", "split"] = "mix"
     device: str = "auto"  # auto | cpu | cuda
+    # the built-in backend's CAM++ arithmetic: auto = bfloat16 on CPUs with it in hardware, else float32
+    precision: Literal["auto", "float32", "bfloat16"] = "auto"
     pyannote_pipeline: str | None = None  # local pipeline directory / config.yaml, or a hub id (with a token)
     hf_token: str | None = secret()  # else $HF_TOKEN; never recorded in the transcript
 
@@ -119,6 +121,8 @@ class DiarizationResult:
             d["pipeline"] = self.info["pipeline"]
         if self.info.get("models"):
             d["models"] = list(self.info["models"])
+        if self.info.get("precision"):  # which arithmetic gave these turns (reproducing them)
+            d["precision"] = self.info["precision"]
         return d
 
 
@@ -240,11 +244,17 @@ def run_diarization(
 
         with torch_threads(threads if device == "cpu" else None):
             found = diarize_samples(
-                samples, options.num_speakers, options.min_speakers, options.max_speakers, device=device
+                samples,
+                options.num_speakers,
+                options.min_speakers,
+                options.max_speakers,
+                device=device,
+                precision=options.precision,
             )
         result_ann = _annotation(found.turns, uri, prefix=None)
         exclusive = found.exclusive
         info["timings"] = found.timings
+        info["precision"] = found.precision
         info["models"] = builtin_models()
     info["seconds"] = round(time.perf_counter() - t0, 3)
     log.info("diarization: %s backend (%s), %d speakers", backend, reason, len(result_ann.labels()))
