@@ -158,6 +158,17 @@ def test_cam_plus_plus_in_bfloat16_gives_the_float32_diarisation(sample_audio, s
     assert fast.dtype == torch.float32 and torch.allclose(fast.norm(dim=1), torch.ones(len(pieces)), atol=1e-5)
     cosine = (exact * fast).sum(1)
     assert not torch.equal(exact, fast) and cosine.min() > 0.99, cosine
+    # the bfloat16 copy of the weights gives exactly what autocast over the float32 weights gives,
+    # and the shared float32 model (verification's) is left as it was
+    from audiotools.device import autocast
+    from audiotools.diarize.builtin import bfloat16_weights, embed_features
+
+    lengths = torch.tensor([len(p) for p in pieces])
+    with torch.inference_mode(), autocast("bfloat16", "cpu"):
+        direct = embed_features(campplus, torch.nn.utils.rnn.pad_sequence(pieces, batch_first=True), lengths)
+    assert torch.equal(torch.nn.functional.normalize(direct.float(), dim=-1), fast)
+    assert bfloat16_weights(campplus) is bfloat16_weights(campplus) is not campplus
+    assert {p.dtype for p in campplus.parameters()} == {torch.float32}
 
 
 def test_little_speech_warning_names_only_the_speakers_under_the_limit():
