@@ -1,6 +1,6 @@
 """Diarisation benchmark: accuracy, speaker counts, speed, overhead over transcription, long files.
 
-    python benchmarks/diarize.py                 # everything (about 10 min on 2 CPU cores)
+    python benchmarks/diarize.py --no-array      # everything but the in-memory runs (about 20 min on 2 CPU cores)
     python benchmarks/diarize.py --hours 1       # long-file test at 1 h only
     python benchmarks/diarize.py --no-long --no-transcribe
 
@@ -11,14 +11,17 @@ Prints a summary and writes benchmarks/results/diarize.json:
   --channels split), samples/russian.wav, stereo_diarization.wav (split and mixed);
 * DER and counts on the tuning set (benchmarks/synthetic_meetings.py ``tuning_set`` and conditioned
   copies of the samples), the files the diariser's parameters were chosen on;
-* DER and counts on reverberant (far-field) copies of sample.wav and conversation.wav, not tuned on;
+* DER and counts on reverberant (far-field) copies and on noisy copies (white and brown noise at 5,
+  10 and 15 dB SNR) of sample.wav and conversation.wav, not tuned on;
 * DER and counts on synthetic meetings built from LibriSpeech utterances (benchmarks/synthetic_meetings.py:
   2-4 speakers, short turns, a quiet talker at RMS 0.005, far-field reverberation, overlaps);
 * CPU speed (x real time) of the built-in diariser against Whisper base transcription of the same
-  files (``Transcriber().transcribe(audio)``), both warmed up: the overhead of diarising;
+  files (``Transcriber().transcribe(audio)``), both warmed up: the overhead of diarising, with
+  CAM++ at the default precision and in float32 side by side;
 * 1 h and 4 h files concatenated from the repository's and shared recordings (written to a temp
   directory, removed afterwards), each diarised in a fresh process: seconds per audio hour, peak RSS
-  of the whole process (decoding included) and of the diarisation alone.
+  of the whole process (decoding included) and of the diarisation alone; the 1 h file once more
+  with CAM++ in float32 and at the default precision (``precision_1h``).
 """
 
 from __future__ import annotations
@@ -536,23 +539,16 @@ def main(argv=None) -> int:
     if "tuning_set" in result:
         ts = result["tuning_set"]
         print(f"tuning set mean DER: {ts['mean_der']:.1f} %, speaker counts right {ts['counts_right']}")
-    for name, row in (result.get("reverberant_copies") or {}).items():
-        if isinstance(row, dict):
-            print(f"{name:34s} {row['speakers']:>2d}/{row['expected_speakers']:<2d}   {row['der']:5.1f}")
-    if "reverberant_copies" in result:
-        rc = result["reverberant_copies"]
+    for key, title in (("reverberant_copies", "reverberant copies"), ("noisy_copies", "noisy copies")):
+        if key not in result:
+            continue
+        copies = result[key]
+        for name, row in copies.items():
+            if isinstance(row, dict):
+                print(f"{name:34s} {row['speakers']:>2d}/{row['expected_speakers']:<2d}   {row['der']:5.1f}")
         print(
-            f"reverberant copies mean DER: {rc['mean_der']:.1f} % ({rc['mean_der_given_count']:.1f} % with the "
-            f"speaker count given), speaker counts right {rc['counts_right']}"
-        )
-    for name, row in (result.get("noisy_copies") or {}).items():
-        if isinstance(row, dict):
-            print(f"{name:34s} {row['speakers']:>2d}/{row['expected_speakers']:<2d}   {row['der']:5.1f}")
-    if "noisy_copies" in result:
-        nc = result["noisy_copies"]
-        print(
-            f"noisy copies mean DER: {nc['mean_der']:.1f} % ({nc['mean_der_given_count']:.1f} % with the "
-            f"speaker count given), speaker counts right {nc['counts_right']}"
+            f"{title} mean DER: {copies['mean_der']:.1f} % ({copies['mean_der_given_count']:.1f} % with the "
+            f"speaker count given), speaker counts right {copies['counts_right']}"
         )
     for name, row in result["speed"]["files"].items():
         extra = (
