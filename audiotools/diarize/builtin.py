@@ -773,11 +773,10 @@ def diarize_samples(
     max_speakers: int | None = None,
     device: str = "cpu",
     config: Config = Config(),
-    precision: str | None = None,
 ) -> Diarization:
-    """Diarise 16 kHz mono samples; returns both tracks, the speaker count and CPU time per stage.
-    ``precision`` (auto, float32, bfloat16), when given, replaces ``config.precision``."""
-    config = replace(config, precision=network_precision(precision or config.precision, device))
+    """Diarise 16 kHz mono samples; returns both tracks, the speaker count, CPU time per stage and
+    the precision CAM++ ran in (``config.precision`` resolved for ``device``)."""
+    config = replace(config, precision=network_precision(config.precision, device))
     if len(samples) < FBANK_LENGTH or not np.any(samples):
         return Diarization([], [], 0, {}, config.precision)
     seg_model, emb_model = load_models(device)

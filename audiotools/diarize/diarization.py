@@ -240,7 +240,7 @@ def run_diarization(
         info["pipeline"] = getattr(pipeline, "_audiotools_source", str(options.pyannote_pipeline))
     else:
         from audiotools.device import torch_threads
-        from audiotools.diarize.builtin import diarize_samples
+        from audiotools.diarize.builtin import Config, diarize_samples
 
         with torch_threads(threads if device == "cpu" else None):
             found = diarize_samples(
@@ -249,7 +249,7 @@ def run_diarization(
                 options.min_speakers,
                 options.max_speakers,
                 device=device,
-                precision=options.precision,
+                config=Config(precision=options.precision),
             )
         result_ann = _annotation(found.turns, uri, prefix=None)
         exclusive = found.exclusive
