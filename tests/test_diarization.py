@@ -299,6 +299,42 @@ def test_clusters_with_alike_voices_merge_and_votes_go_to_the_nearest_chunk():
     assert votes[16:30].tolist() == [-1] * 14 and votes[30:40].tolist() == [2] * 10 and votes[40:].max() == -1
 
 
+def test_a_few_chunks_no_farther_than_one_voices_spread_merge_at_a_lower_voice_similarity():
+    """A cluster of two chunks drawn from the same speaker as a large one merges with it from voice
+    similarity ``close_threshold``; two chunks of another speaker, as alike in voice, do not."""
+    from audiotools.diarize.builtin import merge_clusters, separation
+
+    rng = np.random.default_rng(0)
+    dim = 32
+    centre_a, centre_c = rng.standard_normal(dim), rng.standard_normal(dim)
+    a = centre_a + 0.8 * rng.standard_normal((22, dim))  # one speaker: 20 chunks, then 2 split off
+    c = centre_c + 0.8 * rng.standard_normal((2, dim))  # another speaker: 2 chunks
+    x = np.vstack([a, c])
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    labels = np.array([0] * 20 + [1] * 2 + [2] * 2)
+    f = separation(x, labels)
+    assert f[0, 1] < 3.0 < f[0, 2] and f[0, 2] > 3 * f[0, 1] and np.allclose(f, f.T)
+
+    def unit(v):
+        return v / np.linalg.norm(v)
+
+    # voices 0.55 alike: above close_threshold (0.5), below the plain threshold (0.65)
+    e = np.eye(3)
+    voices = [e[0], unit(0.55 * e[0] + np.sqrt(1 - 0.55**2) * e[1]), unit(0.55 * e[0] + np.sqrt(1 - 0.55**2) * e[2])]
+    assert np.isclose(voices[0] @ voices[1], 0.55) and np.isclose(voices[1] @ voices[2], 0.3025)
+
+    def revoice(members):
+        return voices[0]
+
+    merged, k = merge_clusters(labels, voices, revoice, 0.65, 1, x=x, close_threshold=0.5, close_separation=3.0)
+    assert k == 2 and merged.tolist() == [0] * 22 + [1] * 2
+    # without the chunks' evidence (or below close_threshold) nothing merges
+    same, k = merge_clusters(labels, voices, revoice, 0.65, 1)
+    assert k == 3 and same.tolist() == labels.tolist()
+    same, k = merge_clusters(labels, voices, revoice, 0.65, 1, x=x, close_threshold=0.6, close_separation=3.0)
+    assert k == 3
+
+
 def test_conversation_three_speakers_including_the_quiet_one(conversation_result, conversation_audio):
     ref = ref_annotation(SAMPLES / "conversation.rttm")
     hyp = conversation_result.annotation

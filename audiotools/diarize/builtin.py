@@ -9,7 +9,9 @@
 4. cluster: agglomerative clustering of the chunk embeddings (average linkage on cosine distance,
    part of the recording's mean embedding removed first, clusters smaller than
    ``min_cluster_size`` absorbed, the count clamped to num_speakers / min_speakers / max_speakers),
-   then clusters whose voices (all their speech embedded at once) are alike are merged.
+   then clusters whose voices (all their speech embedded at once) are alike are merged, and at a
+   lower voice similarity those whose chunks are no farther apart than one speaker's spread
+   explains (a few chunks split off one voice by noise or a room).
 5. assign and reconstruct: each window's local speakers are mapped to the global speakers their
    chunk-labelled frames belong to (frame by frame when a local speaker mixes two voices); each
    global speaker's activity is the mean over the windows covering a frame; at each frame the
@@ -89,6 +91,12 @@ class Config:
     max_train: int = 4000  # at most this many embeddings go into the O(n^2) clustering
     kmeans_iterations: int = 3  # centroid refinement steps after the clustering
     merge_threshold: float = 0.65  # cosine similarity of two clusters' voices above which they merge
+    # ... or above which they merge when their chunks cannot tell them apart: the distance between
+    # the clusters' mean chunk embeddings is under ``close_separation`` times what one speaker's own
+    # chunk spread gives two samples of those sizes (:func:`separation`; a split-off cluster of a
+    # few chunks in noise or a room)
+    close_merge_threshold: float = 0.5
+    close_separation: float = 3.0
     merge_seconds: float = 10.0  # s of a cluster's speech embedded as its voice (evenly spaced chunks)
     purity: float = 0.8  # share of a local speaker's labelled frames on one speaker to take it whole
     min_gap: float = 0.1  # s; shorter pauses inside one speaker's speech are bridged
@@ -469,20 +477,48 @@ def cluster_voice(
     return embed_batch(model, [fbank[frames]], config.precision).numpy()[0]
 
 
+def separation(x: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(clusters, clusters): squared distance between two clusters' mean embeddings over what it
+    would be on average if their chunks were one speaker's (the pooled within-cluster variance of
+    the recording's chunks times 1/n_i + 1/n_j). Two clusters of two chunks need their means far
+    apart to be two people; two of forty do not."""
+    k = int(labels.max()) + 1
+    sizes = np.bincount(labels, minlength=k).astype(np.float64)
+    means = np.stack([x[labels == c].mean(0) if sizes[c] else np.zeros(x.shape[1]) for c in range(k)])
+    scatter = float(np.sum((x - means[labels]) ** 2))
+    variance = max(scatter / max(len(x) - k, 1), 1e-9)  # summed over dimensions
+    d2 = np.sum((means[:, None] - means[None]) ** 2, axis=-1)
+    with np.errstate(divide="ignore"):
+        return d2 / (variance * (1 / sizes[:, None] + 1 / sizes[None]))
+
+
 def merge_clusters(
-    labels: np.ndarray, voices: list[np.ndarray], revoice, threshold: float, low: int
+    labels: np.ndarray,
+    voices: list[np.ndarray],
+    revoice,
+    threshold: float,
+    low: int,
+    *,
+    x: np.ndarray | None = None,
+    close_threshold: float = 1.0,
+    close_separation: float = 0.0,
 ) -> tuple[np.ndarray, int]:
     """Merge, two at a time, the clusters whose voices (embeddings of their whole speech) are most
-    alike while that cosine similarity exceeds ``threshold`` and more than ``low`` clusters remain.
-    ``revoice(members)`` embeds a merged cluster. Returns labels 0 .. k-1 and k."""
+    alike while more than ``low`` clusters remain: a pair merges when that cosine similarity exceeds
+    ``threshold``, or exceeds ``close_threshold`` while the clusters' chunk embeddings ``x`` are
+    less than ``close_separation`` apart (:func:`separation`). ``revoice(members)`` embeds a merged
+    cluster. Returns labels 0 .. k-1 and k."""
     voices = list(voices)
     while len(voices) > max(low, 1):
         v = np.stack(voices)
         sims = v @ v.T
-        np.fill_diagonal(sims, -np.inf)
-        i, j = np.unravel_index(int(np.argmax(sims)), sims.shape)
-        if sims[i, j] <= threshold:
+        allowed = sims > threshold
+        if x is not None and close_separation > 0:
+            allowed |= (sims > close_threshold) & (separation(x, labels) < close_separation)
+        np.fill_diagonal(allowed, False)
+        if not allowed.any():
             break
+        i, j = np.unravel_index(int(np.argmax(np.where(allowed, sims, -np.inf))), sims.shape)
         i, j = min(i, j), max(i, j)
         labels = np.where(labels == j, i, labels)
         labels = np.where(labels > j, labels - 1, labels)
@@ -506,7 +542,8 @@ def cluster_chunks(
     Agglomerative clustering of the centred chunk embeddings (:func:`cluster`), each chunk labelled
     with its nearest centroid; then clusters whose voices, each embedded from all of its speech,
     have a cosine similarity above ``merge_threshold`` are merged (one speaker split in two by the
-    room or the channel), never below ``low`` speakers."""
+    room or the channel), or above ``close_merge_threshold`` when their chunks are within
+    ``close_separation`` (:func:`separation`), never below ``low`` speakers."""
     mean = vectors.mean(0)
     x = centre(vectors, mean, config.centering)
     centroids = cluster(x, config, low, high)
@@ -519,7 +556,16 @@ def cluster_chunks(
 
     if len(used) > max(low, 1) and config.merge_threshold < 1.0:
         voices = [voice(np.flatnonzero(labels == c)) for c in range(len(used))]
-        labels, _ = merge_clusters(labels, voices, voice, config.merge_threshold, low)
+        labels, _ = merge_clusters(
+            labels,
+            voices,
+            voice,
+            config.merge_threshold,
+            low,
+            x=x,
+            close_threshold=config.close_merge_threshold,
+            close_separation=config.close_separation,
+        )
     return labels, centroids_of(x, labels, list(range(labels.max() + 1)))
 
 
