@@ -517,11 +517,11 @@ def main(argv=None) -> int:
     result: dict = json.loads(previous.read_text()) if previous.exists() else {}
     if result.get("diariser") != DIARISER:  # figures of another diariser are not kept
         result = {}
-    for row in result.get("long_files", {}).values():  # entries of an earlier run: that run's time
-        row.setdefault("measured", result.get("machine", {}).get("time"))
-    for key in ("speed", "precision_1h"):  # sections a run may keep from an earlier one say when they were measured
-        if isinstance(result.get(key), dict):
-            result[key].setdefault("measured", result.get("machine", {}).get("time"))
+    # what a run may keep from an earlier one (long-file entries, speed, precision_1h): that run's time
+    kept = [*result.get("long_files", {}).values(), result.get("speed"), result.get("precision_1h")]
+    for row in kept:
+        if isinstance(row, dict):
+            row.setdefault("measured", result.get("machine", {}).get("time"))
     result.update({"machine": machine(), "backend": BACKEND, "diariser": DIARISER})  # skipped sections keep theirs
     from audiotools.device import network_precision
 
