@@ -190,35 +190,46 @@ def test_little_speech_warning_names_only_the_speakers_under_the_limit():
 def test_speakers_with_little_speech_are_flagged_in_the_transcript_and_on_the_command_line(
     sample_audio, sample_result, tmp_path, capsys
 ):
-    """sample.wav in a synthetic reverberant room (benchmarks/synthetic_meetings.far_field, RT60
-    0.3 s): the room splits its two speakers' voices into more diarised speakers, some with a few
-    seconds of speech; exactly those under 5 s are named in a warning (transcript warnings, the
-    diarize command). The dry recording, and a count the user fixes, give no warning."""
-    import sys
+    """sample.wav followed by 3.5 s of a third person (a LibriSpeech utterance, at the recording's
+    level): the third speaker is found with under 5 s of speech and exactly that speaker is named in
+    a warning (diarisation info, transcript warnings, the diarize command). The recording alone, and
+    a count the user fixes, give no warning. (A real speaker who says little is one case; a voice a
+    room splits off is the other, see docs/diarization.md.)"""
     from types import SimpleNamespace
 
     from audiotools.diarize.diarization import LITTLE_SPEECH_SECONDS, little_speech_warning, run_step
     from audiotools.transcript import Transcript
 
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from synthetic_meetings import far_field
-
     assert sample_result.info.get("warning") is None and little_speech_warning(sample_result) is None
-    room = far_field(sample_audio.samples, 0.3, np.random.default_rng(11))
-    res = run_diarization(room, {"backend": "builtin"})
+    samples = sample_audio.samples
+    other, _ = sf.read(sorted(glob.glob(str(SHARED / "speakers" / "2609" / "*.flac")))[0], dtype="float32")
+    power = np.convolve(other**2, np.ones(160) / 160, mode="same")
+    onset = int(np.flatnonzero(power > 0.01 * power.max())[0])
+    other = other[onset : onset + int(3.5 * SR)]
+    level = float(np.sqrt(np.mean(samples[samples != 0] ** 2)))
+    other = other * (level / float(np.sqrt(np.mean(other**2))))
+    gap = np.zeros(SR // 2, dtype=np.float32)
+    joined = np.concatenate([samples, gap, other, gap]).astype(np.float32)
+    appended = Segment((len(samples) + len(gap)) / SR, (len(samples) + len(gap) + len(other)) / SR)
+
+    res = run_diarization(joined, {"backend": "builtin"})
     talk = {label: res.annotation.label_duration(label) for label in res.labels}
+    assert len(talk) == 3, talk
     little = [label for label, sec in talk.items() if sec < LITTLE_SPEECH_SECONDS]
-    assert little and len(little) < len(talk), talk  # this copy does split off a small speaker
+    assert len(little) == 1, talk
+    third = res.annotation.label_timeline(little[0])
+    assert third.extent().start >= appended.start - 0.5  # the short speaker is the appended person
+    assert third.crop(appended).duration() > 0.6 * talk[little[0]]
     warning = res.info["warning"]
     assert [label for label in res.labels if f"{label} " in warning] == little and "--num-speakers" in warning
-    assert run_diarization(room, {"backend": "builtin", "num_speakers": 2}).info.get("warning") is None
+    assert run_diarization(joined, {"backend": "builtin", "num_speakers": 3}).info.get("warning") is None
 
     t = Transcript(sample_audio.info, {}, "en", [])
-    run_step(SimpleNamespace(path=SAMPLE_WAV, audio=room, transcript=t), DiarizationOptions(backend="builtin"))
+    run_step(SimpleNamespace(path=SAMPLE_WAV, audio=joined, transcript=t), DiarizationOptions(backend="builtin"))
     assert json.loads(t.to_json())["warnings"] == [f"diarisation: {warning}"]
 
-    wav = tmp_path / "room.wav"
-    sf.write(wav, room, SR)
+    wav = tmp_path / "joined.wav"
+    sf.write(wav, joined, SR)
     assert cli_main(["diarize", str(wav), "-o", str(tmp_path), "--diarizer", "builtin"]) == 0
     err = " ".join(capsys.readouterr().err.split())
     assert f"warning: {wav}:" in err and little[0] in err.split("warning:")[1]
