@@ -49,6 +49,7 @@ from _common import ROOT, SHARED, machine, write_result
 SAMPLES = ROOT / "samples"
 SR = 16000
 BACKEND = "builtin"
+ACCURACY_OPTIONS: dict = {"backend": BACKEND}  # run_diarization options of the DER and count sections (--precision)
 # what the built-in backend is; results of another diariser are dropped
 DIARISER = "segmentation-3.0 (when, how many) + CAM++ on single-speaker chunks (who)"
 
@@ -91,7 +92,7 @@ def accuracy() -> dict:
     out = {}
     for name, path, rttm, expected, channels in cases:
         audio = load_audio(path, keep_channels=channels == "split")
-        res = run_diarization(audio, {"backend": BACKEND, "channels": channels})
+        res = run_diarization(audio, {**ACCURACY_OPTIONS, "channels": channels})
         row = {"speakers": res.num_speakers, "expected_speakers": expected, "labels": res.labels}
         if rttm:
             row.update(der_of(ref(rttm), res.annotation, audio.duration))
@@ -148,12 +149,12 @@ def score_cases(cases: list, given_count: bool = False) -> dict:
 
     out, ders, given_ders, right = {}, [], [], 0
     for name, samples, reference in cases:
-        res = run_diarization(samples, {"backend": BACKEND})
+        res = run_diarization(samples, dict(ACCURACY_OPTIONS))
         expected = len(reference.labels())
         row = {"speakers": res.num_speakers, "expected_speakers": expected, "duration": round(len(samples) / SR, 1)}
         row.update(der_of(reference, res.annotation, len(samples) / SR))
         if given_count:
-            given = run_diarization(samples, {"backend": BACKEND, "num_speakers": expected})
+            given = run_diarization(samples, {**ACCURACY_OPTIONS, "num_speakers": expected})
             row["der_given_count"] = der_of(reference, given.annotation, len(samples) / SR)["der"]
             given_ders.append(row["der_given_count"])
         ders.append(row["der"])
@@ -508,11 +509,19 @@ def main(argv=None) -> int:
         action="store_true",
         help="also the degraded tuning meetings (84 files, 15 min), on which the close-merge parameters were chosen",
     )
+    ap.add_argument(
+        "--precision",
+        choices=["auto", "float32", "bfloat16"],
+        default="auto",
+        help="CAM++'s arithmetic in the DER and count sections (auto: bfloat16 where the CPU has it)",
+    )
+    ap.add_argument("--name", default="diarize", help="write benchmarks/results/NAME.json (a side run: another name)")
     args = ap.parse_args(argv)
 
     from _common import RESULTS
 
-    name = "diarize"
+    name = args.name
+    ACCURACY_OPTIONS["precision"] = args.precision
     previous = RESULTS / f"{name}.json"
     result: dict = json.loads(previous.read_text()) if previous.exists() else {}
     if result.get("diariser") != DIARISER:  # figures of another diariser are not kept
@@ -526,7 +535,7 @@ def main(argv=None) -> int:
     from audiotools.device import network_precision
 
     # CAM++'s arithmetic in the DER and count sections of this run (speed and precision_1h say their own)
-    result["accuracy_precision"] = network_precision("auto", "cpu")
+    result["accuracy_precision"] = network_precision(args.precision, "cpu")
     t0 = time.perf_counter()
     result["files"] = accuracy()
     if not args.no_meetings:
