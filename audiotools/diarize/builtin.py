@@ -14,9 +14,11 @@
    explains (a few chunks split off one voice by noise or a room).
 5. assign and reconstruct: each window's local speakers are mapped to the global speakers their
    chunk-labelled frames belong to (frame by frame when a local speaker mixes two voices); each
-   global speaker's activity is the mean over the windows covering a frame; at each frame the
-   top-``count`` speakers are active, so overlapped speech carries two labels. The exclusive track
-   keeps only the most active one.
+   global speaker's activity is the mean over the windows covering a frame; stretches of 0.3 s or
+   more where one speaker talks alone at a level 20 dB or more under that speaker's median are
+   pauses (count 0: a room's reverberant pauses, which the network hears as speech); at each frame
+   the top-``count`` speakers are active, so overlapped speech carries two labels. The exclusive
+   track keeps only the most active one.
 
 The segmentation's local speakers are not trusted to tell two voices apart inside a window (on
 short turns it often gives two similar voices one local speaker); it is trusted for when speech
@@ -42,7 +44,14 @@ from scipy.cluster.hierarchy import fcluster, linkage
 
 from audiotools.audio import SAMPLE_RATE
 from audiotools.device import autocast, network_precision, release_freed_memory
-from audiotools.diarize.segmentation import PyanNet, WindowScores, aggregate, segmentation_model, sliding_windows
+from audiotools.diarize.segmentation import (
+    FrameResolution,
+    PyanNet,
+    WindowScores,
+    aggregate,
+    segmentation_model,
+    sliding_windows,
+)
 from audiotools.speakers.campplus import CAMPPlus, CampplusEncoder, embed_features, padded_batches
 from audiotools.speakers.fbank import kaldi_fbank
 
@@ -100,6 +109,11 @@ class Config:
     merge_seconds: float = 10.0  # s of a cluster's speech embedded as its voice (evenly spaced chunks)
     purity: float = 0.8  # share of a local speaker's labelled frames on one speaker to take it whole
     min_gap: float = 0.1  # s; shorter pauses inside one speaker's speech are bridged
+    # a lone speaker's frames this many dB under that speaker's median level, in runs of at least
+    # pause_gate_min s, are a pause (reverberant rooms; 0: off). Relative to each speaker's own level,
+    # so a quiet talker near the noise floor keeps its speech (:func:`gate_pauses`)
+    pause_gate_db: float = 20.0
+    pause_gate_min: float = 0.3
     min_duration: float = 0.1  # s; shorter turns are dropped
 
 
@@ -795,6 +809,45 @@ def reconstruct(
     return label_turns(turns, names), label_turns(exclusive, names)
 
 
+def level_envelope(samples: np.ndarray, res: FrameResolution, num_frames: int) -> np.ndarray:
+    """(frames,) dB: per segmentation frame, the loudest 10 ms RMS within 0.1 s of its centre."""
+    frame = SAMPLE_RATE // 100
+    rms = frame_rms(samples, frame)
+    if len(rms) == 0:
+        return np.full(num_frames, -200.0)
+    peaks = np.lib.stride_tricks.sliding_window_view(np.pad(rms, (10, 10), mode="edge"), 21).max(axis=1)
+    centres = (np.arange(num_frames) * res.step + res.duration / 2) // frame
+    return 20 * np.log10(peaks[np.clip(centres.astype(int), 0, len(peaks) - 1)])
+
+
+def gate_pauses(
+    samples: np.ndarray, activity: np.ndarray, count: np.ndarray, res: FrameResolution, db: float, least: float
+) -> np.ndarray:
+    """``count`` with 0 over the pauses the segmentation hears as speech: runs of at least ``least`` s
+    of frames where one speaker talks alone (count 1, that speaker the most active) and the level
+    (:func:`level_envelope`) is more than ``db`` under that speaker's median level over such frames.
+
+    In a reverberant room the network keeps a talker's activity across pauses whose level is the
+    room's noise floor; measured against each speaker's own level, not the file's floor, the gate
+    leaves a quiet talker's speech alone: its pauses lie less than ``db`` under its speech."""
+    if db <= 0 or activity.shape[1] == 0 or not np.any(count == 1):
+        return count
+    level = level_envelope(samples, res, len(count))
+    top = np.argmax(activity, axis=1)
+    alone = count == 1
+    quiet = np.zeros(len(count), dtype=bool)
+    for c in range(activity.shape[1]):
+        mine = alone & (top == c)
+        if mine.any():
+            quiet |= mine & (level < np.median(level[mine]) - db)
+    shortest = round(least / res.step_s)
+    out = count.copy()
+    for a, b in runs_of(quiet):
+        if b - a >= shortest:
+            out[a:b] = 0
+    return out
+
+
 def speech_regions(
     samples: np.ndarray, device: str = "cpu", config: Config = Config(), min_gap: float = 0.1
 ) -> list[tuple[float, float]]:
@@ -860,6 +913,7 @@ def diarize_samples(
     centroids = resolve_orphans(mappings, scores, centroids, embed_local, res.step_s, config, high)
     lap("clustering")
     activity = speaker_activity(scores, mappings, frame_labels, len(centroids), res.step)
+    count = gate_pauses(samples, activity, count, res, config.pause_gate_db, config.pause_gate_min)
     turns, exclusive = reconstruct(activity, count, seg_model, config)
     lap("reconstruction")
     return Diarization(turns, exclusive, len({t[2] for t in turns}), timings, config.precision)
