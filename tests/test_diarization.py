@@ -258,7 +258,7 @@ def test_pauses_far_under_a_speakers_own_level_are_gated_and_a_quiet_talkers_are
     """gate_pauses on a real LibriSpeech utterance cut in two by a pause the network heard as the
     same speaker (count 1 throughout): a 0.6 s pause at the noise floor (about 40 dB under the
     speech) becomes silence, a 0.2 s one stays (a gap between words); the same recording 30 dB
-    quieter with a floor only 12 dB under its speech keeps every frame (a quiet talker in noise)."""
+    quieter, its floor only 10 dB under its speech's RMS, keeps every frame (a quiet talker in noise)."""
     from audiotools.diarize.builtin import gate_pauses
     from audiotools.diarize.segmentation import segmentation_model
 
