@@ -84,7 +84,7 @@ class Config:
     batch_size: int = 32  # windows per segmentation batch (on 2 CPU cores 32 costs half the CPU time of 8)
     embed_batch_frames: int = 4000  # fbank frames (with padding) per CAM++ batch (speed and memory only)
     # CAM++'s arithmetic (speed): auto = bfloat16 on a CPU that has it in hardware (AVX512-BF16 or AMX:
-    # about twice as fast, same DER and counts on the benchmark and tuning sets), float32 elsewhere
+    # the embeddings take a third less CPU time, same count totals on every benchmark set), float32 elsewhere
     # (device.network_precision). The segmentation stays float32: in bfloat16 its LSTM moved turn edges
     # enough to change 2 of the 17 tuning counts (docs/diarization.md).
     precision: str = "auto"
