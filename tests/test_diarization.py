@@ -46,6 +46,14 @@ def ref_annotation(path: Path) -> Annotation:
     return ann
 
 
+def annotation_of(turns) -> Annotation:
+    """(start, end, label) turns as an Annotation."""
+    out = Annotation()
+    for i, (s, e, label) in enumerate(turns):
+        out[Segment(s, e), i] = label
+    return out
+
+
 def mapping(reference: Annotation, hypothesis: Annotation) -> dict:
     from pyannote.metrics.diarization import DiarizationErrorRate
 
@@ -175,10 +183,7 @@ def test_little_speech_warning_names_only_the_speakers_under_the_limit():
     from audiotools.diarize.diarization import DiarizationResult, little_speech_warning
 
     def result(turns):
-        ann = Annotation()
-        for i, (a, b, label) in enumerate(turns):
-            ann[Segment(a, b), i] = label
-        return DiarizationResult(ann, "builtin", "mix")
+        return DiarizationResult(annotation_of(turns), "builtin", "mix")
 
     w = little_speech_warning(result([(0, 20, "SPEAKER_00"), (20, 23, "SPEAKER_01"), (23, 40, "SPEAKER_02")]))
     assert w.startswith("SPEAKER_01 3.0 s of speech:") and "SPEAKER_00" not in w and "SPEAKER_02" not in w
@@ -246,9 +251,7 @@ def test_synthetic_meeting_with_short_turns_and_a_quiet_talker():
     from synthetic_meetings import make_meeting
 
     m = make_meeting(2, 3, 60.0)
-    reference = Annotation()
-    for i, (s, e, spk) in enumerate(m.turns):
-        reference[Segment(s, e), i] = spk
+    reference = annotation_of(m.turns)
     res = run_diarization(m.samples, {"backend": "builtin"})
     assert res.num_speakers == 3
     assert der(reference, res.annotation, m.duration)["der"] <= 0.20
@@ -309,24 +312,20 @@ def test_the_pause_gate_cuts_false_alarm_in_a_reverberant_meeting_and_keeps_a_qu
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from synthetic_meetings import make_meeting
 
-    def annotation(turns) -> Annotation:
-        out = Annotation()
-        for i, (s, e, spk) in enumerate(turns):
-            out[Segment(s, e), i] = spk
-        return out
-
     m = make_meeting(4, 2, 60.0, rt60=0.4)
-    reference = annotation(m.turns)
-    on = der(reference, annotation(diarize_samples(m.samples).turns), m.duration)
-    off = der(reference, annotation(diarize_samples(m.samples, config=Config(pause_gate_db=0)).turns), m.duration)
+    reference = annotation_of(m.turns)
+    on = der(reference, annotation_of(diarize_samples(m.samples).turns), m.duration)
+    off = der(reference, annotation_of(diarize_samples(m.samples, config=Config(pause_gate_db=0)).turns), m.duration)
     assert on["false_alarm"] <= off["false_alarm"] - 0.05 * on["total"]
     assert on["missed"] <= off["missed"] + 0.005 * on["total"]
 
     conversation = ref_annotation(SAMPLES / "conversation.rttm")
     x = conversation_audio.samples
-    on = der(conversation, annotation(diarize_samples(x).turns), conversation_audio.duration)
+    on = der(conversation, annotation_of(diarize_samples(x).turns), conversation_audio.duration)
     off = der(
-        conversation, annotation(diarize_samples(x, config=Config(pause_gate_db=0)).turns), conversation_audio.duration
+        conversation,
+        annotation_of(diarize_samples(x, config=Config(pause_gate_db=0)).turns),
+        conversation_audio.duration,
     )
     assert on["missed"] <= off["missed"] + 1e-6
 

@@ -140,6 +140,12 @@ def moving_mean(x: np.ndarray, width: int) -> np.ndarray:
     )
 
 
+def moving_max(x: np.ndarray, width: int) -> np.ndarray:
+    """Max of x over ``width`` values centred on each one (edges padded with the end values)."""
+    padded = np.pad(x, (width // 2, width - 1 - width // 2), mode="edge")
+    return np.lib.stride_tricks.sliding_window_view(padded, width).max(axis=1)
+
+
 def frame_rms(samples: np.ndarray, frame: int) -> np.ndarray:
     """RMS of each whole ``frame``-sample frame, (frames,), summed in float64 a block of frames at a
     time (all at once, the float64 squares of a 4 h recording took 1.8 GB)."""
@@ -170,10 +176,7 @@ def gain_curve(samples: np.ndarray, window: float, max_gain_db: float) -> np.nda
         return None
     rms = frame_rms(samples, frame)
     width = max(1, round(window * 100))
-    peaks = np.lib.stride_tricks.sliding_window_view(
-        np.pad(rms, (width // 2, width - 1 - width // 2), mode="edge"), width
-    ).max(axis=1)
-    envelope = np.maximum(moving_mean(peaks, width), 2.0 * np.percentile(rms, 10))
+    envelope = np.maximum(moving_mean(moving_max(rms, width), width), 2.0 * np.percentile(rms, 10))
     return np.clip(np.percentile(rms, 95) / envelope, 1.0, 10 ** (max_gain_db / 20)).astype(np.float32)
 
 
@@ -815,7 +818,7 @@ def level_envelope(samples: np.ndarray, res: FrameResolution, num_frames: int) -
     rms = frame_rms(samples, frame)
     if len(rms) == 0:
         return np.full(num_frames, -200.0)
-    peaks = np.lib.stride_tricks.sliding_window_view(np.pad(rms, (10, 10), mode="edge"), 21).max(axis=1)
+    peaks = moving_max(rms, 21)
     centres = (np.arange(num_frames) * res.step + res.duration / 2) // frame
     return 20 * np.log10(peaks[np.clip(centres.astype(int), 0, len(peaks) - 1)])
 
