@@ -262,7 +262,8 @@ def meetings() -> dict:
 
 def speed(transcribe: bool) -> dict:
     """Diarisation time of conversation.wav and sample.wav (best of 3), with CAM++ at the default
-    precision (auto: bfloat16 on a CPU with it in hardware) and in float32, side by side, against
+    precision (auto: bfloat16 on a CPU with it in hardware), in float32, and with segmentation
+    windows every 1 s instead of the default 2 s, side by side, against
     Whisper base transcription of the same files (best of 3)."""
     from audiotools.audio.decode import load_audio
     from audiotools.device import network_precision
@@ -282,20 +283,25 @@ def speed(transcribe: bool) -> dict:
 
         transcriber = Transcriber()
         transcriber.transcribe(audios[1])  # warm up
-    tot_d = tot_t = tot_32 = 0.0
+    tot_d = tot_t = tot_32 = tot_1 = 0.0
     for f, a in zip(files, audios):
         best = min(_timed(lambda a=a: run_diarization(a, {"backend": BACKEND})) for _ in range(3))
         best32 = min(
             _timed(lambda a=a: run_diarization(a, {"backend": BACKEND, "precision": "float32"})) for _ in range(3)
+        )
+        best1 = min(
+            _timed(lambda a=a: run_diarization(a, {"backend": BACKEND, "segmentation_step": 1.0})) for _ in range(3)
         )
         row = {
             "duration_s": round(a.duration, 2),
             "diarize_s": round(best, 3),
             "diarize_x_real_time": round(a.duration / best, 1),
             "diarize_float32_s": round(best32, 3),
+            "diarize_step_1s_s": round(best1, 3),
         }
         tot_d += best
         tot_32 += best32
+        tot_1 += best1
         if transcriber is not None:
             tt = min(_timed(lambda a=a: transcriber.transcribe(a)) for _ in range(3))  # best of 3, as diarisation
             row.update(
@@ -304,14 +310,17 @@ def speed(transcribe: bool) -> dict:
                     "transcribe_x_real_time": round(a.duration / tt, 1),
                     "diarize_overhead_pct": round(100 * best / tt, 1),
                     "diarize_float32_overhead_pct": round(100 * best32 / tt, 1),
+                    "diarize_step_1s_overhead_pct": round(100 * best1 / tt, 1),
                 }
             )
             tot_t += tt
         out["files"][f.name] = row
     out["default_vs_float32_speed"] = round(tot_32 / tot_d, 2)
+    out["step_2s_vs_1s_speed"] = round(tot_1 / tot_d, 2)  # the default 2 s hop against the 1 s one
     if tot_t:
         out["diarize_overhead_pct"] = round(100 * tot_d / tot_t, 1)
         out["diarize_float32_overhead_pct"] = round(100 * tot_32 / tot_t, 1)
+        out["diarize_step_1s_overhead_pct"] = round(100 * tot_1 / tot_t, 1)
     import torch
 
     out["torch_threads"] = torch.get_num_threads()
@@ -515,6 +524,11 @@ def main(argv=None) -> int:
         default="auto",
         help="CAM++'s arithmetic in the DER and count sections (auto: bfloat16 where the CPU has it)",
     )
+    ap.add_argument(
+        "--step",
+        type=float,
+        help="s between segmentation windows in the DER and count sections (default: the diariser's; a side run)",
+    )
     ap.add_argument("--name", default="diarize", help="write benchmarks/results/NAME.json (a side run: another name)")
     args = ap.parse_args(argv)
 
@@ -522,6 +536,8 @@ def main(argv=None) -> int:
 
     name = args.name
     ACCURACY_OPTIONS["precision"] = args.precision
+    if args.step:
+        ACCURACY_OPTIONS["segmentation_step"] = args.step
     previous = RESULTS / f"{name}.json"
     result: dict = json.loads(previous.read_text()) if previous.exists() else {}
     if result.get("diariser") != DIARISER:  # figures of another diariser are not kept
@@ -533,9 +549,11 @@ def main(argv=None) -> int:
             row.setdefault("measured", result.get("machine", {}).get("time"))
     result.update({"machine": machine(), "backend": BACKEND, "diariser": DIARISER})  # skipped sections keep theirs
     from audiotools.device import network_precision
+    from audiotools.diarize.builtin import Config
 
     # CAM++'s arithmetic in the DER and count sections of this run (speed and precision_1h say their own)
     result["accuracy_precision"] = network_precision(args.precision, "cpu")
+    result["accuracy_segmentation_step"] = args.step or Config.step
     t0 = time.perf_counter()
     result["files"] = accuracy()
     if not args.no_meetings:

@@ -58,6 +58,9 @@ class DiarizationOptions(Options):
     device: str = "auto"  # auto | cpu | cuda
     # the built-in backend's CAM++ arithmetic: auto = bfloat16 on CPUs with it in hardware, else float32
     precision: Literal["auto", "float32", "bfloat16"] = "auto"
+    # the built-in backend's hop between 10 s segmentation windows, seconds; None: its default (2 s,
+    # docs/diarization.md: 1 s costs twice the segmentation and measured no better)
+    segmentation_step: float | None = None
     pyannote_pipeline: str | None = None  # local pipeline directory / config.yaml, or a hub id (with a token)
     hf_token: str | None = secret()  # else $HF_TOKEN; never recorded in the transcript
 
@@ -75,6 +78,9 @@ class DiarizationOptions(Options):
             or (self.max_speakers and self.num_speakers > self.max_speakers)
         ):
             raise UsageError(f"--num-speakers {self.num_speakers} is outside --min-speakers/--max-speakers")
+        step = self.segmentation_step
+        if step is not None and not 0.1 <= step <= 10.0:
+            raise UsageError(f"segmentation_step must be between 0.1 and 10 s (the window), got {step!r}")
 
 
 @dataclass
@@ -123,7 +129,14 @@ class DiarizationResult:
             d["models"] = list(self.info["models"])
         if self.info.get("precision"):  # which arithmetic gave these turns (reproducing them)
             d["precision"] = self.info["precision"]
+        if self.info.get("segmentation_step"):  # and which window hop
+            d["segmentation_step"] = self.info["segmentation_step"]
         return d
+
+
+def segmentation_step(options: DiarizationOptions) -> dict[str, float]:
+    """The built-in Config's ``step`` when the options set one (else its default stands)."""
+    return {} if options.segmentation_step is None else {"step": float(options.segmentation_step)}
 
 
 def ordered_labels(annotation) -> list[str]:
@@ -249,12 +262,13 @@ def run_diarization(
                 options.min_speakers,
                 options.max_speakers,
                 device=device,
-                config=Config(precision=options.precision),
+                config=Config(precision=options.precision, **segmentation_step(options)),
             )
         result_ann = _annotation(found.turns, uri, prefix=None)
         exclusive = found.exclusive
         info["timings"] = found.timings
         info["precision"] = found.precision
+        info["segmentation_step"] = found.step
         info["models"] = builtin_models()
     info["seconds"] = round(time.perf_counter() - t0, 3)
     log.info("diarization: %s backend (%s), %d speakers", backend, reason, len(result_ann.labels()))
