@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -132,11 +132,6 @@ class DiarizationResult:
         if self.info.get("segmentation_step"):  # and which window hop
             d["segmentation_step"] = self.info["segmentation_step"]
         return d
-
-
-def segmentation_step(options: DiarizationOptions) -> dict[str, float]:
-    """The built-in Config's ``step`` when the options set one (else its default stands)."""
-    return {} if options.segmentation_step is None else {"step": float(options.segmentation_step)}
 
 
 def ordered_labels(annotation) -> list[str]:
@@ -255,6 +250,9 @@ def run_diarization(
         from audiotools.device import torch_threads
         from audiotools.diarize.builtin import Config, diarize_samples
 
+        config = Config(precision=options.precision)
+        if options.segmentation_step is not None:  # else the built-in default hop stands
+            config = replace(config, step=float(options.segmentation_step))
         with torch_threads(threads if device == "cpu" else None):
             found = diarize_samples(
                 samples,
@@ -262,7 +260,7 @@ def run_diarization(
                 options.min_speakers,
                 options.max_speakers,
                 device=device,
-                config=Config(precision=options.precision, **segmentation_step(options)),
+                config=config,
             )
         result_ann = _annotation(found.turns, uri, prefix=None)
         exclusive = found.exclusive
