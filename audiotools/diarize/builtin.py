@@ -78,7 +78,7 @@ class Config:
     meetings of other seeds than the benchmark's, quiet and telephone copies of sample.wav and
     conversation.wav) and checked on the benchmark files (docs/diarization.md)."""
 
-    step: float = 2.0  # s between segmentation windows (1.0: twice the segmentation cost, no better)
+    step: float = 2.0  # s between segmentation windows (1.0: twice the segmentation cost, fewer counts right)
     agc_window: float = 1.5  # s; level envelope of the gain control before the segmentation
     agc_max_gain_db: float = 12.0  # most the gain control lifts a quiet stretch (0: no gain control)
     batch_size: int = 32  # windows per segmentation batch (on 2 CPU cores 32 costs half the CPU time of 8)

@@ -59,7 +59,7 @@ class DiarizationOptions(Options):
     # the built-in backend's CAM++ arithmetic: auto = bfloat16 on CPUs with it in hardware, else float32
     precision: Literal["auto", "float32", "bfloat16"] = "auto"
     # the built-in backend's hop between 10 s segmentation windows, seconds; None: its default (2 s,
-    # docs/diarization.md: 1 s costs twice the segmentation and measured no better)
+    # docs/diarization.md: 1 s costs twice the segmentation and got fewer counts right)
     segmentation_step: float | None = None
     pyannote_pipeline: str | None = None  # local pipeline directory / config.yaml, or a hub id (with a token)
     hf_token: str | None = secret()  # else $HF_TOKEN; never recorded in the transcript
