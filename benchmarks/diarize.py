@@ -283,44 +283,29 @@ def speed(transcribe: bool) -> dict:
 
         transcriber = Transcriber()
         transcriber.transcribe(audios[1])  # warm up
-    tot_d = tot_t = tot_32 = tot_1 = 0.0
+    # the settings timed side by side: key infix -> run_diarization options (beside the backend)
+    variants = {"": {}, "_float32": {"precision": "float32"}, "_step_1s": {"segmentation_step": 1.0}}
+    totals = dict.fromkeys(variants, 0.0)
+    tot_t = 0.0
     for f, a in zip(files, audios):
-        best = min(_timed(lambda a=a: run_diarization(a, {"backend": BACKEND})) for _ in range(3))
-        best32 = min(
-            _timed(lambda a=a: run_diarization(a, {"backend": BACKEND, "precision": "float32"})) for _ in range(3)
-        )
-        best1 = min(
-            _timed(lambda a=a: run_diarization(a, {"backend": BACKEND, "segmentation_step": 1.0})) for _ in range(3)
-        )
-        row = {
-            "duration_s": round(a.duration, 2),
-            "diarize_s": round(best, 3),
-            "diarize_x_real_time": round(a.duration / best, 1),
-            "diarize_float32_s": round(best32, 3),
-            "diarize_step_1s_s": round(best1, 3),
+        best = {
+            key: min(_timed(lambda a=a, o=opts: run_diarization(a, {"backend": BACKEND, **o})) for _ in range(3))
+            for key, opts in variants.items()
         }
-        tot_d += best
-        tot_32 += best32
-        tot_1 += best1
+        row = {"duration_s": round(a.duration, 2), "diarize_x_real_time": round(a.duration / best[""], 1)}
+        row.update({f"diarize{key}_s": round(seconds, 3) for key, seconds in best.items()})
+        for key, seconds in best.items():
+            totals[key] += seconds
         if transcriber is not None:
             tt = min(_timed(lambda a=a: transcriber.transcribe(a)) for _ in range(3))  # best of 3, as diarisation
-            row.update(
-                {
-                    "transcribe_s": round(tt, 2),
-                    "transcribe_x_real_time": round(a.duration / tt, 1),
-                    "diarize_overhead_pct": round(100 * best / tt, 1),
-                    "diarize_float32_overhead_pct": round(100 * best32 / tt, 1),
-                    "diarize_step_1s_overhead_pct": round(100 * best1 / tt, 1),
-                }
-            )
+            row.update({"transcribe_s": round(tt, 2), "transcribe_x_real_time": round(a.duration / tt, 1)})
+            row.update({f"diarize{key}_overhead_pct": round(100 * seconds / tt, 1) for key, seconds in best.items()})
             tot_t += tt
         out["files"][f.name] = row
-    out["default_vs_float32_speed"] = round(tot_32 / tot_d, 2)
-    out["step_2s_vs_1s_speed"] = round(tot_1 / tot_d, 2)  # the default 2 s hop against the 1 s one
+    out["default_vs_float32_speed"] = round(totals["_float32"] / totals[""], 2)
+    out["step_2s_vs_1s_speed"] = round(totals["_step_1s"] / totals[""], 2)  # the default 2 s hop against the 1 s one
     if tot_t:
-        out["diarize_overhead_pct"] = round(100 * tot_d / tot_t, 1)
-        out["diarize_float32_overhead_pct"] = round(100 * tot_32 / tot_t, 1)
-        out["diarize_step_1s_overhead_pct"] = round(100 * tot_1 / tot_t, 1)
+        out.update({f"diarize{key}_overhead_pct": round(100 * seconds / tot_t, 1) for key, seconds in totals.items()})
     import torch
 
     out["torch_threads"] = torch.get_num_threads()

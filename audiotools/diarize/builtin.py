@@ -124,7 +124,6 @@ class Diarization:
     num_speakers: int
     timings: dict[str, float] = field(default_factory=dict)  # CPU s per stage
     precision: str = "float32"  # CAM++'s arithmetic (Config.precision resolved)
-    step: float = 0.0  # s between segmentation windows (Config.step)
 
 
 def load_models(device: str = "cpu") -> tuple[PyanNet, CAMPPlus]:
@@ -881,7 +880,7 @@ def diarize_samples(
     the precision CAM++ ran in (``config.precision`` resolved for ``device``)."""
     config = replace(config, precision=network_precision(config.precision, device))
     if len(samples) < FBANK_LENGTH or not np.any(samples):
-        return Diarization([], [], 0, {}, config.precision, config.step)
+        return Diarization([], [], 0, {}, config.precision)
     seg_model, emb_model = load_models(device)
     res = seg_model.resolution
     timings: dict[str, float] = {}
@@ -900,7 +899,7 @@ def diarize_samples(
     chunks = speech_chunks(count, speaker_changes(scores, res.step, num_frames), res.step_s, config)
     lap("segmentation")
     if not chunks:
-        return Diarization([], [], 0, timings, config.precision, config.step)
+        return Diarization([], [], 0, timings, config.precision)
     fbank = FileFbank(samples, device)
     vectors = embed_chunks(emb_model, seg_model, fbank, chunks, config)
     lap("embeddings")
@@ -920,4 +919,4 @@ def diarize_samples(
     count = gate_pauses(samples, activity, count, res, config.pause_gate_db, config.pause_gate_min)
     turns, exclusive = reconstruct(activity, count, seg_model, config)
     lap("reconstruction")
-    return Diarization(turns, exclusive, len({t[2] for t in turns}), timings, config.precision, config.step)
+    return Diarization(turns, exclusive, len({t[2] for t in turns}), timings, config.precision)

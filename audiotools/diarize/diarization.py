@@ -266,7 +266,7 @@ def run_diarization(
         exclusive = found.exclusive
         info["timings"] = found.timings
         info["precision"] = found.precision
-        info["segmentation_step"] = found.step
+        info["segmentation_step"] = config.step
         info["models"] = builtin_models()
     info["seconds"] = round(time.perf_counter() - t0, 3)
     log.info("diarization: %s backend (%s), %d speakers", backend, reason, len(result_ann.labels()))
