@@ -115,6 +115,10 @@ class Config:
     pause_gate_db: float = 20.0
     pause_gate_min: float = 0.3
     min_duration: float = 0.1  # s; shorter turns are dropped
+    # s of speech (overlap included) a speaker needs to be reported; one with less joins the speaker
+    # whose centroid is most alike (a second of one voice split off by noise or a room), never
+    # below --num-speakers / --min-speakers (0: off)
+    min_speaker_speech: float = 1.5
 
 
 @dataclass
@@ -754,6 +758,23 @@ def speaker_activity(
     return activity[:, :num_clusters]
 
 
+def absorb_brief_speakers(activity: np.ndarray, count: np.ndarray, centroids: np.ndarray, least: int, low: int) -> None:
+    """Speakers with fewer than ``least`` frames of speech (overlap included) join, briefest first,
+    the speaker whose centroid is most alike, while more than ``low`` speakers have any speech: their
+    activity goes to that speaker's column (the larger of the two per frame) and theirs is zeroed,
+    in place (no copy of a long recording's activity)."""
+    frames = top_speakers(activity, count).sum(0).astype(np.int64) if least > 0 else np.zeros(0)
+    speaking = [int(c) for c in np.flatnonzero(frames)]
+    for i in sorted(speaking, key=lambda c: frames[c]):
+        if frames[i] >= least or len(speaking) <= max(low, 1):
+            return
+        speaking.remove(i)
+        j = speaking[int(np.argmax(centroids[speaking] @ centroids[i]))]
+        np.maximum(activity[:, j], activity[:, i], out=activity[:, j])
+        activity[:, i] = 0.0
+        frames[j] += frames[i]
+
+
 def top_speakers(activity: np.ndarray, count: np.ndarray, block: int = 1 << 16) -> np.ndarray:
     """(frames, clusters) 0/1: at each frame the ``count`` most active speakers with activity > 0
     (ties: the lower cluster first). Ranked a block of frames at a time: the int64 rank arrays of a
@@ -917,6 +938,8 @@ def diarize_samples(
     lap("clustering")
     activity = speaker_activity(scores, mappings, frame_labels, len(centroids), res.step)
     count = gate_pauses(samples, activity, count, res, config.pause_gate_db, config.pause_gate_min)
+    least = round(config.min_speaker_speech / res.step_s)
+    absorb_brief_speakers(activity, count, centroids, least, low)
     turns, exclusive = reconstruct(activity, count, seg_model, config)
     lap("reconstruction")
     return Diarization(turns, exclusive, len({t[2] for t in turns}), timings, config.precision)
