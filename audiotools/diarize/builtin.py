@@ -167,9 +167,11 @@ def frame_rms(samples: np.ndarray, frame: int) -> np.ndarray:
 def gain_curve(samples: np.ndarray, window: float, max_gain_db: float) -> np.ndarray | None:
     """Gain per 10 ms frame of a slow automatic gain control, (frames,); None when it is off.
 
-    Envelope: 10 ms frame RMS, max then mean over ``window`` s. Gain: the file's loud level (95th
-    percentile of frame RMS) over the envelope, within [1, max_gain_db], and never for stretches
-    within 6 dB of the noise floor (10th percentile), so pauses are not amplified. A quiet talker
+    Envelope: 10 ms frame RMS, max then mean over ``window`` s, never under 6 dB over the noise floor
+    (10th percentile). Gain: the file's loud level (95th percentile of frame RMS) over the envelope,
+    within [1, max_gain_db]. A pause is lifted as much as the speech around it (at most
+    ``max_gain_db``), never to the loud level; fading the gain out near the floor cost a quiet
+    talker in noise its lift (docs/diarization.md, Benchmark). A quiet talker
     (far from the microphone) then reaches the level the segmentation saw in training, instead of
     sitting 10-20 dB under the others in the same 10 s window. Samples past the last whole frame
     take the last frame's gain (:func:`apply_gain`).
