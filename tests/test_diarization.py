@@ -452,12 +452,13 @@ def test_a_voice_split_off_for_a_second_by_noise_is_no_speaker(sample_audio):
         brown = np.cumsum(np.random.default_rng(seed).standard_normal(len(x)))
         brown -= np.convolve(brown, np.ones(801) / 801, mode="same")
         noisy = x + (brown * (level * 10 ** (-15 / 20) / np.sqrt(np.mean(brown**2)))).astype(np.float32)
-        off = diarize_samples(noisy, config=replace(Config(), min_speaker_speech=0.0))
+        # float32 on every CPU: the split is measured in float32 (bfloat16 CAM++ moves such small clusters)
+        off = diarize_samples(noisy, config=replace(Config(), min_speaker_speech=0.0, precision="float32"))
         talk = {}
         for start, end, label in off.turns:
             talk[label] = talk.get(label, 0.0) + end - start
         assert off.num_speakers == 3 and min(talk.values()) < Config().min_speaker_speech, talk
-        on = run_diarization(noisy, {"backend": "builtin"})
+        on = run_diarization(noisy, {"backend": "builtin", "precision": "float32"})
         assert on.num_speakers == 2
         split = der(ref, annotation_of(off.turns), sample_audio.duration)["der"]
         assert der(ref, on.annotation, sample_audio.duration)["der"] < split
