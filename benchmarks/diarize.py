@@ -14,6 +14,8 @@ Prints a summary and writes benchmarks/results/diarize.json:
 * with ``--degraded-tuning``, DER and counts on the tuning meetings degraded (noise at 5 dB, ``sox
   reverb 50``, their first 30 s clean and with noise at 10 dB; 84 files), which the close-merge
   parameters were chosen on;
+* with ``--long-meetings``, DER, counts and the quietest talker's missed speech on four synthetic
+  meetings of 15 min (seeds 201-204), not tuned on;
 * DER and counts on reverberant (far-field) copies and on noisy copies (white and brown noise at 5,
   10 and 15 dB SNR) of sample.wav and conversation.wav, not tuned on;
 * DER and counts on synthetic meetings built from LibriSpeech utterances (benchmarks/synthetic_meetings.py:
@@ -142,9 +144,10 @@ def labelled_recordings() -> dict:
     }
 
 
-def score_cases(cases: list, given_count: bool = False) -> dict:
+def score_cases(cases: list, given_count: bool = False, extra=None) -> dict:
     """DER and speaker count of each (name, samples, reference) case, their mean DER and how many
-    counts are right; with ``given_count`` also the DER with the true count given (--num-speakers)."""
+    counts are right; with ``given_count`` also the DER with the true count given (--num-speakers);
+    ``extra(name, samples, reference, hypothesis)`` adds its dict to a case's row."""
     from audiotools.diarize.diarization import run_diarization
 
     out, ders, given_ders, right = {}, [], [], 0
@@ -153,6 +156,8 @@ def score_cases(cases: list, given_count: bool = False) -> dict:
         expected = len(reference.labels())
         row = {"speakers": res.num_speakers, "expected_speakers": expected, "duration": round(len(samples) / SR, 1)}
         row.update(der_of(reference, res.annotation, len(samples) / SR))
+        if extra is not None:
+            row.update(extra(name, samples, reference, res.annotation))
         if given_count:
             given = run_diarization(samples, {**ACCURACY_OPTIONS, "num_speakers": expected})
             row["der_given_count"] = der_of(reference, given.annotation, len(samples) / SR)["der"]
@@ -258,6 +263,50 @@ def meetings() -> dict:
     from synthetic_meetings import meeting_set
 
     return score_cases([(m.name, m.samples, _reference(m.name, m.turns)) for m in meeting_set()], given_count=True)
+
+
+LONG_MEETINGS = [  # (seed, speakers, overlap share of turn changes, RT60 or None); 15 min each
+    (201, 3, 0.1, 0.3),
+    (202, 4, 0.1, None),
+    (203, 5, 0.15, 0.4),
+    (204, 2, 0.0, 0.5),
+]
+
+
+def long_meetings(minutes: float = 15.0) -> dict:
+    """Synthetic meetings of ``minutes`` (seeds 201-204, other than the benchmark's and the tuning
+    set's; 2-5 speakers, one quiet talker each, rooms and overlap as in the 60 s meetings): whether
+    what holds on a minute holds over a meeting's length. Scored like the meetings, with the true
+    count given too, and with the share of the quietest talker's speech that no speaker covers
+    (the quiet far-field talker of the issue). Not tuned on."""
+    from synthetic_meetings import make_meeting
+
+    meetings = [make_meeting(seed, k, minutes * 60, overlap_prob=ov, rt60=rt) for seed, k, ov, rt in LONG_MEETINGS]
+    turns = {f"{m.name}_{minutes:g}min": m.turns for m in meetings}
+    cases = [(name, m.samples, _reference(m.name, m.turns)) for name, m in zip(turns, meetings)]
+    return score_cases(cases, given_count=True, extra=lambda *case: quietest_talker(*case, turns[case[0]]))
+
+
+def quietest_talker(name: str, samples: np.ndarray, reference, hypothesis, turns) -> dict:
+    """The reference speaker with the lowest speech RMS in the mix: its level, the loudest other
+    speaker's, and the share of its speech that no hypothesis speaker covers."""
+    from pyannote.core import Timeline
+
+    def level(label: str) -> float:
+        pieces = [samples[int(s * SR) : int(e * SR)] for s, e, k in turns if k == label]
+        return float(np.sqrt(np.mean(np.square(np.concatenate(pieces), dtype=np.float64))))
+
+    quiet = min(reference.labels(), key=level)
+    own = reference.label_timeline(quiet).support()
+    covered = own.crop(Timeline(list(hypothesis.get_timeline().support()))).support().duration()
+    return {
+        "quietest_talker": {
+            "rms": round(level(quiet), 4),
+            "loudest_other_rms": round(max(level(k) for k in reference.labels() if k != quiet), 4),
+            "speech_s": round(own.duration(), 1),
+            "missed_pct": round(100 * (1 - covered / own.duration()), 1),
+        }
+    }
 
 
 def speed(transcribe: bool) -> dict:
@@ -504,6 +553,11 @@ def main(argv=None) -> int:
         help="also the degraded tuning meetings (84 files, 15 min), on which the close-merge parameters were chosen",
     )
     ap.add_argument(
+        "--long-meetings",
+        action="store_true",
+        help="also four synthetic meetings of 15 min each (about 4 min of CPU); not tuned on",
+    )
+    ap.add_argument(
         "--precision",
         choices=["auto", "float32", "bfloat16"],
         default="auto",
@@ -551,6 +605,8 @@ def main(argv=None) -> int:
         result["noisy_copies"] = noisy()
     if args.degraded_tuning:
         result["degraded_tuning_set"] = degraded_tuning()
+    if args.long_meetings:
+        result["long_meetings"] = long_meetings()
     if not (args.no_transcribe and "speed" in result and "diarize_overhead_pct" in result["speed"]):
         result["speed"] = {**speed(not args.no_transcribe), "measured": result["machine"]["time"]}
     result["segmentation_paths"] = segmentation_paths()
@@ -594,6 +650,20 @@ def main(argv=None) -> int:
         print(
             f"synthetic meetings mean DER: {sm['mean_der']:.1f} % "
             f"({sm.get('mean_der_given_count', float('nan')):.1f} % with the speaker count given)"
+        )
+    for name, row in (result.get("long_meetings") or {}).items():
+        if isinstance(row, dict):
+            q = row["quietest_talker"]
+            print(
+                f"{name:34s} {row['speakers']:>2d}/{row['expected_speakers']:<2d}   {row['der']:5.1f}  "
+                f"({row['missed']:.1f} / {row['false_alarm']:.1f} / {row['confusion']:.1f}), "
+                f"quietest talker {q['missed_pct']:.1f} % missed"
+            )
+    if "long_meetings" in result:
+        lm = result["long_meetings"]
+        print(
+            f"long meetings mean DER: {lm['mean_der']:.1f} % ({lm['mean_der_given_count']:.1f} % with the count "
+            f"given), speaker counts right {lm['counts_right']}"
         )
     if "tuning_set" in result:
         ts = result["tuning_set"]
