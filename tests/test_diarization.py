@@ -352,6 +352,26 @@ def test_the_pause_gate_cuts_false_alarm_in_a_reverberant_meeting_and_keeps_a_qu
     assert on["missed"] <= off["missed"] + 1e-6
 
 
+def test_a_fifteen_minute_reverberant_meeting_of_two_people_gives_two_speakers():
+    """A 15 min synthetic meeting (two LibriSpeech talkers, one quiet, a room at RT60 0.5 s;
+    benchmarks/diarize.py's long meetings): the clustering leaves one person split over clusters
+    of tens of chunks whose voices are only 0.57-0.63 alike. With the separation ratio counting each
+    cluster for at most ``separation_chunks`` chunks, the close merge joins them: 2 speakers, each
+    mostly one person. Uncapped, the ratio grows with the clusters' sizes and 4 speakers come out."""
+    import sys
+
+    from audiotools.diarize.builtin import Config, diarize_samples
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from synthetic_meetings import make_meeting
+
+    m = make_meeting(204, 2, 900.0, rt60=0.5)
+    result = diarize_samples(m.samples, config=Config(precision="float32"))
+    assert result.num_speakers == 2
+    scores = der(annotation_of(m.turns), annotation_of(result.turns), m.duration)
+    assert scores["confusion"] < 0.05 * scores["total"]
+
+
 def test_speech_chunks_never_straddle_a_pause_or_a_speaker_change():
     from audiotools.diarize.builtin import Config, cut_run, speech_chunks
 
@@ -460,6 +480,40 @@ def test_a_voice_split_off_for_a_second_by_noise_is_no_speaker(sample_audio):
         assert on.num_speakers == 2
         duration = sample_audio.duration
         assert der(ref, on.annotation, duration)["der"] < der(ref, split, duration)["der"]
+
+
+def test_the_separation_of_two_large_clusters_does_not_grow_with_their_size_once_capped():
+    """Two clusters of one speaker whose means sit a little apart (a stretch of the recording in
+    another room position) look ever more distinct uncapped as they grow, since 1/n_i + 1/n_j
+    shrinks; with each counting for at most ``max_chunks`` chunks the ratio stops growing, while two
+    speakers stay far apart."""
+    from audiotools.diarize.builtin import separation
+
+    rng = np.random.default_rng(3)
+    dim = 32
+    a, b = rng.standard_normal(dim), rng.standard_normal(dim)
+    shift = 0.25 * rng.standard_normal(dim)  # one speaker's systematic drift between two stretches
+
+    def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
+        x = np.vstack(
+            [
+                a + rng.standard_normal((n, dim)),
+                a + shift + rng.standard_normal((n, dim)),
+                b + rng.standard_normal((n, dim)),
+            ]
+        )
+        return x, np.repeat([0, 1, 2], n)
+
+    small = separation(*draw(12))
+    x, labels = draw(300)
+    large, capped = separation(x, labels), separation(x, labels, 12)
+    assert large[0, 1] > 3.0 > small[0, 1] and large[0, 1] > 8 * small[0, 1]  # uncapped: grows with n
+    assert capped[0, 1] < 3.0 < capped[0, 2]  # capped: one speaker's pair under the threshold, two people over
+    assert np.allclose(capped, large * (2 / 300) / (2 / 12))  # only the sizes changed
+    # clusters at or under the cap are scored as before
+    x = np.vstack([a + rng.standard_normal((5, dim)), b + rng.standard_normal((3, dim))])
+    labels = np.repeat([0, 1], [5, 3])
+    assert np.allclose(separation(x, labels, 12), separation(x, labels))
 
 
 def test_a_few_chunks_no_farther_than_one_voices_spread_merge_at_a_lower_voice_similarity():

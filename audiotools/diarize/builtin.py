@@ -106,6 +106,10 @@ class Config:
     # few chunks in noise or a room)
     close_merge_threshold: float = 0.5
     close_separation: float = 3.0
+    # most chunks a cluster counts for in that ratio: a cluster's chunks overlap and share their
+    # stretch of the recording, so its mean is no surer than that of about 10 s of speech; uncapped,
+    # the ratio of two large clusters of one speaker grows with their sizes (0: no cap)
+    separation_chunks: int = 12
     merge_seconds: float = 10.0  # s of a cluster's speech embedded as its voice (evenly spaced chunks)
     purity: float = 0.8  # share of a local speaker's labelled frames on one speaker to take it whole
     min_gap: float = 0.1  # s; shorter pauses inside one speaker's speech are bridged
@@ -500,19 +504,22 @@ def cluster_voice(
     return embed_batch(model, [fbank[frames]], config.precision).numpy()[0]
 
 
-def separation(x: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def separation(x: np.ndarray, labels: np.ndarray, max_chunks: int = 0) -> np.ndarray:
     """(clusters, clusters): squared distance between two clusters' mean embeddings over what it
     would be on average if their chunks were one speaker's (the pooled within-cluster variance of
     the recording's chunks times 1/n_i + 1/n_j). Two clusters of two chunks need their means far
-    apart to be two people; two of forty do not."""
+    apart to be two people; two of forty do not. ``max_chunks`` > 0 caps each n: a cluster's
+    chunks overlap and come from one stretch of the recording, so they are not independent
+    samples, and uncapped the ratio of two large clusters of one speaker grows with their sizes."""
     k = int(labels.max()) + 1
     sizes = np.bincount(labels, minlength=k).astype(np.float64)
     means = np.stack([x[labels == c].mean(0) if sizes[c] else np.zeros(x.shape[1]) for c in range(k)])
     scatter = float(np.sum((x - means[labels]) ** 2))
     variance = max(scatter / max(len(x) - k, 1), 1e-9)  # summed over dimensions
     d2 = np.sum((means[:, None] - means[None]) ** 2, axis=-1)
+    n = np.minimum(sizes, max_chunks) if max_chunks > 0 else sizes
     with np.errstate(divide="ignore"):
-        return d2 / (variance * (1 / sizes[:, None] + 1 / sizes[None]))
+        return d2 / (variance * (1 / n[:, None] + 1 / n[None]))
 
 
 def merge_clusters(
@@ -525,19 +532,21 @@ def merge_clusters(
     x: np.ndarray | None = None,
     close_threshold: float = 1.0,
     close_separation: float = 0.0,
+    separation_chunks: int = 0,
 ) -> tuple[np.ndarray, int]:
     """Merge, two at a time, the clusters whose voices (embeddings of their whole speech) are most
     alike while more than ``low`` clusters remain: a pair merges when that cosine similarity exceeds
     ``threshold``, or exceeds ``close_threshold`` while the clusters' chunk embeddings ``x`` are
-    less than ``close_separation`` apart (:func:`separation`). ``revoice(members)`` embeds a merged
-    cluster. Returns labels 0 .. k-1 and k."""
+    less than ``close_separation`` apart (:func:`separation`, each cluster counting for at most
+    ``separation_chunks`` chunks; 0: no cap). ``revoice(members)`` embeds a merged cluster. Returns
+    labels 0 .. k-1 and k."""
     voices = list(voices)
     while len(voices) > max(low, 1):
         v = np.stack(voices)
         sims = v @ v.T
         allowed = sims > threshold
         if x is not None and close_separation > 0:
-            allowed |= (sims > close_threshold) & (separation(x, labels) < close_separation)
+            allowed |= (sims > close_threshold) & (separation(x, labels, separation_chunks) < close_separation)
         np.fill_diagonal(allowed, False)
         if not allowed.any():
             break
@@ -588,6 +597,7 @@ def cluster_chunks(
             x=x,
             close_threshold=config.close_merge_threshold,
             close_separation=config.close_separation,
+            separation_chunks=config.separation_chunks,
         )
     return labels, centroids_of(x, labels, list(range(labels.max() + 1)))
 
