@@ -283,18 +283,17 @@ def long_meetings(minutes: float = 15.0) -> dict:
     from synthetic_meetings import make_meeting
 
     meetings = [make_meeting(seed, k, minutes * 60, overlap_prob=ov, rt60=rt) for seed, k, ov, rt in LONG_MEETINGS]
-    turns = {f"{m.name}_{minutes:g}min": m.turns for m in meetings}
-    cases = [(name, m.samples, _reference(m.name, m.turns)) for name, m in zip(turns, meetings)]
-    return score_cases(cases, given_count=True, extra=lambda *case: quietest_talker(*case, turns[case[0]]))
+    cases = [(f"{m.name}_{minutes:g}min", m.samples, _reference(m.name, m.turns)) for m in meetings]
+    return score_cases(cases, given_count=True, extra=quietest_talker)
 
 
-def quietest_talker(name: str, samples: np.ndarray, reference, hypothesis, turns) -> dict:
+def quietest_talker(name: str, samples: np.ndarray, reference, hypothesis) -> dict:
     """The reference speaker with the lowest speech RMS in the mix: its level, the loudest other
     speaker's, and the share of its speech that no hypothesis speaker covers."""
     from pyannote.core import Timeline
 
     def level(label: str) -> float:
-        pieces = [samples[int(s * SR) : int(e * SR)] for s, e, k in turns if k == label]
+        pieces = [samples[int(seg.start * SR) : int(seg.end * SR)] for seg in reference.label_timeline(label)]
         return float(np.sqrt(np.mean(np.square(np.concatenate(pieces), dtype=np.float64))))
 
     quiet = min(reference.labels(), key=level)
