@@ -71,9 +71,9 @@ def _speech_islands(x: np.ndarray, bridge: float = 0.3, min_len: float = 0.1) ->
     the dry piece at full level, pauses shorter than ``bridge`` s bridged. This is the reference a
     forced alignment would give (word gaps inside a turn, real pauses not); it leaves out the
     LibriSpeech recordings' own background noise, which an energy threshold would count as speech."""
-    from audiotools.vad.silero import VADOptions, speech_probabilities
+    from audiotools.vad.silero import PLAIN_VAD, speech_probabilities
 
-    p = speech_probabilities(x, VADOptions(normalize=True))
+    p = speech_probabilities(x, PLAIN_VAD)
     frame = 512
     on = p >= 0.5
     d = np.diff(np.concatenate([[0], on.astype(np.int8), [0]]))

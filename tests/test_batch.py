@@ -352,9 +352,11 @@ def test_ray_local_mode(tmp_path, tiny_transcriber):
     }
 
 
-def test_identification_reuses_the_transcription_vad(tiny_transcriber, monkeypatch):
-    """The speech regions the windows were cut from go with the audio (single file and decode
-    workers), so identification does not run Silero again; with other VAD options they do not."""
+def test_identification_reuses_the_transcription_vad(monkeypatch):
+    """Identification embeds the speech of plain Silero (no gain control: its calibration was
+    fitted on that). When the transcription's windows were cut from the same speech, the regions go
+    with the audio (single file and decode workers) and identification does not run Silero again;
+    with the default options (gain control on) or any others they do not, and it runs its own."""
     import audiotools.vad.silero as vad
     from audiotools.asr.transcribe import TranscribeOptions, Transcriber
     from audiotools.audio.decode import load_audio
@@ -362,11 +364,12 @@ def test_identification_reuses_the_transcription_vad(tiny_transcriber, monkeypat
     from audiotools.speakers.embedding_cache import Audio, Extractor
 
     path = ROOT / "samples" / "conversation.wav"
+    plain = vad.PLAIN_VAD.to_params()
     audio = load_audio(path)
-    tiny_transcriber.transcribe(audio)
-    expected = vad.speech_regions(audio.samples)
+    Transcriber(TranscribeOptions(model="tiny.en", device="cpu", language="en", vad_options=plain)).transcribe(audio)
+    expected = vad.speech_regions(audio.samples, vad.PLAIN_VAD)
     assert audio.speech == expected and expected
-    prepared = prepare(0, str(path), PrepareOptions())
+    prepared = prepare(0, str(path), PrepareOptions(vad_options=vad.PLAIN_VAD))
     assert prepared.audio.speech == expected
 
     def no_second_vad(*a, **k):
@@ -382,6 +385,10 @@ def test_identification_reuses_the_transcription_vad(tiny_transcriber, monkeypat
     assert opts.vad_options == vad.VADOptions(threshold=0.6)
     Transcriber(opts).transcribe(other)
     assert other.speech is None
+    default = load_audio(path)
+    Transcriber(TranscribeOptions(model="tiny.en", device="cpu", language="en")).transcribe(default)
+    assert default.speech is None and prepare(0, str(path), PrepareOptions()).audio.speech is None
+    assert Extractor(use_cache=False).speech(Audio.from_decoded(default)) == expected
 
 
 def _worker_niceness(_):

@@ -952,22 +952,29 @@ def test_rttm_and_uem_parsing(tmp_path):
 # ------------------------------------------------------------------ VAD speed-up keeps behaviour
 
 
-def test_batched_vad_equals_frame_by_frame_silero():
+def frame_by_frame_silero(model, audio: np.ndarray) -> np.ndarray:
+    """Silero's own model fed one 512-sample frame at a time, as get_speech_timestamps does."""
     import torch
-    from silero_vad import get_speech_timestamps
 
-    from audiotools.vad.silero import VADOptions, load_vad_model, normalize_level, speech_probabilities, speech_regions
-
-    x = load_audio(SAMPLES / "phone_call.wav").samples
-    model = load_vad_model()
-    audio = normalize_level(x)
     n = (len(audio) + 511) // 512
     padded = torch.nn.functional.pad(torch.from_numpy(audio), (0, n * 512 - len(audio)))
     with torch.inference_mode():
         model.reset_states()
-        ref = np.array([model(padded[i * 512 : (i + 1) * 512], SR).item() for i in range(n)])
-    assert np.abs(speech_probabilities(x, block_seconds=3.0) - ref).max() < 1e-4
-    o = VADOptions()
+        return np.array([model(padded[i * 512 : (i + 1) * 512], SR).item() for i in range(n)])
+
+
+def test_batched_vad_equals_frame_by_frame_silero():
+    import torch
+    from silero_vad import get_speech_timestamps
+
+    from audiotools.vad.silero import PLAIN_VAD, load_vad_model, normalize_level, speech_probabilities, speech_regions
+
+    x = load_audio(SAMPLES / "phone_call.wav").samples
+    model = load_vad_model()
+    audio = normalize_level(x)
+    ref = frame_by_frame_silero(model, audio)
+    assert np.abs(speech_probabilities(x, PLAIN_VAD, block_seconds=3.0) - ref).max() < 1e-4
+    o = PLAIN_VAD
     with torch.inference_mode():
         model.reset_states()
         stamps = get_speech_timestamps(
@@ -979,7 +986,22 @@ def test_batched_vad_equals_frame_by_frame_silero():
             min_silence_duration_ms=int(o.min_silence_duration * 1000),
             speech_pad_ms=int(o.speech_pad * 1000),
         )
-    assert speech_regions(x) == [(s["start"] / SR, s["end"] / SR) for s in stamps]
+    assert speech_regions(x, PLAIN_VAD) == [(s["start"] / SR, s["end"] / SR) for s in stamps]
+
+
+def test_vad_gain_control_applied_block_by_block_equals_silero_on_the_levelled_recording():
+    """The transcription VAD's gain control (the default) is applied block by block; the result is
+    Silero, frame by frame, on the whole recording with the gain curve and the level gain applied."""
+    from audiotools.audio.level import gain_control
+    from audiotools.vad.silero import VADOptions, level_gain, load_vad_model, speech_probabilities
+
+    o = VADOptions()
+    assert o.gain_control_db > 0
+    x = load_audio(ROOT / "samples" / "conversation.wav").samples  # a quiet talker: the curve lifts her
+    levelled = np.clip(gain_control(x, o.gain_window, o.gain_control_db) * np.float32(level_gain(x)), -1, 1)
+    assert not np.allclose(levelled, np.clip(x * np.float32(level_gain(x)), -1, 1))
+    ref = frame_by_frame_silero(load_vad_model(), levelled.astype(np.float32))
+    assert np.abs(speech_probabilities(x, o, block_seconds=3.0) - ref).max() < 1e-4
 
 
 def test_decoded_audio_and_arrays_agree(sample_audio, sample_result):
@@ -995,27 +1017,28 @@ def test_gain_control_applied_window_by_window_equals_the_levelled_recording():
     gives the same samples as levelling the whole, including past the last whole 10 ms frame."""
     import torch
 
+    from audiotools.audio import level
     from audiotools.diarize import builtin
     from audiotools.diarize.segmentation import sliding_windows
 
     x = load_audio(SAMPLES / "conversation.wav").samples[: 25 * SR + 77].copy()
     x[12 * SR :] *= 0.15  # a talker 16 dB down, for the gain control to lift
     cfg = builtin.Config()
-    whole = builtin.gain_control(x, cfg.agc_window, cfg.agc_max_gain_db)
-    gain = builtin.gain_curve(x, cfg.agc_window, cfg.agc_max_gain_db)
+    whole = level.gain_control(x, cfg.agc_window, cfg.agc_max_gain_db)
+    gain = level.gain_curve(x, cfg.agc_window, cfg.agc_max_gain_db)
     assert gain is not None and gain.max() > 2.0  # the quiet talker is lifted
     for start, stop in [(0, 1000), (161, 16_000), (SR * 3 + 7, SR * 9), (len(x) - 300, len(x))]:
-        assert np.array_equal(builtin.apply_gain(x[start:stop], gain, start), whole[start:stop])
+        assert np.array_equal(level.apply_gain(x[start:stop], gain, start), whole[start:stop])
     seg, _ = builtin.load_models("cpu")
     levelled_first = sliding_windows(seg, torch.from_numpy(whole), step=cfg.step, batch_size=cfg.batch_size)
     per_window = builtin.segment(seg, x, cfg)
     assert per_window.starts == levelled_first.starts
     assert torch.equal(per_window.log_probs, levelled_first.log_probs)
-    assert builtin.gain_curve(x, cfg.agc_window, 0.0) is None  # gain control off
+    assert level.gain_curve(x, cfg.agc_window, 0.0) is None  # gain control off
     # frame RMS block by block (bounded memory) equals the all-at-once float64 computation
     noise = np.random.default_rng(1).standard_normal(70_000 * 160 + 99).astype(np.float32)
     direct = np.sqrt(np.mean(np.square(noise[: 70_000 * 160].reshape(-1, 160), dtype=np.float64), axis=1) + 1e-20)
-    assert np.array_equal(builtin.frame_rms(noise, 160), direct)
+    assert np.array_equal(level.frame_rms(noise, 160), direct)
 
 
 def test_file_fbank_pieces_equal_the_whole_recordings_fbank():

@@ -19,7 +19,7 @@ VAD_FRAME = 512 / SAMPLE_RATE  # s per Silero frame
 def split_channels(channels: np.ndarray) -> tuple[list, dict[str, int]]:
     """Turns from each channel's own speech; crosstalk (a channel far quieter than another at the
     same moment) is not speech of that channel."""
-    from audiotools.vad.silero import FRAME_SAMPLES, speech_probabilities
+    from audiotools.vad.silero import FRAME_SAMPLES, PLAIN_VAD, speech_probabilities
 
     n_ch, n = channels.shape
     duration = n / SAMPLE_RATE
@@ -29,7 +29,7 @@ def split_channels(channels: np.ndarray) -> tuple[list, dict[str, int]]:
     for c in range(n_ch):
         x = channels[c]
         if np.any(x):
-            probs[c] = speech_probabilities(x)[:frames]
+            probs[c] = speech_probabilities(x, PLAIN_VAD)[:frames]  # each channel is one voice: no gain control
         block = 1 << 14  # frames per block: no full-length temporaries
         for f0 in range(0, frames, block):
             f1 = min(frames, f0 + block)

@@ -239,9 +239,9 @@ class Extractor:
             if arr is not None:
                 regions = [(float(a), float(b)) for a, b in arr]
         if regions is None:
-            from audiotools.vad.silero import speech_regions
+            from audiotools.vad.silero import PLAIN_VAD, speech_regions
 
-            regions = speech_regions(audio.ensure_samples())
+            regions = speech_regions(audio.ensure_samples(), PLAIN_VAD)
             if self.use_cache:
                 _save_npy(path, np.asarray(regions, dtype=np.float64).reshape(-1, 2))
         if len(self._vad) > 4096:

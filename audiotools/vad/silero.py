@@ -2,7 +2,8 @@
 checked against its sha256 in audiotools/weights.py).
 
 Real recordings are often quiet (RMS 0.003-0.01) and far-field; the level is normalised before
-detection so quiet speech is not reported as silence.
+detection so quiet speech is not reported as silence, and a slow gain control lifts a quiet talker's
+stretches towards the loud ones (``VADOptions.gain_control_db``; :data:`PLAIN_VAD` turns it off).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from audiotools.audio import SAMPLE_RATE
+from audiotools.audio.level import apply_gain, gain_curve
 from audiotools.options import Options
 
 _model_lock = threading.Lock()
@@ -29,6 +31,16 @@ class VADOptions(Options):
     target_level: float = 0.1  # RMS of the loud (speech) frames after normalisation
     max_gain_db: float = 40.0
     silence_floor_db: float = -75.0  # stretches quieter than this (dBFS, before normalisation) skip the model
+    # slow gain control before the model (audiotools.audio.level, as the diariser's segmentation
+    # hears): quiet stretches (a far or quiet talker) lifted towards the loud ones by at most this
+    # many dB (0: off), the level measured over ``gain_window`` s
+    gain_control_db: float = 12.0
+    gain_window: float = 1.5
+
+
+# Silero on the samples as they are (level normalisation only, no gain control): the speech the
+# speaker embeddings use, whose calibration was fitted on it, and split mode's per-channel speech.
+PLAIN_VAD = VADOptions(gain_control_db=0.0)
 
 
 def _silero():
@@ -142,8 +154,10 @@ def speech_probabilities(
     n = (len(samples) + FRAME_SAMPLES - 1) // FRAME_SAMPLES
     if n == 0:
         return np.zeros(0, dtype=np.float32)
-    # the level gain of normalize_level, applied block by block (no full-length copy of long audio)
+    # the level gain of normalize_level and the gain control's curve, applied block by block (no
+    # full-length copy of long audio)
     gain = level_gain(samples, options.target_level, options.max_gain_db) if options.normalize else 1.0
+    curve = gain_curve(samples, options.gain_window, options.gain_control_db)
     seq = _sequence_model(load_vad_model(device), device)
     block = max(1, int(block_seconds * SAMPLE_RATE) // FRAME_SAMPLES)
     out = np.empty(n, dtype=np.float32)
@@ -153,7 +167,9 @@ def speech_probabilities(
         for b0 in range(0, n, block):
             b1 = min(n, b0 + block)
             chunk = np.asarray(samples[b0 * FRAME_SAMPLES : b1 * FRAME_SAMPLES], dtype=np.float32)
-            if gain != 1.0:
+            if curve is not None and len(chunk):
+                chunk = apply_gain(chunk, curve, b0 * FRAME_SAMPLES)
+            if gain != 1.0 or curve is not None:
                 chunk = np.clip(chunk * np.float32(gain), -1.0, 1.0)
             x = torch.from_numpy(np.ascontiguousarray(chunk)).to(device)
             if len(x) < (b1 - b0) * FRAME_SAMPLES:
@@ -232,9 +248,9 @@ def active_spans(
 def reusable_speech(
     regions: list[tuple[float, float]] | None, options: VADOptions | None
 ) -> list[tuple[float, float]] | None:
-    """``regions`` when ``options`` are the defaults, i.e. they are exactly what ``speech_regions(samples)``
-    gives and other steps (identification) may reuse them; else None."""
-    return regions if regions is not None and (options or VADOptions()) == VADOptions() else None
+    """``regions`` when ``options`` are :data:`PLAIN_VAD`, i.e. they are exactly the speech the
+    speaker steps (identification) compute for themselves and may reuse; else None."""
+    return regions if regions is not None and (options or VADOptions()) == PLAIN_VAD else None
 
 
 def speech_regions(samples: np.ndarray, options: VADOptions | None = None) -> list[tuple[float, float]]:
