@@ -48,8 +48,8 @@ def gain_curve(samples: np.ndarray, window: float, max_gain_db: float) -> np.nda
     within [1, max_gain_db]. A pause is lifted as much as the speech around it (at most
     ``max_gain_db``), never to the loud level; fading the gain out near the floor costs a quiet
     talker in noise its lift (docs/diarization.md). A quiet talker
-    (far from the microphone) then reaches the level the segmentation saw in training, instead of
-    sitting 10-20 dB under the others in the same 10 s window. Samples past the last whole frame
+    (far from the microphone) then reaches the level the speech detectors were trained on, instead
+    of sitting 10-20 dB under the others in the same stretch of audio. Samples past the last whole frame
     take the last frame's gain (:func:`apply_gain`).
     """
     frame = SAMPLE_RATE // 100
