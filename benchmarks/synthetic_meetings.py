@@ -37,6 +37,14 @@ class Meeting:
     def speakers(self) -> list[str]:
         return sorted({t[2] for t in self.turns})
 
+    def speaker_rms(self, speaker: str) -> float:
+        """RMS of the mix over ``speaker``'s reference turns: that talker's level as heard."""
+        x = np.concatenate([self.samples[int(a * SR) : int(b * SR)] for a, b, s in self.turns if s == speaker])
+        return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+
+    def quietest_speaker(self) -> str:
+        return min(self.speakers, key=self.speaker_rms)
+
 
 def speaker_files(root: Path = SHARED / "speakers") -> dict[str, list[str]]:
     """LibriSpeech speaker id -> utterance files (the five test speakers; cohort speakers have one each)."""

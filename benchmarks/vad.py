@@ -158,7 +158,7 @@ def quiet_talker_words() -> dict:
             quiet = make_meeting(seed, k, dur, overlap_prob=overlap, rt60=rt60)
             loud = make_meeting(seed, k, dur, overlap_prob=overlap, rt60=rt60, quiet_rms=0.04)
             assert quiet.turns == loud.turns
-            talker = min(quiet.speakers, key=lambda s: speaker_rms(quiet, s))
+            talker = quiet.quietest_speaker()
             others = [(a, b) for a, b, s in quiet.turns if s != talker]
             alone = [(a, b) for a, b, s in quiet.turns if s == talker and not any(a < f and e < b for e, f in others)]
 
@@ -192,11 +192,6 @@ def words_alone(transcriber, meeting, alone: list, path: Path, norm) -> str:
     return norm(" ".join(said))
 
 
-def speaker_rms(meeting, speaker: str) -> float:
-    x = np.concatenate([meeting.samples[int(a * 16000) : int(b * 16000)] for a, b, s in meeting.turns if s == speaker])
-    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
-
-
 def main() -> None:
     import argparse
 
@@ -226,7 +221,7 @@ def main() -> None:
                 print(line(f"{name} {condition}", row), flush=True)
     for m in meetings():
         ref = mask([(a, b) for a, b, _ in m.turns], m.duration)
-        quiet = min(m.speakers, key=lambda s: speaker_rms(m, s))
+        quiet = m.quietest_speaker()
         quiet_ref = mask([(a, b) for a, b, s in m.turns if s == quiet], m.duration)
         found = detect(m.samples, m.duration, len(ref), cost)
         audio_minutes += m.duration / 60

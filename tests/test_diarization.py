@@ -1013,32 +1013,19 @@ def test_transcription_vad_finds_a_quiet_talker_in_a_room_that_plain_silero_miss
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from synthetic_meetings import make_meeting
+    from vad import mask, scores
 
     from audiotools.vad.silero import PLAIN_VAD, speech_regions
 
     m = make_meeting(4, 2, 60.0, rt60=0.4)
-    grid = np.arange(0.0, m.duration, 0.01)
-
-    def covered(regions, turns):
-        inside = np.zeros(len(grid), dtype=bool)
-        for a, b in regions:
-            inside |= (grid >= a) & (grid < b)
-        said = np.zeros(len(grid), dtype=bool)
-        for a, b in turns:
-            said |= (grid >= a) & (grid < b)
-        return float((inside & said).sum() / said.sum()), float((inside & ~said).sum() / said.sum())
-
-    levels = {
-        s: np.std(np.concatenate([m.samples[int(a * SR) : int(b * SR)] for a, b, x in m.turns if x == s]))
-        for s in m.speakers
-    }
-    quiet = [(a, b) for a, b, s in m.turns if s == min(levels, key=levels.get)]
-    everyone = [(a, b) for a, b, _ in m.turns]
-    recall, _ = covered(speech_regions(m.samples), quiet)
-    plain_recall, _ = covered(speech_regions(m.samples, PLAIN_VAD), quiet)
+    talker = m.quietest_speaker()
+    quiet = mask([(a, b) for a, b, s in m.turns if s == talker], m.duration)
+    everyone = mask([(a, b) for a, b, _ in m.turns], m.duration)
+    found = mask(speech_regions(m.samples), m.duration)
+    plain = mask(speech_regions(m.samples, PLAIN_VAD), m.duration)
+    recall, plain_recall = scores(found, quiet)["recall"], scores(plain, quiet)["recall"]
     assert recall >= 0.98 and recall - plain_recall >= 0.03, (recall, plain_recall)
-    _, false_alarm = covered(speech_regions(m.samples), everyone)
-    _, plain_false_alarm = covered(speech_regions(m.samples, PLAIN_VAD), everyone)
+    false_alarm, plain_false_alarm = scores(found, everyone)["false_alarm"], scores(plain, everyone)["false_alarm"]
     assert false_alarm - plain_false_alarm < 0.05, (false_alarm, plain_false_alarm)
 
 

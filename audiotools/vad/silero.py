@@ -167,7 +167,7 @@ def speech_probabilities(
         for b0 in range(0, n, block):
             b1 = min(n, b0 + block)
             chunk = np.asarray(samples[b0 * FRAME_SAMPLES : b1 * FRAME_SAMPLES], dtype=np.float32)
-            if curve is not None and len(chunk):
+            if curve is not None:
                 chunk = apply_gain(chunk, curve, b0 * FRAME_SAMPLES)
             if gain != 1.0 or curve is not None:
                 chunk = np.clip(chunk * np.float32(gain), -1.0, 1.0)
