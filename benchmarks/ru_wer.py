@@ -45,11 +45,11 @@ def load_set():
     return refs, sets, jfk
 
 
-def audiotools_system(recipe: str, threads: int, **changes):
+def audiotools_system(recipe: str, threads: int, seed: int = 0, **changes):
     from audiotools.asr.transcribe import Transcriber
     from audiotools.pipeline.recipe import load_recipe
 
-    opts = load_recipe(recipe).options("transcribe").replace(device="cpu", threads=threads)
+    opts = load_recipe(recipe).options("transcribe").replace(device="cpu", threads=threads, seed=seed)
     opts = opts.replace(**{k: v for k, v in changes.items() if v is not None})
     if "beam_size" in changes and changes["beam_size"] is None:  # replace() keeps a field given None
         import dataclasses
@@ -68,20 +68,23 @@ def audiotools_system(recipe: str, threads: int, **changes):
         "beam_size": opts.beam_size,
         "mel_padding": opts.mel_padding,
         "loop_guard": opts.loop_guard,
+        "seed": seed,
     }
     return run, settings
 
 
-def openai_system(model, language: str | None, beam_size: int | None):
+def openai_system(model, language: str | None, beam_size: int | None, seed: int = 0):
+    import torch
     import whisper
 
     def run(samples):
+        torch.manual_seed(seed)  # its sampling fallback draws from torch's global generator
         r = whisper.transcribe(
             model, samples, language=language, beam_size=beam_size, best_of=5, fp16=False, verbose=None
         )
         return r["text"].strip(), r["language"]
 
-    return run, {"language": language, "beam_size": beam_size}
+    return run, {"language": language, "beam_size": beam_size, "seed": seed}
 
 
 def faster_whisper_system(fw, language: str | None, beam_size: int):
@@ -99,6 +102,13 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", help="run only the systems whose name contains one of these, in that order")
     ap.add_argument("--conditions", nargs="*", help="run only these of each system's conditions (clean, telephone)")
     ap.add_argument("--merge", action="store_true", help="keep the other systems of the existing ru_wer.json")
+    ap.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="run each system with this many seeds of its sampling fallback (0, 1000, 2000, ...): the WER of "
+        "every seed and their mean are recorded; the main figures stay those of seed 0",
+    )
     args = ap.parse_args()
 
     import torch
@@ -112,13 +122,13 @@ def main() -> None:
 
     plain, _ = load_model("base", "cpu", dtype=torch.float32)  # openai-whisper's module as it loads it
     # name -> (factory, conditions it runs on, also jfk), most telling first (results are written after each)
-    at = lambda recipe, **kw: lambda: audiotools_system(recipe, args.threads, **kw)
+    at = lambda recipe, **kw: lambda seed=0: audiotools_system(recipe, args.threads, seed, **kw)
     both = ["clean", "telephone"]
     plan = [
         ("audiotools ru-phone (beam 5)", at("ru-phone"), both, False),
-        ("openai-whisper -l ru, beam 5", lambda: openai_system(plain, "ru", 5), both, False),
+        ("openai-whisper -l ru, beam 5", lambda seed=0: openai_system(plain, "ru", 5, seed), both, False),
         ("audiotools ru-phone, greedy", at("ru-phone", beam_size=None), both, False),
-        ("openai-whisper -l ru (greedy)", lambda: openai_system(plain, "ru", None), both, False),
+        ("openai-whisper -l ru (greedy)", lambda seed=0: openai_system(plain, "ru", None, seed), both, False),
         # the floor padding (audiotools' default; ru-phone sets "zero", openai-whisper's, with the loop guard)
         ("audiotools ru-phone, mel_padding floor (beam 5)", at("ru-phone", mel_padding="floor"), both, False),
         (
@@ -130,17 +140,18 @@ def main() -> None:
         ("audiotools default (greedy, all languages)", at("default"), ["clean"], True),
         ("audiotools --languages ru,uk,be,en (greedy)", at("default", languages=CANDIDATES), ["clean"], True),
         ("audiotools default, beam 5", at("default", beam_size=5), ["clean"], True),
-        ("openai-whisper (greedy, detect)", lambda: openai_system(plain, None, None), ["clean"], True),
+        ("openai-whisper (greedy, detect)", lambda seed=0: openai_system(plain, None, None, seed), ["clean"], True),
     ]
     if not args.quick:
         from faster_whisper import WhisperModel
         from transcribe_cpu import joined_ct2_dir
 
         fw = WhisperModel(str(joined_ct2_dir("base")), device="cpu", compute_type="float32", cpu_threads=args.threads)
+        fwr = lambda language, beam: lambda seed=0: faster_whisper_system(fw, language, beam)  # seed: not used
         plan += [
-            ("faster-whisper fp32 -l ru (greedy)", lambda: faster_whisper_system(fw, "ru", 1), ["clean"], False),
-            ("faster-whisper fp32 -l ru, beam 5", lambda: faster_whisper_system(fw, "ru", 5), ["clean"], False),
-            ("faster-whisper fp32 (greedy, detect)", lambda: faster_whisper_system(fw, None, 1), ["clean"], False),
+            ("faster-whisper fp32 -l ru (greedy)", fwr("ru", 1), ["clean"], False),
+            ("faster-whisper fp32 -l ru, beam 5", fwr("ru", 5), ["clean"], False),
+            ("faster-whisper fp32 (greedy, detect)", fwr(None, 1), ["clean"], False),
         ]
     else:
         plan = [(n, f, ["clean"], False) for n, f, _, _ in plan[:2]]
@@ -182,43 +193,53 @@ def main() -> None:
         )
         return out
 
+    seeds = [1000 * k for k in range(max(1, args.seeds))]
     for name, factory, conditions, english in plan:
-        run, settings = factory()
-        run(sets["clean"][names[0]])  # warm-up
-        entry: dict = {"settings": settings}
+        entry: dict = {}
         if args.merge and name in results_before:  # conditions measured before and not now are kept
             entry.update({k: v for k, v in results_before[name].items() if k not in conditions})
-        for cond in conditions:
-            texts, languages = {}, {}
-            t0 = time.perf_counter()
-            for n in names:
-                texts[n], languages[n] = run(sets[cond][n])
-            elapsed = time.perf_counter() - t0
-            r, h = [refs[n] for n in names], [texts[n] for n in names]
-            entry[cond] = {
-                "wer": round(word_error_rate(r, h), 4),
-                "cer": round(char_error_rate(r, h), 4),
-                "seconds": round(elapsed, 2),
-                "x_real_time": round(seconds_of[cond] / elapsed, 2),
-                "identified_russian": sum(1 for n in names if languages[n] == "ru"),
-                "languages": {n: languages[n] for n in names if languages[n] != "ru"},  # the misidentified clips
-                "texts": texts,
-                "run": run_started,  # which run measured it (--merge keeps conditions of earlier runs)
-            }
-            e = entry[cond]
-            print(
-                f"{name:46s} {cond:9s} WER {e['wer']:.3f} CER {e['cer']:.3f} {elapsed:7.1f} s "
-                f"({e['x_real_time']:.2f}x rt) ru {e['identified_russian']}/{len(names)} {e['languages'] or ''}",
-                flush=True,
-            )
-        if english:
-            text, lang = run(jfk)
-            entry["jfk"] = {"wer": round(wer(JFK_TEXT, text), 4), "language": lang, "text": text}
-            print(f"{name:46s} jfk       WER {entry['jfk']['wer']:.3f} language {lang}", flush=True)
+        for seed in seeds:
+            run, settings = factory(seed)
+            run(sets["clean"][names[0]])  # warm-up
+            if seed == 0:
+                entry["settings"] = settings
+            for cond in conditions:
+                texts, languages = {}, {}
+                t0 = time.perf_counter()
+                for n in names:
+                    texts[n], languages[n] = run(sets[cond][n])
+                elapsed = time.perf_counter() - t0
+                r, h = [refs[n] for n in names], [texts[n] for n in names]
+                e = {
+                    "wer": round(word_error_rate(r, h), 4),
+                    "cer": round(char_error_rate(r, h), 4),
+                    "seconds": round(elapsed, 2),
+                    "x_real_time": round(seconds_of[cond] / elapsed, 2),
+                    "identified_russian": sum(1 for n in names if languages[n] == "ru"),
+                    "languages": {n: languages[n] for n in names if languages[n] != "ru"},  # misidentified clips
+                    "texts": texts,
+                    "run": run_started,  # which run measured it (--merge keeps conditions of earlier runs)
+                }
+                if seed == 0:
+                    entry[cond] = e
+                if len(seeds) > 1:  # every seed's WER / CER, and their mean
+                    by_seed = entry[cond].setdefault("seeds", {})
+                    by_seed[str(seed)] = {"wer": e["wer"], "cer": e["cer"]}
+                    entry[cond]["mean_wer"] = round(sum(v["wer"] for v in by_seed.values()) / len(by_seed), 4)
+                    entry[cond]["mean_cer"] = round(sum(v["cer"] for v in by_seed.values()) / len(by_seed), 4)
+                print(
+                    f"{name:46s} {cond:9s} seed {seed:<5d} WER {e['wer']:.3f} CER {e['cer']:.3f} {elapsed:7.1f} s "
+                    f"({e['x_real_time']:.2f}x rt) ru {e['identified_russian']}/{len(names)} {e['languages'] or ''}",
+                    flush=True,
+                )
+            if english and seed == 0:
+                text, lang = run(jfk)
+                entry["jfk"] = {"wer": round(wer(JFK_TEXT, text), 4), "language": lang, "text": text}
+                print(f"{name:46s} jfk       WER {entry['jfk']['wer']:.3f} language {lang}", flush=True)
+            del run
         entry["run"] = run_started
         results[name] = entry
         print(f"wrote {save()}", flush=True)
-        del run
 
 
 if __name__ == "__main__":

@@ -39,6 +39,9 @@ class TranscribeOptions(Options):
     best_of: int = 5
     temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
     initial_prompt: str | None = None
+    # seed of the sampling fallback (temperature > 0): the same audio, options and seed give the same
+    # transcript; another seed draws other samples where a window falls back
+    seed: int = 0
     # how a window shorter than 30 s is padded to Whisper's 30 s input (asr/audio.py log_mel_batch):
     # "zero" sets the log-mel frames after the window to 0, as openai-whisper's transcribe() does;
     # "floor" keeps the log-mel of the audio zero-padded to 30 s (frames at the spectrogram's floor)

@@ -93,6 +93,7 @@ def decode_options(o: TranscribeOptions) -> DecodeOptions:
         logprob_threshold=o.logprob_threshold,
         no_speech_threshold=o.no_speech_threshold,
         initial_prompt=o.initial_prompt,
+        seed=o.seed,
     )
 
 
