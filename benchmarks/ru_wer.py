@@ -137,6 +137,8 @@ def main() -> None:
             both,
             False,
         ),
+        # without the speech detector: each clip is one window, as openai-whisper decodes it
+        ("audiotools ru-phone, VAD off (beam 5)", at("ru-phone", vad=False), both, False),
         ("audiotools default (greedy, all languages)", at("default"), ["clean"], True),
         ("audiotools --languages ru,uk,be,en (greedy)", at("default", languages=CANDIDATES), ["clean"], True),
         ("audiotools default, beam 5", at("default", beam_size=5), ["clean"], True),
