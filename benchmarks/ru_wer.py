@@ -10,7 +10,10 @@ Every system runs in this one process, one after another, with its model loaded 
 before the clock; the seconds are the transcription of the clip set (VAD and windows included for
 audiotools; pre-decoded 16 kHz arrays for all three). Usage:
 
-    python benchmarks/ru_wer.py [--threads 2] [--quick]
+    python benchmarks/ru_wer.py [--threads 2] [--quick] [--seeds N]
+
+``--seeds N``: every system that samples (audiotools' seeded fallback, openai-whisper's, seeded
+through torch's global generator before each clip) runs with N seeds; each seed's WER is recorded.
 
 ``--quick``: the clean Russian set only, audiotools and openai-whisper with the ru-phone settings.
 Writes benchmarks/results/ru_wer.json.
@@ -200,7 +203,7 @@ def main() -> None:
         entry: dict = {}
         if args.merge and name in results_before:  # conditions measured before and not now are kept
             entry.update({k: v for k, v in results_before[name].items() if k not in conditions})
-        for seed in seeds:
+        for seed in seeds if not name.startswith("faster-whisper") else [0]:  # faster-whisper: no seed to set
             run, settings = factory(seed)
             run(sets["clean"][names[0]])  # warm-up
             if seed == 0:
