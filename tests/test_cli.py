@@ -150,3 +150,24 @@ def test_word_alignment_choice_is_recorded_and_checked(tmp_path):
     recipe.write_text("name: r\nsteps:\n  transcribe:\n    word_alignment: guess\n")
     r = run_cli("transcribe", str(JFK), "--pipeline", str(recipe), "-o", str(tmp_path / "bad"), *FAST)
     assert r.returncode == 2 and "word_alignment" in r.stderr
+
+
+def test_seed_flag_chooses_the_sampling_fallbacks_draws_and_is_recorded(tmp_path):
+    """--seed reaches the decoding: with a recipe that always samples (temperature 1, one sample),
+    the same seed writes the same text twice, another seed other text, and the seed is in the
+    transcript's recorded parameters."""
+    recipe = tmp_path / "sample.yaml"
+    recipe.write_text("name: sample\nsteps:\n  transcribe:\n    temperatures: [1.0]\n    best_of: 1\n")
+    texts = {}
+    for name, seed in (("a", "0"), ("b", "0"), ("c", "1000")):
+        out = tmp_path / name
+        r = run_cli(
+            "transcribe", str(JFK), "-o", str(out), "-f", "json", "--no-diarize", "--pipeline", str(recipe),
+            "--seed", seed, *FAST,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        doc = json.loads((out / "jfk.json").read_text())
+        assert doc["parameters"]["steps"]["transcribe"]["seed"] == int(seed)
+        texts[name] = " ".join(s["text"].strip() for s in doc["segments"])
+    assert texts["a"] == texts["b"] and len(texts["a"].split()) >= 10
+    assert texts["c"] != texts["a"]

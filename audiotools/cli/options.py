@@ -28,6 +28,7 @@ FLAG_FIELDS: dict[str, dict[str, str]] = {
             "beam_size",
             "batch_size",
             "initial_prompt",
+            "seed",
             "vad",
             "word_timestamps",
             "word_alignment",
@@ -91,6 +92,13 @@ def add_transcribe_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--beam-size", type=int, default=None, help="beam search width (default: greedy)")
     g.add_argument("--batch-size", type=int, default=None, help="windows per batch (default: recipe, 8)")
     g.add_argument("--initial-prompt", default=None, help="text to prime the decoder (names, spelling)")
+    g.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of the sampling fallback (default: recipe, 0): the same audio and seed give the same text; "
+        "another seed draws other samples where a window falls back",
+    )
     g.add_argument(
         "--no-vad",
         dest="vad",
