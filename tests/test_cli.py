@@ -110,6 +110,23 @@ def test_help_reads_well():
     assert "--output-format" in r.stdout and "(default: None)" not in r.stdout
 
 
+def test_quiet_and_verbose_work_before_and_after_the_command(capsys):
+    from audiotools.cli import build_parser
+
+    parser = build_parser()
+    for argv, quiet, verbose in [
+        (["-q", "batch", "in/"], True, False),
+        (["batch", "in/", "-q"], True, False),
+        (["batch", "in/"], False, False),
+        (["voiceprint", "list", "--verbose"], False, True),
+        (["-v", "eval", "der", "--reference", "r.rttm", "--hypothesis", "h.rttm"], False, True),
+    ]:
+        args = parser.parse_args(argv)
+        assert (args.quiet, args.verbose) == (quiet, verbose), argv
+    with pytest.raises(SystemExit) as stop:
+        main(["-q", "mask", "-v"])
+    assert stop.value.code == 2 and "-v/--verbose together" in capsys.readouterr().err
+
 def test_python_api():
     import audiotools
     from audiotools.export import to_srt, to_vtt

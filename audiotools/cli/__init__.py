@@ -43,16 +43,32 @@ def build_parser() -> argparse.ArgumentParser:
         prog="audiotools", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"audiotools {__version__}")
-    verbosity = parser.add_mutually_exclusive_group()
-    verbosity.add_argument("-q", "--quiet", action="store_true", help="print errors only")
-    verbosity.add_argument("-v", "--verbose", action="store_true", help="print progress details")
+    add_verbosity(parser, default=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         modname = f"{__name__}.{name}_cmd"
         if importlib.util.find_spec(modname) is None:
             continue
         importlib.import_module(modname).register(sub)
+    for command in sub.choices.values():
+        add_verbosity_everywhere(command)
     return parser
+
+
+def add_verbosity(parser: argparse.ArgumentParser, default: object) -> None:
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument("-q", "--quiet", action="store_true", default=default, help="print errors only")
+    verbosity.add_argument("-v", "--verbose", action="store_true", default=default, help="print progress details")
+
+
+def add_verbosity_everywhere(parser: argparse.ArgumentParser) -> None:
+    """-q/-v after a sub-command too (``audiotools batch in/ -q``); SUPPRESS keeps what was given
+    before the sub-command when they are not repeated after it."""
+    add_verbosity(parser, default=argparse.SUPPRESS)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                add_verbosity_everywhere(child)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if args.quiet and args.verbose:
+        parser.error("-q/--quiet and -v/--verbose together")
     set_verbosity(quiet=args.quiet, verbose=args.verbose)
     try:
         return int(args.func(args) or 0)

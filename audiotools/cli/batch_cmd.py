@@ -45,7 +45,7 @@ def register(sub) -> None:
         "--workers",
         type=int,
         default=None,
-        help="decode worker processes (default: 1 on CPU, up to 8 with CUDA; 0: decode inline)",
+        help="decode worker processes (default: 1 on CPU; with CUDA every core but two, at most 32; 0: decode inline)",
     )
     g.add_argument(
         "--prefetch",
