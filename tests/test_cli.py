@@ -127,6 +127,7 @@ def test_quiet_and_verbose_work_before_and_after_the_command(capsys):
         main(["-q", "mask", "-v"])
     assert stop.value.code == 2 and "-v/--verbose together" in capsys.readouterr().err
 
+
 def test_python_api():
     import audiotools
     from audiotools.export import to_srt, to_vtt
