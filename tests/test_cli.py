@@ -56,6 +56,14 @@ def test_usage_errors_exit_2(tmp_path):
     assert r.returncode == 2 and "unknown output format" in r.stderr
     r = run_cli("transcribe", str(JFK), "--model", "tiny.en", "--language", "ru", "-o", str(tmp_path))
     assert r.returncode == 2 and "English-only" in r.stderr
+    r = run_cli("transcribe", str(JFK), "-l", "xx", "-o", str(tmp_path))
+    assert r.returncode == 2 and r.stderr.strip() == (
+        "error: --language: unknown language 'xx' (Whisper's codes: en, ru, uk, be, pl, de, ...; "
+        "or a name such as Russian)"
+    )
+    r = run_cli("verify", str(JFK), "--speaker", "Anna", "--segment", "50-10")
+    assert r.returncode == 2
+    assert r.stderr.strip().endswith("argument --segment: bad range '50-10': end must be after start")
     assert not any(tmp_path.iterdir())
 
 

@@ -87,6 +87,11 @@ def test_candidates_are_checked():
     with pytest.raises(UsageError, match="at least one"):
         TranscribeOptions(languages=())
     assert TranscribeOptions.from_params({"languages": ["ru", "uk"]}).languages == ("ru", "uk")
+    # a forced language: Whisper's code or name, any case; unknown ones are usage errors up front
+    assert TranscribeOptions(language="Russian").language == "ru"
+    assert TranscribeOptions.from_params({"language": "UK"}).language == "uk"
+    with pytest.raises(UsageError, match="unknown language 'xx'"):
+        TranscribeOptions.from_params({"language": "xx"})
 
 
 @pytest.mark.parametrize("name", ["uk", "be", "ru"])

@@ -285,6 +285,23 @@ def test_trials_and_eval_eer(tmp_path, tel_dir, capsys, monkeypatch):
     assert json.loads(capsys.readouterr().out)["p_target"] == 0.01
 
 
+def test_a_bad_scores_line_is_named_by_its_line_in_the_file(tmp_path):
+    from audiotools.errors import InputError
+    from audiotools.speakers.verification import read_scores
+
+    for text, line in [
+        ("BADLINE\n", 1),  # no header: the first line is a trial
+        ("a\tb\t0.5\nBADLINE\n", 2),
+        ("# comment\n\nenrolment\ttest\tscore\na\tb\tnot-a-number\n", 4),
+    ]:
+        f = tmp_path / "S.tsv"
+        f.write_text(text)
+        with pytest.raises(InputError, match=rf"S.tsv: line {line}: expected ENROLMENT"):
+            read_scores(f)
+    f.write_text("# comment\nenrolment\ttest\tscore\tllr\na\tb\t0.5\t1.2\n")
+    assert read_scores(f) == {("a", "b"): {"score": 0.5, "llr": 1.2}}
+
+
 # ------------------------------------------------------------------------------------ identification
 def _rttm(path: Path, prefix: str = "SPEAKER_") -> list[dict]:
     names = {}

@@ -199,6 +199,39 @@ def test_corrupt_json_names_the_file(enrolled, tmp_path):
     assert "anna.json" in msg and "invalid JSON" in msg and "\n" not in msg
 
 
+def test_bad_store_and_bad_enrolment_file_stop_before_any_audio_work(enrolled, tmp_path, capsys, monkeypatch):
+    """identify checks every record before it diarises; enroll probes every file before it embeds."""
+    import audiotools.speakers.enrol as enrol_module
+    import audiotools.speakers.verification as verification
+    from audiotools.cli import main
+
+    def no_audio_work(*args, **kwargs):
+        raise AssertionError("audio work before the inputs were checked")
+
+    monkeypatch.setattr(verification, "diarized_turns", no_audio_work)
+    monkeypatch.setattr(enrol_module, "prepare_sample", no_audio_work)
+    store = _copy_store(enrolled.dir, tmp_path / "s")
+    (store.dir / "anna.json").write_text("{broken", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["identify", str(SAMPLES / "conversation.wav"), "--voiceprints", str(store.dir)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "anna.json: corrupt voiceprint record" in err and "\n" not in err
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    argv = [
+        "voiceprint",
+        "enroll",
+        "Dora",
+        str(VOICES / "anna.wav"),
+        str(empty),
+        "--voiceprints",
+        str(tmp_path / "new"),
+    ]
+    assert main(argv) == 1
+    assert capsys.readouterr().err.strip() == f"error: {empty}: empty file (0 bytes)"
+    assert not (tmp_path / "new").exists()
+
+
 def test_missing_and_truncated_embeddings(enrolled, tmp_path):
     from audiotools.errors import VoiceprintError
 

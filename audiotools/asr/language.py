@@ -41,6 +41,21 @@ def check_candidates(candidates: Iterable[str], multilingual: bool = True) -> tu
     return out
 
 
+def check_language(language: str) -> str:
+    """Whisper's code for ``language`` (a code such as ``ru`` or a name such as ``Russian``, any case);
+    a UsageError for one Whisper does not know."""
+    from whisper.tokenizer import TO_LANGUAGE_CODE
+
+    code = language.strip().lower()
+    code = TO_LANGUAGE_CODE.get(code, code)
+    if code not in known_languages():
+        raise UsageError(
+            f"--language: unknown language {language!r} "
+            "(Whisper's codes: en, ru, uk, be, pl, de, ...; or a name such as Russian)"
+        )
+    return code
+
+
 def restrict(probs: Mapping[str, float], candidates: Iterable[str] | None) -> dict[str, float]:
     """``probs`` over the ``candidates`` only, renormalised to sum to 1 (all of ``probs`` when None).
 

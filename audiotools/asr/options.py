@@ -69,3 +69,7 @@ class TranscribeOptions(Options):
             raise UsageError("transcribe: temperatures needs at least one value")
         if self.languages is not None and not self.languages:
             raise UsageError("--languages needs at least one language code (e.g. ru,uk,be,en)")
+        if self.language is not None:
+            from audiotools.asr.language import check_language
+
+            object.__setattr__(self, "language", check_language(self.language))

@@ -23,6 +23,7 @@ import collections
 import logging
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -206,6 +207,9 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _init_worker(threads: int, nice: int = 0, parent: int | None = None) -> None:
+    # Ctrl-C reaches every process of the terminal's group: the parent stops the batch and shuts
+    # the pool down; a worker that took it too would print a traceback from its queue wait
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if parent is not None:
         _die_with_parent(parent)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))

@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import signal
 import sys
+import threading
 
 from audiotools.cli.common import console, set_verbosity
 from audiotools.errors import AudiotoolsError
@@ -80,14 +82,32 @@ def main(argv: list[str] | None = None) -> int:
     if args.quiet and args.verbose:
         parser.error("-q/--quiet and -v/--verbose together")
     set_verbosity(quiet=args.quiet, verbose=args.verbose)
+    # SIGTERM (kill, a scheduler's stop) ends a run as Ctrl-C does: the same clean-up (no partial
+    # outputs, decode workers shut down), then exit 143
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminated) if in_main_thread else None
     try:
         return int(args.func(args) or 0)
     except AudiotoolsError as e:
         console.print(f"[bold red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
         return e.exit_code
+    except Terminated:
+        console.print("[red]terminated[/]")
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         console.print("[red]interrupted[/]")
         return 130
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread where Ctrl-C's KeyboardInterrupt would be."""
+
+
+def _terminated(signum, frame) -> None:
+    raise Terminated()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,26 +8,54 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from rich.console import Console
-from rich.logging import RichHandler
+from rich.markup import escape
 
-from audiotools.errors import AudiotoolsError, UsageError
+from audiotools.errors import AudiotoolsError
 
 T = TypeVar("T")
 
-console = Console(stderr=True, highlight=False)
+# soft_wrap: a line is never broken at the terminal's (or, in a pipe, 80) columns
+console = Console(stderr=True, highlight=False, soft_wrap=True)
 stdout = Console(highlight=False, soft_wrap=True)
 _state = {"quiet": False, "verbose": False}
+
+
+_printed: set[str] = set()  # warning lines shown in this run: one warning, one line, once
+
+
+class OneLineHandler(logging.Handler):
+    """Log records on the console as the commands' own lines: ``warning: FILE: problem`` /
+    ``error: ...`` for warnings and errors, the bare message otherwise; never wrapped (a line stays
+    one line when stderr is a file or a pipe), and a warning already shown is not repeated."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+        except Exception:  # pragma: no cover - logging's own convention
+            self.handleError(record)
+            return
+        if record.levelno >= logging.ERROR:
+            console.print(f"[bold red]error:[/] {escape(text)}", soft_wrap=True)
+        elif record.levelno >= logging.WARNING:
+            warn(text)
+        else:
+            console.print(escape(text), soft_wrap=True)
+
+
+def warn(text: str) -> None:
+    """``warning: TEXT`` on stderr, one line, unless the same warning was already shown."""
+    if text in _printed:
+        return
+    _printed.add(text)
+    console.print(f"[yellow]warning:[/] {escape(text)}", soft_wrap=True)
 
 
 def set_verbosity(quiet: bool = False, verbose: bool = False) -> None:
     _state.update(quiet=quiet, verbose=verbose)
     level = logging.ERROR if quiet else logging.DEBUG if verbose else logging.WARNING
-    logging.basicConfig(
-        level=level,
-        format="%(message)s",
-        handlers=[RichHandler(console=console, show_path=False, show_time=False)],
-        force=True,
-    )
+    handler = OneLineHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
     logging.getLogger("audiotools").setLevel(logging.DEBUG if verbose else logging.INFO if not quiet else logging.ERROR)
 
 
@@ -39,14 +67,15 @@ def verbose() -> bool:
     return _state["verbose"]
 
 
-def info(msg: str, *, soft_wrap: bool = False) -> None:
-    """A message on stderr unless --quiet; ``soft_wrap`` keeps long paths on one line."""
+def info(msg: str, *, soft_wrap: bool = True) -> None:
+    """A message on stderr unless --quiet, one line however long."""
     if not _state["quiet"]:
         console.print(msg, soft_wrap=soft_wrap)
 
 
 def parse_range(text: str) -> tuple[float, float]:
-    """Parse ``START-END`` in seconds (``12.5-30``) or ``MM:SS-MM:SS``."""
+    """Parse ``START-END`` in seconds (``12.5-30``) or ``MM:SS-MM:SS`` (an argparse ``type``: a bad
+    range is a usage error, exit 2)."""
 
     def secs(t: str) -> float:
         parts = [float(p) for p in t.split(":")]
@@ -59,9 +88,9 @@ def parse_range(text: str) -> tuple[float, float]:
         a, b = text.split("-", 1)
         start, end = secs(a), secs(b)
     except ValueError:
-        raise UsageError(f"bad range {text!r}: expected START-END in seconds, e.g. 12.5-30") from None
+        raise argparse.ArgumentTypeError(f"bad range {text!r}: expected START-END in seconds, e.g. 12.5-30") from None
     if end <= start:
-        raise UsageError(f"bad range {text!r}: end must be after start")
+        raise argparse.ArgumentTypeError(f"bad range {text!r}: end must be after start")
     return start, end
 
 

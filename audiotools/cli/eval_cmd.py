@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from audiotools.cli.common import console, stdout
+from audiotools.cli.common import console, stdout, warn
 from audiotools.errors import UsageError
 
 
@@ -57,7 +57,7 @@ def run_der(args) -> int:
 
     report = der_report(reference, hypothesis, uem, args.collar, args.skip_overlap)
     for uri in report["missing_hypotheses"]:
-        console.print(f"[yellow]warning:[/] {args.hypothesis}: no turns for {uri} (all of it counts as missed)")
+        warn(f"{args.hypothesis}: no turns for {uri} (all of it counts as missed)")
     if args.json:
         stdout.print_json(json.dumps(report))
         return 0

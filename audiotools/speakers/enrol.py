@@ -103,6 +103,10 @@ def enroll(
     validate_name(name)
     if not files:
         raise UsageError("enrolment needs at least one audio file")
+    from audiotools.audio.decode import probe_audio
+
+    for f in files:  # a missing, empty or non-audio file: one line in milliseconds, before any embedding
+        probe_audio(f)
     scorer = scorer or Scorer(store.dir)
     existing = None
     if store.path_for(name).is_file():  # a record of another model: say so before embedding anything

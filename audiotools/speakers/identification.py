@@ -302,7 +302,14 @@ def run_step(job, options: IdentifyOptions) -> None:
     t = job.transcript
     turns = _turns_of(t)
     if not turns:
-        log.info("identify: no diarised speakers in %s; run the diarize step to name speakers", job.path)
+        # diarisation off (--no-diarize, a recipe without it): nothing to name, as asked; diarised
+        # without speakers (silence): worth a line
+        diarised = "diarization" in t.extra
+        (log.info if diarised else log.debug)(
+            "identify: no diarised speakers in %s%s",
+            job.path,
+            "" if diarised else " (diarisation off); run the diarize step to name speakers",
+        )
         t.extra["identification"] = {"store": str(store.dir), "skipped": "no diarised speakers"}
         return
     from audiotools.device import resolve_device

@@ -616,10 +616,11 @@ def read_scores(path: str | os.PathLike) -> dict[tuple[str, str], dict]:
 
     p = Path(path)
     text = read_text_input(p, "scores")
-    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    # (line number in the file, line), blank and comment lines left out
+    lines = [(n, ln) for n, ln in enumerate(text.splitlines(), 1) if ln.strip() and not ln.startswith("#")]
     if not lines:
         raise InputError(p, "no scores")
-    header = lines[0].split("\t")
+    header = lines[0][1].split("\t")
     if "score" in [h.strip().lower() for h in header]:
         header = [h.strip().lower() for h in header]
         cols = {h: i for i, h in enumerate(header)}
@@ -629,7 +630,7 @@ def read_scores(path: str | os.PathLike) -> dict[tuple[str, str], dict]:
         if len(header) > 3:
             cols["llr"] = 3
     out = {}
-    for n, ln in enumerate(lines, 2):
+    for n, ln in lines:
         c = ln.split("\t")
         try:
             key = (c[0].strip(), c[1].strip())
