@@ -27,6 +27,24 @@ class InputError(AudiotoolsError):
         super().__init__(f"{one_line_path(self.path)}: {reason}" if self.path else reason)
 
 
+class OutputError(AudiotoolsError, OSError):
+    """An output that cannot be written: one line, ``<path>: <problem>`` (exit code 1, like a bad input).
+
+    Also an ``OSError`` (with the original ``errno``), so callers that tolerate a failed write (a cache,
+    a best-effort index) still catch it as they did before."""
+
+    def __init__(self, path: str | os.PathLike, reason: str, err: int | None = None):
+        self.path = os.fsdecode(path)
+        self.reason = reason
+        OSError.__init__(self, err, reason, self.path)
+
+    def __str__(self) -> str:
+        return f"{one_line_path(self.path)}: {self.reason}"
+
+    def __reduce__(self):
+        return type(self), (self.path, self.reason, self.errno)
+
+
 class UsageError(AudiotoolsError):
     """Bad options or arguments (exit code 2, like argparse)."""
 

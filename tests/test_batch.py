@@ -256,7 +256,11 @@ def test_corrupt_file_does_not_stop_the_batch(tmp_path):
     assert wer(JFK_TEXT, " ".join(s["text"] for s in doc["segments"])) <= 0.1
     for f in rep["files"]:
         assert set(f) >= {"input", "outputs", "status", "error", "audio_seconds", "processing_seconds"}
-    assert "failed" in r.stderr and "invalid data" in r.stderr  # the summary lists the failures
+    # the summary counts the failures, then one line per failed file names it and its problem
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == 2, r.stderr
+    assert any("broken.mp3" in ln and "invalid data" in ln for ln in errors), errors
+    assert any("empty.wav" in ln and "empty" in ln for ln in errors), errors
 
 
 def test_kill_9_then_rerun_completes_without_partial_or_duplicate_outputs(tmp_path):
@@ -417,3 +421,42 @@ def test_prefetcher_start_and_warm_up(tmp_path):
     for p in (got[0], got[2]):
         ref = prepare(p.index, str(paths[p.index]), PrepareOptions())
         assert np.array_equal(p.audio.samples, ref.audio.samples) and p.windows == ref.windows
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def test_ctrl_c_and_sigterm_stop_a_batch_in_one_line_and_a_rerun_finishes(tmp_path):
+    """Ctrl-C reaches the whole process group (decode workers included) and a scheduler's stop sends
+    SIGTERM: either way the batch says so in one line (no worker traceback), exits 130 / 143 and
+    leaves no partial file; a re-run finishes every file."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(6):
+        shutil.copy(JFK, src / f"jfk{i}.flac")
+    shutil.copy(ROOT / "samples" / "conversation.wav", src / "conversation.wav")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "audiotools", "batch", str(src), "-o", str(out), *FAST]
+    for sig, code, word in [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")]:
+        p = subprocess.Popen(
+            cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        )
+        deadline = time.time() + 120
+        while time.time() < deadline and not _children(p.pid) and p.poll() is None:
+            time.sleep(0.2)
+        assert p.poll() is None, "the batch ended before it could be stopped"
+        time.sleep(2.0)  # the decode workers are up and waiting on their queue
+        os.killpg(p.pid, sig)
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == code, err
+        assert err.strip() == word, err
+        assert not [f for f in out.rglob("*") if "tmp" in f.name], list(out.rglob("*"))
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert sorted(f.name for f in out.glob("*.json") if f.name != "batch-report.json") == sorted(
+        f"{f.stem}.json" for f in src.iterdir()
+    )

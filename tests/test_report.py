@@ -50,7 +50,8 @@ def test_the_transcripts_warnings_are_among_the_reports_limitations(transcript):
     doc["warnings"] = [warning]
     transcript.write_text(json.dumps(doc), encoding="utf-8")
     r = run_cli("report", str(transcript), "--audio", str(AUDIO))
-    assert r.returncode == 0, r.stderr
+    # the report is written and the command says the transcript changed: exit 1, one line
+    assert r.returncode == 1 and "integrity FAILED: transcript_sha256" in r.stderr, r.stderr
     html = transcript.with_name("conversation.report.html").read_text(encoding="utf-8")
     limitations = html.split("<section id='limitations'>")[1].split("</section>")[0]
     assert f"Recorded when the transcript was made: {warning}" in limitations
@@ -248,6 +249,6 @@ def test_signed_transcript_shows_the_key_fingerprint(transcript, tmp_path):
     r = run_cli(
         "report", str(transcript), "--audio", str(AUDIO), "--public-key", f"{other}.pub", "-o", str(tmp_path / "o.html")
     )
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1 and "integrity FAILED: signature" in r.stderr, r.stderr
     html = (tmp_path / "o.html").read_text(encoding="utf-8")
     assert _checks(html)["signature"] == "fail" and "Integrity: FAILED: signature" in html

@@ -136,18 +136,28 @@ def discover(inputs: Iterable[str | os.PathLike], output_dir: str | os.PathLike 
         seen.add(key)
         unique.append((f, rel))
 
-    def stem(rel: PurePosixPath, level: int, path: Path) -> str:
-        if level == 0:
-            name = rel.name[: -len(rel.suffix)] if rel.suffix and rel.name != rel.suffix else rel.name
-        else:
-            name = rel.name
-        if level >= 2:
-            name += "~" + hashlib.sha1(str(path).encode("utf-8")).hexdigest()[:8]
-        return str(rel.parent / name) if str(rel.parent) != "." else name
+    return [PlanItem(input=str(f), rel=rel) for (f, _), rel in zip(unique, distinct_stems(unique))]
 
-    levels = [0] * len(unique)
+
+def _stem(rel: PurePosixPath, level: int, path: Path) -> str:
+    if level == 0:
+        name = rel.name[: -len(rel.suffix)] if rel.suffix and rel.name != rel.suffix else rel.name
+    else:
+        name = rel.name
+    if level >= 2:
+        name += "~" + hashlib.sha1(str(path).encode("utf-8")).hexdigest()[:8]
+    return str(rel.parent / name) if str(rel.parent) != "." else name
+
+
+def distinct_stems(entries: list[tuple[Path, PurePosixPath]]) -> list[str]:
+    """The output stem of each ``(input file, output path with its file name)``: the name without its
+    extension (``a/x.wav`` -> ``a/x``); where two stems would be the same (ignoring case, for
+    case-insensitive file systems), the whole name (``x.wav``, ``x.ogg``); where those are the same
+    too, the name + ``~`` + 8 hex digits of the sha1 of the input's path. ``batch``, ``transcribe``
+    and ``diarize`` name their outputs by this rule."""
+    levels = [0] * len(entries)
     for _ in range(3):
-        stems = [stem(rel, lv, f) for (f, rel), lv in zip(unique, levels)]
+        stems = [_stem(rel, lv, f) for (f, rel), lv in zip(entries, levels)]
         groups: dict[str, list[int]] = {}
         for i, s in enumerate(stems):
             groups.setdefault(s.lower(), []).append(i)
@@ -156,10 +166,24 @@ def discover(inputs: Iterable[str | os.PathLike], output_dir: str | os.PathLike 
             break
         for i in clash:
             levels[i] = min(2, levels[i] + 1)
-    items = []
-    for (f, rel), lv in zip(unique, levels):
-        items.append(PlanItem(input=str(f), rel=stem(rel, lv, f)))
-    return items
+    return [_stem(rel, lv, f) for (f, rel), lv in zip(entries, levels)]
+
+
+def file_stems(files: Iterable[str | os.PathLike]) -> dict[str, str]:
+    """``{file: output stem}`` for files whose outputs all go into one folder (``transcribe``,
+    ``diarize``): :func:`distinct_stems` of their names, so ``a/same.wav`` and ``b/same.ogg`` get
+    ``same.wav`` and ``same.ogg`` instead of one overwriting the other. A file given twice (by the
+    same path) gets one stem."""
+    files = list(dict.fromkeys(os.fspath(f) for f in files))
+    entries = [(Path(os.path.abspath(f)), PurePosixPath(Path(f).name)) for f in files]
+    by_path: dict[Path, int] = {}
+    unique: list[tuple[Path, PurePosixPath]] = []
+    for f, rel in entries:
+        if f not in by_path:
+            by_path[f] = len(unique)
+            unique.append((f, rel))
+    stems = distinct_stems(unique)
+    return {f: stems[by_path[path]] for f, (path, _) in zip(files, entries)}
 
 
 # ------------------------------------------------------------------ recipe fingerprint
@@ -313,13 +337,18 @@ def remove_stale_temp_files(paths: Iterable[Path]) -> int:
 @contextlib.contextmanager
 def output_lock(output_dir: Path):
     """One batch at a time per output directory (released by the OS even after ``kill -9``)."""
-    output_dir.mkdir(parents=True, exist_ok=True)
+    from audiotools.fileio import check_output_dir, output_error
+
+    check_output_dir(output_dir)  # a one-line error when it is a file, or cannot be written
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
         yield
         return
-    fd = os.open(output_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(output_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise output_error(output_dir / LOCK_NAME, e) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -10,6 +10,8 @@ import signal
 import sys
 import threading
 
+from rich.markup import escape
+
 from audiotools.cli.common import console, set_verbosity
 from audiotools.errors import AudiotoolsError
 from audiotools.version import __version__
@@ -89,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except AudiotoolsError as e:
-        console.print(f"[bold red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, markup=True, soft_wrap=True)
         return e.exit_code
     except Terminated:
         console.print("[red]terminated[/]")

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from rich.markup import escape
+
 from audiotools.cli.common import console, quiet
 from audiotools.errors import UsageError
 
@@ -153,6 +155,8 @@ def run(args) -> int:
     from audiotools.batch.engine import BatchOptions, BatchProgress
     from audiotools.batch.run import run_batch
     from audiotools.cli.options import recipe_from_args
+    from audiotools.cli.transcribe_cmd import check_output_paths
+    from audiotools.fileio import check_output_file
 
     if not args.output_dir:
         raise UsageError("batch needs --output-dir DIR")
@@ -161,6 +165,10 @@ def run(args) -> int:
         if v is not None and v < (0 if name == "workers" else 1):
             raise UsageError(f"--{name.replace('_', '-')} must be at least {0 if name == 'workers' else 1}")
     recipe = recipe_from_args(args)
+    # a one-line error now, not a traceback (or a failure per file) once the models are loaded
+    check_output_paths(Path(args.output_dir), recipe)
+    if args.report:
+        check_output_file(args.report)
     options = BatchOptions(
         output_dir=Path(args.output_dir),
         workers=args.workers,
@@ -189,11 +197,20 @@ def run(args) -> int:
             console.print(f"evidence reports: {index}", soft_wrap=True)
     if not quiet():
         _summary(result)
-    elif result.failed:
-        for r in result.records:
-            if r.status == "failed":
-                console.print(f"[bold red]failed:[/] {r.error or r.input}", highlight=False)
+    _failures(result)
     return result.exit_code
+
+
+def _failures(result, most: int = 50) -> None:
+    """One ``error: FILE: problem`` line per failed file (the first ``most``; all are in the report)."""
+    failed = [r for r in result.records if r.status == "failed"]
+    for r in failed[:most]:
+        text = r.error or "failed"
+        if r.input not in text:
+            text = f"{r.input}: {text}"
+        console.print(f"[bold red]error:[/] {escape(text)}", highlight=False)
+    if len(failed) > most:
+        console.print(f"[bold red]error:[/] {len(failed) - most} more files failed: see {result.report_path}")
 
 
 def _summary(result) -> None:
@@ -221,14 +238,4 @@ def _summary(result) -> None:
         f"{audio / 3600:.3f} h transcribed in {wall:.1f} s "
         f"({audio / wall if wall else 0:,.1f}x real time); report: {result.report_path}"
     )
-    failed = [r for r in result.records if r.status == "failed"]
-    if failed:
-        ft = Table(title=f"{len(failed)} failed", show_header=True)
-        ft.add_column("input", overflow="fold")
-        ft.add_column("error", overflow="fold")
-        for r in failed[:50]:
-            ft.add_row(r.input, r.error or "")
-        if len(failed) > 50:
-            ft.add_row(f"... {len(failed) - 50} more", "see the report")
-        console.print(ft)
     sys.stderr.flush()

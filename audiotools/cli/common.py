@@ -105,7 +105,7 @@ def each_file(files: list[str], work: Callable[[str], T]) -> tuple[list[tuple[st
         except AudiotoolsError as e:
             if len(files) == 1:
                 raise
-            console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
             failures += 1
     return done, failures
 

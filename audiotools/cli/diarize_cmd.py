@@ -23,7 +23,8 @@ def register(sub) -> None:
     p = sub.add_parser(
         "diarize",
         help="who spoke when: write speaker turns as RTTM",
-        description="Diarise audio/video files: speaker turns per file as D/<stem>.rttm.",
+        description="Diarise audio/video files: speaker turns per file as D/<stem>.rttm (two inputs with the "
+        "same stem: D/<name>.rttm, e.g. same.wav.rttm and same.ogg.rttm).",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -41,12 +42,15 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from audiotools.audio.decode import load_audio
+    from audiotools.batch.plan import file_stems
     from audiotools.cli.options import diarization_options
     from audiotools.diarize.diarization import run_diarization
     from audiotools.export.rttm import write_rttm
+    from audiotools.fileio import check_output_dir, fit_stem
 
     options = diarization_options(args)
-    out_dir = Path(args.output_dir)
+    out_dir = check_output_dir(args.output_dir)  # a one-line error now, not after the diarisation
+    stems = file_stems(args.files)  # a/same.wav and b/same.ogg: same.wav.rttm and same.ogg.rttm, as batch
 
     def one(f: str) -> None:
         t0 = time.perf_counter()
@@ -54,7 +58,7 @@ def run(args) -> int:
         result = run_diarization(audio, options, uri=Path(f).stem)
         path = write_rttm(
             result.annotation,
-            out_dir / f"{Path(f).stem}.rttm",
+            out_dir / f"{fit_stem(stems[f])}.rttm",
             uri=Path(f).stem,
             channels=result.info.get("channel_of"),
         )

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from audiotools.cli.common import info
+from rich.markup import escape
+
+from audiotools.cli.common import info, quiet, warn
+from audiotools.errors import InputError, one_line_path
 
 DESCRIPTION = """\
 Write an evidence report of a transcript: one self-contained HTML page (no network, opens from
@@ -19,6 +23,9 @@ examples:
   audiotools report out/call.json                                # -> out/call.report.html
   audiotools report out/call.json --audio call.wav --case-id 2025-117 --examiner "J. Doe"
   audiotools report out/call.json --embed-audio --output call-for-court.html
+
+exit status: 0 when the integrity checks pass (a warning when the recording was not found, so its
+hashes were not checked); 1 when a check FAILED (the report is still written and says which).
 """
 
 
@@ -72,10 +79,44 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from audiotools.report import report_for_transcript
+    from audiotools.fileio import check_output_file
+    from audiotools.provenance.document import load_document
+    from audiotools.report import build, report_and_integrity
 
-    path = report_for_transcript(
-        args.transcript, args.output, audio=args.audio, public_key=args.public_key, **case_values(args)
+    json_path = Path(args.transcript)
+    out = Path(args.output) if args.output else build.report_path_for(json_path)
+    doc = load_document(json_path)
+    check_output_file(out)  # a one-line error before the audio is decoded and hashed
+    path, integrity = report_and_integrity(
+        doc, out, json_path=json_path, audio=args.audio, public_key=args.public_key, **case_values(args)
     )
-    info(f"report: {path}", soft_wrap=True)
+    info(f"report: {escape(str(path))}", soft_wrap=True)
+    return integrity_status(json_path, integrity, path)
+
+
+def integrity_status(json_path: Path, integrity: dict, report: Path) -> int:
+    """0 when the integrity checks passed; a warning line when the audio could not be checked; an
+    ``InputError`` (one line, exit 1) when a check FAILED: the report, written, documents it."""
+    failed = integrity.get("failed") or []
+    if failed:
+        segments = sum(1 for n in failed if n.startswith("segment "))
+        names = [n for n in failed if not n.startswith("segment ")]
+        names += [f"{segments} segment sha256{'s' if segments != 1 else ''}"] if segments else []
+        audio = segments or any(n in ("source_sha256", "pcm_sha256") for n in failed)
+        if audio:
+            why = "the audio does not match the transcript"
+        elif names == ["signature"]:
+            why = "the signature does not verify"
+        else:
+            why = "the transcript or its files do not match their recorded hashes"
+        raise InputError(
+            json_path,
+            f"integrity FAILED: {', '.join(names)} ({why}; the report says so: {one_line_path(str(report))})",
+        )
+    skipped = [c for c in integrity.get("checks") or [] if c.get("name") == "audio" and c.get("status") == "skip"]
+    if skipped and not quiet():
+        warn(
+            f"{one_line_path(str(json_path))}: audio not checked: the recording it names was not found "
+            "(give it with --audio FILE); source, PCM and segment hashes not verified"
+        )
     return 0

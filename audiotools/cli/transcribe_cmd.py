@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from audiotools.cli.common import console, each_file, info, probe_inputs, quiet
+from audiotools.cli.common import console, each_file, info, probe_inputs, quiet, warn
 from audiotools.cli.options import add_step_options, add_transcribe_options, recipe_from_args
 from audiotools.cli.report_cmd import add_report_case_options, case_values
 
@@ -24,15 +24,18 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from audiotools.batch.plan import file_stems
     from audiotools.pipeline.run import preflight, run_file
 
     recipe = recipe_from_args(args)
     out_dir = Path(args.output_dir or ".")
     engine: list = []  # loaded with the first file
-    # inputs and the voiceprint store are checked before any model loads: a bad file fails in
-    # milliseconds, and when every file is bad no model is loaded at all
+    # inputs, output paths and the voiceprint store are checked before any model loads: a bad file
+    # fails in milliseconds, and when every file is bad no model is loaded at all
     bad = probe_inputs(args.files)
+    check_output_paths(out_dir, recipe)
     preflight(recipe)
+    stems = file_stems(args.files)  # a/same.wav and b/same.ogg: same.wav.json and same.ogg.json, as batch
 
     def one(f: str) -> None:
         t0 = time.perf_counter()
@@ -42,7 +45,7 @@ def run(args) -> int:
             from audiotools.asr.transcribe import Transcriber  # torch: imported only for a good file
 
             engine.append(Transcriber(recipe.options("transcribe")))
-        job = run_file(f, recipe, out_dir, transcriber=engine[0])
+        job = run_file(f, recipe, out_dir, transcriber=engine[0], stem=stems[f])
         if args.report:
             _write_report(args, job, out_dir)
         if not quiet():
@@ -50,6 +53,16 @@ def run(args) -> int:
 
     _, failures = each_file(args.files, one)
     return 1 if failures else 0
+
+
+def check_output_paths(out_dir: Path, recipe) -> None:
+    """The output folder, and the folder of ``--unmasked-copy``, can be written (created when missing);
+    else a one-line ``OutputError`` before any model loads (shared by ``transcribe`` and ``batch``)."""
+    from audiotools.fileio import check_output_dir, check_output_file
+
+    check_output_dir(out_dir)
+    if recipe.enabled("mask") and recipe.options("mask").unmasked_copy:
+        check_output_file(recipe.options("mask").unmasked_copy)
 
 
 def _write_report(args, job, out_dir: Path) -> None:
@@ -76,7 +89,7 @@ def _print_summary(t, outputs, took: float) -> None:
         f"{len(t.segments)} segments, {took:.1f} s ({dur / took if took else 0:.1f}x real time)"
     )
     for w in t.extra.get("warnings", []):
-        console.print(f"[yellow]warning:[/] {t.audio.path}: {w}")
+        warn(f"{t.audio.path}: {w}")
     if outputs:
         table = Table(show_header=False, box=None, padding=(0, 1))
         for fmt, path in outputs.items():

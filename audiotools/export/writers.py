@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from audiotools.errors import UsageError
-from audiotools.fileio import stage_text
+from audiotools.fileio import output_error, stage_text
 from audiotools.options import Options
 from audiotools.transcript import Transcript
 
@@ -189,7 +189,8 @@ def write_outputs(
     new generation id) is first written to a fsynced temporary; then the manifest is renamed into
     place, then the exports, the JSON last. A kill between two renames leaves files that disagree
     with the manifest, which batch resume detects (and redoes the file); a kill before the first
-    rename leaves the previous set untouched.
+    rename leaves the previous set untouched. A file that cannot be written raises a one-line
+    ``errors.OutputError`` naming it.
     """
     formats = parse_formats(formats)
     output_dir = Path(output_dir)
@@ -224,12 +225,19 @@ def write_outputs(
             tmp.unlink(missing_ok=True)
         raise
     for p in stale:
-        p.unlink(missing_ok=True)
+        try:
+            p.unlink(missing_ok=True)
+        except OSError as e:
+            for tmp, _ in staged:
+                tmp.unlink(missing_ok=True)
+            raise output_error(p, e) from None
     for i, (tmp, p) in enumerate(staged):
         try:
             os.replace(tmp, p)
-        except BaseException:
+        except BaseException as e:
             for rest, _ in staged[i:]:
                 rest.unlink(missing_ok=True)
+            if isinstance(e, OSError):
+                raise output_error(p, e) from None
             raise
     return paths

@@ -52,6 +52,33 @@ def report_for_document(
     public_key=None,
 ) -> Path:
     """Write the report of a transcript dict (``json_path``: where its JSON lies, for the exports beside it)."""
+    return report_and_integrity(
+        doc,
+        output,
+        json_path=json_path,
+        audio=audio,
+        decoded=decoded,
+        case_id=case_id,
+        examiner=examiner,
+        embed_audio=embed_audio,
+        public_key=public_key,
+    )[0]
+
+
+def report_and_integrity(
+    doc: dict,
+    output: str | os.PathLike,
+    *,
+    json_path: str | os.PathLike | None = None,
+    audio: str | os.PathLike | None = None,
+    decoded=None,
+    case_id: str | None = None,
+    examiner: str | None = None,
+    embed_audio: bool = False,
+    public_key=None,
+) -> tuple[Path, dict]:
+    """:func:`report_for_document`, also returning what the integrity checks found (the report's
+    ``integrity`` block: ``failed`` names the checks that failed, ``checks`` each check's status)."""
     from audiotools.report import build, html
 
     out = Path(output)
@@ -66,4 +93,4 @@ def report_for_document(
         examiner=examiner,
         embed_audio=embed_audio,
     )
-    return html.write(model, out)
+    return html.write(model, out), model["integrity"]
