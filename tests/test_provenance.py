@@ -538,6 +538,14 @@ def test_tampered_signed_transcript(signed, keys, tmp_path, capsys):
     rewrite(p, lambda d: d["provenance"].pop("signature"))
     assert verify_json(capsys, p)[0] == 3
     assert verify_json(capsys, p, "--public-key", keys[1])[0] == 1
+    # edited without recomputing the hash: the trusted signature is valid over the recorded hash,
+    # which no longer describes the document, so the signature check fails too (never a green OK)
+    shutil.copy(signed[0]["json"], p)
+    rewrite(p, lambda d: d["segments"][0].update(text=" Good morning."))
+    rc, report = verify_json(capsys, p, "--public-key", keys[1])
+    assert rc == 1 and report["failed"] == ["transcript_sha256", "signature"]
+    detail = next(c["detail"] for c in report["checks"] if c["name"] == "signature")
+    assert detail.startswith("valid, made by the trusted key") and "no longer matches" in detail
 
 
 def test_sign_command_and_raw_public_key(built, keys, tmp_path, capsys):

@@ -469,7 +469,7 @@ def verify(doc: dict, audio_path=None, public_key=None, exports=None, audio=None
             )
         )
     checks.append(_check_models(doc, prov))
-    checks.append(_check_signature(prov, keys))
+    checks.append(_check_signature(prov, keys, document_matches=bool(recorded) and recorded == actual))
     if audio_path is not None or audio is not None:
         checks += _check_audio(doc, prov, audio_path, audio)
     for e in exports or []:
@@ -512,9 +512,12 @@ def _check_models(doc, prov) -> Check:
     return Check("models", "ok", f"{len(models)} model hash(es): {names or '-'}")
 
 
-def _check_signature(prov, keys: list) -> Check:
-    """``ok`` only for a valid signature by a trusted key; ``skip`` for an unsigned document or a
-    valid signature that no trusted key was given to check (anyone can re-sign with their own key)."""
+def _check_signature(prov, keys: list, document_matches: bool = True) -> Check:
+    """``ok`` only for a valid signature by a trusted key over a document that still matches the hash
+    it signs; ``skip`` for an unsigned document or a valid signature that no trusted key was given to
+    check (anyone can re-sign with their own key). A signature signs ``transcript_sha256``: when the
+    document no longer matches that hash, a valid signature vouches for the original, not for this
+    document, so the check fails (``document_matches`` False)."""
     from audiotools.provenance.signing import key_id, load_public_key, raw_public_bytes, verify_digest
 
     sig = prov.get("signature")
@@ -540,6 +543,13 @@ def _check_signature(prov, keys: list) -> Check:
         detail = f"signed by a key that is not among the {len(keys)} trusted keys ({detail})"
     elif ok:
         detail = f"valid, made by the trusted key {key_id(raw_public_bytes(match))}"
+        if not document_matches:
+            return Check(
+                "signature",
+                "fail",
+                f"{detail}, over the recorded transcript_sha256, which this document no longer matches: "
+                "it vouches for the original, not for what you are reading",
+            )
     return Check("signature", "ok" if ok else "fail", detail)
 
 
