@@ -41,6 +41,27 @@ def test_report_cli_writes_beside_the_json_and_names_the_case(transcript):
     assert "<script src" not in html and "<link" not in html and "@import" not in html and "@font-face" not in html
 
 
+def test_an_edited_text_with_its_hash_recomputed_is_shown_and_flagged(transcript):
+    """Anyone can edit an unsigned transcript and recompute its hash: every check then passes. The page
+    says the transcript is not authenticated, shows the edited text (what the exports and quotes use),
+    not the untouched words, and flags the segment whose text no longer matches its words."""
+    from audiotools.provenance.document import transcript_sha256
+
+    doc = json.loads(transcript.read_text(encoding="utf-8"))
+    seg = doc["segments"][1]
+    original = "".join(w["word"] for w in seg["words"]).strip()
+    seg["text"] = " Thanks for NOT having me, <b>Anna</b>."
+    doc["provenance"]["transcript_sha256"] = transcript_sha256(doc)
+    transcript.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    r = run_cli("report", str(transcript), "--audio", str(AUDIO))
+    assert r.returncode == 0, r.stderr  # every recorded hash matches: nothing FAILED
+    html = transcript.with_name("conversation.report.html").read_text(encoding="utf-8")
+    assert '<div class="banner warn" id="integrity-banner">Integrity: OK, NOT AUTHENTICATED: ' in html
+    assert "Thanks for NOT having me, &lt;b&gt;Anna&lt;/b&gt;." in html and "<b>Anna</b>" not in html
+    assert f"text differs from its words, which say: “{original}”" in html
+    assert "1 segment(s) have a text that differs from their words" in html
+
+
 def test_the_transcripts_warnings_are_among_the_reports_limitations(transcript):
     """A warning the pipeline recorded (here the diariser's little-speech one) reaches the reader.
     The warnings are part of the hashed transcript, so adding one afterwards, as here, fails
@@ -158,8 +179,9 @@ def test_verify_report_has_propositions_and_calibration_plots(tmp_path):
     assert html.count("<svg") >= 1 + 2  # the timeline, and a Tippett and an ECE plot per scored speaker
     assert "this case: " in html and "empirical cross-entropy" in html and "proportion of trials" in html
     assert "A likelihood ratio, not proof of identity." in html
-    assert _checks(html)["questioned recording sha256"] == "ok"
-    assert _checks(html)["reference boris.wav sha256"] == "ok"
+    # hashed for this report, with nothing recorded earlier to compare them with: information, not a check
+    assert _checks(html)["questioned recording sha256"] == "info"
+    assert _checks(html)["reference boris.wav sha256"] == "info"
 
 
 def test_a_store_calibration_gets_no_plots_and_says_why(transcript):
@@ -212,7 +234,8 @@ def test_transcribe_report_beside_the_json(tmp_path):
     # made right after the exports: the JSON, the audio it was made from and the SRT beside it all check out
     assert checks["transcript_sha256"] == "ok" and checks["pcm_sha256"] == "ok"
     assert checks["export jfk.srt: content"] == "ok"
-    assert "Integrity: OK" in html and "No voiceprints were compared" in html
+    assert "Integrity: OK, NOT AUTHENTICATED" in html and "the transcript is not signed" in html
+    assert "No voiceprints were compared" in html
 
 
 def test_identify_report_names_the_store_calibration(tmp_path):
@@ -244,6 +267,14 @@ def test_signed_transcript_shows_the_key_fingerprint(transcript, tmp_path):
     assert r.returncode == 0, r.stderr
     html = transcript.with_name("conversation.report.html").read_text(encoding="utf-8")
     assert _checks(html)["signature"] == "ok" and f"key fingerprint <code>{key_id}</code>" in html
+    assert '<div class="banner ok" id="integrity-banner">Integrity: OK: ' in html
+    assert "signed by the trusted key when this report was made" in html
+    # the same signed transcript without the key to check it against: intact, not authenticated
+    r = run_cli("report", str(transcript), "--audio", str(AUDIO), "-o", str(tmp_path / "u.html"))
+    assert r.returncode == 0, r.stderr
+    html = (tmp_path / "u.html").read_text(encoding="utf-8")
+    assert '<div class="banner warn" id="integrity-banner">Integrity: OK, NOT AUTHENTICATED: ' in html
+    assert "signed by a key nobody vouched for" in html
     other = tmp_path / "other"
     assert run_cli("provenance", "keygen", "--output", str(other)).returncode == 0
     r = run_cli(

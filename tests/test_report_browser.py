@@ -59,7 +59,7 @@ def reports(tmp_path_factory):
     bad.write_text(json.dumps(edited, ensure_ascii=False, indent=2), encoding="utf-8")
     for src in (good, bad):
         r = run_cli("report", str(src), "--audio", str(AUDIO), "--case-id", "T-13", "--examiner", "Test Examiner")
-        assert r.returncode == 0, r.stderr
+        assert r.returncode == (0 if src == good else 1), r.stderr  # the edited one: integrity FAILED
     return {
         "doc": doc,
         "good": d / "conversation.report.html",

@@ -125,7 +125,11 @@ def _write_report(args, res: dict, decoded, turns) -> None:
     from audiotools.report import build, html
 
     out = Path(args.report_dir) / f"{Path(res['file']).stem}.report.html"
-    model = build.from_identification(res, report_path=out, decoded=decoded, turns=turns, **case_values(args))
+    # the turns came from an RTTM, or from the diariser identify ran with its defaults
+    diarization = False if args.rttm else build.default_diarization()
+    model = build.from_identification(
+        res, report_path=out, decoded=decoded, turns=turns, diarization=diarization, **case_values(args)
+    )
     info(f"report: {html.write(model, out)}", soft_wrap=True)
 
 

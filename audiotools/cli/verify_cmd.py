@@ -150,7 +150,11 @@ def _write_report(args, res: dict) -> None:
     from audiotools.report import build, html
 
     out = Path(args.report_dir) / f"{Path(args.recording).stem}.report.html"
-    model = build.from_verification(res, report_path=out, decoded=load_audio(args.recording), **case_values(args))
+    # the turns came from an RTTM, or from the diariser verify ran with its defaults
+    diarization = False if args.rttm else build.default_diarization()
+    model = build.from_verification(
+        res, report_path=out, decoded=load_audio(args.recording), diarization=diarization, **case_values(args)
+    )
     info(f"report: {html.write(model, out)}", soft_wrap=True)
 
 

@@ -23,8 +23,11 @@ def write_batch_reports(records, output_dir: str | os.PathLike, **case) -> Path:
     out = Path(output_dir)
     rows = []
     for r in records:
-        row = {"input": r.input, "status": r.status, "error": r.error, "duration": r.audio_seconds}
         jp = next((o for o in r.outputs or [] if o.endswith(".json")), None)
+        # shown: the file's name, in the sub-folder its outputs mirror (no local folder names)
+        shown = (Path(jp).parent / Path(r.input).name).as_posix() if jp else Path(r.input).name
+        error = r.error.replace(r.input, shown) if r.error else r.error
+        row = {"input": shown, "status": r.status, "error": error, "duration": r.audio_seconds}
         if r.status in ("ok", "skipped") and jp:
             json_path = out / jp
             report = build.report_path_for(json_path)
@@ -43,7 +46,7 @@ def write_batch_reports(records, output_dir: str | os.PathLike, **case) -> Path:
                     language=doc.get("language"),
                 )
             except AudiotoolsError as e:
-                row["error"] = f"report not written: {e}"
+                row["error"] = f"report not written: {str(e).replace(str(json_path), jp).replace(r.input, shown)}"
         rows.append(row)
     from audiotools.fileio import atomic_write_text
 
@@ -76,7 +79,7 @@ def render_index(rows: list[dict], output_dir: Path, case_id: str | None, examin
     meta = " · ".join(
         f"{k}: <b>{_e(v)}</b>"
         for k, v in (
-            ("output", output_dir),
+            ("output", Path(output_dir).name),
             ("case", case_id),
             ("examiner", examiner),
             ("made", f"{utc_now()} by audiotools {__version__}"),

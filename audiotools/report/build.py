@@ -12,8 +12,9 @@ Integrity is re-verified here, when the report is made, with the provenance modu
 :func:`audiotools.provenance.document.verify` (transcript hash, segments, parameters, models,
 signature, and with the audio the source, PCM and per-segment hashes, plus the exports beside the
 JSON); no hash is computed a second way. Verification and identification results carry the
-recording's sha256 (and the reference files'), which are re-hashed with
-:func:`audiotools.fileio.sha256_file`.
+recording's sha256 (and the reference files'), computed by the same run: nothing recorded earlier is
+compared with them, so they are shown as information (status ``info``), not as passed checks; a file
+re-hashed with :func:`audiotools.fileio.sha256_file` that changed since the run read it fails.
 
 Calibration trials for the Tippett and ECE plots: the shipped calibration's held-out trial log10
 LRs are in ``audiotools/data/calibration/trials.json`` (made by ``benchmarks/calibration_trials.py``,
@@ -149,6 +150,55 @@ def fmt_time(t: float) -> str:
     return f"{int(h)}:{int(m):02d}:{s:05.2f}" if h else f"{int(m)}:{s:05.2f}"
 
 
+def display_name(path) -> str | None:
+    """What a report shows of a local path: the file name only (folder names stay on this machine;
+    the hashes, not the paths, identify the files)."""
+    if not path:
+        return None
+    return Path(str(path)).name or str(path)
+
+
+def display_calibration(source: str | None) -> str | None:
+    """A refit calibration's path as shown: its folder (the voiceprint store) and file name."""
+    if source in (None, "shipped"):
+        return source
+    p = Path(str(source))
+    return f"{p.parent.name}/{p.name}" if p.parent.name else p.name
+
+
+BOUND_TOL = 0.0015  # log10 LRs are recorded to 3 decimals; a value this close to a bound is at it
+
+
+def at_bound(llr: float | None, bounds) -> str | None:
+    """The calibration's clip bound that ``llr`` sits at (``"lower"`` / ``"upper"``), else None."""
+    if llr is None or not bounds or len(bounds) != 2:
+        return None
+    lo, hi = float(bounds[0]), float(bounds[1])
+    if float(llr) <= lo + BOUND_TOL:
+        return "lower"
+    if float(llr) >= hi - BOUND_TOL:
+        return "upper"
+    return None
+
+
+def bound_note(which: str | None, bounds) -> str | None:
+    """One sentence saying that a likelihood ratio sits at the calibration's bound."""
+    if which is None:
+        return None
+    lo, hi = float(bounds[0]), float(bounds[1])
+    if which == "lower":
+        return (
+            f"This likelihood ratio is at the calibration's lower bound (log10 LR {lo:+.3f}, LR ≈ 1/{10**-lo:,.0f}): "
+            "the value is clipped there because the calibration data cannot support a more extreme one. The true "
+            "LR may be smaller still (stronger support for a different speaker); the calibration cannot say more."
+        )
+    return (
+        f"This likelihood ratio is at the calibration's upper bound (log10 LR {hi:+.3f}, LR ≈ {10**hi:,.0f}): "
+        "the value is clipped there because the calibration data cannot support a more extreme one. The true "
+        "LR may be larger still (stronger support for the same speaker); the calibration cannot say more."
+    )
+
+
 def _load_json(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -191,8 +241,8 @@ def calibration_description(condition: str, source: str | None) -> dict:
     d = _load_json(Path(source)) or {}
     c = (d.get("conditions") or {}).get(condition, {})
     return {
-        "source": f"a refit calibration: {source}",
-        "population": c.get("fitted_on", f"{source} (could not be read when the report was made)"),
+        "source": f"a refit calibration: {display_calibration(source)}",
+        "population": c.get("fitted_on", f"{display_calibration(source)} (could not be read when the report was made)"),
         "channel": None,
         "trials": c.get("trials"),
         "figures": c.get("in_sample"),
@@ -218,6 +268,7 @@ def _comparison(
     from audiotools.speakers.verification import verbal, verbal_short
 
     cal = calibration_description(condition, source)
+    bound = at_bound(llr, cal.get("bounds"))
     comp = {
         "key": key,
         "title": title,
@@ -227,6 +278,8 @@ def _comparison(
         "lr": None if llr is None else 10**llr,
         "verbal": verbal(llr) if llr is not None else "no likelihood ratio was given (see the quality verdict)",
         "support": verbal_short(llr) if llr is not None else "none",
+        "at_bound": bound,
+        "bound_note": bound_note(bound, cal.get("bounds")),
         "condition": condition,
         "condition_description": DESCRIPTIONS.get(condition, condition),
         "calibration": cal,
@@ -237,6 +290,9 @@ def _comparison(
         "limitations": [],
     }
     lim = comp["limitations"]
+    if comp["bound_note"]:
+        comp["verbal"] += " " + comp["bound_note"]
+        lim.append(comp["bound_note"])
     if quality and not quality.get("passed", True):
         lim.append(
             "Quality below the validated range: "
@@ -312,16 +368,84 @@ def comparison_model(
         "comparisons": comparisons,
         "identification": None,
         **extra,
-        "limitations": GENERAL_LIMITATIONS,
+        "limitations": comparison_limitations(kind, extra.get("identification")),
     }
 
 
-def speaker_integrity(checks: list[dict], model: str | None, model_sha256: str | None, parameters: dict) -> dict:
-    """The integrity block of a verify/identify report: the checks, the embedding model, this tool, parameters."""
+def comparison_limitations(kind: str, identification: dict | None = None) -> list[str]:
+    """The general limitations, worded for a verify or identify report (no transcript was hashed
+    earlier: the recording's sha256 is computed for the report)."""
+    hashes = (
+        "The recording's sha256 above was computed for this report: it identifies the file compared here, so "
+        "anyone can check later that they hold the same bytes; nothing recorded earlier was compared with it, so "
+        "it does not show that the recording is unchanged since it was made, nor whether it is genuine (a spliced "
+        "or synthesised recording hashes just as well)."
+    )
+    out = [x for x in GENERAL_LIMITATIONS if not x.startswith("The hashes prove")] + [hashes]
+    if kind == "identification":
+        prior = (identification or {}).get("prior")
+        out.append(
+            f"The identities named here are a decision, made by the rule stated under Speakers with a prior of "
+            f"{prior} that a speaker is one of the enrolled people and the stated costs: they are not a finding of "
+            "the evidence. With another prior, other costs or other enrolled people the names and posteriors change; "
+            "the likelihood ratios do not."
+        )
+    return out
+
+
+def speaker_models(model: str | None, model_sha256: str | None, diarization) -> list[dict]:
+    """Every model a verify/identify result used: the speaker embedding of the comparison, the VAD
+    that picks the speech it embeds, and the diariser's models when the turns came from it.
+
+    ``diarization``: the diarisation record (as in a transcript's ``diarization``: ``backend``,
+    ``models``) when the caller has it; ``False`` when the turns did not come from the diariser (an
+    RTTM, a segment, the whole recording); ``None`` when not said: then the default diariser (what
+    ``speakers.verification.diarized_turns`` runs) is listed, its role saying it applies unless the
+    turns were given (``--rttm``)."""
+    from audiotools.weights import SILERO_VAD
+
+    models = [{"role": "speaker-embedding", "name": model, "sha256": model_sha256}]
+    models.append({"role": "vad", "name": SILERO_VAD.name, "sha256": SILERO_VAD.sha256})
+    inferred = diarization is None
+    if inferred:
+        diarization = default_diarization()
+    for m in (diarization or {}).get("models") or []:
+        if not isinstance(m, dict):
+            continue
+        if any(x["name"] == m.get("name") and x["sha256"] == m.get("sha256") for x in models):
+            continue  # CAM++: the comparison's and the diariser's embedding are the same weights
+        role = str(m.get("role") or "diarization")
+        if inferred:
+            role += " (the diariser's; unless the turns were given with --rttm)"
+        models.append({"role": role, "name": m.get("name"), "sha256": m.get("sha256")})
+    if diarization and not diarization.get("models") and diarization.get("pipeline"):
+        models.append({"role": "diarization", "name": diarization["pipeline"], "sha256": None})
+    return models
+
+
+def default_diarization() -> dict:
+    """The diariser ``diarized_turns`` runs with its default options: the built-in one (its models
+    and hashes, as a transcript records them) or a pyannote pipeline found offline."""
+    from audiotools.diarize import diarization as dz
+
+    try:
+        backend, _ = dz._choose_backend(dz.DiarizationOptions())
+    except Exception:  # which backend is only a label here
+        backend = "builtin"
+    if backend == "builtin":
+        return {"backend": "builtin", "models": dz.builtin_models()}
+    return {"backend": backend, "pipeline": "pyannote.audio pipeline (found offline; no hash recorded)"}
+
+
+def speaker_integrity(checks: list[dict], models: list[dict], parameters: dict) -> dict:
+    """The integrity block of a verify/identify report: the checks, the models used, this tool, parameters.
+
+    Rows with status ``info`` (a hash computed for this report, with nothing recorded earlier to
+    compare it with) are shown but are not checks that passed."""
     from audiotools.version import __version__
 
     integrity = integrity_from_checks(checks, None)
-    integrity["models"] = [{"role": "speaker-embedding", "name": model, "sha256": model_sha256}]
+    integrity["models"] = models
     integrity["tool"] = {"name": "audiotools", "version": __version__}
     integrity["parameters"] = parameters
     return integrity
@@ -395,7 +519,7 @@ def _recording_rows(audio: dict, decoded, speech: list[tuple[float, float]], how
     from audiotools.speakers.quality import estimate_snr
 
     rows = [
-        ("file", audio.get("path")),
+        ("file", display_name(audio.get("path"))),
         ("duration", f"{fmt_time(audio.get('duration') or 0)} ({float(audio.get('duration') or 0):.1f} s)"),
         (
             "sample rate",
@@ -500,6 +624,8 @@ def from_transcript(
         match = info.get("voiceprint_match") or idt or {}
         llr = match.get("llr")
         q = match.get("quality")
+        mcond = match.get("condition") or (ident.get("condition") or {}).get("condition") or "wideband"
+        bounds = _bounds_of(mcond, (ident.get("calibration") or {}).get(mcond)) if llr is not None else None
         speakers.append(
             {
                 "label": label,
@@ -508,7 +634,10 @@ def from_transcript(
                 "candidate": match.get("name"),
                 "score": match.get("score"),
                 "llr": llr,
+                "at_bound": at_bound(llr, bounds),
+                "bounds": bounds,
                 "support": None if llr is None else comparison_support(llr),
+                "posterior": match.get("posterior"),
                 "decision": match.get("decision") or ("no voiceprints compared" if not match else ""),
                 "net_speech": match.get("speech_seconds", info.get("duration")),
                 "quality": q,
@@ -535,7 +664,7 @@ def from_transcript(
     return {
         "kind": "transcript",
         "title": Path(doc["audio"].get("path") or (json_path or report_path)).name,
-        "source_json": str(json_path) if json_path else None,
+        "source_json": display_name(json_path),
         "case_id": case_id,
         "examiner": examiner,
         "made": _utc_now(),
@@ -551,7 +680,12 @@ def from_transcript(
         "masking": masking,
         "speakers": speakers,
         "comparisons": comparisons,
-        "identification": {k: ident.get(k) for k in ("store", "people", "prior", "decision_rule")} if ident else None,
+        "identification": {
+            **{k: ident.get(k) for k in ("people", "prior", "decision_rule")},
+            "store": display_name(ident.get("store")),
+        }
+        if ident
+        else None,
         "limitations": GENERAL_LIMITATIONS
         + [
             "Whisper transcripts contain errors: words below probability "
@@ -563,6 +697,11 @@ def from_transcript(
     }
 
 
+def _bounds_of(condition: str, source: str | None):
+    """The log10 LR bounds of the calibration that produced a comparison's LR (None when unknown)."""
+    return calibration_description(condition, source).get("bounds")
+
+
 def comparison_support(llr: float) -> str:
     from audiotools.speakers.verification import verbal_short
 
@@ -571,17 +710,34 @@ def comparison_support(llr: float) -> str:
 
 # ----------------------------------------------------------------------------------------- verification
 def _rehash(path: str | None, recorded: str | None, name: str) -> dict:
+    """The sha256 a verify run computed of a file it read, re-read for the report.
+
+    Nothing recorded before the run is compared here (the hash was made by the same run), so a match
+    is information (``info``: the hash, to check the file with later), not a check that passed; a file
+    that changed between the comparison and the report fails."""
     from audiotools.fileio import sha256_file
 
+    shown = display_name(path)
     if not path or not recorded:
-        return {"name": name, "status": "skip", "detail": "no hash recorded"}
+        return {"name": name, "status": "skip", "detail": "no hash computed"}
     try:
         now = sha256_file(path)
     except OSError as e:
-        return {"name": name, "status": "fail", "detail": f"{path}: cannot read: {e.strerror or e}"}
+        return {"name": name, "status": "fail", "detail": f"{shown}: cannot read: {e.strerror or e}"}
     if now == recorded:
-        return {"name": name, "status": "ok", "detail": f"{path}: {now} matches"}
-    return {"name": name, "status": "fail", "detail": f"{path}: file differs: recorded {recorded}, file has {now}"}
+        return {
+            "name": name,
+            "status": "info",
+            "detail": f"{shown}: sha256 {now}, computed when this comparison read the file (re-read for this "
+            "report: the same bytes); no hash was recorded before this run to compare it with. Keep it to check "
+            "the file later.",
+        }
+    return {
+        "name": name,
+        "status": "fail",
+        "detail": f"{shown}: the file changed during this run: the comparison read sha256 {recorded}, the file "
+        f"now has {now}",
+    }
 
 
 def _questioned_part(res_recording: dict, decoded, report_path: Path, embed_audio: bool, lanes, how: str) -> dict:
@@ -613,8 +769,13 @@ def from_verification(
     case_id: str | None = None,
     examiner: str | None = None,
     embed_audio: bool = False,
+    diarization: dict | bool | None = None,
 ) -> dict:
-    """The report model of ``audiotools verify``'s result (``speakers.verification.verify``)."""
+    """The report model of ``audiotools verify``'s result (``speakers.verification.verify``).
+
+    ``verify`` gives likelihood ratios and decides nothing: the speakers carry no identity and no
+    decision, only which one has the highest likelihood ratio (``best``). ``diarization``: see
+    :func:`speaker_models` (without diarisation, ``mode`` other than ``diarisation``, none is listed)."""
     report_path = Path(report_path)
     rec = res["recording"]
     checks = [_rehash(rec.get("path"), rec.get("sha256"), "questioned recording sha256")]
@@ -625,30 +786,39 @@ def from_verification(
             {
                 "name": "voiceprint record",
                 "status": "ok",
-                "detail": f"{res['reference']['record']}: loaded and checked against its embeddings' sha256 "
-                "by the voiceprint store",
+                "detail": f"{display_name(res['reference']['record'])}: loaded and checked against its "
+                "embeddings' sha256 by the voiceprint store",
             }
         )
     method = res.get("method") or {}
     parameters = {k: method.get(k) for k in ("quality_gate", "normalisation", "calibration", "llr_bounds")}
     parameters.update(condition=res.get("condition"), mode=res.get("mode"))
-    integrity = speaker_integrity(checks, method.get("embedding"), method.get("embedding_weights_sha256"), parameters)
+    parameters["calibration"] = display_calibration(parameters.get("calibration"))
+    if res.get("mode") != "diarisation":
+        diarization = False
+    models = speaker_models(method.get("embedding"), method.get("embedding_weights_sha256"), diarization)
+    integrity = speaker_integrity(checks, models, parameters)
     lanes = {u["speaker"]: [tuple(r) for r in u.get("regions") or []] for u in res.get("units") or []}
     part = _questioned_part(rec, decoded, report_path, embed_audio, lanes, "compared speakers' regions")
     speakers, comparisons = [], []
     ref = res.get("reference") or {}
+    bounds = method.get("llr_bounds")
     for u in res.get("units") or []:
         llr = u.get("llr") if u.get("scored") else None
         speakers.append(
             {
                 "label": u["speaker"],
                 "lane": u["speaker"],
-                "identity": ref.get("label") if llr is not None and llr > 0 else "unknown",
+                "identity": None,  # verify decides no identity
                 "candidate": ref.get("label"),
                 "score": u.get("score"),
                 "llr": llr,
+                "at_bound": at_bound(llr, bounds),
+                "bounds": bounds,
                 "support": u.get("support") or u.get("verdict"),
-                "decision": u.get("verdict") if llr is None else u.get("support"),
+                "posterior": None,
+                "decision": None,
+                "best": u["speaker"] == res.get("best"),
                 "net_speech": u.get("speech_seconds"),
                 "quality": u.get("quality"),
             }
@@ -667,7 +837,10 @@ def from_verification(
                 plots=len(comparisons) < MAX_COMPARISON_PLOTS,
             )
         )
-        comparisons[-1]["turns"] = u.get("segments") or []
+        comparisons[-1]["turns"] = [
+            {**t, "at_bound": at_bound(t.get("llr"), comparisons[-1]["calibration"].get("bounds") or bounds)}
+            for t in u.get("segments") or []
+        ]
     keys = ("label", "condition", "speech_seconds", "quality", "files", "voiceprint")
     return comparison_model(
         "verification",
@@ -680,6 +853,7 @@ def from_verification(
         comparisons,
         reference={k: ref.get(k) for k in keys},
         notes=res.get("notes") or [],
+        best=res.get("best"),
     )
 
 
@@ -692,8 +866,11 @@ def from_identification(
     case_id: str | None = None,
     examiner: str | None = None,
     embed_audio: bool = False,
+    diarization: dict | bool | None = None,
 ) -> dict:
-    """The report model of ``audiotools identify``'s result for one file (``res["file"]``)."""
+    """The report model of ``audiotools identify``'s result for one file (``res["file"]``).
+
+    ``diarization``: where the ``turns`` came from, see :func:`speaker_models`."""
     report_path = Path(report_path)
     info = res.get("info") or {}
     path = res.get("file") or (decoded.info.path if decoded is not None else None)
@@ -701,19 +878,27 @@ def from_identification(
     checks = [
         {
             "name": "recording sha256",
-            "status": "ok" if sha else "skip",
-            "detail": f"{sha} (hashed while decoding for this report)" if sha else "audio not decoded",
+            "status": "info" if sha else "skip",
+            "detail": (
+                f"{display_name(path)}: sha256 {sha}, computed while decoding it for this identification; no hash "
+                "was recorded before to compare it with. Keep it to check the file later."
+            )
+            if sha
+            else "audio not decoded",
         },
         {
             "name": "voiceprints",
             "status": "ok",
-            "detail": f"{len(info.get('people') or [])} record(s) in {info.get('store')}, each checked against its "
-            "embeddings' sha256 by the store",
+            "detail": f"{len(info.get('people') or [])} record(s) in {display_name(info.get('store'))}, each checked "
+            "against its embeddings' sha256 by the store",
         },
     ]
     emb = info.get("embedding") or {}
     parameters = {k: info.get(k) for k in ("prior", "false_name_cost", "missed_name_cost", "quality_gate")}
-    integrity = speaker_integrity(checks, emb.get("model_id"), emb.get("weights_sha256"), parameters)
+    if not turns:
+        diarization = False
+    models = speaker_models(emb.get("model_id"), emb.get("weights_sha256"), diarization)
+    integrity = speaker_integrity(checks, models, parameters)
     names = {lab: (idt or {}).get("name") for lab, idt in (res.get("identities") or {}).items()}
     lanes: dict[str, list[tuple[float, float]]] = {}
     for t in turns or []:
@@ -731,6 +916,8 @@ def from_identification(
         c = res["candidates"][lab]
         idt = (res.get("identities") or {}).get(lab)
         llr = c.get("llr")
+        ccond = c.get("condition") or cond
+        bounds = _bounds_of(ccond, (info.get("calibration") or {}).get(ccond)) if llr is not None else None
         speakers.append(
             {
                 "label": lab,
@@ -739,7 +926,10 @@ def from_identification(
                 "candidate": c.get("name"),
                 "score": c.get("score"),
                 "llr": llr,
+                "at_bound": at_bound(llr, bounds),
+                "bounds": bounds,
                 "support": None if llr is None else comparison_support(llr),
+                "posterior": c.get("posterior"),
                 "decision": c.get("decision"),
                 "net_speech": c.get("speech_seconds"),
                 "quality": c.get("quality"),
@@ -770,7 +960,10 @@ def from_identification(
         part,
         speakers,
         comparisons,
-        identification={k: info.get(k) for k in ("store", "people", "prior", "decision_rule")},
+        identification={
+            **{k: info.get(k) for k in ("people", "prior", "decision_rule")},
+            "store": display_name(info.get("store")),
+        },
     )
 
 

@@ -18,6 +18,7 @@ import json
 import os
 from html import escape
 from pathlib import Path
+from urllib.parse import unquote
 
 from audiotools.report.build import LOW_CONFIDENCE
 
@@ -37,7 +38,7 @@ PALETTE = [
 ]
 TL_X0, TL_W = 120.0, 1000.0  # timeline: label column, then the time axis (SVG user units)
 WAVE_H, LANE_H = 64.0, 20.0
-STATUS_WORDS = {"ok": "OK", "fail": "FAILED", "skip": "not checked"}
+STATUS_WORDS = {"ok": "OK", "fail": "FAILED", "skip": "not checked", "info": "recorded"}
 
 CSS = """
 :root{--fg:#1b1b1b;--mut:#5a5a5a;--line:#d8d8d8;--ok:#17703a;--bad:#b3261e;--bg2:#f5f6f8}
@@ -51,18 +52,30 @@ h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:26px 0 8px;border-bot
 table{border-collapse:collapse;width:100%;margin:6px 0} th,td{border-bottom:1px solid var(--line);padding:4px 7px;
  text-align:left;vertical-align:top} th{background:var(--bg2);font-weight:600}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-.st{font-weight:700;white-space:nowrap} .st.ok{color:var(--ok)} .st.fail{color:var(--bad)} .st.skip{color:var(--mut)}
+.st{font-weight:700;white-space:nowrap} .st.ok{color:var(--ok)} .st.fail{color:var(--bad)}
+.st.skip,.st.info{color:var(--mut)}
 .banner{padding:10px 14px;border-radius:6px;margin:12px 0;font-weight:600}
 .banner.ok{background:#e6f4ea;color:var(--ok);border:1px solid #a8d5b5}
 .banner.fail{background:#fde8e7;color:var(--bad);border:1px solid #f1b0ab}
+.banner.warn{background:#fff4e0;color:#8a5300;border:1px solid #f0c987}
+.differs{display:block;color:var(--bad);font-size:.9em;margin-top:2px}
+.bad{color:var(--bad)}
 .player{position:sticky;top:0;background:#fff;padding:6px 0;z-index:5;border-bottom:1px solid var(--line)}
-.player audio{width:100%} .note{color:var(--mut);font-size:12.5px}
+.player audio{width:100%;display:block} .note{color:var(--mut);font-size:12.5px}
+.player.failed .note{display:none}
+.audio-error{color:var(--bad);background:#fde8e7;border:1px solid #f1b0ab;border-radius:4px;padding:4px 8px;
+ margin:4px 0 0;font-size:13px;font-weight:600}
+html{scroll-padding-top:calc(var(--player-h,70px) + 6px)}
+section,h2,h3,.comp{scroll-margin-top:calc(var(--player-h,70px) + 6px)}
+[data-s]{cursor:pointer}
+[data-s]:focus-visible,svg.timeline:focus-visible,summary:focus-visible{outline:2px solid #1a56db;outline-offset:1px}
+pre{overflow-x:auto;max-width:100%}
 svg.timeline{width:100%;height:auto;cursor:pointer;display:block;background:#fff}
 svg.timeline text{font:11px system-ui,Arial,sans-serif;fill:#333}
 .legend span{display:inline-block;margin-right:14px;font-size:12.5px}
 .sw{display:inline-block;width:11px;height:11px;border-radius:2px;margin-right:4px;vertical-align:-1px}
-.seg{display:grid;grid-template-columns:92px 1fr;gap:2px 10px;padding:5px 0 5px 8px;border-left:4px solid var(--c);
- margin:4px 0;break-inside:avoid}
+.seg{display:grid;grid-template-columns:92px minmax(0,1fr);gap:2px 10px;padding:5px 0 5px 8px;
+ border-left:4px solid var(--c);margin:4px 0;break-inside:avoid}
 .seg .ts{color:var(--mut);font-variant-numeric:tabular-nums;cursor:pointer;font-size:12.5px}
 .seg .spk{font-weight:600;color:var(--c);font-size:12.5px}
 .seg p{margin:0;grid-column:2}
@@ -75,22 +88,69 @@ svg.timeline text{font:11px system-ui,Arial,sans-serif;fill:#333}
 .verbal{background:var(--bg2);padding:8px 10px;border-radius:4px}
 ul.lim li{margin:3px 0}
 details summary{cursor:pointer;color:var(--mut)}
+@media screen and (max-width:760px){
+ body{padding:10px 10px 40px} p,li,h3,.note{overflow-wrap:break-word}
+ table{display:block;overflow-x:auto;max-width:100%} table>tbody{display:table;width:100%}
+ table:has(tr>:nth-child(5))>tbody{min-width:60em}
+ .plots{grid-template-columns:minmax(0,1fr)}
+ .seg{grid-template-columns:auto minmax(0,1fr)} .seg p{grid-column:1/-1}
+ .player{padding:3px 0} .player audio{height:36px}
+ .player .note{font-size:11.5px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+}
 @media print{
  body{max-width:none;padding:0;font-size:11.5px} .player,.noprint{display:none!important}
  *{-webkit-print-color-adjust:exact;print-color-adjust:exact}
  h2{break-after:avoid} tr,.seg,.comp,svg{break-inside:avoid} a{color:inherit;text-decoration:none}
- details>*{display:block} .w.now{background:none}
+ details::details-content{content-visibility:visible;display:block} details>summary{display:block}
+ .w.now{background:none} [data-s]{cursor:auto}
 }
 """
 
 SCRIPT = """
 (function(){
- var audio=document.getElementById('audio');
- function seek(t,play){ if(!audio)return; try{audio.currentTime=t;}catch(e){}
+ var audio=document.getElementById('audio'),player=document.querySelector('.player'),root=document.documentElement;
+ /* print shows every folded block: open the closed <details> while printing, then fold them again */
+ window.addEventListener('beforeprint',function(){
+   Array.prototype.forEach.call(document.querySelectorAll('details:not([open])'),function(d){
+     d.setAttribute('data-print-opened',''); d.open=true;});
+ });
+ window.addEventListener('afterprint',function(){
+   Array.prototype.forEach.call(document.querySelectorAll('details[data-print-opened]'),function(d){
+     d.removeAttribute('data-print-opened'); d.open=false;});
+ });
+ /* the sticky player's height, so that jumps to a section stop below it */
+ function fit(){ if(player)root.style.setProperty('--player-h',player.offsetHeight+'px'); }
+ fit(); window.addEventListener('resize',fit);
+ if(player&&window.ResizeObserver){new ResizeObserver(fit).observe(player);}
+ /* a recording that cannot be loaded (report moved away from it) says so beside the player */
+ var err=document.getElementById('audio-error');
+ function failed(){
+   if(!err||!err.hidden)return;
+   var abs=err.querySelector('.tried-abs'),u=audio?(audio.currentSrc||audio.src||''):'';
+   if(abs&&u.indexOf('file:')===0){try{abs.textContent=' ('+decodeURIComponent(new URL(u).pathname)+')';}catch(e){}}
+   err.hidden=false; if(player)player.classList.add('failed'); fit();
+ }
+ if(audio){audio.addEventListener('error',failed); if(audio.error)failed();}
+ function seek(t,play){ if(!audio)return; if(audio.error){failed();return;} try{audio.currentTime=t;}catch(e){}
    if(play){var p=audio.play(); if(p&&p.catch)p.catch(function(){});} }
  document.addEventListener('click',function(ev){
    var el=ev.target.closest('[data-s]'); if(el){seek(parseFloat(el.getAttribute('data-s')),true);}
  });
+ /* keyboard: every timestamp (segments, evidence turns) is a button; words stay mouse targets, the
+    timestamp before them is their keyboard route; the timeline is a slider */
+ if(audio){
+   Array.prototype.forEach.call(document.querySelectorAll('.ts[data-s],td[data-s]'),function(el){
+     el.tabIndex=0; el.setAttribute('role','button');
+     el.setAttribute('aria-label','play from '+el.textContent.split('\\u2013')[0]);
+   });
+   document.addEventListener('keydown',function(ev){
+     var el=ev.target;
+     if((ev.key==='Enter'||ev.key===' ')&&el&&el.matches&&el.matches('[data-s][role=button]')){
+       ev.preventDefault(); seek(parseFloat(el.getAttribute('data-s')),true);
+     }
+   });
+ }
+ function fmt(t){var m=Math.floor(t/60),s=t-60*m; return m+':'+(s<10?'0':'')+s.toFixed(1);}
  var tl=document.getElementById('timeline');
  if(tl){
    var dur=parseFloat(tl.getAttribute('data-duration')),x0=parseFloat(tl.getAttribute('data-x0')),
@@ -100,6 +160,25 @@ SCRIPT = """
      var p=pt.matrixTransform(tl.getScreenCTM().inverse());
      var t=Math.min(Math.max((p.x-x0)/w*dur,0),dur); seek(t,true);
    });
+   if(audio){
+     tl.setAttribute('tabindex','0'); tl.setAttribute('role','slider');
+     tl.setAttribute('aria-label','position in the recording: arrow keys move 5 s (page keys 30 s), '+
+       'Enter or Space plays or pauses');
+     tl.setAttribute('aria-valuemin','0'); tl.setAttribute('aria-valuemax',dur.toFixed(1));
+     tl.setAttribute('aria-valuenow','0'); tl.setAttribute('aria-valuetext',fmt(0));
+     tl.addEventListener('keydown',function(ev){
+       var t=audio.currentTime||0,k=ev.key,
+           step={ArrowRight:5,ArrowUp:5,ArrowLeft:-5,ArrowDown:-5,PageUp:30,PageDown:-30}[k];
+       if(step!==undefined){t=Math.min(Math.max(t+step,0),dur);}
+       else if(k==='Home'){t=0;} else if(k==='End'){t=dur;}
+       else if(k==='Enter'||k===' '){ev.preventDefault(); if(audio.error){failed();return;}
+         if(audio.paused){seek(t,true);}else{audio.pause();} return;}
+       else return;
+       ev.preventDefault(); seek(t,false);
+     });
+     audio.addEventListener('timeupdate',function(){var t=audio.currentTime;
+       tl.setAttribute('aria-valuenow',t.toFixed(1)); tl.setAttribute('aria-valuetext',fmt(t));});
+   }
    if(audio&&head){audio.addEventListener('timeupdate',function(){
      var x=x0+Math.min(audio.currentTime/dur,1)*w; head.setAttribute('x1',x); head.setAttribute('x2',x);});}
  }
@@ -164,10 +243,22 @@ def _header(m: dict) -> str:
     rows.append(("report made", f"{m['made']} by audiotools {(m['integrity'].get('tool') or {}).get('version', '')}"))
     meta = " · ".join(f"{_e(k)}: <b>{_e(v)}</b>" for k, v in rows)
     integ = m["integrity"]
-    if integ["ok"]:
+    sig = next((c for c in integ["checks"] if c["name"] == "signature"), None)
+    if integ["ok"] and sig is not None and sig["status"] != "ok":
+        # what `provenance verify` calls exit 3: intact, but nothing shows who made it
         n = sum(1 for c in integ["checks"] if c["status"] == "ok")
+        who = "signed by a key nobody vouched for" if integ.get("signature") else "not signed"
         banner = (
-            f'<div class="banner ok" id="integrity-banner">Integrity: OK: {n} check(s) passed '
+            f'<div class="banner warn" id="integrity-banner">Integrity: OK, NOT AUTHENTICATED: {n} check(s) '
+            f"passed when this report was made, but the transcript is {who}: anyone who edits it can "
+            "recompute its hashes. Only a signature checked against a key you trust (--public-key) "
+            "shows who made it.</div>"
+        )
+    elif integ["ok"]:
+        n = sum(1 for c in integ["checks"] if c["status"] == "ok")
+        authenticated = " and signed by the trusted key" if sig is not None else ""
+        banner = (
+            f'<div class="banner ok" id="integrity-banner">Integrity: OK: {n} check(s) passed{authenticated} '
             "when this report was made</div>"
         )
     else:
@@ -215,7 +306,8 @@ def _integrity(m: dict) -> str:
     return (
         "<section id='integrity'><h2>1. Integrity</h2>"
         "<p class='note'>Re-verified when this report was made, with the same code as "
-        "<code>audiotools provenance verify</code>: OK / FAILED per check, with what failed.</p>"
+        "<code>audiotools provenance verify</code>: OK / FAILED per check, with what failed; "
+        "a hash made for this report with nothing recorded earlier to compare it with is <i>recorded</i>.</p>"
         f"<table><tr><th>check</th><th>status</th><th>detail</th></tr>{rows}</table>"
         f"<table>{''.join(hashes)}<tr><td>signature</td><td>{sig_txt}</td></tr>"
         f"<tr><td>tool</td><td>{_e(tool.get('name', 'audiotools'))} {_e(tool.get('version'))}"
@@ -320,11 +412,21 @@ def _transcript(m: dict, col: dict[str, str]) -> str:
         )
     out = []
     n_low = n_masked = 0
+    differ = []  # segments whose text is not their words joined (an edited transcript)
     for s in segs:
         spk = str(s.get("speaker") or "")
         c = col.get(spk, "#888")
         words = s.get("words") or []
-        if words:
+        said = " ".join(str(s.get("text", "")).split())
+        if words and said != " ".join("".join(str(w.get("word", "")) for w in words).split()):
+            # the text is what the exports and anyone quoting the JSON use: show it, and the words too
+            differ.append(s)
+            joined = _e("".join(str(w.get("word", "")) for w in words).strip())
+            body = (
+                f"<span class='w' data-s='{float(s['start']):.3f}'>{_e(said)}</span>"
+                f"<span class='differs'>this segment's text differs from its words, which say: “{joined}”</span>"
+            )
+        elif words:
             ws = []
             for w in words:
                 cls = "w"
@@ -352,6 +454,12 @@ def _transcript(m: dict, col: dict[str, str]) -> str:
         )
     mk = m.get("masking")
     notes = []
+    if differ:
+        notes.append(
+            f"<b class='bad'>{len(differ)} segment(s) have a text that differs from their words</b> "
+            f"(first at {_t(differ[0]['start'])}): audiotools writes a segment's text from its words, so the "
+            "transcript was edited after it was made. Each such segment shows its text, then what its words say."
+        )
     if mk is not None:
         k = mk.get("masked_words", n_masked)
         notes.append(
@@ -385,34 +493,90 @@ def _quality_txt(q: dict | None) -> str:
 
 
 def _speakers(m: dict, col: dict[str, str]) -> str:
+    def _bound_txt(which: str) -> str:  # a short mark; the full sentence is in a note below the table
+        more = "smaller" if which == "lower" else "larger"
+        return f"at the calibration's {which} bound: the true LR may be {more} still"
+
+    verification = m["kind"] == "verification"
     rows = []
+    bound_rows = []
     for s in m.get("speakers") or []:
         c = col.get(s["lane"], "#888")
-        rows.append(
-            f"<tr class='speaker' data-speaker='{_e(s['lane'])}'><td><i class='sw' style='background:{c}'></i>"
-            f"{_e(s['label'])}</td><td><b>{_e(s['identity'])}</b></td><td>{_e(s.get('candidate') or '-')}</td>"
-            f"<td class='num'>{_num(s.get('score'), '.3f')}</td><td class='num'>{_num(s.get('llr'), '+.2f')}</td>"
-            f"<td>{_e(s.get('support') or '-')}</td><td>{_e(s.get('decision') or '-')}</td>"
-            f"<td class='num'>{_num(s.get('net_speech'), '.1f')} s</td>"
-            f"<td>{_e(_quality_txt(s.get('quality')))}</td></tr>"
+        bound = s.get("at_bound")
+        if bound:
+            bound_rows.append(s)
+        support = _e(s.get("support") or "-") + (
+            f"<br><span class='note bound'>{_e(_bound_txt(bound))}</span>" if bound else ""
         )
+        cells = [f"<td><i class='sw' style='background:{c}'></i>{_e(s['label'])}</td>"]
+        if verification:  # verify decides nothing: the likelihood ratio, and which speaker has the highest
+            cells += [
+                f"<td>{_e(s.get('candidate') or '-')}</td>",
+                f"<td class='num'>{_num(s.get('score'), '.3f')}</td>",
+                f"<td class='num'>{_num(s.get('llr'), '+.2f')}</td>",
+                f"<td>{support}</td>",
+                f"<td>{'best match (highest LR)' if s.get('best') else ''}</td>",
+            ]
+        else:
+            cells += [
+                f"<td><b>{_e(s['identity'])}</b></td><td>{_e(s.get('candidate') or '-')}</td>",
+                f"<td class='num'>{_num(s.get('score'), '.3f')}</td>",
+                f"<td class='num'>{_num(s.get('llr'), '+.2f')}</td>",
+                f"<td>{support}</td>",
+                f"<td class='num posterior'>{_num(s.get('posterior'), '.3f')}</td>",
+                f"<td>{_e(s.get('decision') or '-')}</td>",
+            ]
+        cells += [
+            f"<td class='num'>{_num(s.get('net_speech'), '.1f')} s</td>",
+            f"<td>{_e(_quality_txt(s.get('quality')))}</td>",
+        ]
+        rows.append(f"<tr class='speaker' data-speaker='{_e(s['lane'])}'>{''.join(cells)}</tr>")
     ident = m.get("identification")
     note = ""
-    if ident and ident.get("people"):
+    if verification:
+        best = m.get("best")
+        note = (
+            "<p class='note'>Verification gives a likelihood ratio per speaker and decides nothing: no prior was "
+            "given and no identity is named (that decision needs the prior odds and the other evidence, and is for "
+            "the court or the reader). "
+            + (
+                f"The best match is <b>{_e(best)}</b>, the speaker with the highest likelihood ratio "
+                "(<code>best</code> in <code>verify --json</code>); that is a ranking, not an identification.</p>"
+                if best
+                else "No speaker got a likelihood ratio, so none is the best match.</p>"
+            )
+        )
+    elif ident and ident.get("people"):
         note = (
             f"<p class='note'>Compared with {len(ident['people'])} enrolled voiceprint(s) in {_e(ident.get('store'))}; "
-            f"prior {ident.get('prior')} that a speaker is one of them. "
+            f"prior {ident.get('prior')} that a speaker is one of them. The posterior is the probability that the "
+            "speaker is the best candidate, from that prior and the likelihood ratios against every enrolled person "
+            "(docs/voiceprints.md). "
             f"Decision rule: {_e(ident.get('decision_rule'))}.</p>"
         )
     elif m["kind"] == "transcript":
         note = "<p class='note'>No voiceprints were compared: every speaker is unknown.</p>"
-    return (
-        "<section id='speakers'><h2>5. Speakers</h2>"
-        "<table><tr><th>speaker</th><th>identity</th><th>best candidate</th><th>score (cosine)</th>"
-        "<th>log10 LR</th><th>verbal scale</th><th>decision</th><th>net speech</th><th>quality</th></tr>"
-        + "".join(rows)
-        + f"</table>{note}</section>"
-    )
+    for s in bound_rows:
+        lo, hi = (s.get("bounds") or [None, None])[:2]
+        edge = lo if s["at_bound"] == "lower" else hi
+        note += (
+            f"<p class='note bound'>{_e(s['label'])}: log10 LR {_num(s.get('llr'), '+.3f')} is at the calibration's "
+            f"{_e(s['at_bound'])} bound ({_num(edge, '+.3f')}): the value is clipped there because the calibration "
+            "data cannot support a more extreme one; the true likelihood ratio may be more extreme, and the "
+            "calibration cannot say more.</p>"
+        )
+    if verification:
+        head = (
+            "<tr><th>speaker</th><th>compared with</th><th>score (cosine)</th><th>log10 LR</th>"
+            "<th>verbal scale</th><th>best match</th><th>net speech</th><th>quality</th></tr>"
+        )
+    else:
+        head = (
+            "<tr><th>speaker</th><th>identity</th><th>best candidate</th><th>score (cosine)</th>"
+            "<th>log10 LR</th><th>verbal scale</th><th>posterior</th><th>decision</th><th>net speech</th>"
+            "<th>quality</th></tr>"
+        )
+    return "<section id='speakers'><h2>5. Speakers</h2><table>" + head + "".join(rows) + f"</table>{note}</section>"
 
 
 def _comparisons(m: dict) -> str:
@@ -443,11 +607,15 @@ def _comparisons(m: dict) -> str:
         trials = cal.get("trials") or {}
         lr = c.get("lr")
         lr_txt = "-" if lr is None else (_sig3(lr) if lr >= 1 else f"1/{_sig3(1 / lr)}")
+        # at the calibration's clip bound the true value may be more extreme: say so beside the number
+        marks = {"lower": "≤ ", "upper": "≥ "}
+        edge = marks.get(c.get("at_bound") or "", "")
         plots = ""
         if c.get("tippett"):
             plots = f"<div class='plots'><div>{c['tippett']}</div><div>{c['ece']}</div></div>"
         turns = ""
         if c.get("turns"):
+            n_edge = sum(1 for t in c["turns"] if t.get("at_bound"))
             turns = (
                 "<details><summary>Evidence by turn (each turn with ≥ 1 s of speech scored on its own)</summary><table>"
                 "<tr><th>start</th><th>end</th><th>speech</th><th>cosine</th><th>log10 LR</th></tr>"
@@ -455,16 +623,27 @@ def _comparisons(m: dict) -> str:
                     f"<tr><td class='num' data-s='{t['start']:.3f}'>{_t(t['start'])}</td>"
                     f"<td class='num'>{_t(t['end'])}</td>"
                     f"<td class='num'>{t['speech_seconds']:.1f} s</td><td class='num'>{t['score']:.3f}</td>"
-                    f"<td class='num'>{t['llr']:+.2f}</td></tr>"
+                    f"<td class='num'>{marks.get(t.get('at_bound') or '', '')}"
+                    f"{t['llr']:+.2f}{' (at bound)' if t.get('at_bound') else ''}</td></tr>"
                     for t in c["turns"]
                 )
-                + "</table></details>"
+                + "</table>"
+                + (
+                    f"<p class='note bound'>{n_edge} turn(s) are at the calibration's bound "
+                    f"(log10 LR limited to {_e(cal.get('bounds'))}): their true likelihood ratios may be more "
+                    "extreme; the calibration cannot say more.</p>"
+                    if n_edge
+                    else ""
+                )
+                + "</details>"
             )
         out.append(
             f"<div class='comp' id='{_e(c['key'])}'><h3>{_e(c['title'])}</h3>"
             f"<p><b>H1</b>: {_e(c['H1'])}.<br><b>H2</b>: {_e(c['H2'])}.</p>"
-            f"<table><tr><th>log10 LR</th><td class='num'>{_num(c.get('llr'), '+.2f')}</td><th>LR</th>"
-            f"<td class='num'>{lr_txt}</td><th>verbal scale (ENFSI 2015)</th><td>{_e(c['support'])}</td></tr></table>"
+            f"<table><tr><th>log10 LR</th><td class='num'>{edge}{_num(c.get('llr'), '+.2f')}</td><th>LR</th>"
+            f"<td class='num'>{edge}{lr_txt}</td><th>verbal scale (ENFSI 2015)</th><td>{_e(c['support'])}"
+            + (f" (at the calibration's {_e(c['at_bound'])} bound)" if c.get("at_bound") else "")
+            + "</td></tr></table>"
             f"<p class='verbal'>{_e(c['verbal'])}</p>"
             f"<p><b>Compared in</b>: {_e(c['condition_description'])}. <b>Reference population and calibration</b>: "
             f"{_e(cal.get('source'))}; data: {_e(cal.get('population'))}"
@@ -483,13 +662,23 @@ def _comparisons(m: dict) -> str:
 
 
 def _limitations(m: dict) -> str:
+    if m.get("kind") == "transcript":
+        evidence = (
+            "it is not itself covered by the provenance hashes: the JSON transcript and the recording are the "
+            "evidence, and the checks above can be repeated with <code>audiotools provenance verify</code>."
+        )
+    else:  # verify / identify: no transcript was hashed; the command's --json output and the files are the record
+        command = "verify" if m.get("kind") == "verification" else "identify"
+        evidence = (
+            "it is not covered by any hash: the recording (identified by its sha256 above), the known samples or "
+            f"voiceprints and the output of <code>audiotools {command} --json</code> are the record, and the "
+            "comparison can be repeated from them."
+        )
     return (
         "<section id='limitations'><h2>7. Limitations</h2><ul class='lim'>"
         + "".join(f"<li>{_e(x)}</li>" for x in m.get("limitations") or [])
-        + "</ul><p class='note'>This page was generated by audiotools; it is not itself covered by the provenance "
-        "hashes: the JSON transcript and the recording are the evidence, and the checks above can be repeated with "
-        "<code>audiotools provenance verify</code>. Method: docs/voiceprints.md, docs/provenance.md, docs/report.md."
-        "</p></section>"
+        + f"</ul><p class='note'>This page was generated by audiotools; {evidence} "
+        "Method: docs/voiceprints.md, docs/provenance.md, docs/report.md.</p></section>"
     )
 
 
@@ -497,9 +686,19 @@ def render(model: dict) -> str:
     col = colours(model)
     a = model.get("audio") or {}
     if a.get("src"):
+        if a.get("embedded") or str(a["src"]).startswith("data:"):
+            missing = "The recording embedded in this page could not be played by this browser."
+        else:
+            # the path the page tries, relative to it as build.py computed it; the script adds where that resolves
+            missing = (
+                f"The recording was not found at <code class='tried'>{_e(unquote(str(a['src'])))}</code>"
+                "<span class='tried-abs'></span> (keep the report beside it, or make the report with "
+                "<code>--embed-audio</code>)"
+            )
         player = (
             f"<div class='player'><audio id='audio' controls preload='metadata' src='{_e(a['src'])}'></audio>"
-            f"<div class='note'>{_e(a.get('note'))}</div></div>"
+            f"<div class='note' title='{_e(a.get('note'))}'>{_e(a.get('note'))}</div>"
+            f"<div class='audio-error' id='audio-error' role='alert' hidden>{missing}</div></div>"
         )
     else:
         player = f"<div class='player'><div class='note'>{_e(a.get('note'))}</div></div>"
