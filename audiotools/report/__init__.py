@@ -39,30 +39,10 @@ def report_for_transcript(
     )
 
 
-def report_for_document(
-    doc: dict,
-    output: str | os.PathLike,
-    *,
-    json_path: str | os.PathLike | None = None,
-    audio: str | os.PathLike | None = None,
-    decoded=None,
-    case_id: str | None = None,
-    examiner: str | None = None,
-    embed_audio: bool = False,
-    public_key=None,
-) -> Path:
-    """Write the report of a transcript dict (``json_path``: where its JSON lies, for the exports beside it)."""
-    return report_and_integrity(
-        doc,
-        output,
-        json_path=json_path,
-        audio=audio,
-        decoded=decoded,
-        case_id=case_id,
-        examiner=examiner,
-        embed_audio=embed_audio,
-        public_key=public_key,
-    )[0]
+def report_for_document(doc: dict, output: str | os.PathLike, **options) -> Path:
+    """Write the report of a transcript dict; returns its path. ``options``: those of
+    :func:`report_and_integrity` (``json_path``: where its JSON lies, for the exports beside it)."""
+    return report_and_integrity(doc, output, **options)[0]
 
 
 def report_and_integrity(
@@ -77,8 +57,9 @@ def report_and_integrity(
     embed_audio: bool = False,
     public_key=None,
 ) -> tuple[Path, dict]:
-    """:func:`report_for_document`, also returning what the integrity checks found (the report's
-    ``integrity`` block: ``failed`` names the checks that failed, ``checks`` each check's status)."""
+    """Write the report of a transcript dict (``json_path``: where its JSON lies, for the exports beside
+    it); returns its path and what the integrity checks found (the report's ``integrity`` block:
+    ``failed`` names the checks that failed, ``checks`` each check's status)."""
     from audiotools.report import build, html
 
     out = Path(output)
