@@ -430,6 +430,12 @@ def _children(pid: int) -> list[int]:
         return []
 
 
+def _as_from_a_terminal() -> None:
+    """Ctrl-C's default action, as a command typed at a terminal has it: a test run started in the
+    background (``cmd &``, CI) passes SIGINT on ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_and_sigterm_stop_a_batch_in_one_line_and_a_rerun_finishes(tmp_path):
     """Ctrl-C reaches the whole process group (decode workers included) and a scheduler's stop sends
     SIGTERM: either way the batch says so in one line (no worker traceback), exits 130 / 143 and
@@ -443,7 +449,13 @@ def test_ctrl_c_and_sigterm_stop_a_batch_in_one_line_and_a_rerun_finishes(tmp_pa
     cmd = [sys.executable, "-m", "audiotools", "batch", str(src), "-o", str(out), *FAST]
     for sig, code, word in [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")]:
         p = subprocess.Popen(
-            cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+            cmd,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            preexec_fn=_as_from_a_terminal,
         )
         deadline = time.time() + 120
         while time.time() < deadline and not _children(p.pid) and p.poll() is None:
