@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from audiotools.cli.common import console, each_file, info, quiet
+from audiotools.cli.common import console, each_file, info, quiet, warn
 
 EXAMPLES = """\
 examples:
@@ -95,4 +95,4 @@ def _summary(name: str, duration: float, result, path: Path, took: float) -> Non
         table.add_row(s, f"{d:.1f} s", f"{100 * d / total:.0f} %", str(len(tl)), f"{tl[0].start:.1f} s")
     console.print(table)
     if result.info.get("warning"):
-        console.print(f"[yellow]warning:[/] {name}: {result.info['warning']}")
+        warn(f"{name}: {result.info['warning']}")
