@@ -51,7 +51,9 @@ def warn(text: str) -> None:
 
 
 def set_verbosity(quiet: bool = False, verbose: bool = False) -> None:
+    """Set up the console for one run of a command (``main`` calls it first)."""
     _state.update(quiet=quiet, verbose=verbose)
+    _printed.clear()  # "shown once" is per run
     level = logging.ERROR if quiet else logging.DEBUG if verbose else logging.WARNING
     handler = OneLineHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
