@@ -197,3 +197,22 @@ def test_seed_flag_chooses_the_sampling_fallbacks_draws_and_is_recorded(tmp_path
         texts[name] = " ".join(s["text"].strip() for s in doc["segments"])
     assert texts["a"] == texts["b"] and len(texts["a"].split()) >= 10
     assert texts["c"] != texts["a"]
+
+
+def test_a_warning_is_one_unwrapped_line_shown_once_per_run(capsys):
+    import logging
+
+    from audiotools.cli.common import set_verbosity
+
+    long_path = "/data/" + "x" * 150 + ".wav"
+    log = logging.getLogger("audiotools.audio.decode")
+    set_verbosity()
+    log.warning("%s: decoded 0.62 s of a stream that declares 11.00 s (truncated file?)", long_path)
+    log.warning("%s: decoded 0.62 s of a stream that declares 11.00 s (truncated file?)", long_path)
+    err = capsys.readouterr().err
+    assert err == f"warning: {long_path}: decoded 0.62 s of a stream that declares 11.00 s (truncated file?)\n"
+    set_verbosity()  # the next run of a command shows it again
+    log.warning("%s: [bold]odd[/] name", long_path)
+    log.warning("%s: decoded 0.62 s of a stream that declares 11.00 s (truncated file?)", long_path)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == f"warning: {long_path}: [bold]odd[/] name" and len(lines) == 2
