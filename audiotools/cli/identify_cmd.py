@@ -95,8 +95,8 @@ def run(args) -> int:
         raise UsageError(f"{store.dir}: no voiceprints to identify against (enrol with `audiotools voiceprint enroll`)")
     bad = probe_inputs(args.files)  # before the models load
     scorer = Scorer(store.dir)
-    for vp in store.all():  # a corrupt record or one of another model: one line now, not after diarising
-        store.check_model(vp, scorer.extractor.model_id, scorer.extractor.weights_sha256)
+    # a corrupt record or one of another model: one line now, not after diarising
+    store.comparable(scorer.extractor.model_id, scorer.extractor.weights_sha256)
 
     def one(f: str) -> dict:
         if f in bad:

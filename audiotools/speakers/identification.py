@@ -159,9 +159,7 @@ def identify(audio, turns: list[dict], store=None, options: IdentifyOptions | No
             "info": {"store": str(store.dir), "people": 0, "skipped": "no voiceprints"},
         }
     scorer = scorer or Scorer(store.dir)
-    people = store.all()
-    for vp in people:
-        store.check_model(vp, scorer.extractor.model_id, scorer.extractor.weights_sha256)
+    people = store.comparable(scorer.extractor.model_id, scorer.extractor.weights_sha256)
     a = audio if isinstance(audio, Audio) else Audio.from_decoded(audio, condition)
     units = units_from_turns(turns) if turns else {}
     labels = sorted(units)

@@ -244,6 +244,14 @@ class VoiceprintStore:
         with self.lock(False):
             return [self._read(p) for p in self.record_paths()]
 
+    def comparable(self, model_id: str, weights_sha256: str) -> list[Voiceprint]:
+        """Every record, each checked to be made with this embedding model (:meth:`check_model`): a
+        corrupt record or one of another model is a one-line error naming it."""
+        people = self.all()
+        for vp in people:
+            self.check_model(vp, model_id, weights_sha256)
+        return people
+
     def names(self) -> list[str]:
         with self.lock(False):
             return self._names_unlocked()
