@@ -79,14 +79,12 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from audiotools.fileio import check_output_file
     from audiotools.provenance.document import load_document
     from audiotools.report import build, report_and_integrity
 
     json_path = Path(args.transcript)
     out = Path(args.output) if args.output else build.report_path_for(json_path)
     doc = load_document(json_path)
-    check_output_file(out)  # a one-line error before the audio is decoded and hashed
     path, integrity = report_and_integrity(
         doc, out, json_path=json_path, audio=args.audio, public_key=args.public_key, **case_values(args)
     )

@@ -60,9 +60,10 @@ def report_and_integrity(
     """Write the report of a transcript dict (``json_path``: where its JSON lies, for the exports beside
     it); returns its path and what the integrity checks found (the report's ``integrity`` block:
     ``failed`` names the checks that failed, ``checks`` each check's status)."""
+    from audiotools.fileio import check_output_file
     from audiotools.report import build, html
 
-    out = Path(output)
+    out = check_output_file(output)  # a one-line error before the audio is decoded and hashed
     model = build.from_transcript(
         doc,
         json_path=json_path,
