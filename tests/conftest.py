@@ -32,6 +32,26 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, input:
     )
 
 
+@pytest.fixture(scope="module")
+def private_embedding_cache(tmp_path_factory):
+    """Embeddings of the module's tests go to a private cache (AUDIOTOOLS_CACHE), so they measure real
+    computation, not a cache warmed by other tests."""
+    old = os.environ.get("AUDIOTOOLS_CACHE")
+    os.environ["AUDIOTOOLS_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("AUDIOTOOLS_CACHE", None)
+    else:
+        os.environ["AUDIOTOOLS_CACHE"] = old
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    from audiotools.speakers.verification import Scorer
+
+    return Scorer()
+
+
 @pytest.fixture(scope="session")
 def shared() -> Path:
     assert SHARED.is_dir(), f"real test data missing: {SHARED} (see the README)"

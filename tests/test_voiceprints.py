@@ -23,22 +23,8 @@ VOICES = SAMPLES / "voices"
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _private_cache(tmp_path_factory):
-    """Embeddings go to a private cache so the test measures real computation, not a warm cache."""
-    old = os.environ.get("AUDIOTOOLS_CACHE")
-    os.environ["AUDIOTOOLS_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    yield
-    if old is None:
-        os.environ.pop("AUDIOTOOLS_CACHE", None)
-    else:
-        os.environ["AUDIOTOOLS_CACHE"] = old
-
-
-@pytest.fixture(scope="module")
-def scorer():
-    from audiotools.speakers.verification import Scorer
-
-    return Scorer()
+def _private_cache(private_embedding_cache):
+    """Every test of this module embeds into a private cache (conftest.private_embedding_cache)."""
 
 
 @pytest.fixture(scope="module")
