@@ -205,6 +205,36 @@ def test_likelihood_ratios_at_the_bound_say_so_wherever_shown(verify_run):
         assert "≤" not in c.split("<details>")[0] and "at the calibration's" not in c
 
 
+def test_one_likelihood_ratio_has_one_figure(verify_run):
+    """A bound-clipped LR is flagged in the JSON and written the same way everywhere in the report:
+    the LR cell, the verbal statement and the bound note (not three roundings of one number)."""
+    res, html = verify_run
+    html = unescape(html)
+    comps = dict(re.findall(r"<h3>(\w+) compared with Boris</h3>(.*?)</div>", _section(html, "comparison"), re.S))
+    for u in (u for u in res["units"] if u.get("scored")):
+        c = comps[u["speaker"]].split("<details>")[0]
+        low = u["llr"] <= res["method"]["llr_bounds"][0] + 0.0015
+        assert u["llr_clipped"] == low and u["llr_bound"] == ("lower" if low else None)
+        assert f"LR</th><td class='num'>{u['lr_text']}</td>" in c
+        figures = set(re.findall(r"LR [≈≤≥] (1/[\d,.]*\d|[\d,.]*\d)", c))
+        assert figures == {re.sub("^[≤≥] ", "", u["lr_text"])}, figures
+        if low:
+            assert f"LR {u['lr_text']}, the calibration's lower bound" in c and u["lr_text"].startswith("≤ 1/")
+
+
+def test_recording_snr_is_the_gate_figure(tmp_path):
+    """The Recording section's SNR is measured as the quality gate measures (VAD speech of the
+    compared regions): with the whole recording as one unit it is the gate's own figure."""
+    r = run_cli(
+        "verify", str(AUDIO), "--speaker", "Boris", "--voiceprints", str(STORE), "--no-diarize", "--json",
+        "--report", "--report-dir", str(tmp_path),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    gate = json.loads(r.stdout)["units"][0]["quality"]["snr_db"]
+    rec = unescape(_section((tmp_path / "conversation.report.html").read_text(encoding="utf-8"), "recording"))
+    assert f"{gate:.1f} dB over the voice-activity speech in the compared speakers' regions" in rec
+
+
 # ------------------------------------------------------------------------------- 5. no local folders
 def test_reports_show_file_names_not_local_paths(verify_run, identify_run, tmp_path):
     for _, html in (verify_run, identify_run):

@@ -522,3 +522,98 @@ def test_welch_psd_equals_scipy():
         f, p = welch_psd(x, 16000, nperseg=512)
         assert np.allclose(f, f_ref)
         assert np.allclose(p, p_ref, rtol=1e-5, atol=0), n
+
+
+@needs_sox
+def test_reference_with_two_voices_gives_no_likelihood_ratio(tmp_path, scorer):
+    """A --reference file made of two LibriSpeech readers one after the other (as `sox a.flac b.flac
+    mixed.flac` makes it) fails the enrolment's one-voice check: no likelihood ratio against it,
+    the verdict names the problem, and --force gives one flagged; a one-reader reference passes."""
+    from audiotools.speakers.quality import QualityOptions
+    from audiotools.speakers.verification import reference_from_files, verify
+
+    mixed = tmp_path / "ref_mixed.flac"
+    src = [SPK / "1688" / "1688-142285-0000.flac", SPK / "1998" / "1998-15444-0002.flac"]
+    subprocess.run(["sox", *map(str, src), str(mixed)], check=True, capture_output=True)
+    questioned = SPK / "1998" / "1998-15444-0005.flac"
+    ref = reference_from_files([str(mixed)], scorer)
+    assert ref.voice_problems and "ref_mixed.flac holds more than one voice" in ref.voice_problems[0]
+    res = verify(questioned, ref, scorer, diarize=False)
+    u = res["units"][0]
+    assert not u["scored"] and "llr" not in u and u["verdict"] == "known samples hold more than one voice"
+    assert "ref_mixed.flac holds more than one voice" in u["reason"] and "--force" in u["reason"]
+    assert not u["quality"]["passed"] and res["reference"]["single_speaker"] is False
+    check = res["reference"]["files"][0]["single_speaker"]
+    assert check["single_speaker"] is False and check["statistic"] < check["threshold"]
+    forced = verify(questioned, ref, scorer, diarize=False, quality=QualityOptions(force=True))
+    u = forced["units"][0]
+    assert u["scored"] and u["quality_warning"] and "more than one voice" in u["verdict"]
+    one = reference_from_files([str(src[1])], scorer)
+    res = verify(questioned, one, scorer, diarize=False)
+    assert res["reference"]["single_speaker"] and res["reference"]["files"][0]["single_speaker"]["single_speaker"]
+    assert res["units"][0]["scored"] and res["units"][0]["llr"] > 1
+
+
+def _long_label_rttm(dst: Path) -> tuple[Path, list[str]]:
+    """samples/conversation.rttm with speaker labels longer than rich gives a column in 80 columns."""
+    lines = (SAMPLES / "conversation.rttm").read_text().splitlines()
+    out = [" ".join(p[:7] + [f"SPEAKER_{p[7].upper()}_LONG_LABEL"] + p[8:]) for p in (ln.split() for ln in lines)]
+    dst.write_text("\n".join(out) + "\n")
+    return dst, sorted({ln.split()[7] for ln in out})
+
+
+def test_cli_tables_keep_labels_and_mark_clipped_likelihood_ratios(tmp_path):
+    """verify and identify with stdout a pipe (rich's 80 columns): every speaker label is printed
+    whole; a log10 LR at the calibration's bound is flagged in the JSON (llr_clipped) and marked
+    with ≥ / ≤ in the text. The demo voices with the shipped (human-speech) calibration reach its
+    upper bound (docs/voiceprints.md, Demo store)."""
+    from tests.conftest import run_cli
+
+    store = tmp_path / "vp"
+    store.mkdir()
+    for f in (ROOT / "voiceprints").iterdir():  # the demo store without its own calibration
+        if f.suffix in (".json", ".safetensors") and not f.name.startswith("_"):
+            shutil.copyfile(f, store / f.name)
+    rttm, labels = _long_label_rttm(tmp_path / "long.rttm")
+    common = [str(SAMPLES / "conversation.wav"), "--voiceprints", str(store), "--rttm", str(rttm)]
+
+    r = run_cli("identify", *common, "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    hi = {c: b[1] for c, b in res["info"]["llr_bounds"].items()}
+    cands = res["candidates"]
+    assert set(cands) == set(labels)
+    for c in cands.values():
+        assert c["llr_clipped"] == (abs(c["llr"] - hi[c["condition"]]) < 0.0015)
+    clipped = [lab for lab, c in cands.items() if c["llr_clipped"]]
+    assert clipped  # synthetic voices get the largest LR the shipped calibration allows
+    r = run_cli("identify", *common)
+    assert r.returncode == 0, r.stderr
+    for lab in labels:
+        assert lab in r.stdout
+    assert "…" not in r.stdout and "1.000" not in r.stdout
+    rows = {ln.split("│")[1].strip(): ln for ln in r.stdout.splitlines() if ln.count("│") > 5 and "SPEAKER_" in ln}
+    for lab in clipped:
+        assert f"≥+{cands[lab]['llr']:.2f}" in rows[lab]
+    assert "at the calibration's bound" in r.stdout
+
+    r = run_cli("verify", *common, "--speaker", "Boris", "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    lo, hi = res["method"]["llr_bounds"]
+    units = {u["speaker"]: u for u in res["units"]}
+    for u in units.values():
+        assert u["llr_clipped"] == (u["llr"] >= hi - 0.0015 or u["llr"] <= lo + 0.0015)
+    top = [u for u in units.values() if u["llr_clipped"]]
+    assert top and all(u["llr_bound"] == "upper" for u in top)
+    for u in top:
+        assert u["lr_text"].startswith("≥ ") and f"LR {u['lr_text']}, the calibration's upper bound" in u["verbal"]
+        assert all(t["llr_clipped"] == (t["llr"] >= hi - 0.0015) for t in u["segments"])
+    r = run_cli("verify", *common, "--speaker", "Boris")
+    assert r.returncode == 0, r.stderr
+    for lab in labels:
+        assert lab in r.stdout
+    assert "…" not in r.stdout.split("quality gate:")[0]
+    for u in top:
+        row = next(ln for ln in r.stdout.splitlines() if ln.startswith(f"│ {u['speaker']} "))
+        assert f"≥+{u['llr']:.2f}" in row and u["lr_text"] in row

@@ -485,3 +485,45 @@ def test_window_embeddings_are_campplus(scorer):
     whole = ex.embed([(a, None, "wideband")])[0].embedding
     m = w.mean(0)
     assert float(m @ whole / np.linalg.norm(m)) > 0.7
+
+
+def test_verify_with_a_voiceprint_records_its_samples_and_hashes(enrolled, capsys):
+    """`verify --speaker --json` ties the LR to what produced it: the record's sha256, its embeddings
+    file and sha256, and every enrolled sample's name and hashes, as the record stores them."""
+    from audiotools.cli import main
+    from audiotools.fileio import sha256_file
+
+    capsys.readouterr()
+    rc = main(
+        ["verify", str(VOICES / "boris.wav"), "--speaker", "Борис", "--voiceprints", str(enrolled.dir)]
+        + ["--no-diarize", "--json"]
+    )
+    assert rc == 0
+    ref = json.loads(capsys.readouterr().out)["reference"]
+    rec = json.loads(Path(ref["record"]).read_text(encoding="utf-8"))
+    assert ref["record_sha256"] == sha256_file(ref["record"])
+    assert ref["embeddings"] == {"file": rec["embeddings"]["file"], "sha256": rec["embeddings"]["sha256"]}
+    assert ref["embeddings"]["sha256"] == sha256_file(enrolled.dir / ref["embeddings"]["file"])
+    keys = ("file", "sha256", "pcm_sha256", "segment", "condition", "enrolled")
+    assert [{k: s[k] for k in keys} for s in ref["samples"]] == [{k: s[k] for k in keys} for s in rec["samples"]]
+    assert ref["samples"][0]["file"] == "boris.wav" and ref["samples"][0]["sha256"] == sha256_file(VOICES / "boris.wav")
+    assert ref["single_speaker"] is True and ref["samples"][0]["single_speaker"] is True
+
+
+def test_enrol_message_shows_the_same_voice_likelihood_ratio(tmp_path, scorer):
+    """Adding a sample to an existing name prints the same-voice check's log10 LR, so a modest match
+    is visible to the examiner (--json has it in each added sample's checks.same_voice)."""
+    from audiotools.speakers.enrol import enroll
+    from audiotools.speakers.voiceprints import VoiceprintStore
+    from tests.conftest import run_cli
+
+    store = VoiceprintStore(tmp_path / "vp")
+    enroll(store, "Clara", [VOICES / "clara.wav"], scorer, segment=(0.0, 5.5))
+    r = run_cli(
+        "voiceprint", "enroll", "Clara", str(VOICES / "clara.wav"), "--segment", "4.5-10.3", "--voiceprints",
+        str(store.dir),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    check = store.get("Clara").samples[1].checks["same_voice"]
+    assert check["matches"] and f"same voice as the record: log10 LR {check['llr']:+.2f} (" in r.stderr
+    assert "enrolled clara.wav for Clara" in r.stderr

@@ -136,11 +136,15 @@ def _write_report(args, res: dict, decoded, turns) -> None:
 def _print(res: dict) -> None:
     from rich.table import Table
 
+    from audiotools.cli.verify_cmd import print_table
+
     cond = res["info"]["condition"]
     t = Table(title=f"{res['file']} ({cond['condition']})")
     for c in ("speaker", "identity", "best match", "log10 LR", "posterior", "net speech", "SNR", "quality"):
         t.add_column(c)
+    marks = {"upper": "≥", "lower": "≤"}
     notes = []
+    clipped = False
     for lab in sorted(res["candidates"]):
         c = res["candidates"][lab]
         q = c.get("quality") or {}
@@ -149,18 +153,33 @@ def _print(res: dict) -> None:
             lab,
             idt["name"] if idt else "-",
             c.get("name") or "-",
-            f"{c['llr']:+.2f}" if "llr" in c else "-",
-            f"{c['posterior']:.3f}" if "posterior" in c else "-",
+            marks.get(c.get("llr_bound") or "", "") + f"{c['llr']:+.2f}" if "llr" in c else "-",
+            _posterior_text(c),
             f"{c.get('speech_seconds', 0):.1f} s",
             "-" if q.get("snr_db") is None else f"{q['snr_db']:.0f} dB",
             "ok" if q.get("passed") else ("[red]insufficient (forced)[/]" if "llr" in c else "insufficient"),
         )
         if not idt:
             notes.append(f"{lab}: {c.get('decision', 'not identified')}")
-    stdout.print(t)
+        clipped = clipped or bool(c.get("llr_clipped"))
+    print_table(t)  # labels and names whole, also in a pipe or a file
+    if clipped:
+        notes.append(
+            "≥ / ≤: the log10 LR is at the calibration's bound (clipped there; the true value may be more extreme), "
+            "so the posterior computed from it is a bound too"
+        )
     for n in notes:
         stdout.print(f"[dim]{n}[/]")
     stdout.print(
         f"[dim]prior {res['info']['prior']:g} that a speaker is enrolled; likelihood ratios are evidence, "
         "not proof of identity[/]"
     )
+
+
+def _posterior_text(c: dict) -> str:
+    """The posterior as shown: never "1.000" (it is not certainty), "≥" when computed from a clipped LR."""
+    if "posterior" not in c:
+        return "-"
+    p = float(c["posterior"])
+    txt = "> 0.999" if p >= 0.9995 else ("< 0.001" if p < 0.0005 else f"{p:.3f}")
+    return ("≥" if c.get("llr_bound") == "upper" and p < 0.9995 else "") + txt

@@ -158,6 +158,30 @@ def _write_report(args, res: dict) -> None:
     info(f"report: {html.write(model, out)}", soft_wrap=True)
 
 
+def print_table(t) -> None:
+    """Print a rich table whose cells are never cut: every column but the last is as wide as its
+    widest cell (a heading may wrap at its spaces), the last folds long text. When stdout is a pipe
+    or a file (rich assumes 80 columns) the table is printed as wide as that needs."""
+    from rich.measure import Measurement
+    from rich.text import Text
+
+    for col in t.columns[:-1]:  # a fixed width is never collapsed
+        col.width = max(
+            [Text.from_markup(str(c)).cell_len for c in col.cells] + [len(w) for w in str(col.header).split()]
+        )
+    t.columns[-1].overflow = "fold"
+    need = Measurement.get(stdout, stdout.options.update_width(10**4), t).minimum
+    if stdout.is_terminal or need <= stdout.width:
+        stdout.print(t)
+        return
+    width = stdout.width
+    stdout.width = need
+    try:
+        stdout.print(t)
+    finally:
+        stdout.width = width
+
+
 def print_report(res: dict) -> None:
     from rich.table import Table
 
@@ -177,9 +201,12 @@ def print_report(res: dict) -> None:
     )
     for n in res["notes"]:
         stdout.print(f"[yellow]note:[/] {n}")
+    from audiotools.speakers.verification import lr_text
+
     t = Table(title="Scores per questioned speaker")
     for c in ("speaker", "net speech", "SNR", "cosine", "AS-norm", "log10 LR", "LR", "support"):
         t.add_column(c, justify="right" if c not in ("speaker", "support") else "left")
+    marks = {"upper": "≥", "lower": "≤"}
 
     def snr(u):
         v = u.get("quality", {}).get("snr_db")
@@ -195,11 +222,17 @@ def print_report(res: dict) -> None:
             snr(u),
             f"{u['score']:.3f}",
             f"{u['snorm']:.2f}",
-            f"{u['llr']:+.2f}",
-            f"{u['lr']:.3g}",
+            marks.get(u.get("llr_bound") or "", "") + f"{u['llr']:+.2f}",
+            u.get("lr_text") or lr_text(u["llr"], u.get("llr_bound")),
             u["support"] + (" [red](quality warning)[/]" if u.get("quality_warning") else ""),
         )
-    stdout.print(t)
+    print_table(t)  # labels whole, the verdict wrapped
+    if any(u.get("llr_clipped") for u in res["units"]):
+        lo, hi = res["method"]["llr_bounds"]
+        stdout.print(
+            f"[dim]≥ / ≤: at the calibration's bound (log10 LR {lo:+.2f} to {hi:+.2f}): the likelihood ratio is "
+            "clipped there; the true value may be more extreme[/]"
+        )
     g = res["method"]["quality_gate"]
     stdout.print(
         f"[dim]quality gate: at least {g['min_net_speech']:g} s of net speech and {g['min_snr_db']:g} dB "
@@ -226,7 +259,7 @@ def print_report(res: dict) -> None:
                     f"{s['end']:.2f}",
                     f"{s['speech_seconds']:.1f} s",
                     f"{s['score']:.3f}",
-                    f"{s['llr']:+.2f}",
+                    ("≥" if s["llr"] > 0 else "≤") * bool(s.get("llr_clipped")) + f"{s['llr']:+.2f}",
                 )
             stdout.print(st)
     stdout.print(f"\n[dim]H1: {res['propositions']['H1']}. H2: {res['propositions']['H2']}.[/]")

@@ -124,15 +124,27 @@ def cmd_enroll(args) -> int:
                 {
                     "voiceprint": vp.summary(),
                     "record": str(vp.path),
-                    "added": [s.to_dict() for s in added],
+                    "added": [s.to_dict() for s in added],  # checks.same_voice: the LR against the record
                     "skipped_duplicates": [s.file for s in skipped],
                 },
                 ensure_ascii=False,
             )
         )
         return 0
+    from audiotools.speakers.verification import verbal_short
+
     for s in added:
-        info(f"enrolled [bold]{s.file}[/] for [bold]{vp.name}[/]: {s.speech_seconds:.1f} s of speech, {s.condition}")
+        same = s.checks.get("same_voice")
+        match = (
+            f"; same voice as the record: log10 LR {same['llr']:+.2f} ({verbal_short(same['llr'])}"
+            f"{', added with --force' if same.get('forced') else ''})"
+            if same
+            else ""
+        )
+        info(
+            f"enrolled [bold]{s.file}[/] for [bold]{vp.name}[/]: {s.speech_seconds:.1f} s of speech, {s.condition}"
+            + match
+        )
     for s in skipped:
         info(f"[yellow]skipped[/] {s.file}: already enrolled for {vp.name}")
     info(f"{vp.name}: {len(vp.samples)} sample(s), {vp.speech_seconds:.1f} s of speech -> {vp.path}")

@@ -162,7 +162,9 @@ def _all_finite(x: np.ndarray, block: int = 1 << 22) -> bool:
     return all(np.isfinite(x[i : i + block]).all() for i in range(0, len(x), block))
 
 
-def _choose_backend(options: DiarizationOptions) -> tuple[str, str]:
+def choose_backend(options: DiarizationOptions) -> tuple[str, str]:
+    """(backend, why): "builtin" or "pyannote" as ``options.backend`` resolves here (auto: pyannote
+    only when pyannote.audio is installed and its pipeline is available offline)."""
     from audiotools.diarize import pyannote_backend as pb
 
     if options.backend == "builtin":
@@ -223,7 +225,7 @@ def run_diarization(
             log.info("diarization: %d channel tracks (--channels split)", len(ann.labels()))
             return DiarizationResult(ann, "builtin", "split", "channels split: one speaker per channel", info)
 
-    backend, reason = _choose_backend(options)
+    backend, reason = choose_backend(options)
     device = resolve_device(options.device)
     info: dict[str, Any] = {}
     exclusive = None
@@ -269,7 +271,8 @@ def run_diarization(
         info["segmentation_step"] = config.step
         info["models"] = builtin_models()
     info["seconds"] = round(time.perf_counter() - t0, 3)
-    log.info("diarization: %s backend (%s), %d speakers", backend, reason, len(result_ann.labels()))
+    n = len(result_ann.labels())
+    log.info("diarization: %s backend (%s), %d speaker%s", backend, reason, n, "" if n == 1 else "s")
     result = DiarizationResult(result_ann, backend, "mix", reason, info, exclusive)
     if options.num_speakers is None:  # a count the user fixed is theirs
         warning = little_speech_warning(result)

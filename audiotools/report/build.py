@@ -171,29 +171,26 @@ BOUND_TOL = 0.0015  # log10 LRs are recorded to 3 decimals; a value this close t
 
 def at_bound(llr: float | None, bounds) -> str | None:
     """The calibration's clip bound that ``llr`` sits at (``"lower"`` / ``"upper"``), else None."""
-    if llr is None or not bounds or len(bounds) != 2:
-        return None
-    lo, hi = float(bounds[0]), float(bounds[1])
-    if float(llr) <= lo + BOUND_TOL:
-        return "lower"
-    if float(llr) >= hi - BOUND_TOL:
-        return "upper"
-    return None
+    from audiotools.speakers.verification import bound_side
+
+    return bound_side(llr, bounds or None, BOUND_TOL)
 
 
 def bound_note(which: str | None, bounds) -> str | None:
     """One sentence saying that a likelihood ratio sits at the calibration's bound."""
+    from audiotools.speakers.verification import lr_text
+
     if which is None:
         return None
     lo, hi = float(bounds[0]), float(bounds[1])
     if which == "lower":
         return (
-            f"This likelihood ratio is at the calibration's lower bound (log10 LR {lo:+.3f}, LR ≈ 1/{10**-lo:,.0f}): "
+            f"This likelihood ratio is at the calibration's lower bound (log10 LR {lo:+.3f}, LR {lr_text(lo, which)}): "
             "the value is clipped there because the calibration data cannot support a more extreme one. The true "
             "LR may be smaller still (stronger support for a different speaker); the calibration cannot say more."
         )
     return (
-        f"This likelihood ratio is at the calibration's upper bound (log10 LR {hi:+.3f}, LR ≈ {10**hi:,.0f}): "
+        f"This likelihood ratio is at the calibration's upper bound (log10 LR {hi:+.3f}, LR {lr_text(hi, which)}): "
         "the value is clipped there because the calibration data cannot support a more extreme one. The true "
         "LR may be larger still (stronger support for the same speaker); the calibration cannot say more."
     )
@@ -276,7 +273,7 @@ def _comparison(
         "H2": h2,
         "llr": llr,
         "lr": None if llr is None else 10**llr,
-        "verbal": verbal(llr) if llr is not None else "no likelihood ratio was given (see the quality verdict)",
+        "verbal": verbal(llr, bound) if llr is not None else "no likelihood ratio was given (see the quality verdict)",
         "support": verbal_short(llr) if llr is not None else "none",
         "at_bound": bound,
         "bound_note": bound_note(bound, cal.get("bounds")),
@@ -429,7 +426,7 @@ def default_diarization() -> dict:
     from audiotools.diarize import diarization as dz
 
     try:
-        backend, _ = dz._choose_backend(dz.DiarizationOptions())
+        backend, _ = dz.choose_backend(dz.DiarizationOptions())
     except Exception:  # which backend is only a label here
         backend = "builtin"
     if backend == "builtin":
@@ -515,6 +512,16 @@ def _lanes_of(doc: dict) -> dict[str, list[tuple[float, float]]]:
     return lanes
 
 
+def vad_speech(decoded) -> list[tuple[float, float]]:
+    """The recording's VAD speech as the quality gate finds it (``Extractor.speech``): the
+    transcription's VAD when it ran, else Silero with ``PLAIN_VAD``."""
+    if getattr(decoded, "speech", None) is not None:
+        return list(decoded.speech)
+    from audiotools.vad.silero import PLAIN_VAD, speech_regions
+
+    return speech_regions(decoded.samples, PLAIN_VAD)
+
+
 def _recording_rows(audio: dict, decoded, speech: list[tuple[float, float]], how: str, channel_info) -> list:
     from audiotools.speakers.quality import estimate_snr
 
@@ -547,13 +554,17 @@ def _recording_rows(audio: dict, decoded, speech: list[tuple[float, float]], how
     net = _seconds(speech)
     rows.append(("net speech", f"{net:.1f} s ({100 * net / dur if dur else 0:.0f} % of the recording; {how})"))
     if decoded is not None and speech:
-        snr = estimate_snr(decoded.samples, speech)
+        # as the quality gate measures: the VAD speech (PLAIN_VAD) inside these regions against the
+        # recording's non-speech frames (speakers/quality.py); the turns themselves are not speech
+        snr = estimate_snr(decoded.samples, vad_speech(decoded), speech)
         rows.append(
             (
                 "SNR estimate",
                 "-"
                 if snr["snr_db"] is None
-                else f"{snr['snr_db']:.1f} dB ({snr['method']}; the quality gate's estimator, docs/voiceprints.md)",
+                else f"{snr['snr_db']:.1f} dB over the voice-activity speech in the {how} ({snr['method']}; the "
+                "quality gate's estimator, docs/voiceprints.md; the gate judges each speaker on their own figure, "
+                "under Speakers)",
             )
         )
     else:
@@ -787,7 +798,14 @@ def from_verification(
                 "name": "voiceprint record",
                 "status": "ok",
                 "detail": f"{display_name(res['reference']['record'])}: loaded and checked against its "
-                "embeddings' sha256 by the voiceprint store",
+                "embeddings' sha256 by the voiceprint store"
+                + (
+                    f"; record sha256 {res['reference']['record_sha256']}, embeddings "
+                    f"{(res['reference'].get('embeddings') or {}).get('file')} sha256 "
+                    f"{(res['reference'].get('embeddings') or {}).get('sha256')}"
+                    if res["reference"].get("record_sha256")
+                    else ""
+                ),
             }
         )
     method = res.get("method") or {}
@@ -841,7 +859,8 @@ def from_verification(
             {**t, "at_bound": at_bound(t.get("llr"), comparisons[-1]["calibration"].get("bounds") or bounds)}
             for t in u.get("segments") or []
         ]
-    keys = ("label", "condition", "speech_seconds", "quality", "files", "voiceprint")
+    keys = ("label", "condition", "speech_seconds", "quality", "single_speaker", "files", "voiceprint")
+    keys += ("record_sha256", "embeddings", "samples")
     return comparison_model(
         "verification",
         Path(rec.get("path") or "recording").name,

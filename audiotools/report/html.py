@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from audiotools.report.build import LOW_CONFIDENCE
+from audiotools.speakers.verification import lr_text
 
 PALETTE = [
     "#1f77b4",
@@ -203,12 +204,6 @@ def _t(t: float) -> str:
     h, rem = divmod(t, 3600)
     m, s = divmod(rem, 60)
     return f"{int(h)}:{int(m):02d}:{s:04.1f}" if h else f"{int(m)}:{s:04.1f}"
-
-
-def _sig3(x: float) -> str:
-    """3 significant digits, with thousands separators: 15,200, 88.1, 2.05."""
-    v = float(f"{x:.3g}")
-    return f"{v:,.0f}" if v >= 100 else f"{v:g}"
 
 
 def _num(v, fmt: str) -> str:
@@ -585,11 +580,23 @@ def _comparisons(m: dict) -> str:
     head = "<section id='comparison'><h2>6. Comparison</h2>"
     if ref:
         files = ref.get("files") or []
-        src = (
-            ", ".join(f"{_e(Path(f.get('file', '')).name)} (<code>{_e(f.get('sha256'))}</code>)" for f in files)
-            if files
-            else f"enrolled voiceprint {_e(ref.get('voiceprint') or ref.get('label'))}"
-        )
+        samples = ref.get("samples") if isinstance(ref.get("samples"), list) else []
+        if files:
+            src = ", ".join(f"{_e(Path(f.get('file', '')).name)} (<code>{_e(f.get('sha256'))}</code>)" for f in files)
+        else:
+            src = f"enrolled voiceprint {_e(ref.get('voiceprint') or ref.get('label'))}"
+            if ref.get("record_sha256"):
+                emb = ref.get("embeddings") or {}
+                src += (
+                    f" (record sha256 <code>{_e(ref['record_sha256'])}</code>; embeddings {_e(emb.get('file'))}, "
+                    f"sha256 <code>{_e(emb.get('sha256'))}</code>)"
+                )
+            if samples:
+                src += ", enrolled from " + ", ".join(
+                    f"{_e(x.get('file'))} (<code>{_e(x.get('sha256'))}</code>)" for x in samples
+                )
+        if ref.get("single_speaker") is False:
+            src += " <b>(a known sample holds more than one voice: see its quality)</b>"
         q = ref.get("quality") or {}
         head += (
             f"<p>Known voice: <b>{_e(ref.get('label'))}</b>: {src}; {_num(ref.get('speech_seconds'), '.1f')} s of net "
@@ -605,9 +612,9 @@ def _comparisons(m: dict) -> str:
         fig = cal.get("figures") or {}
         figs = ", ".join(f"{k.replace('_', ' ')} {v:.4g}" for k, v in fig.items() if isinstance(v, (int, float)))
         trials = cal.get("trials") or {}
-        lr = c.get("lr")
-        lr_txt = "-" if lr is None else (_sig3(lr) if lr >= 1 else f"1/{_sig3(1 / lr)}")
+        # the LR as the verbal statement and the bound note write it (lr_text), one figure per LR;
         # at the calibration's clip bound the true value may be more extreme: say so beside the number
+        lr_txt = "-" if c.get("llr") is None else lr_text(c["llr"], c.get("at_bound"))
         marks = {"lower": "≤ ", "upper": "≥ "}
         edge = marks.get(c.get("at_bound") or "", "")
         plots = ""
@@ -641,7 +648,7 @@ def _comparisons(m: dict) -> str:
             f"<div class='comp' id='{_e(c['key'])}'><h3>{_e(c['title'])}</h3>"
             f"<p><b>H1</b>: {_e(c['H1'])}.<br><b>H2</b>: {_e(c['H2'])}.</p>"
             f"<table><tr><th>log10 LR</th><td class='num'>{edge}{_num(c.get('llr'), '+.2f')}</td><th>LR</th>"
-            f"<td class='num'>{edge}{lr_txt}</td><th>verbal scale (ENFSI 2015)</th><td>{_e(c['support'])}"
+            f"<td class='num'>{_e(lr_txt)}</td><th>verbal scale (ENFSI 2015)</th><td>{_e(c['support'])}"
             + (f" (at the calibration's {_e(c['at_bound'])} bound)" if c.get("at_bound") else "")
             + "</td></tr></table>"
             f"<p class='verbal'>{_e(c['verbal'])}</p>"

@@ -146,7 +146,7 @@ def identify(audio, turns: list[dict], store=None, options: IdentifyOptions | No
     """
     from audiotools.speakers.embedding_cache import Audio
     from audiotools.speakers.quality import assess, estimate_snr
-    from audiotools.speakers.verification import Scorer, units_from_turns
+    from audiotools.speakers.verification import Scorer, bound_side, units_from_turns
     from audiotools.speakers.voiceprints import VoiceprintStore
 
     options = options or IdentifyOptions()
@@ -212,6 +212,9 @@ def identify(audio, turns: list[dict], store=None, options: IdentifyOptions | No
             "quality": quality[lab],
             "quality_warning": not quality[lab]["passed"],
         }
+        # at the calibration's bound the LR was clipped there: the true one may be more extreme
+        det["llr_bound"] = bound_side(det["llr"], scorer.model(det["condition"]).bounds)
+        det["llr_clipped"] = det["llr_bound"] is not None
         if named is not None:
             det["decision"] = "identified"
             identities[lab] = det
@@ -250,6 +253,7 @@ def identify(audio, turns: list[dict], store=None, options: IdentifyOptions | No
         "(prior/N) sum_{j!=k} LR_ij) > ln(false_name_cost/missed_name_cost); one person per "
         "speaker (Hungarian assignment)",
         "calibration": {c: scorer.model(c).source for c in sorted(set(conds.values()))},
+        "llr_bounds": {c: [float(x) for x in scorer.model(c).bounds] for c in sorted(set(conds.values()))},
         "llr": {
             labels[i]: {
                 vp.name: (None if np.isnan(llr[i, k]) else round(float(llr[i, k]), 3)) for k, vp in enumerate(people)
@@ -290,10 +294,34 @@ def apply_names(t, identities: dict[str, dict | None]) -> dict[str, str]:
     return names
 
 
+def missing_store(options: IdentifyOptions) -> str | None:
+    """What is wrong with a voiceprint store named explicitly (``voiceprints``, from ``--voiceprints``
+    or a recipe, or ``$AUDIOTOOLS_VOICEPRINTS``) that is not a directory; None when it is one, or
+    when the store is the implicit ``./voiceprints``, which may well be absent."""
+    import os
+
+    from audiotools.errors import one_line_path
+    from audiotools.speakers.voiceprints import ENV, VoiceprintStore
+
+    how = "--voiceprints" if options.voiceprints else f"${ENV}" if os.environ.get(ENV) else None
+    store = VoiceprintStore(options.voiceprints)
+    if how is None or store.exists():
+        return None
+    what = "is not a directory" if store.dir.exists() else "does not exist"
+    return (
+        f"{one_line_path(str(store.dir))}: voiceprint store (named by {how}) {what} (check the path; create it "
+        "with 'audiotools voiceprint enroll NAME FILE --voiceprints DIR'; or pass --no-identify)"
+    )
+
+
 def run_step(job, options: IdentifyOptions) -> None:
     from audiotools.speakers.voiceprints import VoiceprintStore
 
     store = VoiceprintStore(options.voiceprints)
+    problem = missing_store(options)
+    if problem:  # the CLI refuses it before any model loads (pipeline.run.preflight); the API says so here
+        log.warning("identify skipped: %s", problem)
+        return
     if not store.exists() or store.is_empty():
         log.debug("identify: no voiceprints in %s; skipped", store.dir)
         return

@@ -83,9 +83,12 @@ def estimate_snr(
     ``speech`` are the VAD speech regions of the whole recording. Frame powers (20 ms frames, 10 ms
     hop, DC removed) are split into speech frames (VAD speech inside ``regions``) and non-speech
     frames (outside all VAD speech, anywhere in the recording: the background is the recording's).
-    Noise power N: the median power of the non-speech frames when there is at least
-    ``MIN_NOISE_SECONDS`` of them, else the ``NOISE_PERCENTILE``-th percentile of the speech frames
-    (the gaps between words; an estimate that errs towards lower SNR). Speech-plus-noise power P:
+    Noise power N: the larger of two estimates, the ``NOISE_PERCENTILE``-th percentile of the unit's
+    speech frames (the gaps between words: the noise under the speech itself; it errs towards lower
+    SNR) and, when there is at least ``MIN_NOISE_SECONDS`` of non-speech, its median power. Neither
+    alone is safe: padding a noisy recording with digital silence (or a quieter stretch) brings the
+    non-speech median down to nothing, and on clean speech the percentile is a quiet sound, not
+    noise. ``method`` names the estimate used. Speech-plus-noise power P:
     the mean power of the speech frames. SNR = 10 log10((P - N) / N), limited to
     [-20, ``SNR_CEILING_DB``] dB. Returns ``{"snr_db", "method", "noise_seconds"}``; ``snr_db`` is
     None when there is no speech frame.
@@ -97,12 +100,15 @@ def estimate_snr(
     out = {"snr_db": None, "method": None, "noise_seconds": round(float(noise_frames.sum()) * HOP_S, 2)}
     if not unit.any():
         return out
-    if noise_frames.sum() * HOP_S >= MIN_NOISE_SECONDS:
-        noise = float(np.median(p[noise_frames]))
-        out["method"] = "median power of non-speech frames"
+    noise = float(np.percentile(p[unit], NOISE_PERCENTILE))
+    out["method"] = f"{NOISE_PERCENTILE}th percentile of speech-frame power"
+    if noise_frames.sum() * HOP_S < MIN_NOISE_SECONDS:
+        out["method"] += " (too little non-speech)"
     else:
-        noise = float(np.percentile(p[unit], NOISE_PERCENTILE))
-        out["method"] = f"{NOISE_PERCENTILE}th percentile of speech-frame power (too little non-speech)"
+        background = float(np.median(p[noise_frames]))
+        if background > noise:
+            noise = background
+            out["method"] = "median power of non-speech frames"
     total = float(np.mean(p[unit]))
     if noise <= 1e-12 * max(total, 1e-12) or noise <= 0.0:
         out["snr_db"] = SNR_CEILING_DB

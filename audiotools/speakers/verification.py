@@ -57,26 +57,55 @@ _SCALE = [
 ]
 
 
-def verbal(llr10: float) -> str:
-    """A plain-words statement of a log10 likelihood ratio (ENFSI verbal scale)."""
+BOUND_TOL = 0.0015  # log10 LRs are recorded to 3 decimals; a value this close to a bound is at it
+
+
+def bound_side(llr10: float | None, bounds, tol: float = BOUND_TOL) -> str | None:
+    """The calibration's clip bound (``"lower"`` / ``"upper"``) that ``llr10`` sits at, else None.
+
+    A log10 LR at a bound was clipped there (:meth:`ConditionModel.llr10`): the true value may be
+    more extreme, so it is shown as "≥" (upper) or "≤" (lower)."""
+    if llr10 is None or bounds is None or len(bounds) != 2:
+        return None
+    lo, hi = float(bounds[0]), float(bounds[1])
+    if float(llr10) <= lo + tol:
+        return "lower"
+    if float(llr10) >= hi - tol:
+        return "upper"
+    return None
+
+
+def lr_text(llr10: float, bound: str | None = None) -> str:
+    """The likelihood ratio of a log10 LR as shown everywhere (2 significant digits: "15,000",
+    "1/91"), with "≥ " / "≤ " when it sits at the calibration's ``bound`` (:func:`bound_side`)."""
+    return {"upper": "≥ ", "lower": "≤ "}.get(bound or "", "") + _lr_text(llr10)
+
+
+def verbal(llr10: float, bound: str | None = None) -> str:
+    """A plain-words statement of a log10 likelihood ratio (ENFSI verbal scale); ``bound``: the
+    calibration bound the value was clipped at (:func:`bound_side`), said in the statement."""
     lr = 10**llr10
     mag = abs(llr10)
     strength = next((w for t, w in _SCALE if mag >= t), None)
-    lr_txt = _lr_text(llr10)
+    lr_txt = f"LR ≈ {_lr_text(llr10)}"
+    about = "about"
+    if bound in ("upper", "lower"):
+        lr_txt = f"LR {lr_text(llr10, bound)}, the calibration's {bound} bound"
+        about = "at least about"
     if strength is None:
         return (
-            f"The evidence gives no meaningful support to either proposition (LR ≈ {lr_txt}): "
+            f"The evidence gives no meaningful support to either proposition ({lr_txt}): "
             "the scores are about as probable if the speakers are the same as if they are different."
         )
     if llr10 > 0:
         return (
-            f"The evidence gives {strength} to the same-speaker proposition (LR ≈ {lr_txt}): the scores are "
-            f"about {_times(lr)} times more probable if the questioned speech comes from the known speaker "
+            f"The evidence gives {strength} to the same-speaker proposition ({lr_txt}): the scores are "
+            f"{about} {_times(lr)} times more probable if the questioned speech comes from the known speaker "
             "than from a different speaker. This is a likelihood ratio, not proof of identity."
         )
     return (
-        f"The evidence gives {strength} to the different-speaker proposition (LR ≈ {lr_txt}): the scores are "
-        f"about {_times(1 / lr)} times more probable if the questioned speech comes from a different speaker "
+        f"The evidence gives {strength} to the different-speaker proposition ({lr_txt}): the scores are "
+        f"{about} {_times(1 / lr)} times more probable if the questioned speech comes from a different speaker "
         "than from the known speaker. This is a likelihood ratio, not proof that the speakers differ."
     )
 
@@ -232,6 +261,9 @@ class Reference:
     speech_seconds: float = 0.0
     source: dict = field(default_factory=dict)
     snr_db: float | None = None  # the lowest estimated SNR of the known samples (None: not measured)
+    # known samples that fail the one-voice check (two_speaker_test), one line each: no likelihood
+    # ratio is given against such a reference unless forced (see verify)
+    voice_problems: list[str] = field(default_factory=list)
 
     def for_condition(self, scorer: Scorer, condition: str) -> np.ndarray:
         if condition not in self.embeddings:
@@ -242,30 +274,77 @@ class Reference:
         return self.embeddings[condition]
 
 
+def _voice_problem(name: str, check: dict) -> str | None:
+    """One line for a known sample that fails the one-voice check (None when it passes)."""
+    if check.get("single_speaker", True):
+        return None
+    return (
+        f"{name} holds more than one voice (the one-voice check splits its speech into two groups "
+        f"{100 * (check.get('minor_fraction') or 0):.0f} % / {100 - 100 * (check.get('minor_fraction') or 0):.0f} % "
+        f"at similarity {check.get('statistic')} < {check.get('threshold')})"
+    )
+
+
 def reference_from_store(store, name: str, scorer: Scorer) -> Reference:
-    vp = store.get(name)
+    """The known voice of an enrolled voiceprint. ``source`` ties a likelihood ratio to what produced
+    it: the record's sha256, its embeddings file and sha256, and every sample's file name, sha256
+    (file and decoded PCM), segment, condition and enrolment time, as the record stores them."""
+    import json
+
+    from audiotools.fileio import sha256_bytes
+
+    with store.lock(False):  # the record and the bytes hashed are the same version
+        vp = store.get(name)
+        raw = vp.path.read_bytes()
     store.check_model(vp, scorer.extractor.model_id, scorer.extractor.weights_sha256)
+    emb = json.loads(raw.decode("utf-8")).get("embeddings") or {}
     snrs = [s.checks.get("quality", {}).get("snr_db") for s in vp.samples]
+    keys = ("file", "sha256", "pcm_sha256", "segment", "duration", "speech_seconds", "condition", "enrolled")
+    samples = []
+    problems = []
+    for s in vp.samples:
+        check = s.checks.get("single_speaker") or {}
+        samples.append({**{k: getattr(s, k) for k in keys}, "single_speaker": check.get("single_speaker")})
+        p = _voice_problem(f"voiceprint sample {s.file}", check)  # enrolled with --no-voice-check
+        if p:
+            problems.append(p)
     return Reference(
         snr_db=min(snrs) if snrs and None not in snrs else None,
         label=vp.name,
         native_condition=vp.native_condition,
         embeddings=dict(vp.embeddings),
         speech_seconds=vp.speech_seconds,
-        source={"voiceprint": vp.name, "record": str(vp.path), "samples": len(vp.samples)},
+        source={
+            "voiceprint": vp.name,
+            "record": str(vp.path),
+            "record_sha256": sha256_bytes(raw),
+            "embeddings": {"file": emb.get("file"), "sha256": emb.get("sha256")},
+            "samples": samples,
+        },
+        voice_problems=problems,
     )
 
 
 def reference_from_files(files: Sequence[str], scorer: Scorer) -> Reference:
+    """The known voice of reference files. Each file is checked as an enrolment sample is: at least
+    ``MIN_UNIT_SPEECH`` of speech (else an error), and one voice (:func:`two_speaker_test`, in the
+    file's own condition; a file that fails goes into ``voice_problems``)."""
     audios = [Audio.load(f) for f in files]
     speech = 0.0
     snrs = []
+    checks = []
+    problems = []
     for a in audios:
         sp = total(scorer.extractor.speech_in(a, None))
         if sp < MIN_UNIT_SPEECH:
             raise InputError(a.path, f"only {sp:.1f} s of speech: too little for a reference sample")
         speech += sp
         snrs.append(estimate_snr(a.samples, scorer.extractor.speech(a))["snr_db"])
+        check = {k: v for k, v in two_speaker_test(scorer, a, None, a.channel.condition).items() if k != "test"}
+        checks.append(check)
+        p = _voice_problem(Path(a.path).name, check)
+        if p:
+            problems.append(p)
     label = "the speaker of " + ", ".join(Path(f).name for f in files)
     return Reference(
         label=label,
@@ -274,11 +353,18 @@ def reference_from_files(files: Sequence[str], scorer: Scorer) -> Reference:
         speech_seconds=round(speech, 2),
         source={
             "files": [
-                {"file": a.path, "sha256": a.sha256, "condition": a.channel.condition, "snr_db": q}
-                for a, q in zip(audios, snrs)
+                {
+                    "file": a.path,
+                    "sha256": a.sha256,
+                    "condition": a.channel.condition,
+                    "snr_db": q,
+                    "single_speaker": c,
+                }
+                for a, q, c in zip(audios, snrs, checks)
             ]
         },
         snr_db=min((q for q in snrs if q is not None), default=None),
+        voice_problems=problems,
     )
 
 
@@ -390,6 +476,9 @@ def verify(
     em_model = enrol_model(enrol)[None, :]
     vad = scorer.extractor.speech(test)
     ref_q = assess(reference.speech_seconds, {"snr_db": reference.snr_db}, quality)
+    if reference.voice_problems:  # a known sample with two voices fails the comparison like poor quality
+        ref_q["passed"] = False
+        ref_q["reasons"] += reference.voice_problems
     for spk, d in per.items():
         em = d["emb"]
         q = assess(em.speech_seconds, estimate_snr(test.ensure_samples(), vad, units[spk]), quality)
@@ -411,15 +500,17 @@ def verify(
             results.append(unit)
             continue
         if not q["passed"] and not quality.force:
+            verdict = "known samples hold more than one voice" if reference.voice_problems else "insufficient quality"
             unit.update(
                 scored=False,
-                verdict="insufficient quality",
-                reason="insufficient quality: " + "; ".join(q["reasons"]) + " (--force gives the likelihood ratio)",
+                verdict=verdict,
+                reason=f"{verdict}: " + "; ".join(q["reasons"]) + " (--force gives the likelihood ratio)",
             )
             results.append(unit)
             continue
         s = model.score_matrix(em_model, em.embedding[None, :])
-        llr = float(s["llr"][0, 0])
+        bound = bound_side(float(s["llr"][0, 0]), model.bounds)
+        llr = round(float(s["llr"][0, 0]), 3)  # the value recorded; every text of it is made from this
         seg_rows = []
         if d["turns"]:
             te = np.stack([e.embedding for _, e in d["turns"]])
@@ -433,17 +524,25 @@ def verify(
                         "score": round(float(ss["raw"][0, k]), 4),
                         "snorm": round(float(ss["snorm"][0, k]), 3),
                         "llr": round(float(ss["llr"][0, k]), 3),
+                        "llr_clipped": bound_side(float(ss["llr"][0, k]), model.bounds) is not None,
                     }
                 )
         unit.update(
             scored=True,
-            verdict="likelihood ratio" if q["passed"] else "likelihood ratio despite insufficient quality (forced)",
+            verdict="likelihood ratio"
+            if q["passed"]
+            else "likelihood ratio despite "
+            + ("known samples with more than one voice" if reference.voice_problems else "insufficient quality")
+            + " (forced)",
             quality_warning=not q["passed"],
             score=round(float(s["raw"][0, 0]), 4),
             snorm=round(float(s["snorm"][0, 0]), 3),
-            llr=round(llr, 3),
+            llr=llr,
             lr=float(f"{10**llr:.3g}"),
-            verbal=verbal(llr),
+            llr_clipped=bound is not None,  # at the calibration's bound: the true LR may be more extreme
+            llr_bound=bound,
+            lr_text=lr_text(llr, bound),
+            verbal=verbal(llr, bound),
             support=verbal_short(llr),
             segments=seg_rows,
         )
@@ -462,6 +561,7 @@ def verify(
             "condition": reference.native_condition,
             "speech_seconds": reference.speech_seconds,
             "quality": ref_q,
+            "single_speaker": not reference.voice_problems,
             **reference.source,
         },
         "condition": cond,
