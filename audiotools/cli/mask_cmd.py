@@ -59,6 +59,10 @@ def register(sub) -> None:
 
 
 def _read_stdin() -> str:
+    if sys.stdin.isatty():  # nothing piped in: say what it waits for instead of waiting silently
+        from audiotools.cli.common import info
+
+        info("audiotools mask: reading text from the terminal; end with Ctrl-D (or: audiotools mask < FILE)")
     buf = getattr(sys.stdin, "buffer", None)
     if buf is None:  # a StringIO in tests, or an already decoded stream
         return sys.stdin.read()

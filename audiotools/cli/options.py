@@ -60,10 +60,15 @@ FLAG_FIELDS: dict[str, dict[str, str]] = {
 def add_transcribe_options(p: argparse.ArgumentParser) -> None:
     """Transcription and output flags, shared by ``transcribe`` and ``batch``."""
     from audiotools.asr.options import TranscribeOptions
+    from audiotools.pipeline.recipe import available_recipes
 
     g = p.add_argument_group("transcription")
     g.add_argument(
-        "--pipeline", default=None, metavar="NAME|PATH", help="pipeline recipe (default: 'default'; see pipelines/)"
+        "--pipeline",
+        default=None,
+        metavar="NAME|PATH",
+        help=f"pipeline recipe: one of the installed ones ({', '.join(available_recipes()) or 'none'}; "
+        "default: default), or a recipe file (.yaml)",
     )
     g.add_argument(
         "--model",
@@ -230,7 +235,8 @@ def add_step_options(p: argparse.ArgumentParser) -> None:
         dest="unmasked_copy",
         default=None,
         metavar="PATH",
-        help="also write the unmasked transcript JSON here (mode 0600)",
+        help="also write the unmasked transcript JSON here (mode 0600); with several inputs put {stem} "
+        "in PATH for each file's output stem, e.g. private/{stem}.raw.json",
     )
 
     g = p.add_argument_group("provenance")

@@ -21,6 +21,9 @@ class Job:
     audio: Any = None
     transcript: Any = None
     outputs: dict = field(default_factory=dict)
+    # the file's output stem under the output folder ("a/b/talk" in a batch): names its per-file
+    # outputs outside the output set, such as the unmasked copy's "{stem}"; set by finish() if None
+    name: str | None = None
 
 
 def decode(path: str | os.PathLike, recipe: Recipe) -> Job:
@@ -47,6 +50,8 @@ def finish(job: Job, output_dir: str | os.PathLike | None = None, stem: str | No
         stem = fit_stem(full)
         if stem != full:  # recorded before provenance, so the hashes cover it
             job.transcript.extra["output"] = {"stem": stem, "full_stem": full, "reason": "name too long"}
+    if job.name is None:
+        job.name = stem or Path(job.transcript.audio.path).stem
     # seconds each step took, beside the engine's stats (not covered by the provenance hashes)
     seconds = job.transcript.extra.setdefault("stats", {}).setdefault("step_seconds", {})
     steps = registry()
@@ -65,14 +70,38 @@ def finish(job: Job, output_dir: str | os.PathLike | None = None, stem: str | No
 
 
 def preflight(recipe: Recipe) -> None:
-    """What can be checked without a model, before any loads: the voiceprint store that the
-    identify step will read (a corrupt record fails now, not after the transcription)."""
+    """What can be checked before any decoding or model load, so that a run fails in seconds, not
+    after the transcription: the voiceprint store that the identify step will read (one named
+    explicitly must exist; a corrupt record fails now), then the weights of the diariser
+    (segmentation-3.0, CAM++) and of the identify step (CAM++), found or fetched now
+    (``weights.require``; with fetching off, one line naming ``audiotools models fetch``)."""
+    from audiotools import weights
+
+    needed: list = []
+    diarize = recipe.enabled("diarize")
+    if diarize:
+        from audiotools.diarize.diarization import choose_backend
+
+        options = recipe.options("diarize")
+        # channels split: a speech detector per channel (Silero VAD, a dependency), no speaker model;
+        # the pyannote backend brings its own models
+        if options.channels != "split" and choose_backend(options)[0] == "builtin":
+            needed += [weights.SEGMENTATION, weights.CAMPLUS]
     if recipe.enabled("identify"):
+        from audiotools.errors import UsageError
+        from audiotools.speakers.identification import missing_store
         from audiotools.speakers.voiceprints import VoiceprintStore
 
+        problem = missing_store(recipe.options("identify"))
+        if problem:
+            raise UsageError(problem)
         store = VoiceprintStore(recipe.options("identify").voiceprints)
         if store.exists() and not store.is_empty():
             store.all()  # reads and validates every record and its embeddings
+            if diarize:  # without diarised speakers the step names nobody and loads nothing
+                needed.append(weights.CAMPLUS)
+    if needed:
+        weights.require(needed)
 
 
 def run_file(
