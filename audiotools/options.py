@@ -178,6 +178,14 @@ class Options:
             raise UsageError(f"{self._what()} has no parameter(s) {', '.join(sorted(unknown))}")
         return dataclasses.replace(self, **values) if values else self
 
+    def content_ids(self) -> dict[str, Any]:
+        """What the files this step's parameters name hold, as identifiers (a word file's sha256, a
+        signing key's public id): the same path with other contents is another computation. The
+        recipe records them beside the parameters (``Recipe.parameters``: ``content``), so the
+        transcript says which contents were used and a batch re-run redoes files made with others.
+        None here; a step whose parameters name such files says so."""
+        return {}
+
     def to_params(self) -> dict[str, Any]:
         """The parameters as plain JSON values, as a recipe would give them (secrets as null)."""
         out: dict[str, Any] = {}

@@ -33,9 +33,9 @@ def run(args) -> int:
     # inputs, output paths and the voiceprint store are checked before any model loads: a bad file
     # fails in milliseconds, and when every file is bad no model is loaded at all
     bad = probe_inputs(args.files)
-    check_output_paths(out_dir, recipe)
-    preflight(recipe)
     stems = file_stems(args.files)  # a/same.wav and b/same.ogg: same.wav.json and same.ogg.json, as batch
+    check_output_paths(out_dir, recipe, list(stems.values()))
+    preflight(recipe)
 
     def one(f: str) -> None:
         t0 = time.perf_counter()
@@ -55,14 +55,19 @@ def run(args) -> int:
     return 1 if failures else 0
 
 
-def check_output_paths(out_dir: Path, recipe) -> None:
+def check_output_paths(out_dir: Path, recipe, stems: list[str] | None) -> None:
     """The output folder, and the folder of ``--unmasked-copy``, can be written (created when missing);
-    else a one-line ``OutputError`` before any model loads (shared by ``transcribe`` and ``batch``)."""
+    else a one-line ``OutputError`` before any model loads (shared by ``transcribe`` and ``batch``).
+    ``stems``: the files' output stems (None: a batch); several files need ``{stem}`` in the
+    unmasked copy's path (a ``UsageError`` otherwise)."""
     from audiotools.fileio import check_output_dir, check_output_file
+    from audiotools.mask.masking import check_unmasked_copy
 
+    unmasked = recipe.options("mask").unmasked_copy if recipe.enabled("mask") else None
+    first_copy = check_unmasked_copy(unmasked, stems) if unmasked else None  # a usage error creates nothing
     check_output_dir(out_dir)
-    if recipe.enabled("mask") and recipe.options("mask").unmasked_copy:
-        check_output_file(recipe.options("mask").unmasked_copy)
+    if first_copy:
+        check_output_file(first_copy)
 
 
 def _write_report(args, job, out_dir: Path) -> None:

@@ -15,6 +15,7 @@ Masking changes word text only, never timestamps. See docs/masking.md.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar, Literal
 
 from audiotools.errors import UsageError
@@ -44,7 +45,23 @@ class MaskOptions(Options):
     language: str | None = None  # "en" | "ru" | "uk" | "be"; None or "all": every language
     mask_words: WordFiles = None  # word file(s): extra words to mask (one word or stem* per line)
     allow_words: WordFiles = None  # word file(s): words never to mask
-    unmasked_copy: str | None = None  # also write the unmasked transcript JSON here (mode 0600)
+    # also write the unmasked transcript JSON here (mode 0600); "{stem}" in the path is each file's
+    # output stem, which a run of several files needs (unmasked_copy_path)
+    unmasked_copy: str | None = None
+
+    def content_ids(self) -> dict:
+        """The sha256 of each word file (``mask_words``, ``allow_words``), checked as word files."""
+        from audiotools.fileio import sha256_file
+
+        out = {}
+        for name in ("mask_words", "allow_words"):
+            files = getattr(self, name)
+            paths = [files] if isinstance(files, str) else list(files or ())
+            for p in paths:
+                load_word_file(p)  # a missing or malformed file: its one-line error, now
+            if paths:
+                out[name] = [sha256_file(p) for p in paths]
+        return out
 
     def check(self) -> None:
         if self.language not in (None, "all", *LANGUAGES):
@@ -160,6 +177,26 @@ class Masker:
 
 
 # ---------------------------------------------------------------------- pipeline step
+STEM_FIELD = "{stem}"
+
+
+def unmasked_copy_path(template: str, stem: str) -> Path:
+    """Where a file's unmasked copy goes: ``template`` with ``{stem}`` replaced by the file's output
+    stem (``private/{stem}.raw.json`` -> ``private/a/talk.raw.json``)."""
+    return Path(template.replace(STEM_FIELD, stem))
+
+
+def check_unmasked_copy(template: str, stems: list[str] | None) -> Path:
+    """The path of the first file's unmasked copy; a ``UsageError`` when several files (``stems``;
+    None: a batch, any number) would all be written to one path without ``{stem}``."""
+    if STEM_FIELD not in template and (stems is None or len(set(stems)) > 1):
+        raise UsageError(
+            f"--unmasked-copy {template}: every input's unmasked transcript would go to that one file; "
+            f"put {STEM_FIELD} in the path, e.g. private/{STEM_FIELD}.raw.json"
+        )
+    return unmasked_copy_path(template, stems[0] if stems else "x")
+
+
 def run_step(job, options: MaskOptions) -> None:
     """The ``mask`` pipeline step: optional unmasked copy, then mask ``job.transcript`` in place."""
     transcript = job.transcript
@@ -167,7 +204,8 @@ def run_step(job, options: MaskOptions) -> None:
     if options.unmasked_copy:
         from audiotools.fileio import atomic_write_text
 
-        atomic_write_text(options.unmasked_copy, transcript.to_json(), perms=0o600)
+        stem = getattr(job, "name", None) or Path(transcript.audio.path).stem
+        atomic_write_text(unmasked_copy_path(options.unmasked_copy, stem), transcript.to_json(), perms=0o600)
     n = masker.mask_transcript(transcript)
     transcript.extra["masking"] = {"style": options.style, "masked_words": n, "engine": ENGINE}
 

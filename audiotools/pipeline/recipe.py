@@ -52,8 +52,13 @@ class Recipe:
         return Recipe(self.name, self.description, self.path, {**self.steps, step: new})
 
     def parameters(self) -> dict:
-        """The parameters as run, as the transcript records them (``parameters``)."""
-        return {"pipeline": self.name, "steps": {s: o.to_params() for s, o in self.steps.items()}}
+        """The parameters as run, as the transcript records them (``parameters``), with ``content``:
+        the identifiers of the files that enabled steps read (:meth:`Options.content_ids`), when any."""
+        params: dict = {"pipeline": self.name, "steps": {s: o.to_params() for s, o in self.steps.items()}}
+        content = {s: ids for s, o in self.steps.items() if getattr(o, "enabled", True) and (ids := o.content_ids())}
+        if content:
+            params["content"] = content
+        return params
 
     @property
     def needs_channels(self) -> bool:

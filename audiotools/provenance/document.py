@@ -75,6 +75,14 @@ class ProvenanceOptions(Options):
     enabled: bool = True
     sign_key: str | None = None  # Ed25519 private key (PEM) to sign the transcript hash with
 
+    def content_ids(self) -> dict:
+        """The signing key's public key id (never anything of the private key)."""
+        if not self.sign_key:
+            return {}
+        from audiotools.provenance.signing import key_id, load_private_key
+
+        return {"sign_key_id": key_id(load_private_key(self.sign_key).public_key())}
+
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
