@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import json
+import logging
 import os
 import shutil
 import signal
@@ -124,6 +125,34 @@ def test_directory_mirroring_list_files_and_stem_collisions(tmp_path):
     assert all(i.rel.startswith("top.wav~") and len(i.rel) == len("top.wav~") + 8 for i in plan)
 
 
+def test_stems_stay_distinct_when_a_whole_name_meets_another_files_stem(tmp_path):
+    from audiotools.batch.plan import file_stems
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    names = ["a.mp3", "a.wav", "a.wav.flac", "a.wav.flac.ogg", "a.wav.flac.ogg.mp3"]
+    for n in names:
+        (folder / n).write_bytes(b"x")
+    stems = {Path(i.input).name: i.rel for i in discover([folder], tmp_path / "out")}
+    assert len(set(stems.values())) == len(names), stems
+    # a clash moves every file of it on a level, until none is left: `a.wav` keeps its extension and
+    # meets `a.wav.flac`'s stem, so both move on; the hash goes to the files that still clash
+    assert stems["a.mp3"] == "a.mp3" and stems["a.wav.flac.ogg.mp3"] == "a.wav.flac.ogg.mp3"
+    for n in ("a.wav", "a.wav.flac", "a.wav.flac.ogg"):
+        assert stems[n].startswith(n + "~") and len(stems[n]) == len(n) + 9, stems
+    assert stems == {
+        Path(i.input).name: i.rel for i in discover(sorted(folder.iterdir(), reverse=True), tmp_path / "o")
+    }
+    assert len(set(file_stems(folder / n for n in names).values())) == len(names)
+    # the examples of docs/batch.md
+    assert {Path(i.input).name: i.rel for i in discover([folder / "a.wav", folder / "a.wav.flac"])} == {
+        "a.wav": "a",
+        "a.wav.flac": "a.wav",
+    }
+    three = {Path(i.input).name: i.rel for i in discover([folder / "a.wav", folder / "a.mp3", folder / "a.wav.flac"])}
+    assert three["a.mp3"] == "a.mp3" and three["a.wav.flac"] == "a.wav.flac" and three["a.wav"].startswith("a.wav~")
+
+
 def test_recipe_fingerprint_ignores_scheduling_but_not_results():
     base = tiny_recipe()
     fp = recipe_fingerprint(base)
@@ -173,7 +202,8 @@ def test_batched_text_equals_sequential(tiny_transcriber):
     assert wer(JFK_TEXT, sequential[0].text) <= 0.1
 
 
-def test_resume_skips_unchanged_and_redoes_changed_input_or_recipe(tmp_path, tiny_transcriber):
+def test_resume_skips_unchanged_and_redoes_changed_input_or_recipe(tmp_path, tiny_transcriber, caplog):
+    caplog.set_level(logging.DEBUG, logger="audiotools.batch.run")  # -v: why each file is to do
     src = tmp_path / "in"
     src.mkdir()
     a, b = src / "a.flac", src / "b.flac"
@@ -202,7 +232,9 @@ def test_resume_skips_unchanged_and_redoes_changed_input_or_recipe(tmp_path, tin
     # the input changed: only that file is redone
     data, sr = sf.read(b)
     sf.write(b, data[: len(data) // 2], sr, format="FLAC")
+    caplog.clear()
     r3 = run_batch([src], recipe, opts(), transcriber=tiny_transcriber)
+    assert f"{b}: to do (input changed)" in caplog.messages, caplog.messages
     assert {Path(r.input).name: r.status for r in r3.records} == {"a.flac": "skipped", "b.flac": "ok"}
     assert all(p.stat().st_mtime_ns == mtimes[p] for p in mtimes if p.name.startswith("a."))
     doc = json.loads((out / "b.json").read_text())
@@ -213,7 +245,9 @@ def test_resume_skips_unchanged_and_redoes_changed_input_or_recipe(tmp_path, tin
     # the recipe changed (masking style): both redone; a scheduling change (batch size) is not a change
     r4 = run_batch([src], recipe.replace("transcribe", batch_size=3), opts(), transcriber=tiny_transcriber)
     assert [r.status for r in r4.records] == ["skipped", "skipped"]
+    caplog.clear()
     r5 = run_batch([src], recipe.replace("mask", style="first"), opts(), transcriber=tiny_transcriber)
+    assert f"{a}: to do (recipe changed)" in caplog.messages, caplog.messages
     assert [r.status for r in r5.records] == ["ok", "ok"]
     r6 = run_batch([src], recipe.replace("mask", style="first"), opts(), transcriber=tiny_transcriber)
     assert [r.status for r in r6.records] == ["skipped", "skipped"]
@@ -261,6 +295,14 @@ def test_corrupt_file_does_not_stop_the_batch(tmp_path):
     assert len(errors) == 2, r.stderr
     assert any("broken.mp3" in ln and "invalid data" in ln for ln in errors), errors
     assert any("empty.wav" in ln and "empty" in ln for ln in errors), errors
+    # the truncated file is transcribed as far as it goes, and its warning is kept: in the report, in
+    # the summary, and as one `warning: FILE: text` line from the batch (none bare from the worker)
+    trunc = files["truncated.wav"]
+    assert trunc["status"] == "ok" and len(trunc["warnings"]) == 1 and "truncated" in trunc["warnings"][0], trunc
+    assert files["jfk.flac"]["warnings"] == [] and rep["totals"]["with_warnings"] == 1
+    assert "1 file finished with warnings" in r.stderr, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if trunc["warnings"][0] in ln]
+    assert lines == [f"warning: {src / 'truncated.wav'}: {trunc['warnings'][0]}"], r.stderr
 
 
 def test_kill_9_then_rerun_completes_without_partial_or_duplicate_outputs(tmp_path):
@@ -326,20 +368,22 @@ def test_ray_local_mode(tmp_path, tiny_transcriber):
     src = tmp_path / "in"
     src.mkdir()
     shutil.copy(JFK, src / "jfk.flac")
-    for i, f in enumerate(utterances(2, "2033")):
-        shutil.copy(f, src / f"u{i}.flac")
+    shutil.copy(utterances(1, "2033")[0], src / "u0.flac")
     (src / "bad.wav").write_bytes(b"RIFF....WAVEfmt garbage")
     out = tmp_path / "out"
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        res = run_batch([src], tiny_recipe(), BatchOptions(output_dir=out), use_ray=True, ray_shards=2)
+        # 3 shards asked for 3 files: the one discovery knows is bad fails in the driver, never shipped
+        res = run_batch([src], tiny_recipe(), BatchOptions(output_dir=out), use_ray=True, ray_shards=3)
     finally:
         ray.shutdown()
     statuses = {Path(r.input).name: r.status for r in res.records}
-    assert statuses == {"jfk.flac": "ok", "u0.flac": "ok", "u1.flac": "ok", "bad.wav": "failed"}
+    assert statuses == {"jfk.flac": "ok", "u0.flac": "ok", "bad.wav": "failed"}
     assert res.exit_code == 1
     rep = report(out)
     assert rep["run"]["ray"]["shards"] == 2 and rep["complete"]
+    assert "invalid data" in by_input(rep)["bad.wav"]["error"]
+    assert rep["run"]["workers"] == 0  # two shards share the machine: each decodes inline
     # the shards' transcripts are the local engine's
     from audiotools.audio.decode import load_audio
 
@@ -351,7 +395,6 @@ def test_ray_local_mode(tmp_path, tiny_transcriber):
     assert {Path(r.input).name: r.status for r in again.records} == {
         "jfk.flac": "skipped",
         "u0.flac": "skipped",
-        "u1.flac": "skipped",
         "bad.wav": "failed",
     }
 

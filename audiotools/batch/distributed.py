@@ -77,6 +77,14 @@ def run_ray(
     from audiotools.batch.plan import FileRecord
 
     ray = _ray()
+    # files discovery already knows are bad (not audio, a folder, a FIFO ...) fail here, in the driver:
+    # no shard spends a task on them, and an interrupted run reports them failed, not pending
+    for i, it in enumerate(items):
+        if it.error:
+            on_record(i, FileRecord(input=it.input, status="failed", error=it.error))
+    good = [i for i, it in enumerate(items) if not it.error]  # shard index -> item index
+    if not good:
+        return {}
     started_here = False
     if not ray.is_initialized():
         kwargs = {"include_dashboard": False, "log_to_driver": log.isEnabledFor(logging.DEBUG)}
@@ -100,10 +108,10 @@ def run_ray(
             threads = int(topts.threads or 1)
             slots, task_opts = max(1, cpus // threads), {"num_cpus": threads}
             recipe = recipe.replace("transcribe", device="cpu", threads=threads)
-        n = shards or (2 * slots if len(items) >= 4 * slots else slots)
-        groups = split_shards(items, n, _file_size)
+        n = shards or (2 * slots if len(good) >= 4 * slots else slots)
+        groups = [[good[j] for j in g] for g in split_shards([items[i] for i in good], n, _file_size)]
         log.info(
-            "ray: %d files in %d shards on %d %s slot(s)", len(items), len(groups), slots, "GPU" if use_gpu else "CPU"
+            "ray: %d files in %d shards on %d %s slot(s)", len(good), len(groups), slots, "GPU" if use_gpu else "CPU"
         )
         opts = options.to_dict()
         if not use_gpu and opts.get("workers") is None:
@@ -139,8 +147,10 @@ def run_ray(
                 "nodes": sorted({i.get("node") for i in infos}),
             }
         }
+        info["workers"] = opts.get("workers")  # decode workers per shard (None: each shard's default)
         if infos:
-            info.update({k: infos[0][k] for k in ("device", "batch_size", "model") if k in infos[0]})
+            keys = ("device", "workers", "finish_threads", "batch_size", "model")
+            info.update({k: infos[0][k] for k in keys if k in infos[0]})
         return info
     finally:
         if started_here:

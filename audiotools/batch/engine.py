@@ -131,11 +131,13 @@ def process_items(
     def do_finish(i: int, prepared, segments, language, stats) -> None:
         t0 = time.perf_counter()
         audio = prepared.audio
+        warnings = list(audio.warnings)  # decoding's (a truncated file ...); the transcript adds its steps'
         try:
             transcript = transcriber.make_transcript(audio, segments, language, stats)
             rel = PurePosixPath(items[i].rel)
-            job = Job(path=Path(prepared.path), recipe=recipe, audio=audio, transcript=transcript)
+            job = Job(path=Path(prepared.path), recipe=recipe, audio=audio, transcript=transcript, name=items[i].rel)
             finish(job, output_dir / rel.parent, stem=rel.name)
+            warnings = [str(w) for w in transcript.extra.get("warnings") or []]
         except Exception as e:
             log.debug("finishing %s failed", prepared.path, exc_info=True)
             fail(
@@ -144,6 +146,7 @@ def process_items(
                 audio_seconds=audio.duration,
                 decode_seconds=prepared.decode_seconds,
                 processing_seconds=stats.get("seconds", 0.0) + time.perf_counter() - t0,
+                warnings=warnings,
             )
             return
         on_record(
@@ -156,6 +159,7 @@ def process_items(
                 processing_seconds=stats.get("seconds", 0.0) + time.perf_counter() - t0,
                 decode_seconds=prepared.decode_seconds,
                 language=language,
+                warnings=warnings,
             ),
         )
 
@@ -202,7 +206,13 @@ def process_items(
                             handle(k, segments, language, stats)
                     except Exception as e2:
                         fed.pop(key, None)
-                        fail(key, error_line(e2), audio_seconds=p.audio.duration, decode_seconds=p.decode_seconds)
+                        fail(
+                            key,
+                            error_line(e2),
+                            audio_seconds=p.audio.duration,
+                            decode_seconds=p.decode_seconds,
+                            warnings=list(p.audio.warnings),
+                        )
                 fed.clear()
     finally:
         prefetcher.close()

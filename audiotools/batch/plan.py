@@ -41,6 +41,7 @@ class FileRecord:
     processing_seconds: float = 0.0
     decode_seconds: float | None = None
     language: str | None = None
+    warnings: list[str] = field(default_factory=list)  # the transcript's warnings (a truncated input ...)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -54,7 +55,9 @@ class FileRecord:
 
     @classmethod
     def from_dict(cls, d: dict) -> FileRecord:
-        return cls(**{k: d.get(k) for k in cls.__dataclass_fields__ if k in d})
+        rec = cls(**{k: d.get(k) for k in cls.__dataclass_fields__ if k in d})
+        rec.warnings = list(rec.warnings or [])
+        return rec
 
 
 def _hidden(name: str) -> bool:
@@ -145,28 +148,39 @@ def _stem(rel: PurePosixPath, level: int, path: Path) -> str:
     else:
         name = rel.name
     if level >= 2:
-        name += "~" + hashlib.sha1(str(path).encode("utf-8")).hexdigest()[:8]
+        digest = hashlib.sha1(str(path).encode("utf-8")).hexdigest()
+        name += "~" + (digest[:8] if level == 2 else digest)
     return str(rel.parent / name) if str(rel.parent) != "." else name
+
+
+# stem levels: 0 the name without its extension, 1 the whole name, 2 + 8 hex digits of the sha1 of the
+# input's path, 3 + all 40 (only if two paths shared the 8 digits)
+MAX_STEM_LEVEL = 3
 
 
 def distinct_stems(entries: list[tuple[Path, PurePosixPath]]) -> list[str]:
     """The output stem of each ``(input file, output path with its file name)``: the name without its
     extension (``a/x.wav`` -> ``a/x``); where two stems would be the same (ignoring case, for
     case-insensitive file systems), the whole name (``x.wav``, ``x.ogg``); where those are the same
-    too, the name + ``~`` + 8 hex digits of the sha1 of the input's path. ``batch``, ``transcribe``
-    and ``diarize`` name their outputs by this rule."""
+    too, the name + ``~`` + 8 hex digits of the sha1 of the input's path. Every file of a clash moves
+    on a level and the stems are compared again until none clash (a whole name can meet another
+    file's stem: ``a.wav`` next to ``a.mp3`` and ``a.wav.flac``), so the stems are distinct for
+    distinct input paths. ``batch``, ``transcribe`` and ``diarize`` name their outputs by this rule."""
     levels = [0] * len(entries)
-    for _ in range(3):
+    while True:
         stems = [_stem(rel, lv, f) for (f, rel), lv in zip(entries, levels)]
         groups: dict[str, list[int]] = {}
         for i, s in enumerate(stems):
             groups.setdefault(s.lower(), []).append(i)
-        clash = [i for g in groups.values() if len(g) > 1 for i in g]
-        if not clash:
-            break
-        for i in clash:
-            levels[i] = min(2, levels[i] + 1)
-    return [_stem(rel, lv, f) for (f, rel), lv in zip(entries, levels)]
+        moved = False
+        for g in groups.values():
+            if len(g) > 1:
+                for i in g:
+                    if levels[i] < MAX_STEM_LEVEL:
+                        levels[i] += 1
+                        moved = True
+        if not moved:  # no clash left, or only entries of one and the same path (one file)
+            return stems
 
 
 def file_stems(files: Iterable[str | os.PathLike]) -> dict[str, str]:
@@ -209,7 +223,10 @@ def fingerprint_parameters(parameters: dict | None) -> str | None:
     """Recipe fingerprint of a JSON ``parameters`` block (see the module docstring)."""
     if not isinstance(parameters, dict) or not isinstance(parameters.get("steps"), dict):
         return None
-    text = json.dumps(_strip_volatile(parameters["steps"]), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    body = _strip_volatile(parameters["steps"])
+    if parameters.get("content"):  # the contents of the files the steps read (Recipe.parameters)
+        body = {"steps": body, "content": parameters["content"]}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

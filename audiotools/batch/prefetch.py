@@ -206,10 +206,40 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="audiotools-parent-watch", daemon=True).start()
 
 
-def _init_worker(threads: int, nice: int = 0, parent: int | None = None) -> None:
+class _CarriedWithTheFile(logging.Filter):
+    """Drops the decoder's warnings in a worker: each is in ``DecodedAudio.warnings`` too, which travels
+    back with the file, so the parent shows it (once, as ``warning: FILE: text``) and records it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name == "audiotools.audio.decode" and record.levelno == logging.WARNING)
+
+
+class _OneLineFormatter(logging.Formatter):
+    """``warning: text`` / ``error: text`` on one line, like the commands' own lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.levelno < logging.WARNING:
+            return super().format(record)
+        text = " ".join(record.getMessage().split())
+        return f"{'error' if record.levelno >= logging.ERROR else 'warning'}: {text}"
+
+
+def configure_worker_logging(level: int = logging.WARNING) -> None:
+    """A spawned worker has no logging set up: without this, Python's last-resort handler prints its
+    warnings as bare lines. Here they get the parent's level and the ``warning:`` form, and the ones
+    that travel back with the file are left to the parent."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(_OneLineFormatter("%(message)s"))
+    handler.addFilter(_CarriedWithTheFile())
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)  # other libraries: warnings
+    logging.getLogger("audiotools").setLevel(level)  # ours at the parent's level (-v: debug, -q: errors)
+
+
+def _init_worker(threads: int, nice: int = 0, parent: int | None = None, log_level: int = logging.WARNING) -> None:
     # Ctrl-C reaches every process of the terminal's group: the parent stops the batch and shuts
     # the pool down; a worker that took it too would print a traceback from its queue wait
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    configure_worker_logging(log_level)
     if parent is not None:
         _die_with_parent(parent)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
@@ -304,7 +334,12 @@ class Prefetcher:
                 max_workers=self.workers,
                 mp_context=ctx,
                 initializer=_init_worker,
-                initargs=(self.options.threads, self.options.nice, os.getpid()),
+                initargs=(
+                    self.options.threads,
+                    self.options.nice,
+                    os.getpid(),
+                    logging.getLogger("audiotools").getEffectiveLevel(),
+                ),
             )
 
     def start(self) -> Prefetcher:

@@ -9,8 +9,9 @@ Discovery
     path it is written with (``sub/x.wav`` -> ``OUT/sub/x.<ext>``; absolute entries -> ``OUT/<stem>``).
     Stem collisions (``a.wav`` and ``a.mp3`` in one folder; compared case-insensitively) are resolved
     deterministically: every colliding file keeps its extension in the stem (``a.wav.json``,
-    ``a.mp3.json``); files that still collide (the same relative name under two input roots) get
-    ``~`` and 8 hex digits of the sha1 of their absolute path appended.
+    ``a.mp3.json``); files that still collide (the same relative name under two input roots, a whole
+    name meeting another file's stem) get ``~`` and 8 hex digits of the sha1 of their absolute path
+    appended; the stems are compared again after each step until none collide.
 
 Resume
     A file is done when its JSON and every other requested format (and the ``.sha256`` sidecars
@@ -35,7 +36,9 @@ Bad inputs
 Report
     ``OUT/batch-report.json`` (atomic; rewritten every few seconds while running and at the end):
     per file ``input``, ``outputs`` (relative to OUT), ``status`` ok|skipped|failed (``pending``
-    while running), ``error`` (one line), ``audio_seconds``, ``processing_seconds``; totals.
+    while running), ``error`` (one line), ``warnings`` (the transcript's: a truncated input decoded
+    as far as it goes ...), ``audio_seconds``, ``processing_seconds``; totals (``with_warnings``:
+    the files that have warnings).
 """
 
 from __future__ import annotations
@@ -124,6 +127,7 @@ class _Report:
         recs = [r.to_dict() for r in self.records]
         counts = {s: sum(1 for r in self.records if r.status == s) for s in ("ok", "skipped", "failed", "pending")}
         audio = sum(r.audio_seconds for r in self.records if r.status == "ok")
+        warned = sum(1 for r in self.records if r.warnings)
         wall = time.perf_counter() - self.t0
         return {
             "schema": REPORT_SCHEMA,
@@ -137,6 +141,7 @@ class _Report:
             "totals": {
                 "files": len(self.records),
                 **counts,
+                "with_warnings": warned,
                 "audio_seconds": round(audio, 3),
                 "audio_seconds_skipped": round(sum(r.audio_seconds for r in self.records if r.status == "skipped"), 3),
                 "wall_seconds": round(wall, 3),
@@ -206,15 +211,16 @@ def run_batch(
                 check_input_file(it.input)  # folders, loops, FIFOs, devices: each with its own reason
             except InputError as e:
                 return i, False, e, None
+            why = "--force"
             if options.resume:
-                done = check_done(it, outputs[i], fingerprint)
-                if done[0]:
-                    return (i, *done)
+                done, why, doc = check_done(it, outputs[i], fingerprint)
+                if done:
+                    return i, True, why, doc
             try:
                 probe_audio(it.input)  # the header, before any model loads
             except InputError as e:
                 return i, False, e, None
-            return i, False, "to do", None
+            return i, False, f"to do ({why})", None
 
         with ThreadPoolExecutor(max_workers=4) as pool:
             checks = list(pool.map(check, range(len(plan))))
@@ -225,6 +231,8 @@ def run_batch(
                 rec.outputs = sorted(str(p.relative_to(out)) for p in outputs[i].values())
                 rec.audio_seconds = float((doc.get("audio") or {}).get("duration") or 0.0)
                 rec.language = doc.get("language")
+                ws = doc.get("warnings")
+                rec.warnings = [str(w) for w in ws] if isinstance(ws, list) else []
             else:
                 if isinstance(reason, InputError):
                     plan[i].error = str(reason)

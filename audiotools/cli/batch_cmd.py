@@ -166,7 +166,7 @@ def run(args) -> int:
             raise UsageError(f"--{name.replace('_', '-')} must be at least {0 if name == 'workers' else 1}")
     recipe = recipe_from_args(args)
     # a one-line error now, not a traceback (or a failure per file) once the models are loaded
-    check_output_paths(Path(args.output_dir), recipe)
+    check_output_paths(Path(args.output_dir), recipe, None)
     if args.report:
         check_output_file(args.report)
     options = BatchOptions(
@@ -197,11 +197,33 @@ def run(args) -> int:
             console.print(f"evidence reports: {index}", soft_wrap=True)
     if not quiet():
         _summary(result)
+        _warnings(result)
     _failures(result)
     return result.exit_code
 
 
-def _failures(result, most: int = 50) -> None:
+MOST_LINES = 50  # failed files (and files with warnings) named on stderr; the report lists them all
+
+
+def _warned(result) -> list:
+    """Files done in this run (not skipped) whose transcript has warnings."""
+    return [r for r in result.records if r.warnings and r.status in ("ok", "failed")]
+
+
+def _warnings(result, most: int = MOST_LINES) -> None:
+    """One ``warning: FILE: text`` line per warning of the files done in this run (the first ``most``
+    files; all are in the report)."""
+    from audiotools.cli.common import warn
+
+    warned = _warned(result)
+    for r in warned[:most]:
+        for w in r.warnings:
+            warn(f"{r.input}: {w}")
+    if len(warned) > most:
+        warn(f"{len(warned) - most} more files have warnings: see {result.report_path}")
+
+
+def _failures(result, most: int = MOST_LINES) -> None:
     """One ``error: FILE: problem`` line per failed file (the first ``most``; all are in the report)."""
     failed = [r for r in result.records if r.status == "failed"]
     for r in failed[:most]:
@@ -238,4 +260,10 @@ def _summary(result) -> None:
         f"{audio / 3600:.3f} h transcribed in {wall:.1f} s "
         f"({audio / wall if wall else 0:,.1f}x real time); report: {result.report_path}"
     )
+    warned = len(_warned(result))
+    if warned:
+        console.print(
+            f"[yellow]{warned} file{'s' if warned != 1 else ''} finished with warnings[/] "
+            "(each file's are under 'warnings' in the report)"
+        )
     sys.stderr.flush()
