@@ -166,14 +166,12 @@ def display_calibration(source: str | None) -> str | None:
     return f"{p.parent.name}/{p.name}" if p.parent.name else p.name
 
 
-BOUND_TOL = 0.0015  # log10 LRs are recorded to 3 decimals; a value this close to a bound is at it
-
-
 def at_bound(llr: float | None, bounds) -> str | None:
-    """The calibration's clip bound that ``llr`` sits at (``"lower"`` / ``"upper"``), else None."""
+    """The calibration's clip bound that ``llr`` sits at (``"lower"`` / ``"upper"``), else None
+    (:func:`audiotools.speakers.verification.bound_side`, which verify and identify flag with)."""
     from audiotools.speakers.verification import bound_side
 
-    return bound_side(llr, bounds or None, BOUND_TOL)
+    return bound_side(llr, bounds)
 
 
 def bound_note(which: str | None, bounds) -> str | None:

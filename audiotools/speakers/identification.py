@@ -317,11 +317,11 @@ def missing_store(options: IdentifyOptions) -> str | None:
 def run_step(job, options: IdentifyOptions) -> None:
     from audiotools.speakers.voiceprints import VoiceprintStore
 
-    store = VoiceprintStore(options.voiceprints)
     problem = missing_store(options)
     if problem:  # the CLI refuses it before any model loads (pipeline.run.preflight); the API says so here
         log.warning("identify skipped: %s", problem)
         return
+    store = VoiceprintStore(options.voiceprints)
     if not store.exists() or store.is_empty():
         log.debug("identify: no voiceprints in %s; skipped", store.dir)
         return
