@@ -389,6 +389,23 @@ def test_export_of_another_transcript(copy_of, tmp_path, capsys):
     assert rc == 1 and "export conversation.vtt: transcript_sha256" in report["failed"]
 
 
+def test_deleted_exports_detected_by_the_manifest(copy_of, capsys):
+    """--exports checks the exports that are there, and that every file the output set's manifest
+    lists is still there: a deleted SRT (and its sidecar) or VTT fails the run."""
+    for f in ("srt", "vtt"):
+        copy_of[f].unlink()
+    copy_of["srt"].with_name("conversation.srt.sha256").unlink()
+    rc, report = verify_json(capsys, copy_of["json"], "--exports")
+    assert rc == 1
+    assert set(report["failed"]) == {
+        "export conversation.srt",
+        "export conversation.srt.sha256",
+        "export conversation.vtt",
+    }, report["failed"]
+    assert report["summary"]["exports"] == "failed"
+    assert statuses(report)["export conversation.txt: content"] == "ok"
+
+
 def test_no_provenance_leaves_no_stale_sidecar(copy_of):
     doc = json.loads(copy_of["json"].read_text(encoding="utf-8"))
     t = Transcript.from_dict(doc)

@@ -164,3 +164,24 @@ def test_speaker_summary_counts_first_appearance_order():
     summary = speaker_summary([(5.0, 6.0, "A"), (0.0, 1.0, "B"), (1.0, 1.5, "B")], segs)
     assert list(summary) == ["B", "A"]
     assert summary["B"] == {"duration": 1.5, "segments": 1}
+
+
+def test_a_piece_of_zero_length_words_takes_the_pause_before_it():
+    """Whisper's alignment sometimes gives a word no duration; alone between two other speakers'
+    words it would be a segment (and a subtitle cue) of no length that no player shows."""
+    seg = Segment(
+        id=0,
+        start=0.0,
+        end=2.5,
+        text=" yes the no",
+        words=[_word(" yes", 0.0, 1.0, "A"), _word(" the", 1.5, 1.5, "B"), _word(" no", 1.5, 2.5, "A")],
+    )
+    pieces = split_segment(seg)
+    assert [(p.text, p.speaker, p.start, p.end) for p in pieces] == [
+        (" yes", "A", 0.0, 1.0),
+        (" the", "B", 1.0, 1.5),
+        (" no", "A", 1.5, 2.5),
+    ]
+    # no pause before it: the one after
+    seg.words = [_word(" yes", 0.0, 1.5, "A"), _word(" the", 1.5, 1.5, "B"), _word(" no", 1.8, 2.5, "A")]
+    assert [(p.start, p.end) for p in split_segment(seg)] == [(0.0, 1.5), (1.5, 1.8), (1.8, 2.5)]

@@ -103,7 +103,14 @@ def register(sub) -> None:
 
 def cmd_verify(args) -> int:
     from audiotools.errors import InputError
-    from audiotools.provenance.document import document_problem, load_document, sibling_exports, summarize, verify
+    from audiotools.provenance.document import (
+        document_problem,
+        load_document,
+        missing_exports,
+        sibling_exports,
+        summarize,
+        verify,
+    )
     from audiotools.provenance.signing import load_public_key, load_trusted_keys
 
     keys = [load_public_key(k) for k in args.public_key] + load_trusted_keys(args.trusted_keys)
@@ -115,6 +122,8 @@ def cmd_verify(args) -> int:
     if args.exports:
         exports += [e for e in sibling_exports(args.transcript) if e not in exports]
     checks = verify(doc, audio_path=args.audio, exports=exports, trusted_keys=keys)
+    if args.exports:  # the exports that are there are checked; those the output set lists must be there
+        checks += missing_exports(args.transcript)
     failed = [c for c in checks if not c.ok]
     summary = summarize(doc, checks)
     if args.json:

@@ -38,6 +38,7 @@ import numpy as np
 
 from audiotools.device import resolve_device
 from audiotools.errors import UsageError
+from audiotools.export.writers import rttm_field
 from audiotools.options import Options, secret
 
 log = logging.getLogger(__name__)
@@ -203,7 +204,7 @@ def run_diarization(
         options = DiarizationOptions.from_params(options)
     options = options.replace(**overrides)
     samples, channel_samples, default_uri = _input(audio)
-    uri = (uri or default_uri).replace(" ", "_") or "audio"
+    uri = rttm_field(uri or default_uri) or "audio"
     t0 = time.perf_counter()
     if not _all_finite(samples):
         samples = np.nan_to_num(samples)  # a copy: the caller's array is left alone

@@ -141,13 +141,16 @@ def split_segment(seg: Segment) -> list[Segment]:
         return [seg]
     out = []
     for gi, ws in enumerate(groups):
-        start = seg.start if gi == 0 else ws[0].start
-        end = seg.end if gi == len(groups) - 1 else ws[-1].end
+        start = min(seg.start if gi == 0 else ws[0].start, ws[0].start)
+        end = max(seg.end if gi == len(groups) - 1 else ws[-1].end, ws[-1].end)
+        if end <= start:  # a piece of zero-length words (an alignment artefact): the pause before it,
+            start = min(start, groups[gi - 1][-1].end if gi else seg.start)  # else the one after,
+            end = max(end, groups[gi + 1][0].start if gi + 1 < len(groups) else seg.end)  # so it shows
         out.append(
             Segment(
                 id=seg.id,
-                start=min(start, ws[0].start),
-                end=max(end, ws[-1].end),
+                start=start,
+                end=end,
                 text="".join(w.word for w in ws),
                 words=ws,
                 speaker=ws[0].speaker,

@@ -107,7 +107,7 @@ def rttm_text(annotation: Annotation, uri: str | None = None, channels: dict[str
     """RTTM for ``annotation``; ``channels`` maps a label to its RTTM channel number (default 1)."""
     from audiotools.export.writers import rttm_lines
 
-    uri = (uri or annotation.uri or "audio").replace(" ", "_")
+    uri = uri or annotation.uri or "audio"  # rttm_lines makes it one field
     lines = []
     for s, e, spk in annotation_turns(annotation):
         line = rttm_lines(uri, [(s, e, spk)])

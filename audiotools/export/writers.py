@@ -89,27 +89,47 @@ def _speaker_label(t: Transcript, speaker: str | None) -> str | None:
     return speaker
 
 
+def _cue_text(text: str) -> str:
+    """A segment's text as one subtitle cue line: whitespace runs (a line break would end the cue)
+    as one space, and no "-->" (the arrow of a cue's timing line)."""
+    return " ".join(text.replace("-->", "->").split())
+
+
+def _vtt_escape(text: str) -> str:
+    """WebVTT cue text: ``&``, ``<``, ``>`` as character references (a bare "<" starts a tag and
+    hides the rest of the cue)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def to_srt(t: Transcript) -> str:
-    lines = []
-    for i, s in enumerate(t.segments, 1):
-        text = s.text.strip()
+    """SubRip: one cue per segment with text, numbered from 1, ``[speaker]`` before the text."""
+    lines, n = [], 0
+    for s in t.segments:
+        text = _cue_text(s.text)
+        if not text:
+            continue
         spk = _speaker_label(t, s.speaker)
         if spk:
-            text = f"[{spk}] {text}"
-        lines += [str(i), f"{_ts(s.start, ',')} --> {_ts(s.end, ',')}", text, ""]
+            text = f"[{_cue_text(spk)}] {text}"
+        n += 1
+        lines += [str(n), f"{_ts(s.start, ',')} --> {_ts(s.end, ',')}", text, ""]
     return "\n".join(lines)
 
 
 def to_vtt(t: Transcript) -> str:
+    """WebVTT: the transcript hash in a NOTE, one cue per segment with text, the speaker as a voice
+    span (``<v Name>``), text escaped."""
     out = ["WEBVTT", ""]
     h = transcript_hash(t)
     if h:
         out += [f"NOTE transcript_sha256 {h}", ""]
     for s in t.segments:
-        text = s.text.strip()
+        text = _vtt_escape(_cue_text(s.text))
+        if not text:
+            continue
         spk = _speaker_label(t, s.speaker)
         if spk:
-            text = f"<v {spk}>{text}"
+            text = f"<v {_vtt_escape(_cue_text(spk))}>{text}"
         out += [f"{_ts(s.start, '.')} --> {_ts(s.end, '.')}", text, ""]
     return "\n".join(out)
 
@@ -133,20 +153,27 @@ def to_tsv(t: Transcript) -> str:
     return "\n".join(out) + "\n"
 
 
+def rttm_field(text: str) -> str:
+    """One RTTM field: fields are separated by whitespace, so each run of it (a space in "Anna
+    Petrova", a tab, a no-break space) becomes ``_``."""
+    return "_".join(text.split())
+
+
 def rttm_lines(file_id: str, turns: list[tuple[float, float, str]]) -> list[str]:
-    file_id = file_id.replace(" ", "_") or "audio"
+    file_id = rttm_field(file_id) or "audio"
     return [
-        f"SPEAKER {file_id} 1 {start:.3f} {end - start:.3f} <NA> <NA> {spk.replace(' ', '_')} <NA> <NA>"
+        f"SPEAKER {file_id} 1 {start:.3f} {end - start:.3f} <NA> <NA> {rttm_field(spk)} <NA> <NA>"
         for start, end, spk in turns
         if end > start
     ]
 
 
 def to_rttm(t: Transcript) -> str:
-    """Speaker turns from the diarisation (when present) or from the segments' speakers."""
+    """Speaker turns from the diarisation (when present), else from the segments' speakers; without
+    either (diarisation off) no line: an RTTM claims who spoke, and nothing said so."""
     turns = [(d["start"], d["end"], d["speaker"]) for d in (t.extra.get("diarization") or {}).get("turns", [])]
     if not turns:
-        turns = [(s.start, s.end, s.speaker or "SPEAKER_00") for s in t.segments]
+        turns = [(s.start, s.end, s.speaker) for s in t.segments if s.speaker]
     # the transcript hash goes in the .sha256 sidecar: RTTM readers reject comment lines
     return "\n".join(rttm_lines(Path(t.audio.path).stem, turns)) + "\n"
 

@@ -784,6 +784,27 @@ def sibling_exports(json_path) -> list[Path]:
     return [q for f in _EXPORT_FORMATS if (q := p.with_suffix("." + f)).is_file()]
 
 
+def missing_exports(json_path) -> list[Check]:
+    """A failed check for each file that the output set's manifest beside ``json_path`` lists and
+    that is gone (an export or sidecar deleted after the run); none when there is no manifest (a
+    JSON copied on its own)."""
+    from audiotools.export.writers import manifest_path, read_manifest
+
+    p = Path(json_path)
+    manifest = manifest_path(p.with_suffix(""))
+    if not manifest.is_file():
+        return []
+    try:
+        _, files = read_manifest(manifest)
+    except (OSError, UnicodeDecodeError) as e:
+        return [Check(f"export {manifest.name}", "fail", f"output set manifest unreadable: {e}")]
+    return [
+        Check(f"export {name}", "fail", f"missing: the output set's manifest {manifest.name} lists it")
+        for name in sorted(files)
+        if not (p.parent / name).is_file()
+    ]
+
+
 def load_document(path) -> dict:
     from audiotools.fileio import read_text_input
 

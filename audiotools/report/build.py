@@ -587,7 +587,7 @@ def from_transcript(
     from audiotools.audio.condition import detect_audio
     from audiotools.audio.decode import load_audio
     from audiotools.errors import AudiotoolsError
-    from audiotools.provenance.document import Check, sibling_exports, verify
+    from audiotools.provenance.document import Check, missing_exports, sibling_exports, verify
 
     if not isinstance(doc, dict) or not isinstance(doc.get("segments"), list) or "audio" not in doc:
         raise InputError(json_path, "not an audiotools transcript (no audio/segments)")
@@ -605,6 +605,8 @@ def from_transcript(
         audio_file = Path(audio_path or decoded.info.path)
     exports = sibling_exports(json_path) if (check_exports and json_path is not None) else []
     checks = verify(doc, audio_path=audio_file, public_key=public_key, exports=exports, audio=decoded)
+    if check_exports and json_path is not None:
+        checks += missing_exports(json_path)
     if audio_file is None:
         checks.append(Check("audio", "skip", "the recording was not found: source, PCM and segment hashes not checked"))
     prov = doc.get("provenance") if isinstance(doc.get("provenance"), dict) else None
