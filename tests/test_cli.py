@@ -61,6 +61,11 @@ def test_usage_errors_exit_2(tmp_path):
         "error: --language: unknown language 'xx' (Whisper's codes: en, ru, uk, be, pl, de, ...; "
         "or a name such as Russian)"
     )
+    # language flags that contradict each other (a forced language over a recipe's candidates is fine)
+    r = run_cli("transcribe", str(JFK), "-l", "Russian", "--languages", "uk,be", "-o", str(tmp_path))
+    assert r.returncode == 2 and r.stderr.strip() == "error: --language Russian is not among --languages uk,be"
+    r = run_cli("batch", str(JFK), "-l", "ru", "--language-per-window", "-o", str(tmp_path))
+    assert r.returncode == 2 and "--language-per-window" in r.stderr and r.stderr.count("\n") == 1
     r = run_cli("verify", str(JFK), "--speaker", "Anna", "--segment", "50-10")
     assert r.returncode == 2
     assert r.stderr.strip().endswith("argument --segment: bad range '50-10': end must be after start")

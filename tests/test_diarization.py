@@ -1085,3 +1085,21 @@ def test_file_fbank_pieces_equal_the_whole_recordings_fbank():
     assert torch.allclose(fb[mask], whole[mask], atol=1e-5, rtol=1e-5)
     assert fb[torch.zeros(len(whole), dtype=torch.bool)].shape == (0, 80)
     assert fb[5:5].shape == (0, 80) and len(FileFbank(x[:399], "cpu")) == 0
+
+
+def test_a_forced_single_speaker_keeps_all_the_speech():
+    """--max-speakers 1 on the two-person sample.wav: every stretch the automatic run calls speech
+    is still speech, now one speaker's (a local speaker with no free speaker left in its window
+    used to be dropped: the last 2 s, 27.85-30 s in the reference, were missing)."""
+    from audiotools.diarize.builtin import diarize_samples
+
+    x = load_audio(SAMPLE_WAV).samples
+    auto, one = diarize_samples(x), diarize_samples(x, max_speakers=1)
+    assert auto.num_speakers == 2 and one.num_speakers == 1
+
+    def speech(d) -> Timeline:
+        return Timeline([Segment(a, b) for a, b, _ in d.turns]).support()
+
+    lost = speech(auto).extrude(speech(one)).duration()
+    assert lost < 0.2, lost
+    assert speech(one).crop(Segment(27.9, 29.9)).duration() > 1.9

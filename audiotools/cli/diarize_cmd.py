@@ -74,10 +74,11 @@ def _summary(name: str, duration: float, result, path: Path, took: float) -> Non
 
     ann = result.annotation
     speakers = result.labels
+    speed = duration / took if took else 0.0
     info(
         f"[bold]{name}[/]: {duration:.1f} s, [cyan]{len(speakers)}[/] speaker{'s' if len(speakers) != 1 else ''} "
         f"({result.backend}{', channels split' if result.channels == 'split' else ''}), "
-        f"{took:.1f} s ({duration / took if took else 0:.0f}x real time) -> {path}"
+        f"{took:.1f} s ({speed:.{0 if speed >= 10 else 1}f}x real time) -> {path}"
     )
     if not speakers:
         info("  [yellow]no speech found[/]")

@@ -90,8 +90,8 @@ def add_transcribe_options(p: argparse.ArgumentParser) -> None:
         "--language-per-window",
         action="store_true",
         default=None,
-        help="identify the language of each decoding window (up to 30 s, cut at pauses) and decode it in that "
-        "language: for recordings that switch language (default: one language per file)",
+        help="identify the language of each decoding window (up to 30 s; a pause over 4 s starts a new one) and "
+        "decode it in that language: for recordings that switch language (default: one language per file)",
     )
     g.add_argument("--task", choices=choices(TranscribeOptions, "task"), default=None)
     g.add_argument("--beam-size", type=int, default=None, help="beam search width (default: greedy)")
@@ -287,10 +287,32 @@ def recipe_from_args(args: argparse.Namespace):
     from audiotools.pipeline.recipe import load_recipe
     from audiotools.pipeline.steps import STEP_ORDER
 
+    check_language_flags(args)
     recipe = load_recipe(getattr(args, "pipeline", None))
     for step in STEP_ORDER:
         recipe = recipe.replace(step, **step_values(args, step))
     return recipe
+
+
+def check_language_flags(args: argparse.Namespace) -> None:
+    """Language flags given together that cannot all hold: a usage error. (A ``--language`` over a
+    recipe's candidate languages is fine: the flag decides.)"""
+    from audiotools.errors import UsageError
+
+    forced = getattr(args, "language", None)
+    if not forced:
+        return
+    if getattr(args, "language_per_window", None):
+        raise UsageError(
+            f"--language {forced} and --language-per-window: a forced language is not identified per window"
+        )
+    candidates = getattr(args, "languages", None)
+    if candidates:
+        from audiotools.asr.language import check_language
+
+        codes = [check_language(str(c)) for c in candidates if str(c).strip()]  # CommaList: a list
+        if check_language(forced) not in codes:
+            raise UsageError(f"--language {forced} is not among --languages {','.join(codes)}")
 
 
 def diarization_options(args: argparse.Namespace):

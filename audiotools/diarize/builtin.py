@@ -650,9 +650,10 @@ def resolve_orphans(
     ``embed_local(window, speaker)`` gives its centred embedding (or None). Less similar to every
     centroid than the clustering's own cut (1 - ``threshold``), it is a new speaker (while there are
     fewer than ``high``); otherwise it takes the most similar speaker not already speaking in that
-    window. This finds a voice heard only under another one (two people talking at once throughout
-    a short call). Returns the centroids with any new speakers appended; ``mappings`` is updated in
-    place."""
+    window, or the most similar one when all are (its speech is never dropped for want of a
+    speaker). This finds a voice heard only under another one (two people talking at once
+    throughout a short call). Returns the centroids with any new speakers appended; ``mappings`` is
+    updated in place."""
     hard = scores.hard.numpy()
     for k, mapping in enumerate(mappings):
         for s, local in mapping.items():
@@ -668,8 +669,9 @@ def resolve_orphans(
                 continue
             taken = {m.speaker for m in mapping.values()}
             free = [int(c) for c in np.argsort(-sims) if c not in taken]
-            if free:
-                mapping[s] = LocalSpeaker(free[0])
+            # every speaker allowed is already talking in this window (--max-speakers 1, or more
+            # voices than speakers): the most similar one takes this speech too, rather than none
+            mapping[s] = LocalSpeaker(free[0] if free else int(np.argmax(sims)))
     return centroids
 
 

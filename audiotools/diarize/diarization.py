@@ -211,7 +211,10 @@ def run_diarization(
 
     if options.channels == "split":
         if channel_samples is None or channel_samples.shape[0] < 2:
-            log.warning("--channels split needs a multi-channel recording; this one is mono: diarising the mix")
+            where = getattr(getattr(audio, "info", None), "path", None) or uri  # the file, in a run of many
+            log.warning(
+                "%s: --channels split needs a multi-channel recording; this one is mono: diarising the mix", where
+            )
         else:
             from audiotools.device import torch_threads
             from audiotools.diarize.channels import split_channels
