@@ -54,6 +54,7 @@ def make_transcript(audio, turns=TURNS) -> Transcript:
                 end=e,
                 text=text,
                 words=[Word(" " + w, s + k * step, s + (k + 1) * step, 0.9) for k, w in enumerate(words)],
+                speaker=f"SPEAKER_{i % 2:02d}",  # as diarised: the RTTM export has turns to carry
             )
         )
     return Transcript(audio=audio.info, model=dict(FAKE_MODEL), language="en", segments=segs)
