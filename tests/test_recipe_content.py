@@ -77,3 +77,13 @@ def test_unmasked_copies_of_several_files_are_named_by_stem(tmp_path):
         doc = json.loads(p.read_text(encoding="utf-8"))
         assert doc["audio"]["path"].endswith("a/talk.flac" if rel.startswith("a/") else "talk.wav"), doc["audio"]
         assert oct(p.stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_missing_word_file_fails_before_any_model_loads(tmp_path):
+    env = {"AUDIOTOOLS_CACHE": str(tmp_path / "cache")}
+    r = run_cli(
+        "transcribe", str(JFK), "-o", str(tmp_path / "out"), *FAST, "--mask-words", str(tmp_path / "no.txt"), env=env
+    )
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == [f"error: {tmp_path / 'no.txt'}: word file not found"]
+    assert not (tmp_path / "cache").exists()  # Whisper was never resolved, hashed or converted
