@@ -73,9 +73,9 @@ def preflight(recipe: Recipe) -> None:
     """What can be checked before any decoding or model load, so that a run fails in seconds, not
     after the transcription: the files the recipe names (word lists, signing key), the voiceprint
     store that the identify step will read (one named explicitly must exist; a corrupt record fails
-    now), then the weights of the diariser
-    (segmentation-3.0, CAM++) and of the identify step (CAM++), found or fetched now
-    (``weights.require``; with fetching off, one line naming ``audiotools models fetch``)."""
+    now), then the weights of the diariser (segmentation-3.0, CAM++) and of the identify step
+    (CAM++), found or fetched now (``weights.require``; with fetching off, one line naming
+    ``audiotools models fetch``)."""
     from audiotools import weights
 
     recipe.parameters()  # reads the files the steps name (word lists, the signing key): a bad one fails now

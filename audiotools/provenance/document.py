@@ -352,7 +352,10 @@ def sign(doc: dict, private_key) -> dict:
 
 
 def run_step(job, options: ProvenanceOptions) -> None:
-    parameters = job.recipe.parameters() if getattr(job, "recipe", None) else None
+    # the parameters finish() recorded (computing them again re-reads the word files and the key)
+    parameters = job.transcript.extra.get("parameters")
+    if parameters is None and getattr(job, "recipe", None):
+        parameters = job.recipe.parameters()
     apply_provenance(job.transcript, job.audio, sign_key=options.sign_key, parameters=parameters)
 
 
