@@ -25,11 +25,77 @@ def test_checkpoints_load_strictly_into_our_modules():
     assert set(segmentation_model().state_dict()) == set(seg["state_dict"])
     cam = torch.load(locate(CAMPLUS), map_location="cpu", weights_only=True)
     model = CampplusEncoder.get().model
-    assert set(model.state_dict()) == set(cam)
+    assert model.fused  # the registered model runs in its inference form (test below)
+    assert set(type(model)().state_dict()) == set(cam)
+    type(model)().load_state_dict(cam, strict=True)
     broken = dict(cam)
     broken.pop(next(iter(broken)))
     with pytest.raises(RuntimeError, match="Missing key"):
         type(model)().load_state_dict(broken, strict=True)
+
+
+def checkpoint_campplus(model, feats):
+    """CAM++ of one utterance (T, 80), computed layer by layer in the checkpoint's own layout with
+    torch's modules (channel-first convolutions and batch norms, concatenated dense blocks): the
+    reference the inference form (folded batch norms, time-major backbone) must equal."""
+    import torch.nn.functional as F
+
+    def bn_relu(nl, x):
+        x = nl.batchnorm(x)
+        return F.relu(x) if nl.relu else x
+
+    head = model.head
+    x = F.relu(head.bn1(head.conv1(feats.T[None, None])))
+    for block in [*head.layer1, *head.layer2]:
+        out = F.relu(block.bn1(block.conv1(x)))
+        x = F.relu(block.bn2(block.conv2(out)) + block.shortcut(x))
+    x = F.relu(head.bn2(head.conv2(x))).flatten(1, 2)
+    tdnn = model.xvector.tdnn
+    x = bn_relu(tdnn.nonlinear, tdnn.linear(x))
+    for i in (1, 2, 3):
+        for layer in getattr(model.xvector, f"block{i}").children():
+            h = bn_relu(layer.nonlinear2, layer.linear1(bn_relu(layer.nonlinear1, x)))
+            cam = layer.cam_layer
+            segments = F.avg_pool1d(h, 100, 100, ceil_mode=True).repeat_interleave(100, -1)[..., : h.shape[-1]]
+            context = h.mean(-1, keepdim=True) + segments
+            gate = torch.sigmoid(cam.linear2(F.relu(cam.linear1(context))))
+            x = torch.cat([x, cam.linear_local(h) * gate], dim=1)
+        transit = getattr(model.xvector, f"transit{i}")
+        x = transit.linear(bn_relu(transit.nonlinear, x))
+    x = bn_relu(model.xvector.out_nonlinear, x)
+    stats = torch.cat([x.mean(-1), x.std(-1)], dim=-1)
+    dense = model.xvector.dense
+    return F.normalize(bn_relu(dense.nonlinear, dense.linear(stats[..., None]))[..., 0], dim=-1)
+
+
+def test_campplus_inference_form_equals_the_checkpoint_layers():
+    """load_campplus folds the batch norms and runs the backbone time-major: the embeddings are the
+    checkpoint network's, computed layer by layer with torch's own layers (lengths cross the
+    100-frame context segments and leave partial ones; one utterance is padded in its batch)."""
+    from audiotools.speakers.campplus import CAMPPlus, embed_features, mean_normalise
+    from audiotools.speakers.fbank import kaldi_fbank
+
+    checkpoint = CAMPPlus()
+    checkpoint.load_state_dict(torch.load(locate(CAMPLUS), map_location="cpu", weights_only=True), strict=True)
+    checkpoint.eval()
+    with pytest.raises(RuntimeError, match="fuse"):
+        checkpoint(torch.zeros(1, 50, 80))
+    x = torch.from_numpy(load_audio(SHARED / "speech" / "jfk.flac").samples)
+    utterances = [kaldi_fbank(x[:n])[0][0] for n in (16000 * 3, 16000 * 5 + 777)]
+    frames = torch.tensor([len(u) for u in utterances])
+    with torch.inference_mode():
+        expected = torch.cat(
+            [
+                checkpoint_campplus(checkpoint, mean_normalise(u[None], frames[i : i + 1])[0])
+                for i, u in enumerate(utterances)
+            ]
+        )
+        fused = CAMPPlus()
+        fused.load_state_dict(checkpoint.state_dict(), strict=True)
+        fused.fuse()
+        got = embed_features(fused, torch.nn.utils.rnn.pad_sequence(utterances, batch_first=True), frames)
+    assert torch.allclose(got, expected, atol=2e-5), (got - expected).abs().max()
+    assert "head.bn1.weight" in checkpoint.state_dict() and "head.bn1.weight" not in fused.state_dict()
 
 
 def test_fbank_batches_equal_single_items_and_frame_counts_follow_kaldi():

@@ -304,7 +304,7 @@ def bfloat16_weights(model: CAMPPlus) -> CAMPPlus:
         if model not in _cast_models:
             copy = deepcopy(model)
             for module in copy.modules():
-                if isinstance(module, torch.nn.Conv1d | torch.nn.Conv2d):
+                if isinstance(module, torch.nn.Conv1d | torch.nn.Conv2d | torch.nn.Linear):
                     module.to(torch.bfloat16)
             _cast_models[model] = copy
         return _cast_models[model]
@@ -330,7 +330,7 @@ def embed_chunks(
 ) -> np.ndarray:
     """One unit CAM++ embedding per chunk, (chunks, dim); the fbank pieces are cut batch by batch."""
     spans = [fbank_span(a, b, seg_model, len(fbank)) for a, b in chunks]
-    out = np.zeros((len(chunks), model.xvector.dense.linear.out_channels), dtype=np.float32)
+    out = np.zeros((len(chunks), model.xvector.embedding_size), dtype=np.float32)
     order = np.argsort([f1 - f0 for f0, f1 in spans], kind="stable")
     for part in padded_batches([spans[i][1] - spans[i][0] for i in order], max_frames=config.embed_batch_frames):
         idx = order[part]
