@@ -3,6 +3,8 @@ layout must not change a single logit."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -332,3 +334,72 @@ def test_sampling_fallback_is_reproducible_per_seed():
     assert text(0) == first
     assert torch.equal(torch.rand(1), expected_next)
     assert text(1000) != first
+
+
+def test_text_token_cap_forces_eot_even_where_the_timestamp_rules_masked_it():
+    """The cap filter runs after the timestamp rules: a row over its cap gets EOT as its only choice
+    (also where the rules had masked every text token and EOT with it); the other rows keep every logit."""
+    from audiotools.asr.decoding import _TextTokenCap
+
+    tok = get_tokenizer(True, language="en", task="transcribe")
+    begin = len(tok.sot_sequence)
+    text = [100, 200, 300, 400]
+    tokens = torch.tensor(
+        [
+            [*tok.sot_sequence, *text, tok.timestamp_begin + 5],  # 4 text tokens: over a cap of 3
+            [*tok.sot_sequence, text[0], *(tok.timestamp_begin + k for k in (0, 3, 9, 9))],  # 1 text token, cap 0
+            [*tok.sot_sequence, *text, tok.timestamp_begin + 5],  # 4 text tokens, cap 4: not over
+        ]
+    )
+    logits = torch.randn(3, 51865)
+    logits[0, : tok.timestamp_begin] = -np.inf  # what the rules do when the timestamps outweigh the text
+    before = logits.clone()
+    _TextTokenCap(begin, tok.eot, torch.tensor([3.0, 0.0, 4.0])).apply(logits, tokens)
+    for row in (0, 1):
+        assert logits[row].argmax() == tok.eot and torch.isfinite(logits[row]).sum() == 1
+    assert torch.equal(logits[2], before[2])
+
+
+def test_decoding_stops_at_the_text_token_cap_and_falls_back(tiny_transcriber, monkeypatch):
+    """With each window's seconds, a decoding that passes STOP_FACTOR x the loop bound in text tokens
+    is cut there (EOT forced), marked ``stopped``, and counts as failed, so every temperature is
+    tried; given its real length, the same window decodes as without the cap."""
+    from conftest import JFK
+
+    from audiotools.asr import decoding
+    from audiotools.asr.decoding import STOP_FACTOR, decode_windows, loop_limit, text_tokens
+    from audiotools.audio.decode import load_audio
+
+    passes = []  # (temperature, windows) of every decoding pass: the real passes, recorded
+    real_run = decoding._Task.run
+
+    def recorded(task, mel):
+        passes.append((task.options.temperature, mel.shape[0]))
+        return real_run(task, mel)
+
+    monkeypatch.setattr(decoding._Task, "run", recorded)
+
+    t = tiny_transcriber
+    samples = load_audio(JFK).samples  # 11 s, 22 words
+    opts = decode_options(t.options)
+    eot = t.tokenizer("en").eot
+    with torch.inference_mode():
+        features = t._encode([samples, samples[: 16000 * 5]])
+        free = decode_windows(t.model, features, ["en"] * 2, opts)
+        real = decode_windows(t.model, features, ["en"] * 2, opts, seconds=[11.0, 5.0])
+        # told the 11 s window has no audio: a cap of 2 x 10 text tokens, which its 23 exceed
+        quick = dataclasses.replace(opts, temperatures=(0.0, 0.5), best_of=2)
+        passes.clear()
+        short = decode_windows(t.model, features, ["en"] * 2, quick, seconds=[0.0, 5.0])
+        short_passes = list(passes)
+        short_free = decode_windows(t.model, features[1:], ["en"], quick)
+        beam = dataclasses.replace(quick, beam_size=2)  # temperature 0 by beam search: the other decoding loop
+        beam_cut = decode_windows(t.model, features[:1], ["en"], beam, seconds=[0.0])[0]
+    assert [r.tokens for r in real] == [r.tokens for r in free] and not any(r.stopped for r in real)
+    assert text_tokens(free[0].tokens, eot) > STOP_FACTOR * loop_limit(0.0)
+    cut = short[0]
+    assert cut.stopped and text_tokens(cut.tokens, eot) == int(STOP_FACTOR * loop_limit(0.0)) + 1
+    # the cut greedy attempt counted as failed: the window was sampled at 0.5 (the 5 s one was not)
+    assert short_passes == [(0.0, 2), (0.5, 1)]
+    assert short[1].tokens == short_free[0].tokens and not short[1].stopped
+    assert beam_cut.stopped and text_tokens(beam_cut.tokens, eot) == int(STOP_FACTOR * loop_limit(0.0)) + 1

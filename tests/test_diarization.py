@@ -1103,3 +1103,23 @@ def test_a_forced_single_speaker_keeps_all_the_speech():
     lost = speech(auto).extrude(speech(one)).duration()
     assert lost < 0.2, lost
     assert speech(one).crop(Segment(27.9, 29.9)).duration() > 1.9
+
+
+def test_split_channels_warns_about_count_flags_it_cannot_apply(tmp_path, capsys):
+    """--channels split gives one speaker per channel with speech: a count flag the result
+    contradicts is named in a warning (command line and transcript), one that agrees is not."""
+    call = SAMPLES / "phone_call.wav"
+    audio = load_audio(call, keep_channels=True)
+    agree = run_diarization(audio, {"channels": "split", "num_speakers": 2, "max_speakers": 4})
+    assert agree.labels == ["CHANNEL_1", "CHANNEL_2"] and "warning" not in agree.info
+    clash = run_diarization(audio, {"channels": "split", "num_speakers": 3, "min_speakers": 3})
+    assert clash.labels == ["CHANNEL_1", "CHANNEL_2"]
+    assert clash.info["warning"] == (
+        "--num-speakers 3, --min-speakers 3 ignored: --channels split gives one speaker per channel with "
+        "speech (2 of 2 channels)"
+    )
+    fewer = run_diarization(audio, {"channels": "split", "max_speakers": 1})
+    assert fewer.labels == ["CHANNEL_1", "CHANNEL_2"] and fewer.info["warning"].startswith("--max-speakers 1 ignored")
+    args = ["diarize", str(call), "-o", str(tmp_path), "--channels", "split", "--num-speakers", "3"]
+    assert cli_main(args) == 0
+    assert "phone_call.wav: --num-speakers 3 ignored: --channels split" in capsys.readouterr().err

@@ -50,6 +50,7 @@ class DecodeOptions:
 class WindowResult:
     result: DecodingResult
     skipped: bool = False  # judged as no speech
+    stopped: bool = False  # cut short at its text-token cap (a loop: decode_windows(seconds=...))
     tokens: list[int] = field(default_factory=list)
     # from the greedy pass, when it was asked to keep them (``decode_windows(..., attention=True)``)
     # and its tokens are the result: the alignment heads' cross-attention logits of every query
@@ -57,6 +58,43 @@ class WindowResult:
     attention: torch.Tensor | None = None
     step_logprobs: list[float] | None = None
     prompt_length: int = 0
+
+
+# The loop bound: a window's decoding is a loop when it has more text tokens than LOOP_TOKENS +
+# LOOP_TOKENS_PER_SECOND x its seconds of audio. Real speech on the Russian benchmark and jfk.flac
+# runs at 2.8-4.7 text tokens per second on windows of 2 s or more and 8-10 on a 1 s window; a loop
+# on that 1 s window made 54. On short windows the compression ratio cannot see a loop (three
+# repeats of a word compress by 1.4), so the rate is the signal there.
+LOOP_TOKENS = 10
+LOOP_TOKENS_PER_SECOND = 10.0
+# Decoding stops (EOT is forced) once a window has this many times the loop bound in text tokens: it
+# is a loop whatever follows, and on a short window the sampling fallback otherwise ran every row to
+# the 224-token limit (5 samples x 5 temperatures on a 1 s clip).
+STOP_FACTOR = 2.0
+
+
+def loop_limit(seconds: float) -> float:
+    """Most text tokens a decoding of ``seconds`` of audio can have without being a loop."""
+    return LOOP_TOKENS + LOOP_TOKENS_PER_SECOND * seconds
+
+
+def text_tokens(tokens, eot: int) -> int:
+    """Text tokens in a decoding (``eot``: the tokenizer's <|endoftext|>; timestamps come after it)."""
+    return sum(1 for t in tokens if t < eot)
+
+
+class _TextTokenCap:
+    """Logit filter, applied last: a row with more than its cap of text tokens can only end (EOT).
+    ``caps``: one cap per current batch row (the task keeps it in step with its row order)."""
+
+    def __init__(self, sample_begin: int, eot: int, caps: torch.Tensor):
+        self.sample_begin, self.eot, self.caps = sample_begin, eot, caps
+
+    def apply(self, logits: torch.Tensor, tokens: torch.Tensor) -> None:
+        over = (tokens[:, self.sample_begin :] < self.eot).sum(1) > self.caps  # (B,), no host sync
+        eot_logit = torch.where(over, torch.zeros_like(logits[:, self.eot]), logits[:, self.eot])
+        logits.masked_fill_(over[:, None], -np.inf)
+        logits[:, self.eot] = eot_logit
 
 
 def needs_fallback(r: DecodingResult, o: DecodeOptions) -> bool:
@@ -164,6 +202,19 @@ class _Task(DecodingTask):
         self.cross_kv: dict | None = None  # cross-attention keys/values of the first step (greedy passes)
         self.capture = False  # set before run(): keep the alignment heads' logits per step
         self.records: list[tuple[torch.Tensor, torch.Tensor, list[float]]] = []  # (rows, qk, logprobs)
+        self.cap: _TextTokenCap | None = None
+        self.window_caps: torch.Tensor | None = None  # per window (row before the n_group repeat)
+
+    def limit_text_tokens(self, caps: list[float]) -> None:
+        """Force EOT on a window's rows once they hold more than ``caps[window]`` text tokens."""
+        self.window_caps = torch.tensor(caps, dtype=torch.float32)
+        self.cap = _TextTokenCap(self.sample_begin, self.tokenizer.eot, self.window_caps)
+        self.logit_filters.append(self.cap)  # last: nothing after it can mask EOT again
+
+    def run(self, mel: torch.Tensor):
+        if self.cap is not None:  # one cap per decoder row: each window's rows follow each other
+            self.cap.caps = self.window_caps.to(mel.device).repeat_interleave(self.n_group)
+        return super().run(mel)
 
     # openai-whisper's ``run`` repeats the prompt tokens ``n_group`` times per window (beam search,
     # best-of-n sampling) but not the audio features, so its decoder saw (windows x n_group) queries
@@ -195,7 +246,10 @@ class _Task(DecodingTask):
         self.inference = StepDecoder(self.model, keep_projections=self.keep_projections, align_pairs=pairs)
         self.records = []
         try:
+            all_caps = self.cap.caps if self.cap is not None else None
             for i in range(self.sample_len):
+                if all_caps is not None:
+                    self.cap.caps = all_caps[rows]
                 logits = self.inference.logits(tokens, audio_features)
                 if i == 0 and self.tokenizer.no_speech is not None:
                     probs_at_sot = logits[:, self.sot_index].float().softmax(dim=-1)
@@ -268,8 +322,14 @@ def decode_windows(
     options: DecodeOptions,
     cross_kv: dict | None = None,
     attention: bool = False,
+    seconds: list[float] | None = None,
 ) -> list[WindowResult]:
     """Decode a batch of windows given their encoder features (B, n_audio_ctx, n_state).
+
+    ``seconds``: each window's audio length. When given, a window's decoding stops once it holds
+    ``STOP_FACTOR`` times its loop bound (:func:`loop_limit`) in text tokens, and such a decoding
+    counts as failed, so the next temperature is tried (it is a loop; cut short, its compression
+    ratio may no longer show it).
 
     When ``cross_kv`` is a dict, it is filled with the decoder's cross-attention keys/values for every
     window (``{module: (B, n_audio_ctx, n_state)}``, from the greedy pass) so the word-alignment pass
@@ -290,6 +350,9 @@ def decode_windows(
             task = _Task(model, _decoding_options(options, lang, temperature, fp16))
             task.keep_projections = cross_kv is not None and t_i == 0
             task.capture = attention and t_i == 0 and task.compact
+            caps = None if seconds is None else [STOP_FACTOR * loop_limit(seconds[i]) for i in pending]
+            if caps is not None:
+                task.limit_text_tokens(caps)
             # sampling at temperature > 0 is seeded, so the same audio gives the same transcript on a re-run
             devices = [features.device] if features.is_cuda else []
             with torch.random.fork_rng(devices=devices):
@@ -300,23 +363,25 @@ def decode_windows(
                 kept = task.captured() if task.capture else {}
             last = t_i == len(options.temperatures) - 1
             still = []
+            eot = task.tokenizer.eot
             for k, (i, r) in enumerate(zip(pending, results)):
                 prev = out[i]
+                stopped = caps is not None and text_tokens(r.tokens, eot) > caps[k]
                 # keep the best attempt so far in case every temperature fails: a repetitive one
                 # (compression ratio above the threshold) never replaces one that is not, however
                 # likely the loop is (a sampled loop can have a better avg logprob than the unsure
                 # text it would replace); otherwise the higher avg logprob
                 if (
                     prev is None
-                    or not needs_fallback(r, options)
-                    or (not is_repetitive(r, options), r.avg_logprob)
-                    > (not is_repetitive(prev.result, options), prev.result.avg_logprob)
+                    or not (stopped or needs_fallback(r, options))
+                    or (not (stopped or is_repetitive(r, options)), r.avg_logprob)
+                    > (not (prev.stopped or is_repetitive(prev.result, options)), prev.result.avg_logprob)
                 ):
-                    out[i] = WindowResult(result=r)
+                    out[i] = WindowResult(result=r, stopped=stopped)
                     if t_i == 0 and k in kept:
                         out[i].attention, out[i].step_logprobs = kept[k]
                         out[i].prompt_length = task.sample_begin
-                if needs_fallback(r, options) and not last:
+                if (stopped or needs_fallback(r, options)) and not last:
                     still.append(i)
             pending = still
     for w in out:

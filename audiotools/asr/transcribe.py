@@ -19,7 +19,15 @@ import numpy as np
 import torch
 
 from audiotools.asr.audio import N_SAMPLES, log_mel_batch
-from audiotools.asr.decoding import DecodeOptions, WindowResult, decode_windows, is_repetitive, needs_fallback
+from audiotools.asr.decoding import (
+    DecodeOptions,
+    WindowResult,
+    decode_windows,
+    is_repetitive,
+    loop_limit,
+    needs_fallback,
+    text_tokens,
+)
 from audiotools.asr.language import check_candidates, combine, restrict, summary
 from audiotools.asr.models import load_model
 from audiotools.asr.options import TranscribeOptions
@@ -48,21 +56,14 @@ log = logging.getLogger(__name__)
 # fastest (docs/batch.md). The decoder keeps the whole batch (each step's weight reads are shared by
 # its rows). CUDA: the whole batch.
 CPU_ENCODER_BATCH = 1
-# The loop guard's token-rate bound: a window's decoding is a loop when it has more text tokens than
-# LOOP_TOKENS + LOOP_TOKENS_PER_SECOND x its seconds of audio. Real speech on the Russian benchmark
-# and jfk.flac runs at 2.8-4.7 text tokens per second on windows of 2 s or more and 8-10 on a 1 s
-# window; a loop on that 1 s window made 54. On short windows the compression ratio cannot see a
-# loop (three repeats of a word compress by 1.4), so the rate is the signal there.
-LOOP_TOKENS = 10
-LOOP_TOKENS_PER_SECOND = 10.0
 
 
 def is_loop(r: WindowResult, seconds: float, o: DecodeOptions, eot: int) -> bool:
     """A repetition loop: Whisper's compression-ratio test, or implausibly many text tokens for the
     audio (``eot``: the tokenizer's <|endoftext|>; every text token precedes it, timestamps follow)."""
-    if is_repetitive(r.result, o):
+    if is_repetitive(r.result, o) or r.stopped:
         return True
-    return sum(1 for t in r.tokens if t < eot) > LOOP_TOKENS + LOOP_TOKENS_PER_SECOND * seconds
+    return text_tokens(r.tokens, eot) > loop_limit(seconds)
 
 
 def degenerate(r: WindowResult, seconds: float, o: DecodeOptions, eot: int) -> bool:
@@ -410,8 +411,9 @@ class Transcriber:
         # the alignment pass reuses the decoding's cross-attention projections (when it makes them)
         cross_kv: dict | None = {} if self.options.word_timestamps and not from_decoding else None
         languages = [files[fid].window_language(wi) for fid, wi in batch]
+        seconds = [len(c) / SAMPLE_RATE for c in chunks]
         results = decode_windows(
-            self.model, features, languages, decode_opts, cross_kv=cross_kv, attention=from_decoding
+            self.model, features, languages, decode_opts, cross_kv=cross_kv, attention=from_decoding, seconds=seconds
         )
         if self.options.loop_guard and self.options.mel_padding == "zero":
             self._loop_guard(chunks, languages, features, results, decode_opts, cross_kv, from_decoding)
@@ -491,7 +493,13 @@ class Transcriber:
         floor = self._encode([chunks[k] for k in flagged], padding="floor")
         kv: dict | None = {} if cross_kv is not None else None
         again = decode_windows(
-            self.model, floor, [languages[k] for k in flagged], decode_opts, cross_kv=kv, attention=attention
+            self.model,
+            floor,
+            [languages[k] for k in flagged],
+            decode_opts,
+            cross_kv=kv,
+            attention=attention,
+            seconds=[seconds[k] for k in flagged],
         )
         self.guard_counts["rerun"] += len(flagged)
         kept = []

@@ -196,6 +196,25 @@ def _input(audio) -> tuple[np.ndarray, np.ndarray | None, str]:
     raise UsageError(f"audio must be 1-D (mono) or 2-D (channels, samples), got shape {arr.shape}")
 
 
+def split_count_conflict(options: DiarizationOptions, speakers: int, channels: int) -> str | None:
+    """With ``--channels split`` every channel with speech is one speaker, so the count flags cannot
+    apply; a flag the result contradicts gets this warning (None when the flags agree or are unset)."""
+    num, low, high = options.num_speakers, options.min_speakers, options.max_speakers
+    checks = (
+        ("--num-speakers", num, num is not None and num != speakers),
+        ("--min-speakers", low, low is not None and low > speakers),
+        ("--max-speakers", high, high is not None and high < speakers),
+    )
+    wanted = [(flag, value) for flag, value, wrong in checks if wrong]
+    if not wanted:
+        return None
+    flags = ", ".join(f"{flag} {value}" for flag, value in wanted)
+    return (
+        f"{flags} ignored: --channels split gives one speaker per channel with speech "
+        f"({speakers} of {channels} channels)"
+    )
+
+
 def run_diarization(
     audio, options: DiarizationOptions | dict | None = None, *, uri: str | None = None, **overrides
 ) -> DiarizationResult:
@@ -227,6 +246,9 @@ def run_diarization(
             ann = _annotation(turns, uri, prefix=None)
             info = {"channel_of": channel_of, "seconds": round(time.perf_counter() - t0, 3)}
             log.info("diarization: %d channel tracks (--channels split)", len(ann.labels()))
+            ignored = split_count_conflict(options, len(ann.labels()), chans.shape[0])
+            if ignored:  # shown by the commands, recorded in the transcript's warnings
+                info["warning"] = ignored
             return DiarizationResult(ann, "builtin", "split", "channels split: one speaker per channel", info)
 
     backend, reason = choose_backend(options)
