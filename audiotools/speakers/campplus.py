@@ -421,7 +421,8 @@ class DTDNN(nn.Module):
 
     @property
     def embedding_size(self) -> int:
-        return self.dense.linear.out_features if self.out_nonlinear.fused else self.dense.linear.out_channels
+        linear = self.dense.linear  # a Conv1d in the checkpoint's layout, a Linear once fused
+        return linear.out_features if isinstance(linear, nn.Linear) else linear.out_channels
 
     def fuse(self) -> None:
         self.tdnn.fuse()
