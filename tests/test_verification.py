@@ -243,11 +243,17 @@ def test_trials_and_eval_eer(tmp_path, tel_dir, capsys, monkeypatch):
     assert ["\t".join(r[:2]) for r in rows] == lines
     assert all(-1 <= float(r[2]) <= 1 and math.isfinite(float(r[3])) for r in rows)
     # no embedding cache and no decoded samples kept between score_trials' passes: every file is
-    # decoded again for its embedding (PCM hash checked), and the scores are the same
+    # decoded again for its embedding (PCM hash checked), and the scores are the same. Same up to
+    # float rounding: an utterance embedded in another batch (the first run may take embeddings
+    # other tests cached) differs by about 2e-7 (CAM++'s matrix products and reductions see other
+    # shapes), which can move the last printed digit
     monkeypatch.setenv("AUDIOTOOLS_NO_EMBEDDING_CACHE", "1")
     monkeypatch.setattr(verification, "KEEP_DECODED_BYTES", 0)
     assert main(["verify", "--trials", str(tmp_path / "T.tsv"), "--output", str(tmp_path / "S0.tsv")]) == 0
-    assert (tmp_path / "S0.tsv").read_text() == (tmp_path / "S.tsv").read_text()
+    again = [r.split("\t") for r in (tmp_path / "S0.tsv").read_text().splitlines()]
+    assert [r[:2] for r in again] == [r[:2] for r in rows]
+    for first, second in zip(rows, again):
+        assert abs(float(first[2]) - float(second[2])) <= 1e-5 and abs(float(first[3]) - float(second[3])) <= 1e-3
     monkeypatch.undo()
     assert main(["verify", "--trials", str(tmp_path / "T.tsv"), "--output", str(tmp_path / "S6.tsv"), "--details"]) == 0
     conds = {r.split("\t")[5] for r in (tmp_path / "S6.tsv").read_text().splitlines()}
