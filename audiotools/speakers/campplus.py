@@ -220,25 +220,20 @@ class BatchNormReLU(nn.Module):
         super().__init__()
         self.batchnorm = nn.BatchNorm1d(channels, affine=affine)
         self.relu = relu
-        self.fused = False
+        # set by fuse(); None when folded into the convolution before it (only the ReLU is left)
+        self.register_buffer("scale", None, persistent=False)
+        self.register_buffer("shift", None, persistent=False)
 
     def fuse(self, into: nn.Conv1d | None = None) -> None:
         if into is not None:
             fold_batchnorm(into, self.batchnorm)
-            self.register_buffer("scale", None, persistent=False)
-            self.register_buffer("shift", None, persistent=False)
         else:
-            scale, shift = batchnorm_affine(self.batchnorm)
-            self.register_buffer("scale", scale, persistent=False)
-            self.register_buffer("shift", shift, persistent=False)
+            self.scale, self.shift = batchnorm_affine(self.batchnorm)
         del self.batchnorm
-        self.fused = True
 
     def forward(self, x: Tensor) -> Tensor:
-        """Fused: time-major (..., C); before: channel-first (B, C, T)."""
-        if not self.fused:
-            x = self.batchnorm(x)
-        elif self.scale is not None:
+        """Time-major x (..., C); runs after :meth:`fuse` (CAMPPlus.forward checks)."""
+        if self.scale is not None:
             x = torch.addcmul(self.shift, x, self.scale)
         return F.relu(x, inplace=True) if self.relu else x
 
