@@ -209,6 +209,66 @@ def test_cross_attention_from_features_same_as_projected_keys_values(tiny_transc
     assert len(f_batched[0]) > 20 and len(f_batched[1]) < len(f_batched[0])
 
 
+@pytest.mark.parametrize("cross", ["features", "kv"])
+def test_beam_search_and_sampling_on_the_step_decoder_equal_openai_whisper(tiny_transcriber, monkeypatch, cross):
+    """Beam search and best-of-n sampling run openai-whisper's loop on the step decoder, which keeps
+    each window's cross-attention state once for its rows: the same tokens and log-probabilities as
+    openai-whisper's own ``PyTorchInference`` (a copy of every window's keys and values per row), for
+    three windows of different lengths at once; the "kv" form also hands on one projection per window."""
+    import whisper.decoding as wd
+
+    import audiotools.asr.decoder_step as decoder_step
+    from audiotools.asr.decoding import _Task
+
+    if cross == "kv":
+        monkeypatch.setattr(decoder_step, "cross_from_features", lambda model: False)
+
+    class OpenaiLoop(_Task):
+        def _main_loop(self, audio_features, tokens):
+            return wd.DecodingTask._main_loop(self, audio_features, tokens)
+
+    t = tiny_transcriber
+    features = _jfk_windows(t)
+    for options in (
+        wd.DecodingOptions(language="en", beam_size=3, fp16=False),
+        wd.DecodingOptions(language="en", temperature=0.8, best_of=3, fp16=False),
+    ):
+        runs = []
+        for cls in (OpenaiLoop, _Task):
+            task = cls(t.model, options)
+            task.keep_projections = True
+            torch.manual_seed(0)
+            with torch.inference_mode():
+                runs.append((task, task.run(features)))
+        (_, ref), (task, ours) = runs
+        assert [r.tokens for r in ours] == [r.tokens for r in ref]
+        assert np.allclose([r.avg_logprob for r in ours], [r.avg_logprob for r in ref], atol=1e-4)
+        assert len(ref[0].tokens) > 20 and len({len(r.tokens) for r in ref}) == 3
+        if cross == "kv":
+            assert len(task.cross_kv) == 2 * t.model.dims.n_text_layer
+            assert all(v.shape[0] == 3 for v in task.cross_kv.values())
+        else:
+            assert task.cross_kv == {}
+
+
+def test_step_decoder_rearranges_beam_rows():
+    """Beam search's survivors: row i continues from row source[i]; the cached positions move with
+    it, the identity order leaves the caches untouched."""
+    from audiotools.asr.decoder_step import StepDecoder
+
+    step = StepDecoder.__new__(StepDecoder)
+    keys = torch.arange(4.0)[:, None, None] + torch.zeros(4, 8, 6)
+    keys[:, 5:] = -1.0  # capacity beyond the 5 cached positions
+    step.self_kv, step.length = [[keys, keys * 10]], 5
+    step.rearrange_kv_cache([0, 1, 2, 3])
+    assert step.self_kv[0][0] is keys
+    step.rearrange_kv_cache([2, 2, 0, 3])
+    for buf, scale in zip(step.self_kv[0], (1, 10)):
+        assert buf.shape == (4, 8, 6)
+        assert [float(buf[r, 0, 0]) for r in range(4)] == [2.0 * scale, 2.0 * scale, 0.0, 3.0 * scale]
+        assert all(bool((buf[r, :5] == buf[r, 0, 0]).all()) for r in range(4))
+
+
 def test_step_decoder_keep_rows_moves_whole_rows():
     """Dropping ended rows: each filler row lands on its hole in every cache, the rest stay put."""
     from audiotools.asr.decoder_step import StepDecoder

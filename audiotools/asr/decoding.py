@@ -231,7 +231,15 @@ class _Task(DecodingTask):
 
     def _main_loop(self, audio_features: torch.Tensor, tokens: torch.Tensor):
         if not self.compact:
-            return super()._main_loop(audio_features, tokens)
+            # openai-whisper's loop (beam search or best-of-n sampling) on the step decoder, which
+            # keeps each window's cross-attention state once for its n_group rows (decoder_step.py)
+            self.inference = StepDecoder(self.model, keep_projections=self.keep_projections, group=self.n_group)
+            if hasattr(self.decoder, "inference"):  # beam search reorders the rows' caches through it
+                self.decoder.inference = self.inference
+            try:
+                return super()._main_loop(audio_features, tokens)
+            finally:
+                self.cross_kv = self.inference.projected
         eot = self.tokenizer.eot
         n_batch = tokens.shape[0]
         device = audio_features.device
