@@ -61,9 +61,10 @@ def test_batched_timestamp_rules_equal_openai_whisper(multilingual, length):
             assert masked.min() < masked.max()  # the rows really differ in what they mask
 
 
-def test_column_major_weights_same_outputs_same_memory():
+def test_column_major_weights_same_outputs_one_vocabulary_copy():
     from whisper.model import ModelDimensions, Whisper
 
+    from audiotools.asr.quantize import output_logits
     from audiotools.asr.weight_layout import column_major_linears
 
     torch.manual_seed(0)
@@ -94,12 +95,19 @@ def test_column_major_weights_same_outputs_same_memory():
     column_major_linears(model)
     linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
     assert linears and all(m.weight.t().is_contiguous() for m in linears)
-    assert model.decoder.token_embedding.weight.t().is_contiguous()
+    # the embedding keeps its rows; its one extra copy is the column-major one for one-row steps
+    emb = model.decoder.token_embedding.weight
+    assert emb.is_contiguous() and torch.equal(model.decoder.vocab_columns, emb.t())
+    assert model.decoder.vocab_columns.is_contiguous()
     assert {n: p.shape for n, p in model.named_parameters()} == shapes
     assert sum(p.untyped_storage().nbytes() for p in model.parameters()) == n_bytes
     with torch.no_grad():
         audio = model.encoder(mel)
         logits = model.decoder(tokens, audio)
+        # the vocabulary projection in both forms (one row; several) equals x @ E^T
+        for shape in ((1, 1, 64), (1, 5, 64), (3, 7, 64)):
+            h = torch.randn(shape)
+            torch.testing.assert_close(output_logits(model.decoder, h), h @ emb.t(), rtol=1e-5, atol=1e-4)
     torch.testing.assert_close(audio, ref_audio, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(logits, ref_logits, rtol=1e-5, atol=1e-4)
     # a state dict saved from it loads into a fresh module

@@ -323,7 +323,12 @@ def test_run_step_writes_private_unmasked_copy(tmp_path):
     assert "masking" not in raw
     # language "en" was asked for: the Russian word stays, the extra word is masked
     assert t.segments[0].text == " What the f***, сука m**."
-    assert t.extra["masking"] == {"style": "first", "masked_words": 6, "engine": "audiotools.masking/1"}
+    assert t.extra["masking"] == {
+        "style": "first",
+        "masked_words": 6,
+        "engine": "audiotools.masking/1",
+        "unmasked_copy": True,
+    }
 
 
 def test_run_step_masks_every_language_by_default():

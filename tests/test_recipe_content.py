@@ -77,6 +77,16 @@ def test_unmasked_copies_of_several_files_are_named_by_stem(tmp_path):
         doc = json.loads(p.read_text(encoding="utf-8"))
         assert doc["audio"]["path"].endswith("a/talk.flac" if rel.startswith("a/") else "talk.wav"), doc["audio"]
         assert oct(p.stat().st_mode & 0o777) == "0o600"
+    # the masked transcripts, which may be handed on, say a copy was written but not where
+    for written in out.rglob("*.json"):  # transcripts and the batch report
+        assert "private" not in written.read_text(encoding="utf-8"), written
+    masked_files = sorted(out.rglob("talk.json"))
+    assert len(masked_files) == 2, masked_files
+    for masked in masked_files:
+        text = masked.read_text(encoding="utf-8")
+        assert "private" not in text and "raw.json" not in text, masked
+        doc = json.loads(text)
+        assert doc["masking"]["unmasked_copy"] is True and doc["parameters"]["steps"]["mask"]["unmasked_copy"] is None
 
 
 def test_a_missing_word_file_fails_before_any_model_loads(tmp_path):

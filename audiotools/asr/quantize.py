@@ -149,11 +149,20 @@ class Int8Linear(nn.Module):
 
 def output_logits(decoder, x: torch.Tensor) -> torch.Tensor:
     """The decoder's vocabulary logits for hidden states ``x`` (after ``decoder.ln``), float32:
-    the int8 projection when the model is quantised, else ``x @ token_embedding.weight.T``."""
+    the int8 projection when the model is quantised, else ``x @ token_embedding.weight.T``; on a
+    CPU float32 model (``vocab_columns``, weight_layout.py) in the faster of two forms for the
+    number of rows: one row against the column-major copy, more as ``(E @ x^T)^T``."""
     proj = getattr(decoder, "int8_logits", None)
     if proj is not None:
         return proj(x)
-    return (x @ torch.transpose(decoder.token_embedding.weight.to(x.dtype), 0, 1)).float()
+    columns = getattr(decoder, "vocab_columns", None)
+    weight = decoder.token_embedding.weight
+    if columns is not None and x.dtype == weight.dtype == torch.float32:
+        flat = x.reshape(-1, x.shape[-1])
+        if flat.shape[0] == 1:
+            return x @ columns
+        return (weight @ flat.t()).t().contiguous().view(*x.shape[:-1], weight.shape[0])
+    return (x @ torch.transpose(weight.to(x.dtype), 0, 1)).float()
 
 
 def _int8_decoder_class():
