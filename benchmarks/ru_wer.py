@@ -226,6 +226,10 @@ def main() -> None:
                     "run": run_started,  # which run measured it (--merge keeps conditions of earlier runs)
                 }
                 if seed == 0:
+                    before = results_before.get(name, {}).get(cond, {}) if args.merge else {}
+                    if len(seeds) == 1 and "seeds" in before:  # a --seeds run's figures stay, marked with its run
+                        e.update({k: before[k] for k in ("seeds", "mean_wer", "mean_cer")})
+                        e["seeds_run"] = before.get("seeds_run", before.get("run"))
                     entry[cond] = e
                 if len(seeds) > 1:  # every seed's WER / CER, and their mean
                     by_seed = entry[cond].setdefault("seeds", {})
