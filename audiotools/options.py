@@ -30,6 +30,13 @@ def secret(default: Any = None) -> Any:
     return dataclasses.field(default=default, repr=False, metadata={"secret": True})
 
 
+def private(default: Any = None) -> Any:
+    """A field recorded only as whether it is set (``to_params`` writes true or null), e.g. a path
+    that should not travel with the outputs; a change between set and unset still changes the
+    recorded parameters (and a batch's recipe fingerprint)."""
+    return dataclasses.field(default=default, metadata={"private": True})
+
+
 @functools.cache
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
@@ -187,10 +194,13 @@ class Options:
         return {}
 
     def to_params(self) -> dict[str, Any]:
-        """The parameters as plain JSON values, as a recipe would give them (secrets as null)."""
+        """The parameters as plain JSON values, as a recipe would give them (secrets as null, private
+        fields as true when set)."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = None if f.metadata.get("secret") else getattr(self, f.name)
+            if f.metadata.get("private"):
+                value = True if value else None
             out[f.name] = _plain(value)
         return out
 

@@ -298,6 +298,13 @@ def test_step_options_and_pipeline_registration(tmp_path):
         "allow_words": None,
         "unmasked_copy": None,
     }
+    # the unmasked copy's path is used, but recorded only as set: on and off differ, two paths do not
+    from audiotools.batch.plan import recipe_fingerprint
+
+    assert MaskOptions(unmasked_copy="/secure/raw.json").to_params()["unmasked_copy"] is True
+    base = load_recipe("default")
+    prints = [recipe_fingerprint(base.replace("mask", unmasked_copy=u)) for u in (None, "/a/raw.json", "/b/x.json")]
+    assert prints[0] != prints[1] == prints[2]
     assert registry()["mask"].options is MaskOptions and registry()["mask"].run is run_step
     assert load_recipe("default").options("mask") == MaskOptions()
     with pytest.raises(UsageError, match="one of 'stars', 'first', 'tag'"):

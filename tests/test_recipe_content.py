@@ -86,7 +86,7 @@ def test_unmasked_copies_of_several_files_are_named_by_stem(tmp_path):
         text = masked.read_text(encoding="utf-8")
         assert "private" not in text and "raw.json" not in text, masked
         doc = json.loads(text)
-        assert doc["masking"]["unmasked_copy"] is True and doc["parameters"]["steps"]["mask"]["unmasked_copy"] is None
+        assert doc["masking"]["unmasked_copy"] is True and doc["parameters"]["steps"]["mask"]["unmasked_copy"] is True
 
 
 def test_a_missing_word_file_fails_before_any_model_loads(tmp_path):

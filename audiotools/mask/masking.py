@@ -21,7 +21,7 @@ from typing import ClassVar, Literal
 from audiotools.errors import UsageError
 from audiotools.mask.profanity.engine import LANGUAGES, Detector, Span
 from audiotools.mask.profanity.wordlists import load_word_file, parse_words
-from audiotools.options import Options, secret
+from audiotools.options import Options, private
 
 __all__ = ["MaskOptions", "Masker", "load_word_file", "parse_words", "LANGUAGES", "run_step"]
 
@@ -46,10 +46,10 @@ class MaskOptions(Options):
     mask_words: WordFiles = None  # word file(s): extra words to mask (one word or stem* per line)
     allow_words: WordFiles = None  # word file(s): words never to mask
     # also write the unmasked transcript JSON here (mode 0600); "{stem}" in the path is each file's
-    # output stem, which a run of several files needs (unmasked_copy_path). Not recorded in the
-    # masked transcript's parameters (null there): a masked export that is handed on would otherwise
-    # say where the unmasked text lies; ``masking.unmasked_copy`` says only that one was written
-    unmasked_copy: str | None = secret()
+    # output stem, which a run of several files needs (unmasked_copy_path). The masked transcript's
+    # parameters record only that it is set (true): a masked export that is handed on would otherwise
+    # say where the unmasked text lies
+    unmasked_copy: str | None = private()
 
     def content_ids(self) -> dict:
         """The sha256 of each word file (``mask_words``, ``allow_words``), checked as word files."""
