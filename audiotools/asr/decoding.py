@@ -4,7 +4,7 @@ Built on openai-whisper's ``DecodingTask`` (KV cache, logit filters, timestamp r
 encoder features computed once per window: language detection, decoding and every fallback
 temperature reuse the same features instead of re-running the encoder.
 
-Two changes to the task, same tokens out:
+Three changes to the task, same tokens out:
   * greedy passes drop finished windows from the batch (their rows of the self- and
     cross-attention caches are sliced away), so a batch no longer decodes every window until the
     longest one ends: on CPU the step cost is dominated by reading each row's cross-attention
@@ -13,6 +13,9 @@ Two changes to the task, same tokens out:
   * openai-whisper's ``ApplyTimestampRules`` loops over the batch in Python with a host sync per
     row per step (``tolist``, ``numel``, a comparison); ``_BatchedTimestampRules`` applies the same
     masks as tensor operations over the whole batch.
+  * beam search and best-of-n sampling run openai-whisper's loop on the step decoder
+    (``decoder_step.StepDecoder`` with ``group`` rows per window), which keeps each window's
+    cross-attention state once instead of once per row.
 """
 
 from __future__ import annotations
@@ -199,7 +202,7 @@ class _Task(DecodingTask):
         ]
         self.compact = options.beam_size is None and options.temperature == 0
         self.keep_projections = False  # set before run(): hand the cross-attention projections on
-        self.cross_kv: dict | None = None  # cross-attention keys/values of the first step (greedy passes)
+        self.cross_kv: dict | None = None  # cross-attention keys/values of the first step, one per window
         self.capture = False  # set before run(): keep the alignment heads' logits per step
         self.records: list[tuple[torch.Tensor, torch.Tensor, list[float]]] = []  # (rows, qk, logprobs)
         self.cap: _TextTokenCap | None = None
@@ -340,7 +343,7 @@ def decode_windows(
     ratio may no longer show it).
 
     When ``cross_kv`` is a dict, it is filled with the decoder's cross-attention keys/values for every
-    window (``{module: (B, n_audio_ctx, n_state)}``, from the greedy pass) so the word-alignment pass
+    window (``{module: (B, n_audio_ctx, n_state)}``, from the first pass) so the word-alignment pass
     need not project the features again; it is left empty when a pass did not make them (a CPU
     float32 model computes its cross-attention from the features themselves: decoder_step.py)."""
     fp16 = features.dtype == torch.float16
