@@ -22,11 +22,11 @@ Prints a summary and writes benchmarks/results/diarize.json:
   2-4 speakers, short turns, a quiet talker at RMS 0.005, far-field reverberation, overlaps);
 * CPU speed (x real time) of the built-in diariser against Whisper base transcription of the same
   files (``Transcriber().transcribe(audio)``), both warmed up: the overhead of diarising, with
-  CAM++ at the default precision and in float32 side by side;
+  CAM++ in float32 (the default) and at ``precision: auto`` side by side;
 * 1 h and 4 h files concatenated from the repository's and shared recordings (written to a temp
   directory, removed afterwards), each diarised in a fresh process: seconds per audio hour, peak RSS
   of the whole process (decoding included) and of the diarisation alone; the 1 h file once more
-  with CAM++ in float32 and at the default precision (``precision_1h``).
+  with CAM++ in float32 and at ``precision: auto`` (``precision_1h``).
 """
 
 from __future__ import annotations
@@ -74,6 +74,65 @@ def der_of(reference, hypothesis, duration: float) -> dict:
     }
 
 
+def _speech_grid(annotation, n: int, grid: float) -> np.ndarray:
+    """(n,) bool: speech of any speaker on a ``grid``-s frame grid."""
+    mask = np.zeros(n, dtype=bool)
+    for segment in annotation.get_timeline().support():
+        mask[int(round(segment.start / grid)) : int(round(segment.end / grid))] = True
+    return mask
+
+
+def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+
+
+def edge_offsets(reference, hypothesis, duration: float, grid: float = 0.01, near: float = 0.1) -> dict:
+    """Where speech detection errs, speaker-agnostic: for every reference speech run, the signed
+    distance (s) from its start and end to the nearest hypothesis run start and end (within 0.5 s;
+    negative: the hypothesis starts or ends earlier), and the false-alarm time that lies within
+    ``near`` s of reference speech (the edges of turns and the short pauses between them) as
+    against anywhere else. Returns the lists and the seconds; :func:`edge_summary` pools them."""
+    n = int(np.ceil(duration / grid)) + 1
+    ref, hyp = _speech_grid(reference, n, grid), _speech_grid(hypothesis, n, grid)
+    r_on, r_off = _runs(ref)
+    h_on, h_off = _runs(hyp)
+    onsets, offsets = [], []
+    if len(h_on):
+        for a, b in zip(r_on, r_off):
+            d_on = (h_on[np.argmin(np.abs(h_on - a))] - a) * grid
+            d_off = (h_off[np.argmin(np.abs(h_off - b))] - b) * grid
+            if abs(d_on) <= 0.5:
+                onsets.append(round(float(d_on), 3))
+            if abs(d_off) <= 0.5:
+                offsets.append(round(float(d_off), 3))
+    reach = int(round(near / grid))
+    close = np.convolve(ref.astype(np.int8), np.ones(2 * reach + 1, dtype=np.int8), mode="same") > 0
+    false_alarm = hyp & ~ref
+    return {
+        "onsets": onsets,
+        "offsets": offsets,
+        "false_alarm_s": float(false_alarm.sum() * grid),
+        "false_alarm_near_s": float((false_alarm & close).sum() * grid),
+    }
+
+
+def edge_summary(stats: list[dict]) -> dict:
+    """Pooled :func:`edge_offsets` of a set of files: median signed onset and offset distances
+    (hypothesis minus reference, s) and the share of false-alarm time within 0.1 s of reference speech."""
+    onsets = [d for s in stats for d in s["onsets"]]
+    offsets = [d for s in stats for d in s["offsets"]]
+    fa = sum(s["false_alarm_s"] for s in stats)
+    return {
+        "reference_speech_stretches": len(onsets),
+        "onset_median_s": round(float(np.median(onsets)), 3) if onsets else None,
+        "offset_median_s": round(float(np.median(offsets)), 3) if offsets else None,
+        "false_alarm_near_reference_speech_pct": round(100 * sum(s["false_alarm_near_s"] for s in stats) / fa, 1)
+        if fa
+        else None,
+    }
+
+
 def accuracy() -> dict:
     from audiotools.audio.decode import load_audio
     from audiotools.diarize.diarization import run_diarization
@@ -98,6 +157,8 @@ def accuracy() -> dict:
         row = {"speakers": res.num_speakers, "expected_speakers": expected, "labels": res.labels}
         if rttm:
             row.update(der_of(ref(rttm), res.annotation, audio.duration))
+            if channels == "mix":
+                row["edges"] = edge_summary([edge_offsets(ref(rttm), res.annotation, audio.duration)])
         out[name] = row
     return out
 
@@ -150,12 +211,13 @@ def score_cases(cases: list, given_count: bool = False, extra=None) -> dict:
     ``extra(name, samples, reference, hypothesis)`` adds its dict to a case's row."""
     from audiotools.diarize.diarization import run_diarization
 
-    out, ders, given_ders, right = {}, [], [], 0
+    out, ders, given_ders, right, edges = {}, [], [], 0, []
     for name, samples, reference in cases:
         res = run_diarization(samples, dict(ACCURACY_OPTIONS))
         expected = len(reference.labels())
         row = {"speakers": res.num_speakers, "expected_speakers": expected, "duration": round(len(samples) / SR, 1)}
         row.update(der_of(reference, res.annotation, len(samples) / SR))
+        edges.append(edge_offsets(reference, res.annotation, len(samples) / SR))
         if extra is not None:
             row.update(extra(name, samples, reference, res.annotation))
         if given_count:
@@ -169,6 +231,7 @@ def score_cases(cases: list, given_count: bool = False, extra=None) -> dict:
     if given_count:
         out["mean_der_given_count"] = round(float(np.mean(given_ders)), 2)
     out["counts_right"] = f"{right} / {len(cases)}"
+    out["edges"] = edge_summary(edges)
     return out
 
 
@@ -310,22 +373,24 @@ def quietest_talker(name: str, samples: np.ndarray, reference, hypothesis) -> di
 
 
 def speed(transcribe: bool) -> dict:
-    """Diarisation time of conversation.wav and sample.wav (best of 3), with CAM++ at the default
-    precision (auto: bfloat16 on a CPU with it in hardware), in float32, and with segmentation
-    windows every 1 s instead of the default 2 s, side by side, against
+    """Diarisation time of conversation.wav and sample.wav (best of 3) with the defaults (CAM++ in
+    float32), with CAM++ at ``precision: auto`` (bfloat16 on a CPU with it in hardware), and with
+    segmentation windows every 1 s instead of the default 2 s, side by side, against
     Whisper base transcription of the same files (best of 3)."""
     from audiotools.audio.decode import load_audio
     from audiotools.device import network_precision
+    from audiotools.diarize.builtin import Config
     from audiotools.diarize.diarization import run_diarization
 
     files = [SAMPLES / "conversation.wav", SHARED / "diarization" / "sample.wav"]
     audios = [load_audio(f) for f in files]
-    precision = network_precision("auto", "cpu")
+    default, auto = network_precision(Config.precision, "cpu"), network_precision("auto", "cpu")
     t0 = time.perf_counter()
-    for p in {precision, "float32"}:  # load models, warm up
+    for p in {default, auto}:  # load models, warm up
         run_diarization(audios[1].samples[: 5 * SR], {"backend": BACKEND, "precision": p})
     load_s = time.perf_counter() - t0
-    out: dict = {"model_load_and_warmup_s": round(load_s, 2), "precision": precision, "files": {}}
+    out: dict = {"model_load_and_warmup_s": round(load_s, 2), "precision": default, "auto_precision": auto}
+    out["files"] = {}
     transcriber = None
     if transcribe:
         from audiotools.asr.transcribe import Transcriber
@@ -333,7 +398,7 @@ def speed(transcribe: bool) -> dict:
         transcriber = Transcriber()
         transcriber.transcribe(audios[1])  # warm up
     # the settings timed side by side: key infix -> run_diarization options (beside the backend)
-    variants = {"": {}, "_float32": {"precision": "float32"}, "_step_1s": {"segmentation_step": 1.0}}
+    variants = {"": {}, "_auto": {"precision": "auto"}, "_step_1s": {"segmentation_step": 1.0}}
     totals = dict.fromkeys(variants, 0.0)
     tot_t = 0.0
     for f, a in zip(files, audios):
@@ -351,7 +416,7 @@ def speed(transcribe: bool) -> dict:
             row.update({f"diarize{key}_overhead_pct": round(100 * seconds / tt, 1) for key, seconds in best.items()})
             tot_t += tt
         out["files"][f.name] = row
-    out["default_vs_float32_speed"] = round(totals["_float32"] / totals[""], 2)
+    out["auto_vs_default_speed"] = round(totals[""] / totals["_auto"], 2)
     out["step_2s_vs_1s_speed"] = round(totals["_step_1s"] / totals[""], 2)  # the default 2 s hop against the 1 s one
     if tot_t:
         out.update({f"diarize{key}_overhead_pct": round(100 * seconds / tot_t, 1) for key, seconds in totals.items()})
@@ -483,23 +548,24 @@ def _child(code: str, path: Path, *args: str) -> dict:
 
 
 def precision_side_by_side(hours: float = 1.0) -> dict:
-    """The long file of ``hours`` diarised with CAM++ in float32 and at the default precision (auto),
-    each in a fresh process, one after the other: time, peak RSS and the speaker count."""
+    """The long file of ``hours`` diarised with CAM++ in float32 (the default) and at ``precision:
+    auto`` (bfloat16 on a CPU with it in hardware), each in a fresh process, one after the other:
+    time, peak RSS and the speaker count."""
     from audiotools.device import network_precision
 
-    out: dict = {"audio_hours": hours, "default": network_precision("auto", "cpu")}
+    out: dict = {"audio_hours": hours, "auto": network_precision("auto", "cpu")}
     with tempfile.TemporaryDirectory(prefix="audiotools-diarize-bench-") as tmp:
         path = Path(tmp) / f"long_{hours:g}h.wav"
         write_long_file(path, hours)
         for precision in ("float32", "auto"):
             run = _child(CHILD, path, precision)
-            out["float32" if precision == "float32" else "default_run"] = {
+            out["float32" if precision == "float32" else "auto_run"] = {
                 "diarize_s": round(run["diarize_s"], 1),
                 "peak_rss_mb_whole_process": round(run["peak_rss_mb"]),
                 "embeddings_cpu_s": run["timings"]["embeddings"],
                 "speakers": run["speakers"],
             }
-    out["default_vs_float32_speed"] = round(out["float32"]["diarize_s"] / out["default_run"]["diarize_s"], 2)
+    out["auto_vs_float32_speed"] = round(out["float32"]["diarize_s"] / out["auto_run"]["diarize_s"], 2)
     return out
 
 
@@ -560,8 +626,9 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--precision",
         choices=["auto", "float32", "bfloat16"],
-        default="auto",
-        help="CAM++'s arithmetic in the DER and count sections (auto: bfloat16 where the CPU has it)",
+        default="float32",
+        help="CAM++'s arithmetic in the DER and count sections (the diariser's default: float32; "
+        "auto: bfloat16 where the CPU has it)",
     )
     ap.add_argument(
         "--step",
@@ -623,9 +690,9 @@ def main(argv=None) -> int:
         result["long_files"] = {**result.get("long_files", {}), **measured}
         result["precision_1h"] = {**precision_side_by_side(1.0), "measured": result["machine"]["time"]}
         pr = result["precision_1h"]
-        rss = [pr[k]["peak_rss_mb_whole_process"] for k in ("default_run", "float32")]
+        rss = [pr[k]["peak_rss_mb_whole_process"] for k in ("auto_run", "float32")]
         print(
-            f"1 h, CAM++ {pr['default']} against float32: {pr['default_vs_float32_speed']}x faster, "
+            f"1 h, CAM++ at auto ({pr['auto']}) against float32: {pr['auto_vs_float32_speed']}x faster, "
             f"peak RSS {rss[0]} MB against {rss[1]} MB"
         )
     result["benchmark_seconds"] = round(time.perf_counter() - t0, 1)
@@ -640,7 +707,7 @@ def main(argv=None) -> int:
         )
         print(f"{name:34s} {row['speakers']:>2d}/{row['expected_speakers']:<2d}   {der}")
     for name, row in (result.get("synthetic_meetings") or {}).items():
-        if isinstance(row, dict):
+        if isinstance(row, dict) and "der" in row:
             print(
                 f"{name:34s} {row['speakers']:>2d}/{row['expected_speakers']:<2d}   {row['der']:5.1f}  "
                 f"({row['missed']:.1f} / {row['false_alarm']:.1f} / {row['confusion']:.1f})"
@@ -652,7 +719,7 @@ def main(argv=None) -> int:
             f"({sm.get('mean_der_given_count', float('nan')):.1f} % with the speaker count given)"
         )
     for name, row in (result.get("long_meetings") or {}).items():
-        if isinstance(row, dict):
+        if isinstance(row, dict) and "der" in row:
             q = row["quietest_talker"]
             print(
                 f"{name:34s} {row['speakers']:>2d}/{row['expected_speakers']:<2d}   {row['der']:5.1f}  "
@@ -673,12 +740,20 @@ def main(argv=None) -> int:
             continue
         copies = result[key]
         for name, row in copies.items():
-            if isinstance(row, dict):
+            if isinstance(row, dict) and "der" in row:
                 print(f"{name:34s} {row['speakers']:>2d}/{row['expected_speakers']:<2d}   {row['der']:5.1f}")
         print(
             f"{title} mean DER: {copies['mean_der']:.1f} % ({copies['mean_der_given_count']:.1f} % with the "
             f"speaker count given), speaker counts right {copies['counts_right']}"
         )
+    for key in ("synthetic_meetings", "tuning_set", "reverberant_copies", "noisy_copies", "long_meetings"):
+        e = (result.get(key) or {}).get("edges")
+        if e:
+            print(
+                f"{key}: hypothesis speech starts {e['onset_median_s']:+.3f} s and ends {e['offset_median_s']:+.3f} s "
+                f"from the reference's (medians over {e['reference_speech_stretches']} stretches of speech); "
+                f"{e['false_alarm_near_reference_speech_pct']} % of the false alarm within 0.1 s of reference speech"
+            )
     for name, row in result["speed"]["files"].items():
         extra = (
             f", transcription {row['transcribe_x_real_time']}x: diarisation adds {row['diarize_overhead_pct']} %"

@@ -84,11 +84,12 @@ class Config:
     agc_max_gain_db: float = 12.0  # most the gain control lifts a quiet stretch (0: no gain control)
     batch_size: int = 32  # windows per segmentation batch (on 2 CPU cores 32 costs half the CPU time of 8)
     embed_batch_frames: int = 4000  # fbank frames (with padding) per CAM++ batch (speed and memory only)
-    # CAM++'s arithmetic (speed): auto = bfloat16 on a CPU that has it in hardware (AVX512-BF16 or AMX:
-    # the embeddings take a third less CPU time, same count totals on every benchmark set), float32 elsewhere
-    # (device.network_precision). The segmentation stays float32: in bfloat16 its LSTM moved turn edges
-    # enough to change 2 of the 17 tuning counts (docs/diarization.md).
-    precision: str = "auto"
+    # CAM++'s arithmetic. float32 gave the same figures on every benchmark file on CPUs with and without
+    # bfloat16 hardware; bfloat16 (or auto: bfloat16 on a CPU with AVX512-BF16 or AMX, float32 elsewhere,
+    # device.network_precision) is opt-in: on such a CPU a 1 h file 1.17x faster, short files no faster,
+    # and 3 of 125 benchmark counts changed, 2 of them away from the truth (docs/diarization.md). The
+    # segmentation always runs in float32: in bfloat16 its LSTM moved turn edges enough to change counts.
+    precision: str = "float32"
     chunk: float = 1.5  # s of single-speaker speech per embedded chunk
     chunk_hop: float = 0.75  # s between chunk starts inside one run of single-speaker speech
     min_chunk: float = 0.5  # s; shorter runs of single-speaker speech get no chunk

@@ -57,8 +57,9 @@ class DiarizationOptions(Options):
     max_speakers: int | None = None
     channels: Literal["mix", "split"] = "mix"
     device: str = "auto"  # auto | cpu | cuda
-    # the built-in backend's CAM++ arithmetic: auto = bfloat16 on CPUs with it in hardware, else float32
-    precision: Literal["auto", "float32", "bfloat16"] = "auto"
+    # the built-in backend's CAM++ arithmetic: float32 (the same speakers on every CPU measured), or
+    # bfloat16 / auto (bfloat16 on CPUs with it in hardware: long files faster, counts not the same)
+    precision: Literal["auto", "float32", "bfloat16"] = "float32"
     # the built-in backend's hop between 10 s segmentation windows, seconds; None: its default (2 s,
     # docs/diarization.md: 1 s costs twice the segmentation and got fewer counts right)
     segmentation_step: float | None = None
