@@ -119,7 +119,8 @@ def edge_offsets(reference, hypothesis, duration: float, grid: float = 0.01, nea
 
 def edge_summary(stats: list[dict]) -> dict:
     """Pooled :func:`edge_offsets` of a set of files: median signed onset and offset distances
-    (hypothesis minus reference, s) and the share of false-alarm time within 0.1 s of reference speech."""
+    (hypothesis minus reference, s; ``reference_speech_stretches``: the stretches whose start has a
+    hypothesis start within 0.5 s) and the share of false-alarm time within 0.1 s of reference speech."""
     onsets = [d for s in stats for d in s["onsets"]]
     offsets = [d for s in stats for d in s["offsets"]]
     fa = sum(s["false_alarm_s"] for s in stats)
@@ -748,7 +749,7 @@ def main(argv=None) -> int:
         )
     for key in ("synthetic_meetings", "tuning_set", "reverberant_copies", "noisy_copies", "long_meetings"):
         e = (result.get(key) or {}).get("edges")
-        if e:
+        if e and e["onset_median_s"] is not None and e["offset_median_s"] is not None:
             print(
                 f"{key}: hypothesis speech starts {e['onset_median_s']:+.3f} s and ends {e['offset_median_s']:+.3f} s "
                 f"from the reference's (medians over {e['reference_speech_stretches']} stretches of speech); "

@@ -86,7 +86,7 @@ class Config:
     embed_batch_frames: int = 4000  # fbank frames (with padding) per CAM++ batch (speed and memory only)
     # CAM++'s arithmetic. float32 gave the same figures on every benchmark file on CPUs with and without
     # bfloat16 hardware; bfloat16 (or auto: bfloat16 on a CPU with AVX512-BF16 or AMX, float32 elsewhere,
-    # device.network_precision) is opt-in: on such a CPU a 1 h file 1.17x faster, short files no faster,
+    # device.network_precision) is opt-in: on such a CPU a 1 h file 1.06-1.17x faster, short files 1.03x,
     # and 3 of 125 benchmark counts changed, 2 of them away from the truth (docs/diarization.md). The
     # segmentation always runs in float32: in bfloat16 its LSTM moved turn edges enough to change counts.
     precision: str = "float32"
