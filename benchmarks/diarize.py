@@ -82,21 +82,18 @@ def _speech_grid(annotation, n: int, grid: float) -> np.ndarray:
     return mask
 
 
-def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-
-
 def edge_offsets(reference, hypothesis, duration: float, grid: float = 0.01, near: float = 0.1) -> dict:
     """Where speech detection errs, speaker-agnostic: for every reference speech run, the signed
     distance (s) from its start and end to the nearest hypothesis run start and end (within 0.5 s;
     negative: the hypothesis starts or ends earlier), and the false-alarm time that lies within
     ``near`` s of reference speech (the edges of turns and the short pauses between them) as
     against anywhere else. Returns the lists and the seconds; :func:`edge_summary` pools them."""
+    from audiotools.diarize.builtin import runs_of
+
     n = int(np.ceil(duration / grid)) + 1
     ref, hyp = _speech_grid(reference, n, grid), _speech_grid(hypothesis, n, grid)
-    r_on, r_off = _runs(ref)
-    h_on, h_off = _runs(hyp)
+    r_on, r_off = np.array(runs_of(ref), dtype=int).reshape(-1, 2).T
+    h_on, h_off = np.array(runs_of(hyp), dtype=int).reshape(-1, 2).T
     onsets, offsets = [], []
     if len(h_on):
         for a, b in zip(r_on, r_off):
