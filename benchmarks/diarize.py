@@ -377,12 +377,13 @@ def speed(transcribe: bool) -> dict:
     Whisper base transcription of the same files (best of 3)."""
     from audiotools.audio.decode import load_audio
     from audiotools.device import network_precision
-    from audiotools.diarize.builtin import Config
-    from audiotools.diarize.diarization import run_diarization
+    from audiotools.diarize.diarization import DiarizationOptions, run_diarization
 
     files = [SAMPLES / "conversation.wav", SHARED / "diarization" / "sample.wav"]
     audios = [load_audio(f) for f in files]
-    default, auto = network_precision(Config.precision, "cpu"), network_precision("auto", "cpu")
+    # what run_diarization runs when the options do not say (DiarizationOptions' default)
+    default = network_precision(DiarizationOptions().precision, "cpu")
+    auto = network_precision("auto", "cpu")
     t0 = time.perf_counter()
     for p in {default, auto}:  # load models, warm up
         run_diarization(audios[1].samples[: 5 * SR], {"backend": BACKEND, "precision": p})
