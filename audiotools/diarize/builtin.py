@@ -120,6 +120,13 @@ class Config:
     # so a quiet talker near the noise floor keeps its speech (:func:`gate_pauses`)
     pause_gate_db: float = 20.0
     pause_gate_min: float = 0.3
+    # second look (:func:`second_look`): stretches the network called silence, at least
+    # second_look_min s long and second_look_margin s away from the speech it heard, whose level is
+    # more than second_look_db over the noise floor, are segmented again with that speech silenced;
+    # what it then hears goes to the most alike speaker (a quiet talker a louder one drowned; 0: off)
+    second_look_db: float = 10.0
+    second_look_min: float = 0.3
+    second_look_margin: float = 0.15
     min_duration: float = 0.1  # s; shorter turns are dropped
     # s of speech (overlap included) a speaker needs to be reported; one with less joins the speaker
     # whose centroid is most alike (a second of one voice split off by noise or a room), never
@@ -823,6 +830,126 @@ def gate_pauses(
     return out
 
 
+def unexplained_stretches(
+    samples: np.ndarray, count: np.ndarray, res: FrameResolution, db: float, least: float, margin: float
+) -> list[tuple[int, int]]:
+    """Frame ranges [a, b) of at least ``least`` s where ``count`` is 0, every frame at least
+    ``margin`` s from a frame with speech, at a level (:func:`level_envelope`) more than ``db`` over
+    the recording's noise floor (10th percentile of its 10 ms RMS): sound the network did not call
+    speech. In a recording that is nearly all speech the floor is speech, and little qualifies."""
+    rms = frame_rms(samples, SAMPLE_RATE // 100)
+    if len(rms) == 0 or db <= 0:
+        return []
+    floor = 20 * np.log10(np.percentile(rms, 10))
+    level = level_envelope(samples, res, len(count))
+    speech = count > 0
+    near = moving_max(speech, 2 * round(margin / res.step_s) + 1).astype(bool)
+    quiet_sound = ~near & (level > floor + db)
+    shortest = max(1, round(least / res.step_s))
+    return [(a, b) for a, b in runs_of(quiet_sound) if b - a >= shortest]
+
+
+def silero_agrees(samples: np.ndarray, first: int, frames: np.ndarray, res: FrameResolution, margin: float = 0.2):
+    """``frames`` (segmentation frames from ``first`` on, bool) kept where Silero VAD, the
+    transcription's detector with its default options, also hears speech (P >= 0.5) within
+    ``margin`` s. Run on those frames' samples and 1 s around them only."""
+    from audiotools.vad.silero import FRAME_SAMPLES, speech_probabilities
+
+    off = (res.duration - res.step) // 2
+    s0 = max(0, first * res.step + off - SAMPLE_RATE)
+    s1 = min(len(samples), (first + len(frames)) * res.step + off + SAMPLE_RATE)
+    heard = speech_probabilities(samples[s0:s1]) >= 0.5
+    heard = moving_max(heard, 2 * round(margin * SAMPLE_RATE / FRAME_SAMPLES) + 1).astype(bool)
+    centres = (first + np.arange(len(frames))) * res.step + res.duration // 2
+    return frames & heard[np.clip((centres - s0) // FRAME_SAMPLES, 0, len(heard) - 1)]
+
+
+def second_look(
+    samples: np.ndarray,
+    seg_model: PyanNet,
+    emb_model: CAMPPlus,
+    fbank: FileFbank,
+    activity: np.ndarray,
+    count: np.ndarray,
+    centroids: np.ndarray,
+    mean: np.ndarray,
+    config: Config,
+) -> float:
+    """Speech the segmentation missed beside louder speech, found and given a speaker in place
+    (``activity`` and ``count``); returns the seconds added.
+
+    A quiet talker (far from the microphone, the quiet side of a call) who speaks between louder
+    ones can be missed by every window: each window is normalised as a whole, and the network treats
+    the quiet voice as background. Each stretch :func:`unexplained_stretches` finds (split into 8 s
+    pieces) is segmented once more in a 10 s window centred on it, with every sample the network
+    already called speech (±0.1 s) set to zero, so the window's normalisation is the quiet voice's.
+    The frames of the stretch that this window calls speech, where Silero VAD agrees
+    (:func:`silero_agrees`: a second, independent detector, so that a door or a cough lifted by the
+    silencing is not taken for a voice), are embedded with CAM++ (when they amount to
+    ``second_look_min`` s) and go to the speaker whose centroid is most alike, when it is at least
+    as alike as the clustering's own cut (1 - ``threshold``); a voice like none of them stays
+    unlabelled rather than be given to the wrong speaker. Only windows over such stretches run, so
+    a recording without them costs nothing more."""
+    res = seg_model.resolution
+    stretches = unexplained_stretches(
+        samples, count, res, config.second_look_db, config.second_look_min, config.second_look_margin
+    )
+    if not stretches or len(centroids) == 0:
+        return 0.0
+    num_frames, step, window = len(count), res.step, round(10.0 * seg_model.sample_rate)
+    silenced = moving_max(count > 0, 2 * round(0.1 / res.step_s) + 1).astype(bool)
+    piece = round(8.0 / res.step_s)
+    jobs = []  # (first window frame, stretch frames a, b)
+    for a, b in stretches:
+        for a2 in range(a, b, piece):
+            b2 = min(b, a2 + piece)
+            middle = (a2 + b2) / 2 * step + res.duration / 2
+            first = round(max(0.0, min(len(samples) - window, middle - window / 2)) / step)
+            jobs.append((first, a2, b2))
+    device = next(seg_model.parameters()).device
+    found: list[tuple[int, np.ndarray]] = []  # (first frame, speech of the frames from there)
+    for k in range(0, len(jobs), config.batch_size):
+        batch = []
+        for first, _, _ in jobs[k : k + config.batch_size]:
+            start = first * step
+            x = np.zeros(window, dtype=np.float32)
+            chunk = samples[start : start + window]
+            x[: len(chunk)] = chunk
+            # zero the samples of every frame already called speech (frame f owns the step samples
+            # around its centre)
+            owner = (np.arange(start, start + window) - (res.duration - step) // 2) // step
+            x[silenced[np.clip(owner, 0, num_frames - 1)]] = 0.0
+            batch.append(x)
+        with torch.inference_mode():
+            log_probs = seg_model(torch.from_numpy(np.stack(batch))[:, None].to(device)).float().cpu()
+        speech = (log_probs.argmax(-1) != 0).numpy()
+        for (first, a2, b2), heard in zip(jobs[k : k + config.batch_size], speech):
+            lo, hi = max(a2, first), min(b2, first + len(heard), num_frames)
+            frames = heard[lo - first : hi - first].astype(bool)
+            if frames.sum() * res.step_s >= config.second_look_min:
+                found.append((lo, frames))
+    added = 0
+    for lo, frames in found:
+        frames = silero_agrees(samples, lo, frames, res)
+        if frames.sum() * res.step_s < config.second_look_min:
+            continue
+        mask = torch.zeros(len(fbank), dtype=torch.bool)
+        for a, b in runs_of(frames):
+            f0, f1 = fbank_span(lo + a, lo + b, seg_model, len(fbank))
+            mask[f0:f1] = True
+        voice = centre(embed_batch(emb_model, [fbank[mask]], config.precision).numpy()[0], mean, config.centering)
+        sims = centroids @ voice
+        best = int(np.argmax(sims))
+        if sims[best] < 1.0 - config.threshold:
+            continue
+        index = lo + np.flatnonzero(frames)
+        activity[index] = 0.0
+        activity[index, best] = 1.0
+        count[index] = 1
+        added += len(index)
+    return added * res.step_s
+
+
 def speech_regions(
     samples: np.ndarray, device: str = "cpu", config: Config = Config(), min_gap: float = 0.1
 ) -> list[tuple[float, float]]:
@@ -858,11 +985,11 @@ def diarize_samples(
     timings: dict[str, float] = {}
     clock = time.process_time()
 
-    def lap(name: str) -> None:
+    def lap(name: str, add: bool = False) -> None:
         nonlocal clock
         release_after_stage(len(samples))  # a stage's freed buffers, before the next stage's peak
         now = time.process_time()
-        timings[name] = round(now - clock, 3)
+        timings[name] = round(now - clock + (timings.get(name, 0.0) if add else 0.0), 3)
         clock = now
 
     scores = segment(seg_model, samples, config)
@@ -889,8 +1016,11 @@ def diarize_samples(
     lap("clustering")
     activity = speaker_activity(scores, mappings, frame_labels, len(centroids), res.step)
     count = gate_pauses(samples, activity, count, res, config.pause_gate_db, config.pause_gate_min)
+    lap("reconstruction")
+    second_look(samples, seg_model, emb_model, fbank, activity, count, centroids, mean, config)
+    lap("second_look")
     least = round(config.min_speaker_speech / res.step_s)
     absorb_brief_speakers(activity, count, centroids, least, low)
     turns, exclusive = reconstruct(activity, count, seg_model, config)
-    lap("reconstruction")
+    lap("reconstruction", add=True)
     return Diarization(turns, exclusive, len({t[2] for t in turns}), timings, config.precision)
