@@ -374,6 +374,105 @@ def test_a_fifteen_minute_reverberant_meeting_of_two_people_gives_two_speakers()
     assert scores["confusion"] < 0.05 * scores["total"]
 
 
+def test_the_second_look_finds_a_quiet_talker_the_segmentation_missed_and_gives_it_its_voice():
+    """second_look on real LibriSpeech speech: a loud talker (RMS 0.05), 0.8 s of noise floor, 3 s
+    of a quiet talker (RMS 0.005, 20 dB under), 0.8 s, the loud talker again. The segmentation is
+    told it heard only the loud talker; the second look finds most of the quiet talker's 3 s and
+    gives all of it to the quiet talker's voice, leaves the loud talker's frames alone, adds nothing
+    when those 3 s are white noise of the same level (neither detector hears speech in it) or when
+    no known voice is like the quiet talker's, and nothing when it is off."""
+    from audiotools.diarize.builtin import Config, FileFbank, centre, embed_batch, load_models, second_look
+
+    seg, emb = load_models("cpu")
+    res = seg.resolution
+
+    def utterances(speaker: str) -> list[np.ndarray]:
+        files = sorted(glob.glob(str(SHARED / "speakers" / speaker / "*.flac")))
+        return [sf.read(f, dtype="float32")[0] for f in files[:3]]
+
+    def at(x: np.ndarray, rms: float) -> np.ndarray:
+        return (x / np.sqrt(np.mean(x**2)) * rms).astype(np.float32)
+
+    loud, quiet = utterances("1688"), utterances("2414")
+    rng = np.random.default_rng(1)
+    gap = np.zeros(int(0.8 * SR), np.float32)
+    first, middle, last = at(loud[0][: 4 * SR], 0.05), at(quiet[0][: 3 * SR], 0.005), at(loud[1][: 4 * SR], 0.05)
+    t_quiet = (len(first) + len(gap)) / SR
+
+    def recording(stretch: np.ndarray) -> np.ndarray:
+        x = np.concatenate([first, gap, stretch, gap, last])
+        return x + np.float32(0.0005) * rng.standard_normal(len(x)).astype(np.float32)
+
+    def frames(t0: float, t1: float) -> slice:
+        return slice(
+            max(0, round((t0 * SR - res.duration / 2) / res.step)), round((t1 * SR - res.duration / 2) / res.step)
+        )
+
+    # the two voices from other utterances of the two talkers, centred as the pipeline centres them
+    voices = [
+        embed_batch(emb, [FileFbank(x, "cpu")[0 : len(FileFbank(x, "cpu"))]]).numpy()[0] for x in (loud[2], quiet[2])
+    ]
+    mean = np.mean(voices, axis=0)
+    centroids = np.stack([centre(v, mean, Config().centering) for v in voices])
+
+    def look(x: np.ndarray, known: np.ndarray = centroids, config: Config | None = None):
+        config = config or Config()
+        n = res.num_frames(len(x))
+        count, activity = np.zeros(n, np.int64), np.zeros((n, len(known)), np.float32)
+        for t0, t1 in ((0.0, len(first) / SR), (t_quiet + (len(middle) + len(gap)) / SR, len(x) / SR)):
+            count[frames(t0, t1)] = 1
+            activity[frames(t0, t1), 0] = 1.0
+        before = count.copy()
+        added = second_look(x, seg, emb, FileFbank(x, "cpu"), activity, count, known, mean, config)
+        return added, before, count, activity
+
+    x = recording(middle)
+    added, before, count, activity = look(x)
+    new = (before == 0) & (count == 1)
+    inside = frames(t_quiet + 0.2, t_quiet + len(middle) / SR - 0.2)
+    assert 1.0 <= added <= 3.5 and added == pytest.approx(new.sum() * res.step_s)
+    assert np.mean(count[inside] == 1) >= 0.5
+    assert np.all(activity[new].argmax(1) == 1) and np.all(activity[new].sum(1) == 1)
+    assert np.all(count[before == 1] == 1) and np.all(activity[before == 1, 0] == 1)
+    # nothing added outside the quiet talker's stretch and its gaps
+    around = np.zeros(len(count), bool)
+    around[frames(len(first) / SR, t_quiet + (len(middle) + len(gap)) / SR)] = True
+    assert not np.any(new & ~around)
+
+    noise = recording(at(rng.standard_normal(len(middle)).astype(np.float32), 0.005))
+    assert look(noise)[0] == 0.0
+    assert look(x, known=centroids[:1])[0] == 0.0  # the loud voice only: the quiet one is like none
+    added, before, count, _ = look(x, config=Config(second_look_db=0))
+    assert added == 0.0 and np.array_equal(count, before)
+
+
+def test_the_second_look_recovers_a_quiet_talker_in_a_meeting():
+    """Two minutes of a benchmark long meeting (seed 201: three LibriSpeech talkers, the quiet one
+    at 0.0096 RMS against 0.035, a room at RT60 0.3 s), where windows shared with louder talkers miss
+    the quiet one (19 % of its speech): with the second look at least 4 points of it come back
+    (measured: 6), the count stays 3, DER falls and false alarm rises by under half a point."""
+    import sys
+
+    from audiotools.diarize.builtin import Config, diarize_samples
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from synthetic_meetings import make_meeting
+
+    m = make_meeting(201, 3, 120.0, overlap_prob=0.1, rt60=0.3)
+    reference = annotation_of(m.turns)
+    quiet = reference.label_timeline(m.quietest_speaker()).support()
+
+    def missed_share(turns) -> float:
+        heard = Timeline([Segment(a, b) for a, b, _ in turns]).support()
+        return 1 - quiet.crop(heard).support().duration() / quiet.duration()
+
+    on, off = diarize_samples(m.samples), diarize_samples(m.samples, config=Config(second_look_db=0))
+    assert on.num_speakers == off.num_speakers == 3
+    assert missed_share(on.turns) <= missed_share(off.turns) - 0.04
+    a, b = der(reference, annotation_of(on.turns), m.duration), der(reference, annotation_of(off.turns), m.duration)
+    assert a["der"] < b["der"] and a["false_alarm"] <= b["false_alarm"] + 0.005 * a["total"]
+
+
 def test_speech_chunks_never_straddle_a_pause_or_a_speaker_change():
     from audiotools.diarize.builtin import Config, cut_run, speech_chunks
 
