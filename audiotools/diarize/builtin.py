@@ -16,9 +16,11 @@
    chunk-labelled frames belong to (frame by frame when a local speaker mixes two voices); each
    global speaker's activity is the mean over the windows covering a frame; stretches of 0.3 s or
    more where one speaker talks alone at a level 20 dB or more under that speaker's median are
-   pauses (count 0: a room's reverberant pauses, which the network hears as speech); at each frame
-   the top-``count`` speakers are active, so overlapped speech carries two labels. The exclusive
-   track keeps only the most active one.
+   pauses (count 0: a room's reverberant pauses, which the network hears as speech); stretches the
+   network called silence that are well over the noise floor get a second look (segmented again
+   with the heard speech silenced, kept where Silero VAD agrees, given the most alike speaker: a
+   quiet talker drowned by louder ones); at each frame the top-``count`` speakers are active, so
+   overlapped speech carries two labels. The exclusive track keeps only the most active one.
 
 The segmentation's local speakers are not trusted to tell two voices apart inside a window (on
 short turns it often gives two similar voices one local speaker); it is trusted for when speech

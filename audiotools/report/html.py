@@ -166,7 +166,8 @@ SCRIPT = """
      tl.setAttribute('aria-label','position in the recording: arrow keys move 5 s (page keys 30 s), '+
        'Enter or Space plays or pauses');
      tl.setAttribute('aria-valuemin','0'); tl.setAttribute('aria-valuemax',dur.toFixed(1));
-     tl.setAttribute('aria-valuenow','0'); tl.setAttribute('aria-valuetext',fmt(0));
+     var mark=function(t){tl.setAttribute('aria-valuenow',t.toFixed(1)); tl.setAttribute('aria-valuetext',fmt(t));};
+     mark(0);
      tl.addEventListener('keydown',function(ev){
        var t=audio.currentTime||0,k=ev.key,
            step={ArrowRight:5,ArrowUp:5,ArrowLeft:-5,ArrowDown:-5,PageUp:30,PageDown:-30}[k];
@@ -175,10 +176,9 @@ SCRIPT = """
        else if(k==='Enter'||k===' '){ev.preventDefault(); if(audio.error){failed();return;}
          if(audio.paused){seek(t,true);}else{audio.pause();} return;}
        else return;
-       ev.preventDefault(); seek(t,false);
+       ev.preventDefault(); seek(t,false); mark(t);  /* at once: timeupdate can come late */
      });
-     audio.addEventListener('timeupdate',function(){var t=audio.currentTime;
-       tl.setAttribute('aria-valuenow',t.toFixed(1)); tl.setAttribute('aria-valuetext',fmt(t));});
+     audio.addEventListener('timeupdate',function(){mark(audio.currentTime);});
    }
    if(audio&&head){audio.addEventListener('timeupdate',function(){
      var x=x0+Math.min(audio.currentTime/dur,1)*w; head.setAttribute('x1',x); head.setAttribute('x2',x);});}
