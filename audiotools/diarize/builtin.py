@@ -851,19 +851,21 @@ def unexplained_stretches(
     return [(a, b) for a, b in runs_of(quiet_sound) if b - a >= shortest]
 
 
-def silero_agrees(samples: np.ndarray, first: int, frames: np.ndarray, res: FrameResolution, margin: float = 0.2):
-    """``frames`` (segmentation frames from ``first`` on, bool) kept where Silero VAD, the
-    transcription's detector with its default options, also hears speech (P >= 0.5) within
-    ``margin`` s. Run on those frames' samples and 1 s around them only."""
+def silero_hears(samples: np.ndarray, first: int, stop: int, res: FrameResolution, margin: float = 0.2) -> np.ndarray:
+    """(stop - first,) bool: the segmentation frames [first, stop) where Silero VAD, the
+    transcription's detector with its default options, hears speech (P >= 0.5) within ``margin`` s.
+    Run on those frames' samples and 1 s around them only."""
     from audiotools.vad.silero import FRAME_SAMPLES, speech_probabilities
 
     off = (res.duration - res.step) // 2
     s0 = max(0, first * res.step + off - SAMPLE_RATE)
-    s1 = min(len(samples), (first + len(frames)) * res.step + off + SAMPLE_RATE)
+    s1 = min(len(samples), stop * res.step + off + SAMPLE_RATE)
     heard = speech_probabilities(samples[s0:s1]) >= 0.5
+    if len(heard) == 0:
+        return np.zeros(stop - first, dtype=bool)
     heard = moving_max(heard, 2 * round(margin * SAMPLE_RATE / FRAME_SAMPLES) + 1).astype(bool)
-    centres = (first + np.arange(len(frames))) * res.step + res.duration // 2
-    return frames & heard[np.clip((centres - s0) // FRAME_SAMPLES, 0, len(heard) - 1)]
+    centres = np.arange(first, stop) * res.step + res.duration // 2
+    return heard[np.clip((centres - s0) // FRAME_SAMPLES, 0, len(heard) - 1)]
 
 
 def second_look(
@@ -886,8 +888,9 @@ def second_look(
     pieces) is segmented once more in a 10 s window centred on it, with every sample the network
     already called speech (±0.1 s) set to zero, so the window's normalisation is the quiet voice's.
     The frames of the stretch that this window calls speech, where Silero VAD agrees
-    (:func:`silero_agrees`: a second, independent detector, so that a door or a cough lifted by the
-    silencing is not taken for a voice), are embedded with CAM++ (when they amount to
+    (:func:`silero_hears`, run first, so that a stretch where it hears nothing costs no window: a
+    second, independent detector, so that a door or a cough lifted by the silencing is not taken
+    for a voice), are embedded with CAM++ (when they amount to
     ``second_look_min`` s) and go to the speaker whose centroid is most alike, when it is at least
     as alike as the clustering's own cut (1 - ``threshold``); a voice like none of them stays
     unlabelled rather than be given to the wrong speaker. Only windows over such stretches run, so
@@ -901,18 +904,22 @@ def second_look(
     num_frames, step, window = len(count), res.step, round(10.0 * seg_model.sample_rate)
     silenced = moving_max(count > 0, 2 * round(0.1 / res.step_s) + 1).astype(bool)
     piece = round(8.0 / res.step_s)
-    jobs = []  # (first window frame, stretch frames a, b)
+    jobs = []  # (first window frame, stretch frames a, b, where Silero hears speech in them)
     for a, b in stretches:
         for a2 in range(a, b, piece):
             b2 = min(b, a2 + piece)
+            # Silero first (cheap): a stretch where it hears no speech is not segmented again
+            agrees = silero_hears(samples, a2, b2, res)
+            if agrees.sum() * res.step_s < config.second_look_min:
+                continue
             middle = (a2 + b2) / 2 * step + res.duration / 2
             first = round(max(0.0, min(len(samples) - window, middle - window / 2)) / step)
-            jobs.append((first, a2, b2))
+            jobs.append((first, a2, b2, agrees))
     device = next(seg_model.parameters()).device
     found: list[tuple[int, np.ndarray]] = []  # (first frame, speech of the frames from there)
     for k in range(0, len(jobs), config.batch_size):
         batch = []
-        for first, _, _ in jobs[k : k + config.batch_size]:
+        for first, *_ in jobs[k : k + config.batch_size]:
             start = first * step
             x = np.zeros(window, dtype=np.float32)
             chunk = samples[start : start + window]
@@ -925,16 +932,13 @@ def second_look(
         with torch.inference_mode():
             log_probs = seg_model(torch.from_numpy(np.stack(batch))[:, None].to(device)).float().cpu()
         speech = (log_probs.argmax(-1) != 0).numpy()
-        for (first, a2, b2), heard in zip(jobs[k : k + config.batch_size], speech):
+        for (first, a2, b2, agrees), heard in zip(jobs[k : k + config.batch_size], speech):
             lo, hi = max(a2, first), min(b2, first + len(heard), num_frames)
-            frames = heard[lo - first : hi - first].astype(bool)
+            frames = heard[lo - first : hi - first].astype(bool) & agrees[lo - a2 : hi - a2]
             if frames.sum() * res.step_s >= config.second_look_min:
                 found.append((lo, frames))
     added = 0
     for lo, frames in found:
-        frames = silero_agrees(samples, lo, frames, res)
-        if frames.sum() * res.step_s < config.second_look_min:
-            continue
         mask = torch.zeros(len(fbank), dtype=torch.bool)
         for a, b in runs_of(frames):
             f0, f1 = fbank_span(lo + a, lo + b, seg_model, len(fbank))
