@@ -887,14 +887,13 @@ def second_look(
     the quiet voice as background. Each stretch :func:`unexplained_stretches` finds (split into 8 s
     pieces) is segmented once more in a 10 s window centred on it, with every sample the network
     already called speech (±0.1 s) set to zero, so the window's normalisation is the quiet voice's.
-    The frames of the stretch that this window calls speech, where Silero VAD agrees
-    (:func:`silero_hears`, run first, so that a stretch where it hears nothing costs no window: a
-    second, independent detector, so that a door or a cough lifted by the silencing is not taken
-    for a voice), are embedded with CAM++ (when they amount to
-    ``second_look_min`` s) and go to the speaker whose centroid is most alike, when it is at least
-    as alike as the clustering's own cut (1 - ``threshold``); a voice like none of them stays
-    unlabelled rather than be given to the wrong speaker. Only windows over such stretches run, so
-    a recording without them costs nothing more."""
+    Silero VAD (:func:`silero_hears`), a second and independent detector, listens first: a stretch
+    where it hears no speech gets no window, and of the frames a window calls speech only those
+    where Silero hears speech too are kept, so that a door or a cough lifted by the silencing is not
+    taken for a voice. Those frames, when they amount to ``second_look_min`` s, are embedded with
+    CAM++ and go to the speaker whose centroid is most alike, when it is at least as alike as the
+    clustering's own cut (1 - ``threshold``); a voice like none of them stays unlabelled rather than
+    be given to the wrong speaker. A recording without such stretches costs nothing more."""
     res = seg_model.resolution
     stretches = unexplained_stretches(
         samples, count, res, config.second_look_db, config.second_look_min, config.second_look_margin
