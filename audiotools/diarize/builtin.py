@@ -793,10 +793,13 @@ def reconstruct(
     return label_turns(turns, names), label_turns(exclusive, names)
 
 
-def level_envelope(samples: np.ndarray, res: FrameResolution, num_frames: int) -> np.ndarray:
-    """(frames,) dB: per segmentation frame, the loudest 10 ms RMS within 0.1 s of its centre."""
+def level_envelope(
+    samples: np.ndarray, res: FrameResolution, num_frames: int, rms: np.ndarray | None = None
+) -> np.ndarray:
+    """(frames,) dB: per segmentation frame, the loudest 10 ms RMS within 0.1 s of its centre
+    (``rms``: the samples' 10 ms RMS when the caller has it already)."""
     frame = SAMPLE_RATE // 100
-    rms = frame_rms(samples, frame)
+    rms = frame_rms(samples, frame) if rms is None else rms
     if len(rms) == 0:
         return np.full(num_frames, -200.0)
     peaks = moving_max(rms, 21)
@@ -843,7 +846,7 @@ def unexplained_stretches(
     if len(rms) == 0 or db <= 0:
         return []
     floor = 20 * np.log10(np.percentile(rms, 10))
-    level = level_envelope(samples, res, len(count))
+    level = level_envelope(samples, res, len(count), rms)
     speech = count > 0
     near = moving_max(speech, 2 * round(margin / res.step_s) + 1).astype(bool)
     quiet_sound = ~near & (level > floor + db)
