@@ -88,6 +88,7 @@ def edge_offsets(reference, hypothesis, duration: float, grid: float = 0.01, nea
     negative: the hypothesis starts or ends earlier), and the false-alarm time that lies within
     ``near`` s of reference speech (the edges of turns and the short pauses between them) as
     against anywhere else. Returns the lists and the seconds; :func:`edge_summary` pools them."""
+    from audiotools.audio.level import moving_max
     from audiotools.diarize.builtin import runs_of
 
     n = int(np.ceil(duration / grid)) + 1
@@ -104,7 +105,7 @@ def edge_offsets(reference, hypothesis, duration: float, grid: float = 0.01, nea
             if abs(d_off) <= 0.5:
                 offsets.append(round(float(d_off), 3))
     reach = int(round(near / grid))
-    close = np.convolve(ref.astype(np.int8), np.ones(2 * reach + 1, dtype=np.int8), mode="same") > 0
+    close = moving_max(ref, 2 * reach + 1).astype(bool)
     false_alarm = hyp & ~ref
     return {
         "onsets": onsets,
